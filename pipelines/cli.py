@@ -1,0 +1,156 @@
+"""The ``mlship`` command line.
+
+Only argument parsing lives here; each command is implemented in the module that owns it and
+imported when the command runs, so ``mlship serve`` works in the serving image, which has none
+of the pipeline or infrastructure dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipelines.errors import MlshipError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pipelines.train import train_command
+
+    return train_command(data=args.data, params_path=args.params, out=args.out)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from pipelines.registry import promote_command
+
+    return promote_command(version=args.version, alias=args.alias)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from pipelines.registry import models_command
+
+    return models_command()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from app.serve import serve_command
+
+    return serve_command(
+        model_uri=args.model, host=args.host, port=args.port, workers=args.workers
+    )
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipelines.batch import predict_command
+
+    return predict_command(
+        model_uri=args.model,
+        input_uri=args.input,
+        output_uri=args.output,
+        chunk_rows=args.chunk_rows,
+        id_column=args.id_column,
+    )
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from infra.plan import plan_command
+
+    return plan_command(stack=args.stack, as_json=args.json)
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from pipelines.smoke import invoke_command
+
+    return invoke_command(args)
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from pipelines.smoke import smoke_command
+
+    return smoke_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``mlship`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="mlship",
+        description="Train a scikit-learn model and ship it to a monitored AWS endpoint.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("train", _train, "Validate data, train, evaluate, gate, bundle and register a model.")
+    p.add_argument("--data", help="CSV or Parquet file, local or s3:// (default: params.yaml).")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="Parameters file.")
+    p.add_argument("--out", type=Path, help="Bundle directory (default: params.yaml).")
+
+    p = add("promote", _promote, "Point the champion alias at a registered model version.")
+    p.add_argument("version", help="Model version number, as listed by `mlship models`.")
+    p.add_argument("--alias", default="champion", help="Alias to move (default: champion).")
+
+    add("models", _models, "List registered model versions, aliases and metrics.")
+
+    p = add("serve", _serve, "Serve a model bundle over HTTP (SageMaker contract, REST, OIP v2).")
+    p.add_argument("--model", help="Bundle dir, model.tar.gz, s3:// or models:/name@alias.")
+    p.add_argument("--host", help="Interface to bind (default: MLSHIP_HOST or 0.0.0.0).")
+    p.add_argument("--port", type=int, help="Port (default: MLSHIP_PORT or 8080).")
+    p.add_argument("--workers", type=int, help="Worker processes (default: one per CPU).")
+
+    p = add("predict", _predict, "Score a CSV or Parquet file in batch.")
+    p.add_argument("--model", required=True, help="Bundle dir, model.tar.gz, s3:// or models:/.")
+    p.add_argument("--input", required=True, help="CSV or Parquet file, local or s3://.")
+    p.add_argument("--output", required=True, help="Output CSV or Parquet file, local or s3://.")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="Rows per chunk.")
+    p.add_argument("--id-column", help="Column copied to the output (default: 'id' if present).")
+
+    p = add("plan", _plan, "Offline plan of a Pulumi stack (mock runtime, no cloud calls).")
+    p.add_argument("stack", help="Stack name: reads Pulumi.<stack>.yaml.")
+    p.add_argument("--json", action="store_true", help="Machine-readable output.")
+
+    p = add("invoke", _invoke, "Send one prediction request to a deployed endpoint.")
+    _add_target_args(p)
+    p.add_argument("--body", help="JSON request body (default: the bundle's first golden row).")
+
+    p = add("smoke", _smoke, "Post-deploy gate: golden predictions and a short bounded load.")
+    _add_target_args(p)
+    p.add_argument("--bundle", required=True, help="The deployed bundle (for its golden rows).")
+    p.add_argument("--requests", type=int, default=200, help="Load-phase request count.")
+    p.add_argument("--concurrency", type=int, default=4, help="Load-phase concurrency.")
+    p.add_argument("--max-p99-ms", type=float, default=500.0, help="Fail above this p99.")
+    p.add_argument("--max-error-rate", type=float, default=0.01, help="Fail above this rate.")
+    return parser
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--endpoint", help="SageMaker endpoint name (sagemaker-runtime).")
+    target.add_argument("--url", help="Base URL of an mlship service (HTTP).")
+    p.add_argument("--api-key-env", default="MLSHIP_API_KEY", help="Env var holding the API key.")
+    p.add_argument("--timeout", type=float, default=10.0, help="Per-request timeout, seconds.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mlship`` CLI; returns the process exit code."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except MlshipError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

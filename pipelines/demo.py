@@ -1,0 +1,26 @@
+"""`make demo`: the whole story on one machine, no cloud account.
+
+Each step prints what it does; a failing step stops the demo with its error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pipelines.cli import main as mlship
+
+
+def _step(title: str) -> None:
+    print(f"\n=== {title}", flush=True)
+
+
+def main() -> int:
+    _step("1. Train, evaluate, gate, bundle and register the default model")
+    code = mlship(["train"])
+    if code != 0:
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Builders shared by the test suites: small real models written as real bundles."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipelines.bundle import Golden, describe_features, write_bundle
+
+Kind = Literal["logistic", "forest", "regression"]
+
+
+def make_bundle(out_dir: Path, kind: Kind = "logistic", seed: int = 0) -> Path:
+    """Fit a small real model on scikit-learn's bundled data and write it as a bundle.
+
+    Returns the bundle directory; the held-out split is stored as ``test_X.npy`` beside it
+    (outside the bundle) for tests that compare predictions on the whole test split.
+    """
+    if kind == "regression":
+        data = load_diabetes(as_frame=False)
+        estimator: object = Ridge(alpha=1.0)
+    else:
+        data = load_breast_cancer(as_frame=False)
+        estimator = (
+            LogisticRegression(max_iter=1000)
+            if kind == "logistic"
+            else RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
+        )
+    X = np.asarray(data.data, dtype=np.float64)
+    y = np.asarray(data.target)
+    names = [str(n).replace(" ", "_") for n in data.feature_names]
+    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.25, random_state=seed)
+    model = Pipeline([("scale", StandardScaler()), ("model", estimator)]).fit(X_train, y_train)
+    features, reference = describe_features(X_train, names)
+    is_classifier = kind != "regression"
+    golden_X = X_test[:20]
+    golden = Golden(
+        inputs=golden_X.tolist(),
+        predictions=model.predict(golden_X).tolist(),
+        probabilities=model.predict_proba(golden_X).tolist() if is_classifier else None,
+    )
+    manifest = {
+        "name": "mlship",
+        "version": f"test-{kind}-{seed}",
+        "created_at": datetime.now(UTC).isoformat(),
+        "git_commit": None,
+        "dataset_sha256": hashlib.sha256(X.tobytes()).hexdigest(),
+        "task": "classification" if is_classifier else "regression",
+        "params": {"model": kind, "seed": seed},
+        "metrics": {},
+        "features": [f.model_dump() for f in features],
+        "target": {
+            "name": "target",
+            "classes": np.unique(y).tolist() if is_classifier else None,
+        },
+        "reference": {k: v.model_dump() for k, v in reference.items()},
+    }
+    bundle = write_bundle(out_dir, model, manifest, golden)
+    np.save(out_dir.parent / f"{out_dir.name}-test_X.npy", X_test)
+    return bundle
