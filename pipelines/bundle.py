@@ -257,7 +257,10 @@ def verify_bundle(path: Path) -> Manifest:
     manifest = read_manifest(path)
     for required in (MODEL_FILE, GOLDEN_FILE):
         if required not in manifest.files:
-            raise BundleError(f"{path}: the manifest lists no {required}; the bundle is incomplete.")
+            raise BundleError(
+                f"{path}: the manifest lists no {required}; the bundle is incomplete. "
+                "Rebuild it with `mlship train`."
+            )
     for name, expected in manifest.files.items():
         file = path / name
         if not file.is_file():

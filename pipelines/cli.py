@@ -39,9 +39,7 @@ def _models(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from app.serve import serve_command
 
-    return serve_command(
-        model_uri=args.model, host=args.host, port=args.port, workers=args.workers
-    )
+    return serve_command(model_uri=args.model, host=args.host, port=args.port, workers=args.workers)
 
 
 def _predict(args: argparse.Namespace) -> int:

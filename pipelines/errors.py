@@ -22,4 +22,3 @@ class GateFailed(MlshipError):
     """The evaluated model is not good enough to register."""
 
     exit_code = 3
-

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.errors import MlshipError
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    from types_boto3_s3 import S3Client
 
 
 class S3Error(MlshipError):

@@ -44,7 +44,7 @@ def test_bundle_missing_file_refused(logistic_bundle: Path, tmp_path: Path) -> N
 
 
 def test_bundle_not_a_bundle_refused(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match="manifest.json is missing"):
+    with pytest.raises(BundleError, match=r"manifest\.json is missing"):
         load_bundle(tmp_path)
     with pytest.raises(BundleError, match="No model bundle at"):
         load_bundle(tmp_path / "nope")
