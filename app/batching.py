@@ -1,0 +1,213 @@
+"""Adaptive micro-batching: concurrent requests share one ``predict`` call.
+
+For tabular models the cost of ``predict`` is mostly per call, not per row (a 100-tree forest
+costs about the same for 1 row as for 64), so a service that calls it once per request wastes
+most of its CPU under concurrency. :class:`MicroBatcher` sits behind the predict interface:
+each request awaits :meth:`MicroBatcher.predict` with its own rows; one collector task
+concatenates the rows queued at that moment into one matrix, calls the model once, and hands
+each request exactly its slice of the result.
+
+How a batch is formed (all on the event loop, so no locks):
+
+- The collector takes everything already queued, up to ``max_batch_rows``. The model runs on
+  the event loop, so requests that arrive while it runs queue up and form the next batch: the
+  batch size follows the load by itself, with no timer.
+- It waits for more only while requests are arriving faster than the time left (an estimate of
+  the gap between arrivals, kept as a moving average), and never longer than ``max_wait_s``
+  after the first queued request. A lone request at low load is sent at once.
+- A request larger than ``max_batch_rows`` is predicted on its own, never split.
+- When a batched call fails, each request of the batch is retried on its own, so a bad row
+  fails only its own request (with the model's exception) and the others get their results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.model import Prediction
+
+PredictFn = Callable[[np.ndarray], Prediction]
+
+
+@dataclass
+class BatchStats:
+    """Counters for ``/metrics`` and the benchmark."""
+
+    batches: int = 0
+    requests: int = 0
+    rows: int = 0
+    retried_batches: int = 0
+    failed_requests: int = 0
+
+    @property
+    def mean_batch_rows(self) -> float:
+        return self.rows / self.batches if self.batches else 0.0
+
+
+@dataclass
+class _Pending:
+    X: np.ndarray
+    future: asyncio.Future[Prediction]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+def split_prediction(prediction: Prediction, sizes: list[int]) -> list[Prediction]:
+    """Split a batch prediction back into consecutive per-request predictions of ``sizes`` rows.
+
+    Raises:
+        ValueError: when the sizes do not add up to the rows of the prediction.
+    """
+    if sum(sizes) != len(prediction):
+        raise ValueError(
+            f"the model returned {len(prediction)} predictions for {sum(sizes)} rows; a "
+            "batched predict must return one prediction per input row"
+        )
+    parts: list[Prediction] = []
+    start = 0
+    for n in sizes:
+        stop = start + n
+        proba = prediction.probabilities
+        parts.append(
+            Prediction(
+                labels=prediction.labels[start:stop],
+                probabilities=None if proba is None else proba[start:stop],
+            )
+        )
+        start = stop
+    return parts
+
+
+class MicroBatcher:
+    """Coalesce concurrent ``predict`` calls into one call of ``predict_fn``.
+
+    Args:
+        predict_fn: The model's predict: (rows, n_features) float64 matrix -> Prediction with
+            one entry per row. Called on the event loop, one call at a time.
+        max_batch_rows: Upper bound on the rows of one call (a larger single request still
+            goes alone).
+        max_wait_s: Upper bound on how long the first request of a batch may wait for others.
+            0 disables waiting: batches are then only what queued while the model was busy.
+    """
+
+    def __init__(
+        self, predict_fn: PredictFn, max_batch_rows: int = 64, max_wait_s: float = 0.002
+    ) -> None:
+        if max_batch_rows < 1:
+            raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
+        if max_wait_s < 0:
+            raise ValueError(f"max_wait_s must be 0 or more, got {max_wait_s}")
+        self._predict_fn = predict_fn
+        self.max_batch_rows = max_batch_rows
+        self.max_wait_s = max_wait_s
+        self.stats = BatchStats()
+        self._queue: deque[_Pending] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        # Moving average of the gap between request arrivals (seconds); starts "idle".
+        self._gap = float("inf")
+        self._last_arrival = 0.0
+
+    async def predict(self, X: np.ndarray) -> Prediction:
+        """Predict the rows of one request; resolves when its batch has been predicted."""
+        if self._closed:
+            raise RuntimeError("the micro-batcher is closed")
+        loop = asyncio.get_running_loop()
+        wakeup = self._wakeup
+        if wakeup is None or self._task is None or self._task.done():
+            # Bound to this loop: a batcher outlives a loop only in tests that run several.
+            wakeup = self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._collect(wakeup), name="mlship-micro-batcher")
+        now = time.perf_counter()
+        if self._last_arrival:
+            gap = now - self._last_arrival
+            self._gap = gap if self._gap == float("inf") else 0.8 * self._gap + 0.2 * gap
+        self._last_arrival = now
+        pending = _Pending(X=X, future=loop.create_future(), enqueued=now)
+        self._queue.append(pending)
+        wakeup.set()
+        return await pending.future
+
+    async def close(self) -> None:
+        """Finish the queued requests, then stop the collector."""
+        self._closed = True
+        if self._task is not None and not self._task.done() and self._wakeup is not None:
+            self._wakeup.set()
+            await self._task
+
+    async def _collect(self, wakeup: asyncio.Event) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            # Let requests already parsed in this loop iteration join the batch.
+            await asyncio.sleep(0)
+            batch = await self._take_batch(wakeup)
+            self._run(batch)
+
+    async def _take_batch(self, wakeup: asyncio.Event) -> list[_Pending]:
+        first = self._queue.popleft()
+        batch = [first]
+        rows = first.X.shape[0]
+        deadline = first.enqueued + self.max_wait_s
+        while rows < self.max_batch_rows:
+            if self._queue:
+                nxt = self._queue[0]
+                if rows + nxt.X.shape[0] > self.max_batch_rows:
+                    break
+                batch.append(self._queue.popleft())
+                rows += nxt.X.shape[0]
+                continue
+            remaining = deadline - time.perf_counter()
+            # Wait only when another request is expected before the deadline.
+            if self._closed or remaining <= 0 or self._gap > remaining:
+                break
+            wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=remaining)
+            if not self._queue:
+                break
+        return batch
+
+    def _run(self, batch: list[_Pending]) -> None:
+        live = [p for p in batch if not p.future.done()]  # a cancelled request drops out
+        if not live:
+            return
+        self.stats.batches += 1
+        self.stats.requests += len(live)
+        if len(live) == 1:
+            self.stats.rows += live[0].X.shape[0]
+            self._resolve_one(live[0])
+            return
+        sizes = [p.X.shape[0] for p in live]
+        self.stats.rows += sum(sizes)
+        try:
+            parts = split_prediction(self._predict_fn(np.concatenate([p.X for p in live])), sizes)
+        except Exception:  # one bad request must not fail the others: retry each alone
+            self.stats.retried_batches += 1
+            for p in live:
+                self._resolve_one(p)
+            return
+        for p, part in zip(live, parts, strict=True):
+            p.future.set_result(part)
+
+    def _resolve_one(self, pending: _Pending) -> None:
+        try:
+            result = self._predict_fn(pending.X)
+            if len(result) != pending.X.shape[0]:
+                split_prediction(result, [pending.X.shape[0]])  # raises with the reason
+        except Exception as e:  # handed to the request that caused it, which re-raises it
+            self.stats.failed_requests += 1
+            pending.future.set_exception(e)
+            return
+        pending.future.set_result(result)

@@ -1,0 +1,170 @@
+"""Prediction cache: rows seen before are answered without calling the model.
+
+Keys are the model version and the canonical bytes of one row of features (float64, C order,
+``-0.0`` folded into ``0.0`` and every NaN into one NaN), so two requests that mean the same
+row share an entry whatever JSON spelled them, and nothing can be served across model
+versions: the first lookup for another version empties the cache. Entries are bounded (least
+recently used first out) and every lookup counts a hit or a miss per row.
+
+Only models whose output is deterministic may be cached; :func:`is_deterministic` checks that
+on the bundle's golden rows before the app turns the cache on by default.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.model import Prediction
+
+_CANONICAL_NAN = np.float64("nan")
+
+_Entry = tuple[Any, np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The cached part of a request: one key and entry (None for a miss) per row."""
+
+    keys: list[bytes]
+    entries: list[_Entry | None]
+    missing: list[int]
+
+
+def canonical_rows(X: np.ndarray) -> np.ndarray:
+    """A float64, C-ordered copy of ``X`` in which equal values have equal bytes."""
+    rows = np.array(X, dtype=np.float64, order="C", copy=True)
+    rows += 0.0  # -0.0 + 0.0 == +0.0
+    rows[np.isnan(rows)] = _CANONICAL_NAN
+    return rows
+
+
+class PredictionCache:
+    """A bounded, per-row LRU cache of predictions for one model at a time.
+
+    Thread-safe (one lock around the map), so sync routes running in a thread pool may share
+    it with async ones.
+
+    Args:
+        max_entries: Rows kept; the least recently used row is dropped first.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._version: str | None = None
+        self._rows: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def invalidate(self) -> None:
+        """Drop every entry (the model changed)."""
+        with self._lock:
+            self._rows.clear()
+            self._version = None
+
+    def predict(
+        self, version: str, X: np.ndarray, predict_fn: Callable[[np.ndarray], Prediction]
+    ) -> Prediction:
+        """Answer the rows of ``X`` from the cache, calling ``predict_fn`` on the misses only.
+
+        Args:
+            version: The model version; a new version empties the cache first.
+            X: (rows, n_features) matrix.
+            predict_fn: The model's predict, called at most once, with the missing rows.
+        """
+        found = self.lookup(version, X)
+        missing = found.missing
+        fresh = predict_fn(np.ascontiguousarray(X[missing])) if missing else None
+        return self.store(version, found, fresh)
+
+    def lookup(self, version: str, X: np.ndarray) -> Lookup:
+        """Find the rows of ``X`` in the cache; the result lists the rows still to predict."""
+        rows = canonical_rows(X)
+        width = rows.shape[1] * 8 if rows.ndim == 2 else 0
+        data = rows.tobytes()
+        keys = [data[i * width : (i + 1) * width] for i in range(rows.shape[0])]
+        entries: list[_Entry | None] = []
+        with self._lock:
+            if version != self._version:
+                self._rows.clear()
+                self._version = version
+            for key in keys:
+                entry = self._rows.get(key)
+                if entry is not None:
+                    self._rows.move_to_end(key)
+                entries.append(entry)
+            missing = [i for i, e in enumerate(entries) if e is None]
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
+        return Lookup(keys=keys, entries=entries, missing=missing)
+
+    def store(self, version: str, found: Lookup, fresh: Prediction | None) -> Prediction:
+        """Insert the predictions of the missing rows; return the prediction of every row.
+
+        Args:
+            version: The model version the rows were predicted with.
+            found: What :meth:`lookup` returned for these rows.
+            fresh: The model's prediction of ``found.missing`` rows, in that order (None when
+                nothing was missing).
+        """
+        n_fresh = 0 if fresh is None else len(fresh)
+        if n_fresh != len(found.missing):
+            raise ValueError(f"expected {len(found.missing)} predictions, got {n_fresh}")
+        if fresh is not None and len(found.missing) == len(found.keys):
+            entries = self._entries(fresh)
+            self._insert(version, found.keys, entries)
+            return fresh
+        if not found.keys:
+            raise ValueError("no rows to predict")
+        merged = list(found.entries)
+        if fresh is not None:
+            new = self._entries(fresh)
+            for i, entry in zip(found.missing, new, strict=True):
+                merged[i] = entry
+            self._insert(version, [found.keys[i] for i in found.missing], new)
+        complete = [e for e in merged if e is not None]
+        labels = np.array([label for label, _ in complete])
+        if fresh is not None:
+            labels = labels.astype(fresh.labels.dtype, copy=False)
+        if complete[0][1] is None:
+            return Prediction(labels=labels, probabilities=None)
+        probabilities = [p for _, p in complete if p is not None]
+        return Prediction(labels=labels, probabilities=np.stack(probabilities))
+
+    @staticmethod
+    def _entries(p: Prediction) -> list[_Entry]:
+        proba = p.probabilities
+        return [(p.labels[i], None if proba is None else proba[i].copy()) for i in range(len(p))]
+
+    def _insert(self, version: str, keys: list[bytes], entries: list[_Entry]) -> None:
+        with self._lock:
+            if version != self._version:  # the model changed meanwhile: keep nothing stale
+                return
+            for key, entry in zip(keys, entries, strict=True):
+                self._rows[key] = entry
+                self._rows.move_to_end(key)
+            while len(self._rows) > self.max_entries:
+                self._rows.popitem(last=False)
+
+
+def is_deterministic(predict_fn: Callable[[np.ndarray], Prediction], X: np.ndarray) -> bool:
+    """True when predicting the same rows twice gives identical labels and probabilities."""
+    if X.shape[0] == 0:
+        return True
+    a, b = predict_fn(X), predict_fn(X)
+    if not np.array_equal(a.labels, b.labels):
+        return False
+    if a.probabilities is None or b.probabilities is None:
+        return a.probabilities is None and b.probabilities is None
+    return bool(np.array_equal(a.probabilities, b.probabilities, equal_nan=True))
