@@ -36,6 +36,22 @@ def _models(args: argparse.Namespace) -> int:
     return models_command()
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from pipelines.data import materialise
+
+    path = materialise(args.dataset, args.out)
+    print(f"wrote scikit-learn's {args.dataset} data to {path}")
+    return 0
+
+
+def _expectations(args: argparse.Namespace) -> int:
+    from pipelines.validate import expectations_command
+
+    return expectations_command(
+        data=args.data, target=args.target, out=args.out, tolerance=args.tolerance
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     from app.serve import serve_command
 
@@ -96,6 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("models", _models, "List registered model versions, aliases and metrics.")
 
+    p = add("prepare", _prepare, "Write a scikit-learn bundled dataset as CSV (DVC stage).")
+    p.add_argument("--dataset", choices=["breast_cancer", "diabetes"], default="breast_cancer")
+    p.add_argument("--out", type=Path, default=Path("data/breast_cancer.csv"), help="CSV path.")
+
+    p = add("expectations", _expectations, "Regenerate the data expectation suite (JSON).")
+    p.add_argument("--data", default="data/breast_cancer.csv", help="Reference CSV/Parquet.")
+    p.add_argument("--target", default="target", help="Label column (default: target).")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("pipelines/expectations/breast_cancer.json"),
+        help="Suite file to write.",
+    )
+    p.add_argument("--tolerance", type=float, default=0.1, help="Range widening (share of span).")
+
     p = add("serve", _serve, "Serve a model bundle over HTTP (SageMaker contract, REST, OIP v2).")
     p.add_argument("--model", help="Bundle dir, model.tar.gz, s3:// or models:/name@alias.")
     p.add_argument("--host", help="Interface to bind (default: MLSHIP_HOST or 0.0.0.0).")
@@ -116,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("invoke", _invoke, "Send one prediction request to a deployed endpoint.")
     _add_target_args(p)
     p.add_argument("--body", help="JSON request body (default: the bundle's first golden row).")
+    p.add_argument("--bundle", help="Bundle whose first golden row is sent when --body is absent.")
 
     p = add("smoke", _smoke, "Post-deploy gate: golden predictions and a short bounded load.")
     _add_target_args(p)

@@ -1,0 +1,596 @@
+"""Post-deploy gate (``mlship smoke``) and one-off requests (``mlship invoke``).
+
+A target is either a SageMaker endpoint (``sagemaker-runtime`` InvokeEndpoint, with the standard
+AWS configuration, ``AWS_ENDPOINT_URL`` included) or the base URL of an mlship service, called
+over HTTP with an API key. Both speak the service's SageMaker contract: a JSON body
+``{"instances": [[...], ...]}`` answered by JSON holding one prediction per row.
+
+The gate has two phases:
+
+1. golden: the bundle's held-out rows in one request; every prediction must equal the one the
+   model gave at training time (exact labels for classifiers, a tight tolerance for regressors);
+2. load: a bounded number of single-row requests at a fixed concurrency; the gate fails when
+   the error rate or the p99 latency is above its threshold.
+
+Every failure to reach the target is one of the errors below, each naming the problem and the
+fix; the CLI prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import math
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pipelines.errors import MlshipError
+
+if TYPE_CHECKING:
+    from types_boto3_sagemaker import SageMakerClient
+    from types_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+CONTENT_TYPE = "application/json"
+HTTP_ROUTE = "/invocations"
+API_KEY_HEADER = "X-API-Key"
+MAX_REQUESTS = 10_000
+MAX_CONCURRENCY = 64
+# Regressors may be served through ONNX (float32) while golden values were recorded in float64.
+REGRESSION_REL_TOL = 1e-4
+REGRESSION_ABS_TOL = 1e-6
+_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+    }
+)
+
+
+class EndpointError(MlshipError):
+    """The target could not be invoked."""
+
+
+class EndpointNotFound(EndpointError):
+    """The endpoint (or URL route) does not exist."""
+
+
+class EndpointNotReady(EndpointError):
+    """The endpoint exists but is not InService."""
+
+
+class CredentialsDenied(EndpointError):
+    """The caller has no credentials, or they were refused."""
+
+
+class EndpointTimeout(EndpointError):
+    """No answer within the per-request timeout."""
+
+
+class EndpointUnreachable(EndpointError):
+    """Nothing accepted the connection."""
+
+
+class InvocationFailed(EndpointError):
+    """The target answered with an error, or with something that is not a prediction."""
+
+
+class SmokeFailed(MlshipError):
+    """The deployed model failed the post-deploy gate."""
+
+    exit_code = 4
+
+
+class Target(Protocol):
+    """Something that answers prediction requests."""
+
+    @property
+    def description(self) -> str: ...
+
+    def check(self) -> None:
+        """Raise an :class:`EndpointError` when the target is visibly not usable."""
+
+    def invoke(self, body: bytes) -> bytes:
+        """Send one request body; return the response body or raise an :class:`EndpointError`."""
+
+
+def _client_error_code(e: Exception) -> tuple[str, str, dict[str, Any]]:
+    response: Any = getattr(e, "response", None)
+    if not isinstance(response, dict):
+        return "", str(e), {}
+    err = response.get("Error", {})
+    code, message = str(err.get("Code", "")), str(err.get("Message", ""))
+    # Some endpoints (and emulators) answer a JSON-protocol call with an XML error document.
+    inner_code, inner_message = _XML_CODE.search(message), _XML_MESSAGE.search(message)
+    if inner_message:
+        code = inner_code.group(1) if inner_code else code
+        message = inner_message.group(1)
+    return code, message, response
+
+
+class SageMakerTarget:
+    """A SageMaker real-time endpoint, invoked through ``sagemaker-runtime``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        timeout: float,
+        max_attempts: int = 1,
+        pool_size: int = 10,
+        runtime: SageMakerRuntimeClient | None = None,
+        control: SageMakerClient | None = None,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.endpoint = endpoint
+        config = Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
+            max_pool_connections=pool_size,
+        )
+        # A session of our own: credentials are resolved now, not cached from an earlier caller.
+        session = boto3.session.Session()
+        self._runtime = runtime or session.client("sagemaker-runtime", config=config)
+        self._control = control or session.client("sagemaker", config=config)
+
+    @property
+    def description(self) -> str:
+        return f"SageMaker endpoint {self.endpoint}"
+
+    def check(self) -> None:
+        """Fail early, with the endpoint's status, when it is missing or not InService.
+
+        A caller allowed to invoke but not to describe the endpoint skips this check: the
+        invocation's own errors are just as clear.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            status = self._control.describe_endpoint(EndpointName=self.endpoint)
+        except ClientError as e:
+            code, _, _ = _client_error_code(e)
+            if code in ("AccessDenied", "AccessDeniedException"):
+                return
+            raise self._translate(e) from e
+        except BotoCoreError as e:
+            raise self._translate(e) from e
+        if status["EndpointStatus"] != "InService":
+            reason = status.get("FailureReason")
+            raise EndpointNotReady(
+                f"{self.description} is {status['EndpointStatus']}, not InService"
+                + (f" ({reason})" if reason else "")
+                + ". Wait for the deployment to finish (`aws sagemaker wait endpoint-in-service "
+                f"--endpoint-name {self.endpoint}`), or inspect it in the SageMaker console."
+            )
+
+    def invoke(self, body: bytes) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._runtime.invoke_endpoint(
+                EndpointName=self.endpoint,
+                Body=body,
+                ContentType=CONTENT_TYPE,
+                Accept=CONTENT_TYPE,
+            )
+            return response["Body"].read()
+        except (BotoCoreError, ClientError) as e:
+            raise self._translate(e) from e
+
+    def _translate(self, e: Exception) -> EndpointError:
+        """Map a botocore error to the mlship error a user can act on."""
+        from botocore.exceptions import (
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+            PartialCredentialsError,
+            ReadTimeoutError,
+        )
+
+        name = self.description
+        if isinstance(e, (NoCredentialsError, PartialCredentialsError)):
+            return CredentialsDenied(
+                f"No AWS credentials to call {name} ({e}). Configure credentials (in CI: "
+                "aws-actions/configure-aws-credentials with the stack's deploy role)."
+            )
+        if isinstance(e, NoRegionError):
+            return EndpointError(
+                f"No AWS region to call {name}. Set AWS_REGION (the region of the stack)."
+            )
+        if isinstance(e, (ReadTimeoutError, ConnectTimeoutError)):
+            return EndpointTimeout(
+                f"{name} did not answer in time ({e}). Check the endpoint's CloudWatch metrics "
+                "(ModelLatency) or raise --timeout."
+            )
+        if isinstance(e, EndpointConnectionError):
+            return EndpointUnreachable(
+                f"Could not connect to the SageMaker runtime for {name} ({e}). Check AWS_REGION "
+                "and, if set, AWS_ENDPOINT_URL."
+            )
+        code, message, response = _client_error_code(e)
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _DENIED_CODES or status in (401, 403):
+            return CredentialsDenied(
+                f"AWS refused the credentials calling {name} ({code}: {message}). The role needs "
+                "sagemaker:InvokeEndpoint (and sagemaker:DescribeEndpoint) on this endpoint; "
+                "check which identity you use with `aws sts get-caller-identity`."
+            )
+        lowered = message.lower()
+        if code in ("ValidationException", "ValidationError") and (
+            "not found" in lowered or "could not find" in lowered
+        ):
+            return EndpointNotFound(
+                f"{name} does not exist in this account and region ({message}). Check the name "
+                "(`pulumi stack output endpointName`) and AWS_REGION."
+            )
+        if code == "ModelError":
+            original_status = response.get("OriginalStatusCode", "?")
+            original = str(response.get("OriginalMessage", message))[:500]
+            return InvocationFailed(
+                f"The model container behind {name} answered HTTP {original_status}: {original}. "
+                "See the endpoint's CloudWatch logs (/aws/sagemaker/Endpoints/...)."
+            )
+        return InvocationFailed(f"Calling {name} failed ({code or type(e).__name__}: {message}).")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpTarget:
+    """An mlship service reached over HTTP(S), authenticated with an API key."""
+
+    def __init__(self, base_url: str, timeout: float, api_key: str | None) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise EndpointError(
+                f"--url {base_url!r} is not an http(s) URL; pass the service's base URL, for "
+                "example https://mlship.example.com."
+            )
+        if api_key and parsed.scheme == "http" and not _is_loopback(parsed.hostname):
+            raise EndpointError(
+                f"Refusing to send an API key in clear text to {base_url}: use https://, or an "
+                "address on this machine (127.0.0.1)."
+            )
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + HTTP_ROUTE
+        self.timeout = timeout
+        self._api_key = api_key
+
+    @property
+    def description(self) -> str:
+        return f"service {self.base_url}"
+
+    def check(self) -> None:
+        """Nothing to check ahead of the first request: its errors say it all."""
+
+    def invoke(self, body: bytes) -> bytes:
+        headers = {"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE}
+        if self._api_key:
+            headers[API_KEY_HEADER] = self._api_key
+        # The scheme is checked in __init__: http or https only, never file: or custom ones.
+        request = urllib.request.Request(  # noqa: S310
+            self.url, data=body, headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                data: bytes = response.read()
+                return data
+        except urllib.error.HTTPError as e:
+            raise self._http_error(e) from e
+        except urllib.error.URLError as e:
+            reason = e.reason
+            if isinstance(reason, TimeoutError | socket.timeout):
+                raise self._timeout() from e
+            if isinstance(reason, ConnectionRefusedError):
+                raise self._refused() from e
+            raise EndpointUnreachable(
+                f"Could not reach {self.url} ({reason}). Check the URL and your network."
+            ) from e
+        except TimeoutError as e:
+            raise self._timeout() from e
+        except ConnectionRefusedError as e:
+            raise self._refused() from e
+        except (ConnectionError, OSError) as e:
+            raise InvocationFailed(f"The connection to {self.url} failed ({e}).") from e
+
+    def _timeout(self) -> EndpointTimeout:
+        return EndpointTimeout(
+            f"{self.url} did not answer within {self.timeout:g} s. Check the service's health "
+            "(/ping) and load, or raise --timeout."
+        )
+
+    def _refused(self) -> EndpointUnreachable:
+        return EndpointUnreachable(
+            f"Connection refused by {self.base_url}: nothing listens there. Check the URL and "
+            "that the service is running (`mlship serve`)."
+        )
+
+    def _http_error(self, e: urllib.error.HTTPError) -> EndpointError:
+        try:
+            detail = e.read()[:500].decode("utf-8", "replace")
+        except OSError:
+            detail = ""
+        if e.code in (401, 403):
+            hint = (
+                "the key was refused; check that its SHA-256 is in the service's accepted hashes"
+                if self._api_key
+                else "no API key was sent; put it in the variable named by --api-key-env"
+            )
+            return CredentialsDenied(f"{self.url} answered HTTP {e.code}: {hint}. {detail}")
+        if e.code == 404:
+            return EndpointNotFound(
+                f"{self.url} answered HTTP 404: is {self.base_url} an mlship service? {detail}"
+            )
+        return InvocationFailed(f"{self.url} answered HTTP {e.code}: {detail}")
+
+
+def make_target(args: argparse.Namespace, max_attempts: int = 1, pool_size: int = 10) -> Target:
+    """Build the target named on the command line (the CLI is the only environment reader)."""
+    if args.endpoint:
+        return SageMakerTarget(
+            args.endpoint, args.timeout, max_attempts=max_attempts, pool_size=pool_size
+        )
+    api_key = os.environ.get(args.api_key_env) or None
+    return HttpTarget(args.url, args.timeout, api_key)
+
+
+def request_body(rows: Sequence[Sequence[float | None]]) -> bytes:
+    """The SageMaker-contract request for these rows (NaN and None both become null)."""
+    clean = [[None if v is None or math.isnan(v) else v for v in row] for row in rows]
+    return json.dumps({"instances": clean}, allow_nan=False).encode()
+
+
+def parse_predictions(body: bytes, expected_rows: int, source: str) -> list[Any]:
+    """Extract the per-row predictions from a response body.
+
+    Accepts ``{"predictions": [...]}`` where each item is a label/value or an object with a
+    ``label`` (or ``prediction``/``value``) field.
+
+    Raises:
+        InvocationFailed: when the body is not such a document, or the row count differs.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvocationFailed(
+            f"{source} answered something that is not JSON: {body[:200]!r}"
+        ) from e
+    predictions = doc.get("predictions") if isinstance(doc, dict) else None
+    if not isinstance(predictions, list):
+        raise InvocationFailed(
+            f"{source} answered JSON without a 'predictions' list: {str(doc)[:200]}"
+        )
+    if len(predictions) != expected_rows:
+        raise InvocationFailed(
+            f"{source} answered {len(predictions)} predictions for {expected_rows} rows."
+        )
+    labels: list[Any] = []
+    for item in predictions:
+        if isinstance(item, dict):
+            key = next((k for k in ("label", "prediction", "value") if k in item), None)
+            if key is None:
+                raise InvocationFailed(
+                    f"{source} answered a prediction object without a label: {item}"
+                )
+            labels.append(item[key])
+        else:
+            labels.append(item)
+    return labels
+
+
+def _same(expected: Any, actual: Any, regression: bool) -> bool:
+    if isinstance(expected, str) or isinstance(actual, str):
+        return str(expected) == str(actual)
+    if isinstance(actual, bool) or not isinstance(actual, int | float):
+        return False
+    if regression:
+        return math.isclose(
+            float(expected), float(actual), rel_tol=REGRESSION_REL_TOL, abs_tol=REGRESSION_ABS_TOL
+        )
+    return float(expected) == float(actual)
+
+
+def compare_golden(expected: Sequence[Any], actual: Sequence[Any], regression: bool) -> list[str]:
+    """Return one line per row whose prediction differs from the recorded one."""
+    return [
+        f"row {i}: expected {e!r}, got {a!r}"
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+        if not _same(e, a, regression)
+    ]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class LoadResult:
+    """Outcome of the load phase."""
+
+    requests: int
+    latencies_s: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    first_error: str | None = None
+    wall_s: float = 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def error_rate(self) -> float:
+        return self.error_count / self.requests if self.requests else 0.0
+
+    def p(self, q: float) -> float | None:
+        return percentile(self.latencies_s, q) if self.latencies_s else None
+
+
+def run_load(
+    target: Target, rows: Sequence[Sequence[float | None]], requests: int, concurrency: int
+) -> LoadResult:
+    """Send ``requests`` single-row requests, ``concurrency`` at a time, cycling over ``rows``.
+
+    A request counts as an error when it raises or its answer is not exactly one prediction;
+    latencies are measured on the successful requests.
+    """
+    bodies = [request_body([row]) for row in rows]
+    result = LoadResult(requests=requests)
+
+    def one(i: int) -> tuple[float | None, EndpointError | None]:
+        start = time.perf_counter()
+        try:
+            parse_predictions(target.invoke(bodies[i % len(bodies)]), 1, target.description)
+        except EndpointError as e:
+            return None, e
+        return time.perf_counter() - start, None
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smoke") as pool:
+        for latency, error in pool.map(one, range(requests)):
+            if error is not None:
+                name = type(error).__name__
+                result.errors[name] = result.errors.get(name, 0) + 1
+                result.first_error = result.first_error or str(error)
+            elif latency is not None:
+                result.latencies_s.append(latency)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _check_bounds(args: argparse.Namespace) -> None:
+    if not 0 < args.timeout <= 300:
+        raise MlshipError("--timeout must be in (0, 300] seconds.")
+    if not 0 <= getattr(args, "requests", 0) <= MAX_REQUESTS:
+        raise MlshipError(f"--requests must be between 0 and {MAX_REQUESTS}.")
+    if not 1 <= getattr(args, "concurrency", 1) <= MAX_CONCURRENCY:
+        raise MlshipError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}.")
+    if getattr(args, "max_error_rate", 0.0) < 0 or getattr(args, "max_p99_ms", 1.0) <= 0:
+        raise MlshipError("--max-error-rate must be >= 0 and --max-p99-ms > 0.")
+
+
+def invoke_command(args: argparse.Namespace) -> int:
+    """``mlship invoke``: send one request and print the answer.
+
+    The body is ``--body`` (JSON) or, with ``--bundle``, the bundle's first golden row.
+    """
+    _check_bounds(args)
+    if args.body is not None:
+        try:
+            json.loads(args.body)
+        except ValueError as e:
+            raise MlshipError(
+                f"--body is not valid JSON ({e}); write it as '{{\"instances\": [[1.0, 2.0]]}}'."
+            ) from e
+        body = args.body.encode()
+    elif getattr(args, "bundle", None):
+        from pipelines.bundle import load_bundle
+
+        body = request_body(load_bundle(Path(args.bundle)).golden.inputs[:1])
+    else:
+        raise MlshipError("Pass --body '{\"instances\": [[...]]}' or --bundle DIR.")
+    target = make_target(args, max_attempts=3)
+    target.check()
+    answer = target.invoke(body)
+    try:
+        print(json.dumps(json.loads(answer), indent=2))
+    except ValueError:
+        print(answer.decode("utf-8", "replace"))
+    return 0
+
+
+def smoke_command(args: argparse.Namespace) -> int:
+    """``mlship smoke``: golden predictions, then a short bounded load against thresholds.
+
+    Returns:
+        0 when the gate passes.
+
+    Raises:
+        SmokeFailed: when predictions differ, or the error rate or p99 is over its threshold.
+        EndpointError: when the target cannot be reached at all.
+    """
+    from pipelines.bundle import load_bundle
+
+    _check_bounds(args)
+    bundle = load_bundle(Path(args.bundle))
+    golden = bundle.golden
+    regression = bundle.manifest.task == "regression"
+    target = make_target(args, max_attempts=3, pool_size=args.concurrency)
+    target.check()
+
+    answer = target.invoke(request_body(golden.inputs))
+    actual = parse_predictions(answer, len(golden.inputs), target.description)
+    mismatches = compare_golden(golden.predictions, actual, regression)
+    print(
+        f"smoke: golden {len(golden.inputs) - len(mismatches)}/{len(golden.inputs)} predictions "
+        f"match {bundle.manifest.name} {bundle.manifest.version} on {target.description}"
+    )
+    if mismatches:
+        shown = "; ".join(mismatches[:5])
+        raise SmokeFailed(
+            f"{len(mismatches)} of {len(golden.inputs)} golden predictions differ from the "
+            f"bundle's ({shown}). The endpoint does not serve this bundle, or serves it wrongly: "
+            "check the deployed modelDataUri and image tag."
+        )
+
+    if args.requests == 0:
+        print("smoke: load phase skipped (--requests 0)")
+        print("smoke: PASS")
+        return 0
+    # The load phase measures single attempts: a retry would hide the error it retried.
+    load_target = make_target(args, max_attempts=1, pool_size=args.concurrency)
+    load = run_load(load_target, golden.inputs, args.requests, args.concurrency)
+    p99 = load.p(99)
+    print(
+        f"smoke: load {load.requests} requests at concurrency {args.concurrency} in "
+        f"{load.wall_s:.2f} s: errors {load.error_count} ({load.error_rate:.2%}), "
+        f"p50 {_ms(load.p(50))}, p95 {_ms(load.p(95))}, p99 {_ms(p99)}"
+    )
+    problems: list[str] = []
+    if load.error_rate > args.max_error_rate:
+        kinds = ", ".join(f"{k} x{n}" for k, n in sorted(load.errors.items()))
+        problems.append(
+            f"error rate {load.error_rate:.2%} is above {args.max_error_rate:.2%} ({kinds}; "
+            f"first: {load.first_error})"
+        )
+    if p99 is not None and p99 * 1000 > args.max_p99_ms:
+        problems.append(f"p99 latency {_ms(p99)} is above {args.max_p99_ms:g} ms")
+    if problems:
+        raise SmokeFailed("Post-deploy gate failed: " + "; ".join(problems) + ".")
+    print("smoke: PASS")
+    return 0
