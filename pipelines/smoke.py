@@ -2,8 +2,10 @@
 
 A target is either a SageMaker endpoint (``sagemaker-runtime`` InvokeEndpoint, with the standard
 AWS configuration, ``AWS_ENDPOINT_URL`` included) or the base URL of an mlship service, called
-over HTTP with an API key. Both speak the service's SageMaker contract: a JSON body
-``{"instances": [[...], ...]}`` answered by JSON holding one prediction per row.
+over HTTP with an API key. Both take the same JSON body, ``{"instances": [[...], ...]}``, rows in
+the bundle's feature order: SageMaker's ``/invocations`` answers ``{"predictions": [...]}``, the
+REST route ``/v1/predict`` answers ``{"prediction": [...]}``, one per row, with the class
+probabilities of classifiers alongside.
 
 The gate has two phases:
 
@@ -42,13 +44,14 @@ if TYPE_CHECKING:
     from types_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 CONTENT_TYPE = "application/json"
-HTTP_ROUTE = "/invocations"
+HTTP_ROUTE = "/v1/predict"
 API_KEY_HEADER = "X-API-Key"
 MAX_REQUESTS = 10_000
 MAX_CONCURRENCY = 64
 # Regressors may be served through ONNX (float32) while golden values were recorded in float64.
 REGRESSION_REL_TOL = 1e-4
 REGRESSION_ABS_TOL = 1e-6
+PROBABILITY_ABS_TOL = 1e-4
 _XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _DENIED_CODES = frozenset(
@@ -372,8 +375,9 @@ def request_body(rows: Sequence[Sequence[float | None]]) -> bytes:
 def parse_predictions(body: bytes, expected_rows: int, source: str) -> list[Any]:
     """Extract the per-row predictions from a response body.
 
-    Accepts ``{"predictions": [...]}`` where each item is a label/value or an object with a
-    ``label`` (or ``prediction``/``value``) field.
+    Accepts ``{"predictions": [...]}`` (SageMaker route) or ``{"prediction": [...]}`` (REST
+    route), where each item is a label/value or an object with a ``label`` (or
+    ``prediction``/``value``) field.
 
     Raises:
         InvocationFailed: when the body is not such a document, or the row count differs.
@@ -384,7 +388,9 @@ def parse_predictions(body: bytes, expected_rows: int, source: str) -> list[Any]
         raise InvocationFailed(
             f"{source} answered something that is not JSON: {body[:200]!r}"
         ) from e
-    predictions = doc.get("predictions") if isinstance(doc, dict) else None
+    predictions = None
+    if isinstance(doc, dict):
+        predictions = doc.get("predictions", doc.get("prediction"))
     if not isinstance(predictions, list):
         raise InvocationFailed(
             f"{source} answered JSON without a 'predictions' list: {str(doc)[:200]}"
@@ -426,6 +432,29 @@ def compare_golden(expected: Sequence[Any], actual: Sequence[Any], regression: b
         for i, (e, a) in enumerate(zip(expected, actual, strict=True))
         if not _same(e, a, regression)
     ]
+
+
+def parse_probabilities(body: bytes) -> list[list[float]] | None:
+    """The answer's per-row class probabilities, or None when it has none."""
+    doc = json.loads(body)
+    probabilities = doc.get("probabilities") if isinstance(doc, dict) else None
+    return probabilities if isinstance(probabilities, list) else None
+
+
+def compare_probabilities(
+    expected: Sequence[Sequence[float]], actual: Sequence[Any], tol: float = PROBABILITY_ABS_TOL
+) -> list[str]:
+    """Return one line per row whose class probabilities differ by more than ``tol``."""
+    problems = []
+    for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+        if not isinstance(a, list) or len(a) != len(e):
+            problems.append(f"row {i}: expected {len(e)} probabilities, got {a!r}")
+        elif any(
+            not isinstance(y, int | float) or abs(float(x) - float(y)) > tol
+            for x, y in zip(e, a, strict=True)
+        ):
+            problems.append(f"row {i}: probabilities {a} differ from {list(e)}")
+    return problems
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -556,14 +585,24 @@ def smoke_command(args: argparse.Namespace) -> int:
     answer = target.invoke(request_body(golden.inputs))
     actual = parse_predictions(answer, len(golden.inputs), target.description)
     mismatches = compare_golden(golden.predictions, actual, regression)
+    probabilities = parse_probabilities(answer)
+    if golden.probabilities is not None and probabilities is not None:
+        if len(probabilities) != len(golden.probabilities):
+            raise InvocationFailed(
+                f"{target.description} answered {len(probabilities)} probability rows for "
+                f"{len(golden.probabilities)} rows."
+            )
+        mismatches += compare_probabilities(golden.probabilities, probabilities)
+    wrong_rows = len({m.split(":")[0] for m in mismatches})
     print(
-        f"smoke: golden {len(golden.inputs) - len(mismatches)}/{len(golden.inputs)} predictions "
+        f"smoke: golden {len(golden.inputs) - wrong_rows}/{len(golden.inputs)} predictions "
         f"match {bundle.manifest.name} {bundle.manifest.version} on {target.description}"
+        + ("" if probabilities is None else " (probabilities compared too)")
     )
     if mismatches:
         shown = "; ".join(mismatches[:5])
         raise SmokeFailed(
-            f"{len(mismatches)} of {len(golden.inputs)} golden predictions differ from the "
+            f"{wrong_rows} of {len(golden.inputs)} golden predictions differ from the "
             f"bundle's ({shown}). The endpoint does not serve this bundle, or serves it wrongly: "
             "check the deployed modelDataUri and image tag."
         )

@@ -169,3 +169,20 @@ def test_invoke_connection_refused(
     monkeypatch.setenv("AWS_ENDPOINT_URL", refused_url)
     with pytest.raises(EndpointUnreachable, match="Could not connect"):
         SageMakerTarget("mlship-dev", timeout=1).invoke(b'{"instances": [[1.0]]}')
+
+
+def test_smoke_fails_when_probabilities_drift(
+    aws: str, endpoint: str, logistic_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden = load_bundle(logistic_bundle).golden
+    assert golden.probabilities is not None
+    shifted = [list(p) for p in golden.probabilities]
+    shifted[5] = [shifted[5][0] + 0.01, shifted[5][1] - 0.01]
+    queue_endpoint_results(
+        aws, [{"predictions": golden.predictions, "probabilities": shifted, "classes": [0, 1]}]
+    )
+    code = mlship(["smoke", "--endpoint", endpoint, "--bundle", str(logistic_bundle)])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert "1 of 20 golden predictions differ" in err
+    assert "row 5: probabilities" in err
