@@ -1,0 +1,229 @@
+"""Training data: materialise the bundled datasets, read CSV/Parquet (local or s3://), split X/y.
+
+Every problem a user can fix is raised as :class:`~pipelines.errors.DataError` with one paragraph
+naming the problem and the fix; the CLI prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from pipelines.errors import DataError
+from pipelines.s3 import download, is_s3_uri
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BuiltinDataset = Literal["breast_cancer", "diabetes"]
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A table read from a file, with the SHA-256 of the file's bytes."""
+
+    frame: pd.DataFrame
+    source: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class XY:
+    """Numeric features and the target, ready for scikit-learn."""
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: list[str]
+    target: str
+    classes: list[int | float | str] | None
+
+
+def materialise(dataset: BuiltinDataset, path: Path) -> Path:
+    """Write one of scikit-learn's bundled datasets as a CSV (no download).
+
+    Feature names have spaces replaced by ``_``; the label is the column ``target``. The bytes
+    are the same on every run, so DVC and the dataset hash see the same file.
+
+    Args:
+        dataset: ``breast_cancer`` (classification) or ``diabetes`` (regression).
+        path: The CSV file to write (parent directories are created).
+
+    Returns:
+        The path written.
+    """
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    loaders = {"breast_cancer": load_breast_cancer, "diabetes": load_diabetes}
+    if dataset not in loaders:
+        raise DataError(
+            f"Unknown bundled dataset {dataset!r}. Use one of: {', '.join(sorted(loaders))}."
+        )
+    frame = loaders[dataset](as_frame=True).frame
+    frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_csv(tmp, index=False, lineterminator="\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_table(source: str | Path) -> Dataset:
+    """Read a CSV or Parquet file, local or ``s3://``, and hash its bytes.
+
+    Args:
+        source: A local path or an ``s3://bucket/key`` URI ending in ``.csv``, ``.parquet``
+            or ``.pq``.
+
+    Raises:
+        DataError: when the file is missing, has another format, or cannot be parsed.
+    """
+    text = str(source)
+    suffix = Path(text).suffix.lower()
+    if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        raise DataError(
+            f"Cannot read {text}: mlship reads CSV (.csv) and Parquet (.parquet, .pq) files, "
+            f"not {suffix or 'files without an extension'}. Convert the data to CSV or Parquet "
+            "and pass it with --data (or set data.path in params.yaml)."
+        )
+    if is_s3_uri(text):
+        with tempfile.TemporaryDirectory(prefix="mlship-data-") as tmp:
+            local = download(text, Path(tmp) / f"data{suffix}")
+            return Dataset(frame=_parse(local, text), source=text, sha256=_sha256(local))
+    path = Path(text)
+    if not path.is_file():
+        raise DataError(
+            f"Data file {path} does not exist"
+            + (" (it is a directory)" if path.is_dir() else "")
+            + ". Pass an existing CSV or Parquet file with --data, or set data.path in "
+            "params.yaml; `mlship prepare` writes the bundled breast-cancer data to "
+            "data/breast_cancer.csv."
+        )
+    return Dataset(frame=_parse(path, text), source=text, sha256=_sha256(path))
+
+
+def _parse(path: Path, source: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError as e:
+        raise DataError(
+            f"{source} is empty: it has no header and no rows. Point --data at a file with a "
+            "header row and at least a few hundred labelled rows."
+        ) from e
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        kind = "Parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "CSV"
+        raise DataError(
+            f"Cannot read {source} as {kind}: {str(e).splitlines()[0] if str(e) else e!r}. "
+            f"Check that the file really is {kind} (not compressed or another format) and "
+            "re-export it."
+        ) from e
+
+
+def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the data") -> XY:
+    """Check a table and split it into numeric features and the target.
+
+    Args:
+        frame: The table, one row per example.
+        target: Name of the label column.
+        task: ``classification`` or ``regression``.
+        source: Where the table came from, for error messages.
+
+    Raises:
+        DataError: for a missing target column (suggesting the closest name), no rows,
+            non-numeric features, missing labels, a single class, or a non-numeric
+            regression target.
+    """
+    import pandas as pd
+
+    columns = [str(c) for c in frame.columns]
+    if target not in columns:
+        close = difflib.get_close_matches(target, columns, n=1, cutoff=0.6)
+        hint = (
+            f"Did you mean {close[0]!r}? "
+            if close
+            else f"The columns are: {', '.join(columns[:12])}{' …' if len(columns) > 12 else ''}. "
+        )
+        raise DataError(
+            f"{source} has no target column {target!r}. {hint}Set data.target in params.yaml "
+            "to the name of the label column."
+        )
+    if len(frame) == 0:
+        raise DataError(
+            f"{source} has a header but no rows. Training needs labelled rows; check the export "
+            "that produced the file."
+        )
+    features = [c for c in columns if c != target]
+    if not features:
+        raise DataError(
+            f"{source} has only the target column {target!r} and no feature columns. Add the "
+            "input columns the model should learn from."
+        )
+    non_numeric = [
+        c
+        for c in features
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
+    if non_numeric:
+        raise DataError(
+            f"{source} has non-numeric feature column(s) {', '.join(map(repr, non_numeric))}, "
+            "and mlship trains on numeric features only (there is no encoder in the pipeline). "
+            "Encode them as numbers before training (for example one-hot columns of 0/1, or "
+            "ordinal codes), or drop them from the file."
+        )
+    y_series = frame[target]
+    missing_labels = int(y_series.isna().sum())
+    if missing_labels:
+        raise DataError(
+            f"{source}: {missing_labels} row(s) have no value in the target column {target!r}. "
+            "Drop the unlabelled rows or fill in their labels before training."
+        )
+    X = frame[features].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    classes: list[int | float | str] | None = None
+    if task == "classification":
+        labels = y_series.unique().tolist()
+        if len(labels) < 2:
+            raise DataError(
+                f"{source}: the target column {target!r} has a single class ({labels[0]!r}), "
+                "so there is nothing to learn. A classifier needs examples of at least two "
+                "classes; check the filter or export that produced the data, or choose a "
+                "regression model in params.yaml if the target is a number."
+            )
+        y = y_series.to_numpy()
+        if y.dtype.kind in "OUT" or not pd.api.types.is_numeric_dtype(y_series):
+            y = y_series.astype(str).to_numpy(dtype=object)
+        classes = sorted(np.unique(y).tolist())
+    else:
+        if not pd.api.types.is_numeric_dtype(y_series):
+            raise DataError(
+                f"{source}: the target column {target!r} is not numeric, but the model in "
+                "params.yaml is a regressor. Choose a classifier (model.type) or convert the "
+                "target to numbers."
+            )
+        y = y_series.to_numpy(dtype=np.float64)
+    return XY(X=X, y=y, feature_names=features, target=target, classes=classes)

@@ -1,0 +1,183 @@
+"""Evaluate a fitted model on the held-out split, run behavioural checks, and gate it.
+
+The gate passes only when every behavioural check passes, every metric is on the right side of
+its threshold in ``params.yaml``, and the model is not worse than the current champion by more
+than the tolerance. Pure functions: the caller raises :class:`~pipelines.errors.GateFailed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipelines.params import LOWER_IS_BETTER, Task
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The registered champion's version and metrics, for comparison."""
+
+    version: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Outcome of the gate: what passed and, if anything, what failed."""
+
+    passed_checks: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def compute_metrics(model: Any, X: np.ndarray, y: np.ndarray, task: Task) -> dict[str, float]:
+    """Held-out metrics: accuracy, F1 and ROC AUC, or RMSE, MAE and R².
+
+    Binary F1 is for the last class (the positive one in scikit-learn's order); with more
+    classes, F1 is macro-averaged and ROC AUC one-vs-rest.
+    """
+    from sklearn import metrics as m
+
+    if task == "regression":
+        pred = np.asarray(model.predict(X), dtype=np.float64)
+        return {
+            "rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
+            "mae": float(m.mean_absolute_error(y, pred)),
+            "r2": float(m.r2_score(y, pred)),
+        }
+    pred = model.predict(X)
+    proba = model.predict_proba(X)
+    classes = list(model.classes_)
+    if len(classes) == 2:
+        f1 = m.f1_score(y, pred, pos_label=classes[1])
+        auc = m.roc_auc_score(y, proba[:, 1]) if len(np.unique(y)) == 2 else float("nan")
+    else:
+        f1 = m.f1_score(y, pred, average="macro")
+        auc = m.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+    return {
+        "accuracy": float(m.accuracy_score(y, pred)),
+        "f1": float(f1),
+        "roc_auc": float(auc),
+    }
+
+
+def behavioural_checks(
+    model: Any, X: np.ndarray, y: np.ndarray, task: Task, seed: int
+) -> tuple[list[str], list[str]]:
+    """Prediction shape, invariance to row order, and minimum functionality.
+
+    Minimum functionality: a classifier must beat always predicting the most frequent class
+    (accuracy), a regressor must beat always predicting the mean (RMSE), on the held-out rows.
+
+    Returns:
+        The names of the passed checks and the descriptions of the failed ones.
+    """
+    passed: list[str] = []
+    failed: list[str] = []
+    n = X.shape[0]
+    pred = np.asarray(model.predict(X))
+    if pred.shape == (n,):
+        passed.append("prediction shape")
+    else:
+        failed.append(f"prediction shape: expected ({n},), got {pred.shape}")
+    if task == "classification":
+        proba = np.asarray(model.predict_proba(X))
+        k = len(model.classes_)
+        if proba.shape != (n, k) or not np.allclose(proba.sum(axis=1), 1.0):
+            failed.append(
+                f"probabilities: expected ({n}, {k}) rows summing to 1, got {proba.shape}"
+            )
+        else:
+            passed.append("probability shape")
+    order = np.random.default_rng(seed).permutation(n)
+    shuffled = np.asarray(model.predict(X[order]))
+    same = (
+        np.allclose(shuffled, pred[order])
+        if task == "regression"
+        else bool(np.array_equal(shuffled, pred[order]))
+    )
+    if same:
+        passed.append("invariance to row order")
+    else:
+        failed.append("invariance to row order: predictions change when the rows are shuffled")
+    if task == "classification":
+        values, counts = np.unique(y, return_counts=True)
+        baseline = float(counts.max() / counts.sum())
+        accuracy = float(np.mean(pred == y))
+        if accuracy > baseline:
+            passed.append("minimum functionality")
+        else:
+            failed.append(
+                f"minimum functionality: accuracy {accuracy:.4f} is no better than always "
+                f"predicting {values[counts.argmax()]!r} ({baseline:.4f})"
+            )
+    else:
+        rmse = float(np.sqrt(np.mean((pred.astype(np.float64) - y) ** 2)))
+        baseline = float(np.sqrt(np.mean((y - y.mean()) ** 2)))
+        if rmse < baseline:
+            passed.append("minimum functionality")
+        else:
+            failed.append(
+                f"minimum functionality: RMSE {rmse:.4f} is no better than always predicting "
+                f"the mean ({baseline:.4f})"
+            )
+    return passed, failed
+
+
+def _worse(metric: str, value: float, bound: float) -> bool:
+    return value > bound if metric in LOWER_IS_BETTER else value < bound
+
+
+def gate(
+    metrics: dict[str, float],
+    thresholds: dict[str, float],
+    checks: tuple[list[str], list[str]],
+    champion: Champion | None,
+    champion_metric: str,
+    tolerance: float,
+) -> GateResult:
+    """Decide whether a model may be registered.
+
+    Args:
+        metrics: Held-out metrics of the new model.
+        thresholds: Minimum (or maximum for rmse/mae) per metric.
+        checks: The passed and failed behavioural checks.
+        champion: The current champion, or None when there is none yet.
+        champion_metric: The metric compared with the champion.
+        tolerance: How much worse than the champion (absolute) is still accepted.
+    """
+    passed, failures = list(checks[0]), list(checks[1])
+    notes: list[str] = []
+    for metric, bound in sorted(thresholds.items()):
+        value = metrics[metric]
+        op = "<=" if metric in LOWER_IS_BETTER else ">="
+        if np.isnan(value) or _worse(metric, value, bound):
+            failures.append(f"{metric} {value:.4f} is not {op} its threshold {bound}")
+        else:
+            passed.append(f"{metric} {value:.4f} {op} {bound}")
+    if champion is None:
+        notes.append("no champion registered yet: nothing to compare with")
+    elif champion_metric not in champion.metrics:
+        notes.append(f"champion v{champion.version} has no {champion_metric}: not compared")
+    else:
+        theirs = champion.metrics[champion_metric]
+        ours = metrics[champion_metric]
+        lower = champion_metric in LOWER_IS_BETTER
+        bound = theirs + tolerance if lower else theirs - tolerance
+        if _worse(champion_metric, ours, bound):
+            failures.append(
+                f"{champion_metric} {ours:.4f} is worse than champion v{champion.version} "
+                f"({theirs:.4f}) by more than the tolerance {tolerance}"
+            )
+        else:
+            passed.append(
+                f"{champion_metric} {ours:.4f} vs champion v{champion.version} {theirs:.4f} "
+                f"(tolerance {tolerance})"
+            )
+    return GateResult(passed_checks=passed, failures=failures, notes=notes)

@@ -1,0 +1,306 @@
+"""``mlship train``: data -> validate -> fit -> evaluate -> gate -> bundle -> register.
+
+One code path, run locally by default (and later inside a SageMaker training job). Nothing is
+written where a user would find it until the gate has passed: the bundle is built in a hidden
+staging directory, registered, and only then renamed to the output directory; a failure at any
+step leaves the previous bundle (if any) in place and nothing half-registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.errors import ConfigError, GateFailed
+from pipelines.params import MODELS, Params, load_params
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a successful run produced."""
+
+    bundle_dir: Path
+    bundle_version: str
+    metrics: dict[str, float]
+    registered_version: str | None
+    run_id: str | None
+
+
+class _Progress:
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.step = 0
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        self.step += 1
+        elapsed = time.monotonic() - self.started
+        print(f"[{self.step}/{self.steps}] {message} ({elapsed:.1f}s)", flush=True)
+
+
+def build_pipeline(params: Params) -> Any:
+    """The scikit-learn Pipeline of a params file: median imputer, scaler, model."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _, module, cls, defaults = MODELS[params.model.type]
+    estimator = getattr(importlib.import_module(module), cls)()
+    settings = {**defaults, **params.model.hyperparameters}
+    if "random_state" in estimator.get_params():
+        settings["random_state"] = params.seed
+    estimator.set_params(**settings)
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("model", estimator),
+        ]
+    )
+
+
+def git_commit(cwd: Path) -> str | None:
+    """``git rev-parse HEAD`` of the directory, or None outside a git work tree."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        out = subprocess.run(  # noqa: S603 (fixed argv, no shell)
+            [git, "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _fit(pipeline: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        return pipeline.fit(X, y)
+    except InvalidParameterError as e:
+        raise ConfigError(
+            f"params.yaml model.hyperparameters: {e}. Fix the value in params.yaml."
+        ) from e
+
+
+def _golden(model: Any, X: np.ndarray, task: str, rows: int = 20) -> Any:
+    from pipelines.bundle import Golden
+
+    sample = X[:rows]
+    inputs = [[None if np.isnan(v) else float(v) for v in row] for row in sample]
+    return Golden(
+        inputs=inputs,
+        predictions=np.asarray(model.predict(sample)).tolist(),
+        probabilities=model.predict_proba(sample).tolist() if task == "classification" else None,
+    )
+
+
+def _install(staged: Path, out: Path) -> None:
+    """Move a staged bundle to ``out``, replacing an earlier bundle there."""
+    trash = None
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{time.time_ns()}")
+        out.rename(trash)
+    staged.rename(out)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def train(params: Params, data: str | None = None, out: Path | None = None) -> TrainResult:
+    """Run the whole pipeline once.
+
+    Args:
+        params: Validated parameters (:func:`pipelines.params.load_params`).
+        data: CSV/Parquet path or s3:// URI overriding ``data.path``.
+        out: Bundle directory overriding ``output.dir``.
+
+    Raises:
+        DataError: the data is missing, unreadable or fails validation.
+        ConfigError: a parameter is invalid.
+        GateFailed: the model failed a behavioural check, a threshold or the champion.
+        RegistryError: the MLflow registry refused the run (nothing is left registered).
+    """
+    from sklearn.model_selection import train_test_split
+
+    from pipelines.bundle import MANIFEST_FILE, describe_features, write_bundle
+    from pipelines.data import materialise, read_table, split_xy
+    from pipelines.errors import DataError
+    from pipelines.evaluate import behavioural_checks, compute_metrics, gate
+
+    progress = _Progress(6)
+    out_dir = out if out is not None else params.resolve(params.output.dir)
+    if out_dir.exists() and not (out_dir / MANIFEST_FILE).exists():
+        raise ConfigError(
+            f"{out_dir} exists and is not an mlship bundle; refusing to overwrite it. Choose "
+            "another --out directory (or output.dir in params.yaml) or remove it."
+        )
+    source = data if data is not None else str(params.resolve(params.data.path))
+    if data is None and params.data.builtin and not Path(source).exists():
+        materialise(params.data.builtin, Path(source))
+        print(f"materialised scikit-learn's {params.data.builtin} data as {source}", flush=True)
+    dataset = read_table(source)
+    progress(f"read {source}: {len(dataset.frame)} rows, {dataset.frame.shape[1]} columns")
+
+    if params.data.expectations is None:
+        progress("validation skipped (data.expectations is null)")
+    else:
+        from pipelines.validate import load_suite, validate
+
+        suite_path = params.resolve(params.data.expectations)
+        checked = validate(dataset.frame, load_suite(suite_path), source=source)
+        progress(f"validated against {suite_path.name}: {checked} expectations passed")
+
+    xy = split_xy(dataset.frame, params.data.target, params.task, source=source)
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(
+            xy.X,
+            xy.y,
+            test_size=params.split.test_size,
+            random_state=params.seed,
+            stratify=xy.y if params.task == "classification" else None,
+        )
+    except ValueError as e:
+        raise DataError(
+            f"{source} cannot be split into training and held-out rows ({e}). Use more rows "
+            "(at least a few per class) or change split.test_size in params.yaml."
+        ) from e
+    model = _fit(build_pipeline(params), X_train, y_train)
+    progress(
+        f"fitted {params.model.type} on {len(y_train)} rows "
+        f"({len(xy.feature_names)} features, seed {params.seed})"
+    )
+
+    metrics = compute_metrics(model, X_test, y_test, params.task)
+    checks = behavioural_checks(model, X_test, y_test, params.task, params.seed)
+    progress(
+        f"evaluated on {len(y_test)} held-out rows: "
+        + " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    )
+
+    registry_settings = None
+    champion = None
+    if params.registry.enabled:
+        from pipelines.registry import RegistrySettings
+        from pipelines.registry import champion as get_champion
+
+        registry_settings = RegistrySettings.from_env(
+            params.registry.model_name, params.registry.experiment
+        )
+        champion = get_champion(registry_settings)
+    result = gate(
+        metrics,
+        params.gate.thresholds,
+        checks,
+        champion,
+        params.champion_metric,
+        params.gate.champion_tolerance,
+    )
+    commit = git_commit(params.resolve("."))
+    created = datetime.now(UTC)
+    params_json = params.model_dump(mode="json")
+    digest = hashlib.sha256(
+        (dataset.sha256 + json.dumps(params_json, sort_keys=True)).encode()
+    ).hexdigest()
+    bundle_version = f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    tags = {
+        "mlship.bundle_version": bundle_version,
+        "mlship.dataset_sha256": dataset.sha256,
+        "mlship.git_commit": commit or "none",
+        "mlship.data_source": source,
+        "mlship.gate": "passed" if result.passed else "failed",
+    }
+    if not result.passed:
+        if registry_settings is not None:
+            from pipelines.registry import log_run
+
+            log_run(registry_settings, params_json, metrics, tags, None, failed=True)
+        raise GateFailed(
+            f"The model failed the quality gate, so nothing was registered and no bundle was "
+            f"written: {'; '.join(result.failures)}. Improve the model or the data (see "
+            "model.hyperparameters in params.yaml), or, if the bar itself is wrong, change "
+            "gate.thresholds / gate.champion_tolerance."
+        )
+    progress("gate passed: " + "; ".join(result.passed_checks + result.notes))
+
+    features, reference = describe_features(X_train, xy.feature_names)
+    manifest = {
+        "name": params.name,
+        "version": bundle_version,
+        "created_at": created.isoformat(),
+        "git_commit": commit,
+        "dataset_sha256": dataset.sha256,
+        "task": params.task,
+        "params": params_json,
+        "metrics": metrics,
+        "features": [f.model_dump() for f in features],
+        "target": {"name": xy.target, "classes": xy.classes},
+        "reference": {k: v.model_dump() for k, v in reference.items()},
+    }
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    run_id = version = None
+    try:
+        staged = write_bundle(
+            staging / out_dir.name, model, manifest, _golden(model, X_test, params.task)
+        )
+        if registry_settings is not None:
+            from pipelines.registry import delete_version, log_run, register
+
+            run_id = log_run(registry_settings, params_json, metrics, tags, staged)
+            version = register(
+                registry_settings,
+                run_id,
+                params.registry.alias,
+                {"mlship.bundle_version": bundle_version},
+            )
+        try:
+            _install(staged, out_dir)
+        except OSError:
+            if registry_settings is not None and version is not None and run_id is not None:
+                delete_version(registry_settings, version, run_id)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    progress(f"bundle written to {out_dir}")
+    if params.output.metrics is not None:
+        metrics_path = params.resolve(params.output.metrics)
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return TrainResult(
+        bundle_dir=out_dir,
+        bundle_version=bundle_version,
+        metrics=metrics,
+        registered_version=version,
+        run_id=run_id,
+    )
+
+
+def train_command(data: str | None, params_path: Path, out: Path | None) -> int:
+    """``mlship train``: run the pipeline and print where the model went."""
+    params = load_params(params_path)
+    result = train(params, data=data, out=out)
+    print()
+    print(f"bundle    {result.bundle_dir}")
+    print(f"version   {result.bundle_version}")
+    if result.registered_version is not None:
+        print(
+            f"registry  {params.registry.model_name} version {result.registered_version} "
+            f"(alias {params.registry.alias}; run {result.run_id})"
+        )
+    else:
+        print("registry  disabled (registry.enabled: false)")
+    print("metrics   " + " ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    print("gate      passed")
+    return 0

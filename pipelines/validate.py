@@ -1,0 +1,186 @@
+"""Data validation with a Great Expectations (1.x) suite generated from reference data.
+
+The suite is plain JSON committed to the repository (``pipelines/expectations/*.json``), so a
+change to what "valid data" means shows up in review. It checks the column set, numeric types,
+no missing values, value ranges widened by a tolerance, the allowed target values and no
+duplicate rows (``expect_compound_columns_to_be_unique`` over every column: a row equal to
+another row in all columns is a duplicate).
+
+Great Expectations takes about 5 s to import, so it is imported only when validation runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float32", "float64", "Int64", "Float64"]
+MAX_TARGET_CLASSES = 20
+
+
+def _gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    return gx
+
+
+def build_suite(
+    frame: pd.DataFrame, target: str, name: str, tolerance: float = 0.1
+) -> dict[str, Any]:
+    """Generate an expectation suite (as its JSON dict) from reference data.
+
+    Args:
+        frame: The reference data, target column included.
+        target: The label column; its observed values become the allowed set when there are at
+            most 20 distinct values (a classification target).
+        name: Suite name.
+        tolerance: Ranges are widened by this share of the observed span on each side.
+
+    Returns:
+        The suite as a JSON-serialisable dict (``ExpectationSuite.to_json_dict()``).
+    """
+    import pandas as pd
+
+    gx = _gx()
+    # GE re-exports its expectation classes without __all__; typed as Any on purpose.
+    gxe: Any = importlib.import_module("great_expectations.expectations")
+    gx.get_context(mode="ephemeral")  # suites need an active context, even in memory
+    suite = gx.ExpectationSuite(name=name)
+    columns = [str(c) for c in frame.columns]
+    suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True))
+    suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
+    for column in columns:
+        series = frame[column]
+        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
+        if not pd.api.types.is_numeric_dtype(series):
+            continue
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES)
+        )
+        values = series.dropna()
+        if column == target and values.nunique() <= MAX_TARGET_CLASSES:
+            allowed = sorted(values.unique().tolist())
+            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=allowed))
+            continue
+        low, high = float(values.min()), float(values.max())
+        margin = tolerance * (high - low)
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column, min_value=low - margin, max_value=high + margin
+            )
+        )
+    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=columns))
+    data: dict[str, Any] = suite.to_json_dict()
+    data.pop("id", None)
+    data["meta"] = {"mlship": {"target": target, "tolerance": tolerance, "rows": len(frame)}}
+    return data
+
+
+def write_suite(suite: dict[str, Any], path: Path) -> Path:
+    """Write a suite as stable, reviewable JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(suite, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_suite(path: Path) -> dict[str, Any]:
+    """Read a committed suite, with an error that says how to regenerate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"Expectation suite {path} does not exist. Generate it from reference data with "
+            "`mlship expectations --data DATA --out "
+            f"{path}`, or set data.expectations to null in params.yaml to skip validation."
+        )
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"Expectation suite {path} is not valid JSON ({e}). Regenerate it with "
+            "`mlship expectations`."
+        ) from e
+    return data
+
+
+def _describe(config: Any, result: dict[str, Any]) -> str:
+    kwargs = {k: v for k, v in dict(config.kwargs).items() if k != "batch_id"}
+    where = f" on column {kwargs.pop('column')!r}" if "column" in kwargs else ""
+    if "column_list" in kwargs:
+        kwargs["column_list"] = f"<{len(kwargs['column_list'])} columns>"
+    if "column_set" in kwargs:
+        kwargs["column_set"] = f"<{len(kwargs['column_set'])} columns>"
+    detail = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    observed = ""
+    if result.get("unexpected_count"):
+        sample = result.get("partial_unexpected_list") or []
+        shown = ", ".join(repr(v) for v in sample[:3] if not isinstance(v, dict))
+        observed = f"; {result['unexpected_count']} unexpected value(s)" + (
+            f", e.g. {shown}" if shown else ""
+        )
+    elif "observed_value" in result:
+        value = result["observed_value"]
+        if isinstance(value, list) and len(value) > 8:
+            value = f"<{len(value)} items>"
+        observed = f"; observed {value}"
+    if "details" in result and "mismatched" in result["details"]:
+        observed += f"; mismatched {result['details']['mismatched']}"
+    return f"  - {config.type}{where} ({detail}){observed}"
+
+
+def validate(frame: pd.DataFrame, suite: dict[str, Any], source: str = "the data") -> int:
+    """Validate a table against a suite.
+
+    Returns:
+        The number of expectations checked (all passed).
+
+    Raises:
+        DataError: listing each failed expectation, its column and what was observed.
+    """
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    expectations = gx.ExpectationSuite(**{k: v for k, v in suite.items() if k != "meta"})
+    batch_definition = (
+        context.data_sources.add_pandas("mlship")
+        .add_dataframe_asset("training-data")
+        .add_batch_definition_whole_dataframe("all-rows")
+    )
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    report = batch.validate(expectations, result_format="SUMMARY")
+    failed = [r for r in report.results if not r.success]
+    if failed:
+        lines = [_describe(r.expectation_config, dict(r.result)) for r in failed]
+        raise DataError(
+            f"{source} fails {len(failed)} of {len(report.results)} expectations of suite "
+            f"{suite.get('name')!r}, so training refuses it. Fix the data (or, if the new data "
+            "is right and the reference has changed, regenerate the suite with `mlship "
+            "expectations` and review the diff):\n" + "\n".join(lines)
+        )
+    return len(report.results)
+
+
+def expectations_command(data: str, target: str, out: Path, tolerance: float) -> int:
+    """``mlship expectations``: regenerate a suite from reference data and write it."""
+    from pipelines.data import read_table
+
+    dataset = read_table(data)
+    if target not in dataset.frame.columns:
+        from pipelines.data import split_xy
+
+        split_xy(dataset.frame, target, "regression", source=data)  # raises with a suggestion
+    suite = build_suite(dataset.frame, target, name=Path(out).stem, tolerance=tolerance)
+    write_suite(suite, out)
+    print(f"wrote {len(suite['expectations'])} expectations from {data} to {out}")
+    return 0
