@@ -1,0 +1,396 @@
+"""Batch scoring: ``mlship predict`` streams a CSV or Parquet file through the model.
+
+The input is read in chunks of ``chunk_rows`` (pyarrow's streaming CSV reader, or Parquet
+record batches), each chunk is checked against the bundle's feature schema and scored with
+:meth:`app.model.Model.predict`, the same call the service makes, and the result is appended
+to the output file. Memory stays flat in the input size: only one chunk is held at a time
+(for Parquet, one row group: files written with huge row groups need that much memory).
+
+The output is written to a temporary file beside its destination and renamed into place when
+complete (or uploaded when the output is ``s3://``, where an object appears only once whole), so
+an interrupted run never leaves a file that looks finished. Columns: the id column when there
+is one, ``prediction``, and for classifiers one ``proba_<class>`` column per class.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sklearn import config_context
+
+from app.model import Model, Prediction, load_model
+from pipelines.bundle import ARCHIVE_NAME
+from pipelines.errors import DataError
+from pipelines.s3 import download, is_s3_uri, upload
+
+Format = Literal["csv", "parquet"]
+DEFAULT_ID_COLUMN = "id"
+# A CSV block is read and parsed in parallel by pyarrow; this many bytes per expected row
+# gives blocks of about ``chunk_rows`` rows for typical numeric data.
+_CSV_BYTES_PER_ROW_GUESS = 16
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What a batch-scoring run did."""
+
+    rows: int
+    seconds: float
+    output: str
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def predict_command(
+    model_uri: str,
+    input_uri: str,
+    output_uri: str,
+    chunk_rows: int = 100_000,
+    id_column: str | None = None,
+) -> int:
+    """Score ``input_uri`` with the model at ``model_uri`` into ``output_uri``.
+
+    Args:
+        model_uri: Bundle directory, ``model.tar.gz``, ``s3://`` archive or ``models:/`` URI.
+        input_uri: CSV or Parquet file, local or ``s3://`` (the format follows the extension).
+        output_uri: CSV or Parquet file to write, local or ``s3://``.
+        chunk_rows: Rows read, checked and predicted at a time.
+        id_column: Input column copied to the output; by default ``id`` when present.
+
+    Returns:
+        The process exit code (0).
+
+    Raises:
+        DataError: when the input cannot be scored (missing or non-numeric feature, values the
+            model was not trained for), naming the column and the fix.
+    """
+    model = load_model(resolve_model(model_uri))
+    result = score_file(
+        model, input_uri, output_uri, chunk_rows=chunk_rows, id_column=id_column, progress=True
+    )
+    print(
+        f"scored {result.rows:,} rows in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s) -> {result.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def resolve_model(uri: str) -> Path:
+    """A local bundle directory or archive for a model URI (downloading remote ones)."""
+    if is_s3_uri(uri):
+        if not uri.endswith((".tar.gz", ".tgz")):
+            uri = uri.rstrip("/") + "/" + ARCHIVE_NAME
+        workdir = Path(tempfile.mkdtemp(prefix="mlship-batch-model-"))
+        return download(uri, workdir / ARCHIVE_NAME)
+    if uri.startswith("models:/"):
+        from pipelines.registry import fetch_bundle
+
+        return Path(fetch_bundle(uri, Path(tempfile.mkdtemp(prefix="mlship-batch-model-"))))
+    return Path(uri)
+
+
+def score_file(
+    model: Model,
+    input_uri: str,
+    output_uri: str,
+    chunk_rows: int = 100_000,
+    id_column: str | None = None,
+    progress: bool = False,
+) -> ScoreResult:
+    """Stream ``input_uri`` through ``model.predict`` into ``output_uri`` (see module doc)."""
+    if chunk_rows < 1:
+        raise DataError(f"--chunk-rows must be at least 1, got {chunk_rows}.")
+    in_fmt, out_fmt = file_format(input_uri), file_format(output_uri)
+    start = time.perf_counter()
+    with ExitStack() as stack:
+        local_in = Path(input_uri)
+        if is_s3_uri(input_uri):
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlship-in-")))
+            local_in = download(input_uri, tmp / Path(input_uri).name)
+        elif not local_in.is_file():
+            raise DataError(f"Input file {input_uri} does not exist.")
+        chunks = _read_chunks(local_in, in_fmt, chunk_rows)
+        total = _count_rows(local_in, in_fmt)
+        writer = _AtomicOutput(output_uri, out_fmt)
+        try:
+            rows = _pipeline(model, chunks, writer, id_column, start if progress else None, total)
+            if rows == 0:
+                raise DataError(f"{input_uri} has no rows to score.")
+            writer.commit()
+        finally:
+            writer.discard()
+    return ScoreResult(rows=rows, seconds=time.perf_counter() - start, output=output_uri)
+
+
+def _pipeline(
+    model: Model,
+    chunks: Iterator[pa.Table],
+    writer: _AtomicOutput,
+    id_column: str | None,
+    progress_start: float | None,
+    total: int | None,
+) -> int:
+    """Read chunk n+1 and write chunk n-1 in threads while chunk n is predicted.
+
+    pyarrow decodes and encodes without the GIL, so on two cores the reading and writing hide
+    behind the model; at most three chunks are held at once. Returns the rows scored.
+    """
+    rows = 0
+    plan: ChunkPlan | None = None
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlship-batch-io") as io:
+        upcoming = io.submit(next, chunks, None)
+        written: Future[None] | None = None
+        while (table := upcoming.result()) is not None:
+            upcoming = io.submit(next, chunks, None)
+            if plan is None:
+                plan = ChunkPlan.for_columns(model, table.column_names, id_column)
+            out = score_table(model, table, plan, first_row=rows)
+            if written is not None:
+                written.result()
+            written = io.submit(writer.write, out)
+            rows += table.num_rows
+            if progress_start is not None:
+                _report(rows, total, time.perf_counter() - progress_start)
+        if written is not None:
+            written.result()
+    return rows
+
+
+def file_format(uri: str) -> Format:
+    """The file format of a path by its extension."""
+    name = uri.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    raise DataError(
+        f"{uri}: unknown file type; batch scoring reads and writes .csv and .parquet files."
+    )
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Which input columns feed the model, in which order, and which one is the id."""
+
+    feature_columns: list[str]
+    id_column: str | None
+
+    @staticmethod
+    def for_columns(model: Model, columns: list[str], id_column: str | None) -> ChunkPlan:
+        """Check the input's columns against the bundle schema.
+
+        Raises:
+            DataError: naming the first missing feature and the closest input column.
+        """
+        present = set(columns)
+        for name in model.feature_names:
+            if name not in present:
+                close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+                hint = f" The closest input column is {close[0]!r}." if close else ""
+                raise DataError(
+                    f"The input has no column {name!r}, a feature of model "
+                    f"{model.name} {model.version} ({model.n_features} features).{hint} Rename "
+                    "the column or score with the model it was prepared for."
+                )
+        if id_column is not None and id_column not in present:
+            raise DataError(
+                f"--id-column {id_column!r} is not a column of the input; its columns are "
+                f"{', '.join(columns[:8])}{', …' if len(columns) > 8 else ''}."
+            )
+        if id_column is None and DEFAULT_ID_COLUMN in present:
+            id_column = DEFAULT_ID_COLUMN
+        if id_column in model.feature_names:
+            id_column = None  # a feature called "id" is not an identifier to copy
+        return ChunkPlan(feature_columns=list(model.feature_names), id_column=id_column)
+
+
+def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: int) -> np.ndarray:
+    """The chunk's features as a (rows, n_features) float64 matrix, checked like a request.
+
+    Raises:
+        DataError: for a non-numeric column, or a missing or infinite value the model was not
+            trained for, naming the column and the input row (0-based, header excluded).
+    """
+    # Column-major: each column is one contiguous copy (scikit-learn accepts either order).
+    X = np.empty((table.num_rows, len(plan.feature_columns)), dtype=np.float64, order="F")
+    for j, (name, spec) in enumerate(
+        zip(plan.feature_columns, model.manifest.features, strict=True)
+    ):
+        column = table.column(name)
+        if not (
+            pa.types.is_integer(column.type)
+            or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)
+            or pa.types.is_null(column.type)
+        ):
+            raise DataError(
+                f"Column {name!r} is {column.type}, not numeric; the model expects numbers "
+                f"({spec.dtype}). Clean the column before scoring."
+            )
+        values = column.to_numpy(zero_copy_only=False)
+        X[:, j] = (
+            values.astype(np.float64, copy=False)
+            if values.dtype != object
+            else [np.nan if v is None else v for v in values]
+        )
+    finite = np.isfinite(X)
+    if not finite.all():
+        inf = np.argwhere(np.isinf(X))
+        if inf.size:
+            i, j = inf[0]
+            raise DataError(
+                f"Column {plan.feature_columns[j]!r} row {first_row + i} is infinite; the model "
+                "needs finite numbers."
+            )
+        nullable = np.array([f.nullable for f in model.manifest.features], dtype=bool)
+        bad = np.argwhere(np.isnan(X) & ~nullable)
+        if bad.size:
+            i, j = bad[0]
+            raise DataError(
+                f"Column {plan.feature_columns[j]!r} row {first_row + i} is empty (missing), "
+                "but the model was trained without missing values there. Fill or drop such "
+                "rows before scoring."
+            )
+    return X
+
+
+def predict_checked(model: Model, X: np.ndarray) -> Prediction:
+    """``model.predict`` on a matrix already checked against the schema.
+
+    scikit-learn's own finiteness scan is skipped: the schema check above has done it.
+    """
+    with config_context(assume_finite=True):
+        return model.predict(X)
+
+
+def score_table(model: Model, table: pa.Table, plan: ChunkPlan, first_row: int = 0) -> pa.Table:
+    """Predict one chunk; returns the output columns for it."""
+    X = table_to_matrix(model, table, plan, first_row)
+    prediction = predict_checked(model, X)
+    columns: dict[str, Any] = {}
+    if plan.id_column is not None:
+        columns[plan.id_column] = table.column(plan.id_column)
+    columns["prediction"] = pa.array(prediction.labels)
+    if prediction.probabilities is not None:
+        for k, cls in enumerate(model.classes or range(prediction.probabilities.shape[1])):
+            columns[f"proba_{cls}"] = pa.array(prediction.probabilities[:, k])
+    return pa.table(columns)
+
+
+def _read_chunks(path: Path, fmt: Format, chunk_rows: int) -> Iterator[pa.Table]:
+    if fmt == "parquet":
+        try:
+            # pre_buffer (on by default) caches every column chunk read: memory would grow with
+            # the file.
+            parquet = pq.ParquetFile(path, pre_buffer=False)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"{path} is not a readable Parquet file ({e}).") from e
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield pa.Table.from_batches([batch])
+        return
+    block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))
+    try:
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path} is not a readable CSV file ({e}).") from e
+    yield from _rechunk(reader, chunk_rows, path)
+
+
+def _rechunk(reader: pacsv.CSVStreamingReader, chunk_rows: int, path: Path) -> Iterator[pa.Table]:
+    """Regroup the reader's record batches into tables of ``chunk_rows`` rows."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as e:
+            raise DataError(f"{path}: the CSV cannot be parsed ({e}).") from e
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, chunk_rows)
+            rest = table.slice(chunk_rows)
+            pending = rest.to_batches()
+            held = rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending, schema=reader.schema)
+
+
+def _count_rows(path: Path, fmt: Format) -> int | None:
+    if fmt == "parquet":
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return None  # counting CSV rows would read the file twice
+
+
+def _report(rows: int, total: int | None, seconds: float) -> None:
+    rate = rows / seconds if seconds > 0 else 0.0
+    share = f" ({100 * rows / total:.0f}%)" if total else ""
+    print(f"  {rows:,} rows{share}, {rate:,.0f} rows/s", file=sys.stderr, flush=True)
+
+
+class _AtomicOutput:
+    """Writes chunks to a temporary file; :meth:`commit` publishes it, :meth:`discard` cleans."""
+
+    def __init__(self, uri: str, fmt: Format) -> None:
+        self.uri = uri
+        self.fmt = fmt
+        if is_s3_uri(uri):
+            directory = Path(tempfile.mkdtemp(prefix="mlship-out-"))
+            name = Path(uri).name
+        else:
+            directory = Path(uri).resolve().parent
+            if not directory.is_dir():
+                raise DataError(f"The output directory {directory} does not exist.")
+            name = Path(uri).name
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self._done = False
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            if self.fmt == "parquet":
+                self._writer = pq.ParquetWriter(self.tmp, table.schema)
+            else:
+                self._writer = pacsv.CSVWriter(self.tmp, table.schema)
+        self._writer.write_table(table)
+
+    def commit(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if is_s3_uri(self.uri):
+            upload(self.tmp, self.uri)
+        else:
+            os.replace(self.tmp, self.uri)
+        self._done = True
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if not self._done or is_s3_uri(self.uri):
+            self.tmp.unlink(missing_ok=True)
+            if is_s3_uri(self.uri):
+                self.tmp.parent.rmdir()
