@@ -88,6 +88,24 @@ def _smoke(args: argparse.Namespace) -> int:
     return smoke_command(args)
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from pipelines.publish import publish_command
+
+    return publish_command(bundle=args.bundle, bucket=args.bucket, version=args.version)
+
+
+def _sagemaker_train(args: argparse.Namespace) -> int:
+    from pipelines.sagemaker_jobs import train_job_command
+
+    return train_job_command(args)
+
+
+def _sagemaker_transform(args: argparse.Namespace) -> int:
+    from pipelines.sagemaker_jobs import transform_job_command
+
+    return transform_job_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``mlship`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -156,6 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4, help="Load-phase concurrency.")
     p.add_argument("--max-p99-ms", type=float, default=500.0, help="Fail above this p99.")
     p.add_argument("--max-error-rate", type=float, default=0.01, help="Fail above this rate.")
+
+    p = add("publish", _publish, "Upload a bundle's model.tar.gz to s3://BUCKET/models/VERSION/.")
+    p.add_argument("--bundle", type=Path, required=True, help="Bundle dir or its model.tar.gz.")
+    p.add_argument("--bucket", required=True, help="Artifact bucket (stack output bucketName).")
+    p.add_argument("--version", help="Version in the key (default: the manifest's version).")
+
+    p = add("sagemaker-train", _sagemaker_train, "Run `train` of our image as a SageMaker job.")
+    _add_job_args(p)
+    p.add_argument("--data", required=True, help="s3:// prefix of the training data.")
+    p.add_argument("--output", required=True, help="s3:// prefix for the model artifact.")
+    p.add_argument("--volume-gb", type=int, default=30, help="Storage volume per instance.")
+    p.add_argument("--max-runtime-minutes", type=float, default=60.0, help="Job time limit.")
+    p.add_argument("--hyperparameter", action="append", default=[], help="key=value (repeatable).")
+
+    p = add("sagemaker-transform", _sagemaker_transform, "Batch-score S3 CSV with a bundle.")
+    _add_job_args(p)
+    p.add_argument("--model-data", required=True, help="s3:// URI of the bundle's model.tar.gz.")
+    p.add_argument("--input", required=True, help="s3:// prefix of headerless CSV files.")
+    p.add_argument("--output", required=True, help="s3:// prefix for the .out files.")
+    p.add_argument("--instance-count", type=int, default=1, help="Instances.")
     return parser
 
 
@@ -165,6 +203,17 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     target.add_argument("--url", help="Base URL of an mlship service (HTTP).")
     p.add_argument("--api-key-env", default="MLSHIP_API_KEY", help="Env var holding the API key.")
     p.add_argument("--timeout", type=float, default=10.0, help="Per-request timeout, seconds.")
+
+
+def _add_job_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", required=True, help="ECR image URI with tag (repositoryUrl:sha).")
+    p.add_argument("--role", required=True, help="SageMaker execution role ARN.")
+    p.add_argument("--job-name", help="Job name (default: mlship-<kind>-<timestamp>).")
+    p.add_argument("--instance-type", default="ml.m5.large", help="SageMaker instance type.")
+    p.add_argument("--kms-key-id", help="KMS key for outputs (default: the bucket's).")
+    p.add_argument("--no-wait", action="store_true", help="Start the job and return.")
+    p.add_argument("--wait-minutes", type=float, default=120.0, help="Longest wait.")
+    p.add_argument("--poll-seconds", type=float, default=30.0, help="Status polling interval.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
