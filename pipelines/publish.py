@@ -105,6 +105,7 @@ def publish_bundle(
         PublishError: when the archive is missing, or the version already holds another one.
         BundleError: when the archive is not a complete, unmodified bundle.
     """
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
     archive = _archive_of(Path(bundle))
@@ -132,7 +133,7 @@ def publish_bundle(
                 "ContentType": "application/gzip",
             },
         )
-    except (BotoCoreError, ClientError) as e:
+    except (BotoCoreError, ClientError, S3UploadFailedError) as e:
         raise S3Error(
             f"Could not upload {archive} to s3://{bucket}/{key} ({e}). Check the bucket name "
             "and that your role may write models/* (s3:PutObject, kms:GenerateDataKey)."
