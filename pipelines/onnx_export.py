@@ -1,0 +1,144 @@
+"""Export a bundle's model to ONNX, and include it only if it predicts what the model predicts.
+
+skl2onnx converts most scikit-learn pipelines of numeric features. The conversion is checked
+on the held-out rows before the file may enter the bundle: class labels must be identical and
+probabilities (or regression values) within ``atol``, since some operators compute in float32.
+A model skl2onnx cannot convert, or an export that disagrees, is left out with the reason; the
+bundle stays valid and is served by scikit-learn.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.model import Model, load_model
+from app.onnx_model import INPUT_NAME, create_session, session_predict
+from pipelines.bundle import ONNX_FILE, write_bundle
+from pipelines.errors import MlshipError
+
+# float32 sums of 100 tree votes stay well within this; a tree that routes a row differently
+# moves a probability by 1/n_trees and is caught.
+DEFAULT_ATOL = 1e-5
+
+
+class OnnxExportError(MlshipError):
+    """The model cannot be exported to ONNX, or the export does not predict the same."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How an ONNX export compares with the scikit-learn model on the check rows."""
+
+    rows: int
+    labels_equal: bool
+    max_abs_diff: float
+    atol: float
+
+    @property
+    def ok(self) -> bool:
+        return self.labels_equal and self.max_abs_diff <= self.atol
+
+
+def convert(model: Model, target_opset: int | None = None) -> bytes:
+    """The model's estimator as a serialised ONNX graph with a float64 ``input``.
+
+    Raises:
+        OnnxExportError: when skl2onnx has no converter for a step of the model.
+    """
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    estimator = model.estimator
+    if model.is_classifier and not hasattr(estimator, "predict_proba"):
+        raise OnnxExportError(
+            f"{type(estimator).__name__} has no predict_proba; only probabilistic classifiers "
+            "are exported."
+        )
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    options: dict[int, dict[str, Any]] | None = (
+        {id(final): {"zipmap": False}} if model.is_classifier else None
+    )
+    try:
+        onx = convert_sklearn(
+            estimator,
+            initial_types=[(INPUT_NAME, DoubleTensorType([None, model.n_features]))],
+            options=options,
+            target_opset=target_opset,
+        )
+    except (RuntimeError, NameError, TypeError, ValueError, NotImplementedError) as e:
+        raise OnnxExportError(
+            f"skl2onnx cannot convert {type(final).__name__}: {e}. The bundle is served by "
+            "scikit-learn."
+        ) from e
+    data: bytes = onx.SerializeToString()
+    return data
+
+
+def check_parity(
+    model: Model, onnx_path: Path, X: np.ndarray, atol: float = DEFAULT_ATOL
+) -> Parity:
+    """Compare the ONNX export with the scikit-learn model on ``X``."""
+    session = create_session(onnx_path)
+    classes = np.asarray(model.estimator.classes_) if model.is_classifier else None
+    ours = session_predict(session, X, classes)
+    ref = model.predict(X)
+    if ref.probabilities is not None and ours.probabilities is not None:
+        labels_equal = bool(np.array_equal(ours.labels, ref.labels))
+        diff = float(np.max(np.abs(ours.probabilities - ref.probabilities)))
+    else:
+        labels_equal = True  # regression: the values are compared below
+        diff = float(np.max(np.abs(ours.labels.astype(np.float64) - ref.labels)))
+    return Parity(rows=int(X.shape[0]), labels_equal=labels_equal, max_abs_diff=diff, atol=atol)
+
+
+def export_onnx(
+    model: Model, X_check: np.ndarray, dest: Path, atol: float = DEFAULT_ATOL
+) -> Parity:
+    """Write the model as ONNX to ``dest`` after checking parity on ``X_check``.
+
+    Raises:
+        OnnxExportError: when the model cannot be converted or the export disagrees (nothing
+            is left at ``dest`` then).
+    """
+    if X_check.shape[0] == 0:
+        raise OnnxExportError("no rows to check the ONNX export against; pass the test split.")
+    dest.write_bytes(convert(model))
+    parity = check_parity(model, dest, X_check, atol)
+    if not parity.ok:
+        dest.unlink()
+        what = "class labels differ" if not parity.labels_equal else "predictions differ"
+        raise OnnxExportError(
+            f"the ONNX export of {model.name} {model.version} does not match scikit-learn on "
+            f"the {parity.rows} test rows: {what} (largest difference {parity.max_abs_diff:.3g}, "
+            f"tolerance {atol:g}). It is left out; the bundle is served by scikit-learn."
+        )
+    return parity
+
+
+def add_onnx(bundle_dir: Path, X_test: np.ndarray, atol: float = DEFAULT_ATOL) -> Parity:
+    """Export the bundle's model and rewrite the bundle with ``model.onnx`` included.
+
+    The bundle is rewritten atomically by :func:`pipelines.bundle.write_bundle` (checksums
+    recomputed); on any failure it is left as it was.
+
+    Raises:
+        OnnxExportError: when the model cannot be exported or the export disagrees.
+    """
+    model = load_model(bundle_dir)
+    with tempfile.TemporaryDirectory(prefix="mlship-onnx-") as tmp:
+        onnx_path = Path(tmp) / ONNX_FILE
+        parity = export_onnx(model, X_test, onnx_path, atol)
+        manifest = model.manifest.model_dump(mode="json", exclude={"files"})
+        write_bundle(
+            Path(bundle_dir),
+            model.estimator,
+            manifest,
+            model.bundle.golden,
+            extra_files={ONNX_FILE: onnx_path},
+        )
+    return parity

@@ -1,0 +1,68 @@
+"""ONNX export: included only with parity on the test split; served with the same interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.model import load_model
+from app.onnx_model import OnnxModel
+from pipelines.bundle import ONNX_FILE, BundleError, load_bundle, sha256_file
+from pipelines.onnx_export import OnnxExportError, add_onnx
+from tests.factories import make_bundle
+from tests.perf.compare import assert_same_prediction
+
+
+def _bundle_and_split(tmp_path: Path, kind: str) -> tuple[Path, np.ndarray]:
+    bundle = make_bundle(tmp_path / kind, kind)  # type: ignore[arg-type]
+    return bundle, np.load(tmp_path / f"{kind}-test_X.npy")
+
+
+@pytest.mark.parametrize("kind", ["logistic", "regression"])
+def test_onnx_export_is_bundled_and_predicts_like_scikit_learn(tmp_path: Path, kind: str) -> None:
+    bundle_dir, X = _bundle_and_split(tmp_path, kind)
+    sklearn_model = load_model(bundle_dir)
+
+    parity = add_onnx(bundle_dir, X)
+
+    assert parity.ok
+    assert parity.rows == len(X)
+    bundle = load_bundle(bundle_dir)  # verifies every checksum, model.onnx included
+    assert bundle.onnx_path == bundle_dir / ONNX_FILE
+    assert bundle.manifest.files[ONNX_FILE] == sha256_file(bundle_dir / ONNX_FILE)
+    onnx_model = OnnxModel(bundle)
+    assert onnx_model.version == sklearn_model.version
+    assert_same_prediction(onnx_model.predict(X), sklearn_model.predict(X))
+    for i in range(0, len(X), 37):  # one row at a time, as single requests arrive
+        assert_same_prediction(
+            onnx_model.predict(X[i : i + 1]), sklearn_model.predict(X[i : i + 1])
+        )
+
+
+def test_onnx_export_that_disagrees_is_left_out_of_the_bundle(tmp_path: Path) -> None:
+    bundle_dir, X = _bundle_and_split(tmp_path, "forest")
+    before = {p.name: sha256_file(p) for p in bundle_dir.iterdir()}
+
+    # skl2onnx stores tree thresholds in float32: a few trees route a test row differently.
+    with pytest.raises(OnnxExportError) as e:
+        add_onnx(bundle_dir, X)
+
+    assert "does not match scikit-learn on the 143 test rows: predictions differ" in str(e.value)
+    assert "served by scikit-learn" in str(e.value)
+    assert {p.name: sha256_file(p) for p in bundle_dir.iterdir()} == before
+    assert load_bundle(bundle_dir).onnx_path is None
+
+
+def test_onnx_model_refuses_a_bundle_without_onnx(logistic_bundle: Path) -> None:
+    with pytest.raises(BundleError, match=r"carries no model\.onnx"):
+        OnnxModel(load_bundle(logistic_bundle))
+
+
+def test_onnx_export_needs_rows_to_check(tmp_path: Path) -> None:
+    bundle_dir, X = _bundle_and_split(tmp_path, "logistic")
+
+    with pytest.raises(OnnxExportError, match="no rows to check"):
+        add_onnx(bundle_dir, X[:0])
+    assert load_bundle(bundle_dir).onnx_path is None
