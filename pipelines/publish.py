@@ -76,17 +76,25 @@ def verified_manifest(archive: Path) -> Manifest:
 
 
 def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
+    """The object's metadata, or None when there is no such object.
+
+    Listing first: the deploy role may list ``models/*`` but, without bucket-wide
+    s3:ListBucket, S3 answers a HEAD of a missing key with 403, not 404.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return dict(client.head_object(Bucket=bucket, Key=key))
-    except ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound"):
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        if not any(o.get("Key") == key for o in listed.get("Contents", [])):
             return None
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except (BotoCoreError, ClientError) as e:
+        response: Any = getattr(e, "response", {})
+        code = str(response.get("Error", {}).get("Code", type(e).__name__))
         raise S3Error(
             f"Could not check s3://{bucket}/{key} ({code}). Check the bucket name "
-            "(`pulumi stack output bucketName`) and your credentials (s3:GetObject on models/*)."
+            "(`pulumi stack output bucketName`) and your credentials (s3:ListBucket on models/, "
+            "s3:GetObject on models/*)."
         ) from e
 
 
