@@ -1,0 +1,110 @@
+"""``create_app(settings)``: the FastAPI application; its lifespan loads the model bundle once.
+
+Routes: the SageMaker contract (``/ping``, ``/invocations``), REST (``/v1/predict``), the Open
+Inference Protocol v2 (``/v2/...``), operations (``/healthz``, ``/readyz``, ``/metrics``) and the
+API docs (``/docs``, ``/openapi.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.errors import install_error_handlers
+from app.metrics import Metrics
+from app.middleware import ObservabilityMiddleware
+from app.model import Model
+from app.routers import health, rest, sagemaker, v2
+from app.schemas import InferenceRequest, request_schemas
+from app.service import Service, build_service
+from app.settings import AppSettings
+
+log = logging.getLogger("mlship.app")
+
+DESCRIPTION = (
+    "Predictions from one verified mlship model bundle. The same model answers the SageMaker "
+    "serving contract, a REST API and the Open Inference Protocol v2. Model routes take an API "
+    "key (`X-API-Key` or `Authorization: Bearer`) when keys are configured."
+)
+
+
+def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
+    """Build the app. The model is loaded in the lifespan unless a loaded ``model`` is given
+    (``serve`` loads it before binding the port, so a bad bundle stops the start)."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        service = build_service(settings, metrics, model)
+        app.state.service = service
+        log.info(
+            "model ready",
+            extra={
+                "model_name": service.model.name,
+                "model_version": service.model.version,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+        try:
+            yield
+        finally:
+            service.ready = False
+            await service.predictor.aclose()
+            app.state.service = None
+
+    app = FastAPI(
+        title="mlship",
+        description=DESCRIPTION,
+        version=_package_version(),
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.service = None
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(sagemaker.router)
+    app.include_router(rest.router)
+    app.include_router(v2.health)
+    app.include_router(v2.models)
+    app.include_router(health.router)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
+
+    def openapi() -> dict[str, Any]:
+        service: Service | None = app.state.service
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        components.update(
+            request_schemas(service.schema if service else None, settings.max_batch_rows)
+        )
+        v2_schema = InferenceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(v2_schema.pop("$defs", {}))
+        components["InferenceRequest"] = v2_schema
+        if service is not None:  # exact for the loaded bundle: cache it
+            app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlship")
+    except PackageNotFoundError:
+        return "0+unknown"

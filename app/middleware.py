@@ -1,0 +1,91 @@
+"""Request ids, the access log and the HTTP metrics, as one pure ASGI middleware (cheaper than
+``BaseHTTPMiddleware``, and it sees every response, errors included)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logs import request_id_var
+from app.metrics import Metrics
+
+log = logging.getLogger("mlship.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+# Honour the caller's id only when it is short and plain, so it is safe to log and echo.
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:/+=@-]{1,128}$")
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.in_flight.dec()
+            template = _route_label(scope, status)
+            method = scope["method"]
+            self.metrics.requests.labels(template, method, str(status)).inc()
+            self.metrics.latency.labels(template).observe(elapsed)
+            if self.access_log:
+                log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": template,
+                        "path": scope["path"][:200],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+            request_id_var.reset(token)
+
+
+def _route_label(scope: Scope, status: int) -> str:
+    """The route template (bounded cardinality), never the raw path of an unknown URL."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    # FastAPI's own documentation routes do not record themselves in the scope; they are the
+    # only routes that answer without a template, so a non-404 here is one of them.
+    if status not in (404, 405) and scope["path"] in _STATIC_ROUTES:
+        return str(scope["path"])
+    return "unmatched"
+
+
+_STATIC_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER and _SAFE_ID.match(value):
+            return str(value.decode())
+    return uuid.uuid4().hex

@@ -1,0 +1,119 @@
+"""``mlship serve`` / the container's ``serve``: load the bundle, then run uvicorn.
+
+With one worker the model is loaded before the port is bound, so a bad bundle stops the start
+with its error and a non-zero exit. With several workers, a remote bundle is downloaded once
+here and every worker loads the local copy before it accepts requests. SIGTERM stops accepting,
+lets in-flight requests finish for up to ``MLSHIP_GRACEFUL_TIMEOUT`` seconds, then exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.logs import configure_logging, log_config
+from app.settings import AppSettings
+from pipelines.errors import ConfigError
+
+log = logging.getLogger("mlship.app")
+
+
+def load_settings(**overrides: Any) -> AppSettings:
+    """Settings from ``MLSHIP_*`` plus command-line overrides (``None`` means not given).
+
+    Raises:
+        ConfigError: naming the variable and the problem.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return AppSettings(**given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        name = f"MLSHIP_{loc.upper()}" if loc else "MLSHIP_* settings"
+        raise ConfigError(f"{name}: {err['msg']}.") from None
+
+
+def serve_command(
+    model_uri: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> int:
+    """Run the service until SIGTERM/SIGINT; returns the exit code."""
+    settings = load_settings(model_uri=model_uri, host=host, port=port, workers=workers)
+    return serve(settings)
+
+
+def serve(settings: AppSettings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.service import load_service_model
+    from app.sources import resolve_model_uri
+
+    started = time.perf_counter()
+    configure_logging(settings.log_level)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": log_config(settings.log_level),
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "timeout_keep_alive": 5,
+    }
+    if settings.workers == 1:
+        model = load_service_model(settings)
+        log.info(
+            "model loaded",
+            extra={
+                "model_version": model.version,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, model), **common))
+        server.run()
+        return 0 if server.started else 1
+    # Workers re-read the settings from the environment: hand them the resolved local bundle
+    # and every command-line override.
+    local = resolve_model_uri(settings.model_uri, settings.model_cache_dir)
+    os.environ.update(
+        {
+            "MLSHIP_MODEL_URI": str(local),
+            "MLSHIP_HOST": settings.host,
+            "MLSHIP_PORT": str(settings.port),
+            "MLSHIP_WORKERS": str(settings.workers),
+        }
+    )
+    uvicorn.run("app.serve:worker_app", factory=True, workers=settings.workers, **common)
+    return 0
+
+
+def worker_app() -> Any:
+    """The app of one worker process (uvicorn factory); the lifespan loads the model."""
+    from app.main import create_app
+
+    settings = AppSettings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def main() -> int:
+    """``python -m app.serve``: serve with settings from the environment only."""
+    from pipelines.errors import MlshipError
+
+    try:
+        return serve(load_settings())
+    except MlshipError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

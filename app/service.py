@@ -1,0 +1,89 @@
+"""The loaded service: settings, model, schema, predictor, monitors and keys, built once at start.
+
+Routes reach it as ``request.app.state.service`` and predict through :meth:`Service.predict`,
+which also feeds the metrics and the drift monitor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.auth import KeyChecker, load_key_hashes
+from app.errors import ModelLoadError
+from app.inputs import FeatureSchema
+from app.metrics import Metrics
+from app.model import Model, Prediction, load_model
+from app.monitoring import DriftMonitor
+from app.predictor import Predictor, build_predictor
+from app.settings import AppSettings
+from app.sources import resolve_model_uri
+from pipelines.errors import MlshipError
+
+log = logging.getLogger("mlship.app")
+
+
+@dataclass
+class Service:
+    settings: AppSettings
+    model: Model
+    schema: FeatureSchema
+    predictor: Predictor
+    metrics: Metrics
+    keys: KeyChecker
+    monitor: DriftMonitor | None
+    ready: bool = field(default=True)
+
+    async def predict(self, X: np.ndarray) -> Prediction:
+        """Predict a validated matrix and record it in the metrics and monitors."""
+        prediction = await self.predictor.predict(X)
+        self.metrics.count_predictions(prediction.labels)
+        if self.monitor is not None:
+            self.monitor.observe(X)
+        return prediction
+
+
+def load_service_model(settings: AppSettings) -> Model:
+    """Resolve ``MLSHIP_MODEL_URI`` and load the verified bundle.
+
+    Raises:
+        ModelLoadError: naming the URI and what is wrong; the service must not start.
+    """
+    try:
+        return load_model(resolve_model_uri(settings.model_uri, settings.model_cache_dir))
+    except ModelLoadError:
+        raise
+    except MlshipError as e:
+        raise ModelLoadError(f"Cannot load MLSHIP_MODEL_URI={settings.model_uri}: {e}") from e
+
+
+def build_service(settings: AppSettings, metrics: Metrics, model: Model | None = None) -> Service:
+    """Load everything the request path needs, so requests do no set-up work."""
+    started = time.perf_counter()
+    if model is None:
+        model = load_service_model(settings)
+    keys = KeyChecker(load_key_hashes(settings))
+    monitor = (
+        DriftMonitor(model.manifest, settings.drift_window_rows) if settings.monitoring else None
+    )
+    if monitor is not None:
+        monitor.register(metrics.registry)
+    metrics.set_model(model.name, model.version, model.manifest.task, model.classes)
+    metrics.model_load_seconds.set(time.perf_counter() - started)
+    if not keys.enabled:
+        log.warning(
+            "no API keys configured: /v1 and /v2 model routes are open "
+            "(set MLSHIP_API_KEY_HASHES, MLSHIP_API_KEYS_FILE or MLSHIP_API_KEYS_SECRET)"
+        )
+    return Service(
+        settings=settings,
+        model=model,
+        schema=FeatureSchema(model.manifest, settings.max_batch_rows),
+        predictor=build_predictor(model, settings),
+        metrics=metrics,
+        keys=keys,
+        monitor=monitor,
+    )

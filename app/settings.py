@@ -1,0 +1,129 @@
+"""AppSettings: every ``MLSHIP_`` environment variable the service reads, validated once.
+
+Built once at the edge (``serve``, or the caller of ``create_app``) and passed down; nothing else
+in ``app/`` reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# SageMaker kills a container 30 s after SIGTERM; the drain must end before that.
+_SAGEMAKER_KILL_AFTER_S = 30.0
+
+
+def parse_key_hashes(raw: str, source: str) -> list[str]:
+    """Split comma- or newline-separated SHA-256 hex digests and check each one.
+
+    Raises:
+        ValueError: naming ``source``, the bad entry's position and how to make a hash.
+    """
+    hashes = [h.strip().lower() for h in re.split(r"[,\s]+", raw) if h.strip()]
+    for i, h in enumerate(hashes, start=1):
+        if not _SHA256_HEX.match(h):
+            raise ValueError(
+                f"{source}: entry {i} is not a SHA-256 hex digest (64 hex characters). Store "
+                'hashes, never the keys themselves: `printf %s "$KEY" | sha256sum`.'
+            )
+    return hashes
+
+
+class AppSettings(BaseSettings):
+    """The service's settings; field ``x`` is read from ``MLSHIP_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSHIP_", extra="ignore", frozen=True)
+
+    model_uri: str = Field(
+        default="/opt/ml/model",
+        description="Bundle directory, model.tar.gz, s3://bucket/key(.tar.gz) or "
+        "models:/name@alias (MLflow, only where installed). SageMaker extracts to /opt/ml/model.",
+    )
+    host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - a container must listen on its external interface
+        description="Interface to bind.",
+    )
+    port: int = Field(
+        default=8080,
+        ge=1,
+        le=65535,
+        # SageMaker multi-container endpoints tell each container its port this way.
+        validation_alias=AliasChoices("MLSHIP_PORT", "SAGEMAKER_BIND_TO_PORT"),
+        description="Port to listen on (SAGEMAKER_BIND_TO_PORT is honoured too).",
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
+    max_batch_rows: int = Field(
+        default=10_000, ge=1, description="Most rows one request may carry (422 above)."
+    )
+    max_body_bytes: int = Field(
+        default=6 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 above); 6 MiB is SageMaker's limit.",
+    )
+    api_key_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated SHA-256 hex digests of the accepted API keys.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="File of SHA-256 hex digests, one per line."
+    )
+    api_keys_secret: str | None = Field(
+        default=None,
+        description="AWS Secrets Manager secret (name or ARN) holding the digests: a JSON list, "
+        'a JSON object {"api_key_hashes": [...]}, or one digest per line.',
+    )
+    invocations_auth: bool = Field(
+        default=False,
+        description="Require an API key on /invocations too (SageMaker already authenticates "
+        "callers with IAM, so it is off by default).",
+    )
+    graceful_timeout: int = Field(
+        default=25,
+        gt=0,
+        lt=_SAGEMAKER_KILL_AFTER_S,
+        description="Seconds in-flight requests get to finish after SIGTERM.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the JSON logs."
+    )
+    access_log: bool = Field(default=True, description="Log one JSON line per request.")
+    monitoring: bool = Field(
+        default=True, description="Track drift (PSI) and data quality on prediction inputs."
+    )
+    drift_window_rows: int = Field(
+        default=10_000,
+        ge=100,
+        description="Rows the drift histograms remember (older rows decay by halves).",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="Where s3:// and models:/ bundles are downloaded (default: a temp dir).",
+    )
+
+    @field_validator("api_key_hashes", mode="before")
+    @classmethod
+    def _split_hashes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_key_hashes(value, "MLSHIP_API_KEY_HASHES")
+        if isinstance(value, list):
+            return parse_key_hashes(",".join(str(v) for v in value), "MLSHIP_API_KEY_HASHES")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_key_file(self) -> AppSettings:
+        if self.api_keys_file is not None and not self.api_keys_file.is_file():
+            raise ValueError(
+                f"MLSHIP_API_KEYS_FILE={self.api_keys_file} does not exist or is not a file. "
+                "Mount the file or unset the variable."
+            )
+        return self

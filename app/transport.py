@@ -1,0 +1,104 @@
+"""HTTP plumbing the routers share: bounded body reading, content negotiation, fast JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response
+
+from app.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+
+JSON = "application/json"
+CSV = "text/csv"
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def media_type(header: str | None) -> str:
+    """``"Text/CSV; charset=utf-8"`` -> ``"text/csv"``."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def require_content_type(request: Request, accepted: tuple[str, ...]) -> str:
+    """The request's media type, or a 415 naming the accepted ones."""
+    got = media_type(request.headers.get("content-type"))
+    if got in accepted:
+        return got
+    if got.endswith("+json") and JSON in accepted:
+        return JSON
+    shown = got or "none"
+    raise UnsupportedMediaType(
+        f"Content-Type {shown[:100]!r} is not supported here; send {' or '.join(accepted)}."
+    )
+
+
+def negotiate(request: Request, offered: tuple[str, ...]) -> str:
+    """Pick the response media type from ``Accept`` (first offered wins ties), or 406."""
+    accept = request.headers.get("accept")
+    if not accept:
+        return offered[0]
+    best: tuple[float, int, str] | None = None
+    for part in accept.split(","):
+        fields = part.split(";")
+        mt = fields[0].strip().lower()
+        q = 1.0
+        for param in fields[1:]:
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        for rank, candidate in enumerate(offered):
+            if mt in (candidate, "*/*", candidate.split("/")[0] + "/*"):
+                key = (q, -rank, candidate)
+                if best is None or key > best:
+                    best = key
+    if best is None:
+        raise NotAcceptable(
+            f"Accept {accept[:100]!r} asks for nothing this route produces; accept "
+            f"{' or '.join(offered)}."
+        )
+    return best[2]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadRequest("Content-Length is not a number.") from None
+        if size > limit:
+            raise PayloadTooLarge(_too_large(size, limit))
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(_too_large(received, limit))
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise BadRequest("The request body is empty; send the rows to predict.")
+    return body
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"The body is {size} bytes or more; at most {limit} bytes are accepted "
+        "(MLSHIP_MAX_BODY_BYTES). Split the batch."
+    )
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    """Serialise with orjson (numpy arrays included) without a per-response model object."""
+    return Response(orjson.dumps(content, option=_ORJSON_OPTIONS), status, media_type=JSON)
+
+
+def csv_response(lines: list[str]) -> Response:
+    return Response("\n".join(lines) + "\n", 200, media_type=CSV)

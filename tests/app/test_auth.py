@@ -1,0 +1,170 @@
+"""API keys: SHA-256 digests from env, file or Secrets Manager; 401 missing, 403 wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from app.main import create_app
+from app.settings import AppSettings
+from pipelines.errors import ConfigError
+from tests.app.conftest import API_KEY, API_KEY_HASH, ClientFactory
+
+MISSING = (
+    "An API key is required: send it in the X-API-Key header or as Authorization: Bearer <key>."
+)
+WRONG = "The API key is not valid for this service."
+OTHER_KEY = "another-key"
+
+
+@pytest.fixture
+def keyed(make_client: ClientFactory) -> TestClient:
+    other = hashlib.sha256(OTHER_KEY.encode()).hexdigest()
+    return make_client(api_key_hashes=f"{API_KEY_HASH},{other}")
+
+
+def _predict(client: TestClient, X: np.ndarray, **headers: str) -> object:
+    return client.post("/v1/predict", json={"features": X[0].tolist()}, headers=headers)
+
+
+def test_auth_missing_key_is_401(keyed: TestClient, X: np.ndarray) -> None:
+    response = _predict(keyed, X)
+
+    assert response.status_code == 401  # type: ignore[attr-defined]
+    assert response.json() == {"error": MISSING}  # type: ignore[attr-defined]
+    assert response.headers["www-authenticate"].startswith("Bearer")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-API-Key": "wrong"},
+        {"Authorization": "Bearer wrong"},
+        {"X-API-Key": API_KEY[:-1]},
+    ],
+)
+def test_auth_wrong_key_is_403(keyed: TestClient, X: np.ndarray, headers: dict[str, str]) -> None:
+    response = _predict(keyed, X, **headers)
+
+    assert response.status_code == 403  # type: ignore[attr-defined]
+    assert response.json() == {"error": WRONG}  # type: ignore[attr-defined]
+
+
+def test_auth_basic_scheme_counts_as_missing(keyed: TestClient, X: np.ndarray) -> None:
+    response = _predict(keyed, X, Authorization="Basic dXNlcjpwYXNz")
+
+    assert response.status_code == 401  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-API-Key": API_KEY},
+        {"Authorization": f"Bearer {API_KEY}"},
+        {"X-API-Key": OTHER_KEY},
+    ],
+)
+def test_auth_valid_key_is_accepted(
+    keyed: TestClient, X: np.ndarray, headers: dict[str, str]
+) -> None:
+    assert _predict(keyed, X, **headers).status_code == 200  # type: ignore[attr-defined]
+
+
+def test_auth_protects_model_routes_and_leaves_health_open(
+    keyed: TestClient, X: np.ndarray
+) -> None:
+    for path in ["/ping", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/metrics"]:
+        assert keyed.get(path).status_code == 200, path
+    for path in ["/v2/models/mlship", "/v2/models/mlship/ready"]:
+        assert keyed.get(path).status_code == 401, path
+        assert keyed.get(path, headers={"X-API-Key": API_KEY}).status_code == 200, path
+    infer = {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": X[0].tolist()}]}
+    assert keyed.post("/v2/models/mlship/infer", json=infer).status_code == 401
+
+
+def test_auth_invocations_open_by_default_and_guarded_when_asked(
+    make_client: ClientFactory, X: np.ndarray
+) -> None:
+    default = make_client(api_key_hashes=API_KEY_HASH)
+    guarded = make_client(api_key_hashes=API_KEY_HASH, invocations_auth=True)
+    body = {"features": X[0].tolist()}
+
+    assert default.post("/invocations", json=body).status_code == 200
+    assert guarded.post("/invocations", json=body).status_code == 401
+    assert guarded.post("/invocations", json=body, headers={"X-API-Key": "no"}).status_code == 403
+    ok = guarded.post("/invocations", json=body, headers={"X-API-Key": API_KEY})
+    assert ok.status_code == 200
+
+
+def test_auth_open_without_keys(client: TestClient, X: np.ndarray) -> None:
+    assert _predict(client, X).status_code == 200  # type: ignore[attr-defined]
+
+
+def test_auth_keys_from_file(make_client: ClientFactory, X: np.ndarray, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"# rotated 2026-11\n{API_KEY_HASH.upper()}\n")
+    client = make_client(api_keys_file=keys)
+
+    assert _predict(client, X).status_code == 401  # type: ignore[attr-defined]
+    assert _predict(client, X, **{"X-API-Key": API_KEY}).status_code == 200  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [f'["{API_KEY_HASH}"]', f'{{"api_key_hashes": ["{API_KEY_HASH}"]}}', f"{API_KEY_HASH}\n"],
+)
+def test_auth_keys_from_secrets_manager(
+    aws: str, make_client: ClientFactory, X: np.ndarray, secret: str
+) -> None:
+    boto3.client("secretsmanager").create_secret(Name="mlship/api-keys", SecretString=secret)
+    client = make_client(api_keys_secret="mlship/api-keys")
+
+    assert _predict(client, X).status_code == 401  # type: ignore[attr-defined]
+    assert _predict(client, X, **{"X-API-Key": API_KEY}).status_code == 200  # type: ignore[attr-defined]
+
+
+def test_auth_missing_secret_stops_the_start(aws: str, logistic_bundle: Path) -> None:
+    settings = AppSettings(model_uri=str(logistic_bundle), api_keys_secret="mlship/none")
+
+    with (
+        pytest.raises(ConfigError, match=r"^MLSHIP_API_KEYS_SECRET=mlship/none: cannot read"),
+        TestClient(create_app(settings)),
+    ):
+        pass
+
+
+def test_auth_secret_with_a_plain_key_stops_the_start(aws: str, logistic_bundle: Path) -> None:
+    boto3.client("secretsmanager").create_secret(Name="k", SecretString=f'["{API_KEY}"]')
+    settings = AppSettings(model_uri=str(logistic_bundle), api_keys_secret="k")
+
+    with (
+        pytest.raises(ConfigError, match="entry 1 is not a SHA-256 hex digest"),
+        TestClient(create_app(settings)),
+    ):
+        pass
+
+
+def test_auth_plain_key_in_env_is_refused(logistic_bundle: Path) -> None:
+    with pytest.raises(ValidationError, match="MLSHIP_API_KEY_HASHES: entry 1 is not a SHA-256"):
+        AppSettings(model_uri=str(logistic_bundle), api_key_hashes=API_KEY)
+
+
+def test_auth_keys_never_logged(
+    keyed: TestClient, X: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        _predict(keyed, X, **{"X-API-Key": API_KEY})
+        _predict(keyed, X, **{"X-API-Key": "wrong-key-value"})
+
+    text = "\n".join(str(r.__dict__) for r in caplog.records)
+    assert caplog.records
+    assert API_KEY not in text
+    assert "wrong-key-value" not in text
+    assert repr(X[0, 0]) not in text

@@ -1,0 +1,162 @@
+"""SageMaker routes in-process: ``/ping`` and ``/invocations`` in JSON and CSV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.model import Model
+
+CSV = {"content-type": "text/csv"}
+
+
+def _csv(rows: np.ndarray) -> str:
+    return "\n".join(",".join(repr(v) for v in row) for row in rows.tolist()) + "\n"
+
+
+def test_ping_is_200_when_ready(client: TestClient) -> None:
+    assert client.get("/ping").status_code == 200
+
+
+def test_invocations_json_instances(client: TestClient, X: np.ndarray) -> None:
+    response = client.post("/invocations", json={"instances": X[:3].tolist()})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    model: Model = client.app.state.service.model  # type: ignore[attr-defined]
+    assert body["predictions"] == model.predict(X[:3]).labels.tolist()
+    assert body["model_version"] == "test-logistic-0"
+    assert body["classes"] == [0, 1]
+
+
+def test_invocations_csv_in_json_out(client: TestClient, X: np.ndarray) -> None:
+    as_csv = client.post("/invocations", content=_csv(X[:4]), headers=CSV).json()
+    as_json = client.post("/invocations", json=X[:4].tolist()).json()
+
+    assert as_csv == as_json
+
+
+def test_invocations_csv_out(client: TestClient, X: np.ndarray) -> None:
+    response = client.post(
+        "/invocations", content=_csv(X[:2]), headers={**CSV, "accept": "text/csv"}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    model: Model = client.app.state.service.model  # type: ignore[attr-defined]
+    expected = model.predict(X[:2])
+    assert expected.probabilities is not None
+    lines = response.text.splitlines()
+    assert len(lines) == 2
+    for line, label, proba in zip(lines, expected.labels, expected.probabilities, strict=True):
+        fields = line.split(",")
+        assert int(fields[0]) == label
+        np.testing.assert_allclose([float(f) for f in fields[1:]], proba, rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("text/csv", "text/csv"),
+        ("application/json", "application/json"),
+        ("*/*", "application/json"),
+        ("text/*", "text/csv"),
+        ("text/csv;q=0.5, application/json;q=0.9", "application/json"),
+        ("application/json;q=0, text/csv", "text/csv"),
+    ],
+)
+def test_invocations_accept_negotiation(
+    client: TestClient, X: np.ndarray, accept: str, expected: str
+) -> None:
+    response = client.post("/invocations", json=X[:1].tolist(), headers={"accept": accept})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(expected)
+
+
+def test_invocations_unacceptable_accept_is_406(client: TestClient, X: np.ndarray) -> None:
+    response = client.post(
+        "/invocations", json=X[:1].tolist(), headers={"accept": "application/xml"}
+    )
+
+    assert response.status_code == 406
+    assert response.json() == {
+        "error": "Accept 'application/xml' asks for nothing this route produces; accept "
+        "application/json or text/csv."
+    }
+
+
+def test_invocations_csv_header_row_is_skipped(
+    client: TestClient, X: np.ndarray, feature_names: list[str]
+) -> None:
+    with_header = ",".join(feature_names) + "\n" + _csv(X[:2])
+
+    a = client.post("/invocations", content=with_header, headers=CSV).json()
+    b = client.post("/invocations", content=_csv(X[:2]), headers=CSV).json()
+
+    assert a == b
+
+
+def test_invocations_csv_quoted_fields(client: TestClient, X: np.ndarray) -> None:
+    quoted = ",".join(f'"{v!r}"' for v in X[0].tolist())
+
+    a = client.post("/invocations", content=quoted, headers=CSV).json()
+    b = client.post("/invocations", content=_csv(X[:1]), headers=CSV).json()
+
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (
+            "1,2,3\n",
+            422,
+            "CSV row 0 has 3 columns; the model expects 30 features (mean_radius, mean_texture, "
+            "mean_perimeter, mean_area, mean_smoothness, …), in that order, without a header.",
+        ),
+        (
+            "x" + ",1" * 29,
+            422,
+            "CSV row 0: feature 'mean_radius' is not a number; send numeric rows without a header.",
+        ),
+        (
+            "inf" + ",1" * 29,
+            422,
+            "feature 'mean_radius' (row 0) is infinite; send finite numbers.",
+        ),
+        (
+            "1" + ",1" * 28 + ",",
+            422,
+            "feature 'worst_fractal_dimension' (row 0) is missing (null or NaN), but the model "
+            "was trained without missing values for it; send a number.",
+        ),
+        ("\n\n", 400, "The request body is empty; send the rows to predict."),
+    ],
+)
+def test_invocations_bad_csv(client: TestClient, body: str, status: int, message: str) -> None:
+    response = client.post("/invocations", content=body, headers=CSV)
+
+    assert response.status_code == status
+    assert response.json() == {"error": message}
+
+
+def test_invocations_csv_not_utf8_is_400(client: TestClient) -> None:
+    response = client.post("/invocations", content=b"\xff\xfe1,2", headers=CSV)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "The CSV body is not UTF-8 (invalid start byte at byte 0)."}
+
+
+def test_invocations_unsupported_content_type_is_415(client: TestClient) -> None:
+    response = client.post(
+        "/invocations", content=b"1,2", headers={"content-type": "application/x-npy"}
+    )
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "error": "Content-Type 'application/x-npy' is not supported here; send "
+        "application/json or text/csv."
+    }
