@@ -1,0 +1,129 @@
+"""The ``make bench`` table and the performance issue's targets, from the figures of one run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Requests/s at 64 connections, ours / naive, per model kind.
+THROUGHPUT_TARGETS = {"logistic": 5.0, "forest": 10.0}
+BATCH_SHARE_TARGET = 0.8  # batch-scoring rows/s over in-process predict rows/s
+MEMORY_GROWTH_TARGET = 1.5  # peak memory, largest over smallest input
+SERVICES = ("ours", "naive", "noop")
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target that the figures allow to judge, with the measured value and margin."""
+    out: list[dict[str, Any]] = []
+    chunk = f"chunk_{results['chunk_rows']}"
+    for kind, m in results["models"].items():
+        http = m.get("http") or {}
+        ours, naive = http.get("ours"), http.get("naive")
+        if ours and naive:
+            if kind in THROUGHPUT_TARGETS:
+                ratio = ours["64"]["requests_per_s"] / naive["64"]["requests_per_s"]
+                goal = THROUGHPUT_TARGETS[kind]
+                out.append(
+                    _target(
+                        f"{kind}: req/s at 64 connections, ours/naive >= {goal:g}x",
+                        f"{ratio:.1f}x",
+                        ratio >= goal,
+                        f"{ratio / goal:.2f} of the target",
+                    )
+                )
+            p99, p50 = ours["8"]["p99_ms"], naive["8"]["p50_ms"]
+            out.append(
+                _target(
+                    f"{kind}: p99 at 8 connections (ours) < p50 at 8 (naive)",
+                    f"{p99:.2f} ms vs {p50:.2f} ms",
+                    p99 < p50,
+                    f"{p50 - p99:+.2f} ms",
+                )
+            )
+        batch = m.get("batch") or {}
+        reference = m.get("in_process", {}).get(chunk)
+        if batch and reference:
+            for n, b in batch.items():
+                share = b["rows_per_s"] / reference
+                out.append(
+                    _target(
+                        f"{kind}: batch scoring {int(n):,} rows >= {BATCH_SHARE_TARGET:.0%} of "
+                        f"in-process predict ({results['chunk_rows']:,}-row chunks)",
+                        f"{share:.0%}",
+                        share >= BATCH_SHARE_TARGET,
+                        f"{(share - BATCH_SHARE_TARGET) * 100:+.0f} points",
+                    )
+                )
+        if len(batch) >= 2:
+            sizes = sorted(batch, key=int)
+            growth = batch[sizes[-1]]["peak_rss_mb"] / batch[sizes[0]]["peak_rss_mb"]
+            out.append(
+                _target(
+                    f"{kind}: peak memory {int(sizes[-1]):,} rows <= {MEMORY_GROWTH_TARGET}x "
+                    f"{int(sizes[0]):,} rows",
+                    f"{growth:.2f}x",
+                    growth <= MEMORY_GROWTH_TARGET,
+                    f"{MEMORY_GROWTH_TARGET - growth:+.2f}x",
+                )
+            )
+    return out
+
+
+def _target(name: str, value: str, met: bool, margin: str) -> dict[str, Any]:
+    return {"target": name, "value": value, "met": met, "margin": margin}
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole run as plain-text tables."""
+    lines = [
+        f"mlship bench, {results['started_at']}, {results['machine']['cpus']} CPUs, "
+        f"Python {results['machine']['python']}, wrk {results['seconds_per_cell']:g} s per cell",
+        "",
+        "Single-row POST /v1/predict (wrk; req/s, p50 ms, p99 ms)",
+    ]
+    header = f"{'model':<9}{'conns':>6} |" + "".join(
+        f" {name + ' req/s':>12} {'p50':>7} {'p99':>7} |" for name in SERVICES
+    )
+    lines += [header + "  ours/naive", "-" * (len(header) + 12)]
+    for kind, m in results["models"].items():
+        http = m.get("http")
+        if not http:
+            continue
+        for c in ("1", "8", "64"):
+            row = f"{kind:<9}{c:>6} |"
+            for name in SERVICES:
+                cell = (http.get(name) or {}).get(c)
+                if cell is None:
+                    row += f" {'n/a':>12} {'':>7} {'':>7} |"
+                    continue
+                flag = "!" if cell["errors"] else ""
+                row += (
+                    f" {cell['requests_per_s']:>11,.0f}{flag:1} {cell['p50_ms']:>7.2f} "
+                    f"{cell['p99_ms']:>7.2f} |"
+                )
+            ours, naive = (http.get("ours") or {}).get(c), (http.get("naive") or {}).get(c)
+            if ours and naive:
+                row += f"  {ours['requests_per_s'] / naive['requests_per_s']:>6.1f}x"
+            lines.append(row)
+    lines += ["(! = the run had errors or non-2xx answers; see the JSON)", ""]
+
+    lines.append("In-process Model.predict (rows/s) and batch scoring (mlship predict, Parquet)")
+    chunk = f"chunk_{results['chunk_rows']}"
+    for kind, m in results["models"].items():
+        ip = m.get("in_process", {})
+        parts = [f"batch 1: {ip['batch_1']:,.0f}", f"batch 256: {ip['batch_256']:,.0f}"]
+        if chunk in ip:
+            parts.append(f"{results['chunk_rows']:,}-row chunks: {ip[chunk]:,.0f}")
+        lines.append(f"  {kind:<9} in-process  " + "; ".join(parts))
+        for n, b in (m.get("batch") or {}).items():
+            share = f" ({b['rows_per_s'] / ip[chunk]:.0%} of in-process)" if chunk in ip else ""
+            lines.append(
+                f"  {kind:<9} scoring {int(n):>9,} rows: {b['rows_per_s']:>10,.0f} rows/s{share}, "
+                f"peak RSS {b['peak_rss_mb']:,.0f} MB"
+            )
+    lines += ["", "Targets"]
+    for t in results.get("targets", []):
+        mark = "met   " if t["met"] else "MISSED"
+        lines.append(f"  [{mark}] {t['target']}: {t['value']} ({t['margin']})")
+    if "elapsed_s" in results:
+        lines.append(f"\nbench took {results['elapsed_s']:.0f} s")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""``make bench``: this service next to the naive baseline and a no-op ceiling, in one run.
+
+For a logistic-regression and a 100-tree random-forest bundle (``tests.factories``), it measures
+single-row ``POST /v1/predict`` with wrk at 1, 8 and 64 connections against:
+
+- this service (``mlship serve``, its defaults, prediction cache off so that every request
+  reaches the model);
+- the naive baseline (``benchmarks/naive_service.py``: the seed's tutorial service);
+- a no-op endpoint on the same server stack (the HTTP ceiling of this machine);
+
+then the in-process ``predict`` ceiling (rows/s at batch 1 and 256, and at the batch-scoring
+chunk size), and batch scoring of generated 1 M and 5 M row Parquet files (rows/s and the
+scoring process's peak memory). It prints one table with the ratios ours / naive and the
+targets of the performance issue, and writes the figures to ``bench-results/``.
+
+Traffic goes to 127.0.0.1 only; every load run is bounded by ``--seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from app.model import load_model
+from benchmarks.load import LoadResult, run_wrk, write_script
+from benchmarks.report import render, targets
+from benchmarks.scoring import (
+    generate_parquet,
+    in_process_rows_per_s,
+    read_matrix,
+    score_in_child,
+)
+from benchmarks.servers import Service, free_port, post_json, running, uvicorn_service
+from tests.factories import make_bundle
+
+CONNECTIONS = (1, 8, 64)
+SCRIPT_ROWS = 512
+RESULTS_DIR = Path("bench-results")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--models", default="logistic,forest", help="Comma-separated kinds.")
+    parser.add_argument("--seconds", type=float, default=6.0, help="wrk duration per cell.")
+    parser.add_argument("--rows", default="1000000,5000000", help="Batch-scoring input sizes.")
+    parser.add_argument("--chunk-rows", type=int, default=100_000, help="Batch-scoring chunk.")
+    parser.add_argument("--skip-http", action="store_true", help="Only in-process and batch.")
+    parser.add_argument("--skip-batch", action="store_true", help="Only HTTP and in-process.")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results directory.")
+    args = parser.parse_args(argv)
+    rows = [int(r) for r in args.rows.split(",") if r]
+
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "seconds_per_cell": args.seconds,
+        "chunk_rows": args.chunk_rows,
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="mlship-bench-") as tmp:
+        work = Path(tmp)
+        for kind in args.models.split(","):
+            print(f"== {kind}", file=sys.stderr, flush=True)
+            results["models"][kind] = bench_model(kind, work, args, rows)
+    results["targets"] = targets(results)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+
+    print(render(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for name in (f"bench-{stamp}.json", "latest.json"):
+        (args.out / name).write_text(json.dumps(results, indent=2))
+    print(f"\nfigures written to {args.out / f'bench-{stamp}.json'}")
+    return 0
+
+
+def bench_model(kind: str, work: Path, args: argparse.Namespace, rows: list[int]) -> dict[str, Any]:
+    bundle = make_bundle(work / kind, kind)  # type: ignore[arg-type]
+    test_X = np.load(work / f"{kind}-test_X.npy")
+    model = load_model(bundle)
+    out: dict[str, Any] = {"version": model.version, "features": model.n_features}
+
+    if not args.skip_http:
+        rng = np.random.default_rng(1)
+        script_rows = test_X[rng.integers(0, len(test_X), SCRIPT_ROWS)]
+        script_rows = script_rows * rng.normal(1.0, 0.01, script_rows.shape)
+        script = write_script(work / f"{kind}.lua", script_rows)
+        joblib_path = work / f"{kind}.joblib"
+        joblib.dump(model.estimator, joblib_path)
+        expected = model.predict(script_rows[:1]).labels.tolist()
+        out["http"] = {
+            name: bench_service(service, work, script, args.seconds, script_rows[0], expected)
+            for name, service in services(bundle, joblib_path).items()
+        }
+
+    big = read_or_none(rows, work, kind, model, test_X)
+    out["in_process"] = {
+        "batch_1": in_process_rows_per_s(model, test_X, 1, 1.5),
+        "batch_256": in_process_rows_per_s(model, np.concatenate([test_X] * 4), 256, 1.5),
+    }
+    if big is not None:
+        out["in_process"][f"chunk_{args.chunk_rows}"] = in_process_rows_per_s(
+            model, big, args.chunk_rows, 2.0
+        )
+    del big
+
+    if not args.skip_batch:
+        out["batch"] = {}
+        for n in rows:
+            src = generate_parquet(work / f"{kind}-{n}.parquet", model, test_X, n)
+            print(f"   batch scoring {n:,} rows", file=sys.stderr, flush=True)
+            scored = score_in_child(bundle, src, work / f"{kind}-{n}-out.parquet", args.chunk_rows)
+            out["batch"][str(n)] = scored.to_json()
+            src.unlink()
+            (work / f"{kind}-{n}-out.parquet").unlink()
+    return out
+
+
+def read_or_none(
+    rows: list[int], work: Path, kind: str, model: Any, test_X: np.ndarray
+) -> np.ndarray | None:
+    """The smallest batch-scoring input, in memory, for the in-process chunked reference."""
+    if not rows:
+        return None
+    path = generate_parquet(work / f"{kind}-ref.parquet", model, test_X, min(rows))
+    X = read_matrix(path, model)
+    path.unlink()
+    return X
+
+
+def services(bundle: Path, joblib_path: Path) -> dict[str, Service | None]:
+    ours: Service | None = None
+    if importlib.util.find_spec("app.serve") is not None:
+        serve = ["serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", "{port}"]
+        ours = Service(
+            name="ours",
+            argv=[sys.executable, "-m", "pipelines.cli", *serve],
+            ready_path="/ping",
+            # The port twice: as the flag, and as the variable the settings read.
+            env={
+                "MLSHIP_PORT": "{port}",
+                "MLSHIP_HOST": "127.0.0.1",
+                "MLSHIP_CACHE_ENABLED": "false",
+                "MLSHIP_LOG_LEVEL": "warning",
+            },
+        )
+    workers = os.cpu_count() or 1
+    return {
+        "ours": ours,
+        "naive": uvicorn_service(
+            "naive",
+            "benchmarks.naive_service:app",
+            1,
+            {"NAIVE_MODEL_PATH": str(joblib_path)},
+        ),
+        "noop": uvicorn_service("noop", "benchmarks.noop_service:app", workers, {}),
+    }
+
+
+def bench_service(
+    service: Service | None,
+    work: Path,
+    script: Path,
+    seconds: float,
+    row: np.ndarray,
+    expected: list[Any],
+) -> dict[str, Any] | None:
+    if service is None:
+        return None
+    port = free_port()
+    argv = [a.replace("{port}", str(port)) for a in service.argv]
+    env = {k: v.replace("{port}", str(port)) for k, v in service.env.items()}
+    live = Service(service.name, argv, service.ready_path, env)
+    print(f"   {service.name}", file=sys.stderr, flush=True)
+    log = work / f"{service.name}.log"
+    try:
+        with running(live, port, log) as url:
+            answer = post_json(f"{url}/v1/predict", {"features": [float(v) for v in row]})
+            if service.name != "noop":
+                check_answer(service.name, answer, expected)
+            run_wrk(f"{url}/v1/predict", script, 8, 1.0)  # warm-up, not reported
+            cells: list[LoadResult] = [
+                run_wrk(f"{url}/v1/predict", script, c, seconds) for c in CONNECTIONS
+            ]
+    except (RuntimeError, OSError) as e:
+        # One broken service must not hide the others' figures; the table shows n/a.
+        print(f"   {service.name} failed: {e}", file=sys.stderr, flush=True)
+        return None
+    return {str(r.connections): r.to_json() for r in cells}
+
+
+def check_answer(name: str, answer: object, expected: list[Any]) -> None:
+    """The service must predict what the model predicts, or its figures mean nothing."""
+    if not isinstance(answer, dict) or answer.get("prediction") != expected:
+        raise RuntimeError(f"{name} answered {answer!r}; expected prediction {expected!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Batch-scoring and in-process figures: rows/s, and peak memory of a scoring process.
+
+``python -m benchmarks.scoring BUNDLE INPUT OUTPUT CHUNK`` scores one file with
+:func:`pipelines.batch.score_file` and prints its rows/s as JSON; the parent reads the child's
+peak RSS from ``os.wait4`` (no psutil), so the figure is the whole scoring process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from app.model import Model, load_model
+
+GEN_CHUNK = 100_000
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    rows: int
+    rows_per_s: float
+    peak_rss_mb: float
+
+    def to_json(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def generate_parquet(path: Path, model: Model, base: np.ndarray, rows: int, seed: int = 0) -> Path:
+    """``rows`` rows near the test split (each value scaled by ~N(1, 0.02)), with an id column.
+
+    Written in row groups of 100,000 rows, as Spark, pandas and pyarrow write by default.
+    """
+    rng = np.random.default_rng(seed)
+    names = model.feature_names
+    schema = pa.schema([("id", pa.int64())] + [(n, pa.float64()) for n in names])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, rows, GEN_CHUNK):
+            n = min(GEN_CHUNK, rows - start)
+            X = base[rng.integers(0, len(base), n)] * rng.normal(1.0, 0.02, (n, base.shape[1]))
+            columns = {"id": np.arange(start, start + n)} | {
+                c: X[:, j] for j, c in enumerate(names)
+            }
+            writer.write_table(pa.table(columns, schema=schema), row_group_size=GEN_CHUNK)
+    return path
+
+
+def read_matrix(path: Path, model: Model) -> np.ndarray:
+    """The whole file's features as a C-ordered float64 matrix (the in-process reference)."""
+    table = pq.read_table(path, columns=model.feature_names)
+    return np.column_stack([table.column(n).to_numpy() for n in model.feature_names])
+
+
+def in_process_rows_per_s(model: Model, X: np.ndarray, batch: int, min_seconds: float) -> float:
+    """Rows/s of ``model.predict`` on ``batch``-row slices of ``X`` (at least ``min_seconds``)."""
+    n_slices = max(1, X.shape[0] // batch)
+    rows = 0
+    start = time.perf_counter()
+    i = 0
+    while True:
+        s = (i % n_slices) * batch
+        model.predict(X[s : s + batch])
+        rows += min(batch, X.shape[0] - s)
+        i += 1
+        elapsed = time.perf_counter() - start
+        if (elapsed >= min_seconds and i >= n_slices) or elapsed >= 10 * min_seconds:
+            return float(rows / elapsed)
+
+
+def score_in_child(bundle: Path, src: Path, dst: Path, chunk_rows: int) -> ScoringResult:
+    """Score ``src`` in a fresh process; rows/s from the child, peak RSS from the kernel."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.scoring",
+            str(bundle),
+            str(src),
+            str(dst),
+            str(chunk_rows),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scoring {src} failed with exit code {proc.returncode}")
+    result = json.loads(out)
+    return ScoringResult(
+        rows=int(result["rows"]),
+        rows_per_s=float(result["rows_per_s"]),
+        peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports KiB
+    )
+
+
+def _child(argv: list[str]) -> None:
+    from pipelines.batch import score_file
+
+    bundle, src, dst, chunk = argv
+    model = load_model(bundle)
+    result = score_file(model, src, dst, chunk_rows=int(chunk))
+    print(json.dumps({"rows": result.rows, "rows_per_s": result.rows_per_second}))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])

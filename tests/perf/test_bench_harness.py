@@ -1,0 +1,99 @@
+"""The benchmark's own logic: wrk report parsing and target judgement (no load is generated)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.load import parse_wrk, run_wrk
+from benchmarks.report import render, targets
+
+WRK_OUTPUT = """\
+Running 6s test @ http://127.0.0.1:41234/v1/predict
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.10ms    2.01ms  40.12ms   90.00%
+    Req/Sec     6.30k   400.00     7.00k    70.00%
+  Latency Distribution
+     50%  850.00us
+     75%    5.20ms
+     90%    7.10ms
+     99%    1.20s
+  75432 requests in 6.00s, 12.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  12571.92
+Transfer/sec:      2.00MB
+"""
+
+
+def test_parse_wrk_reads_throughput_percentiles_in_ms_and_errors() -> None:
+    result = parse_wrk(WRK_OUTPUT, connections=64, seconds=6.0)
+
+    assert result.requests == 75432
+    assert result.requests_per_s == pytest.approx(12571.92)
+    assert result.p50_ms == pytest.approx(0.85)
+    assert result.p99_ms == pytest.approx(1200.0)
+    assert result.errors == 7
+
+
+def test_parse_wrk_refuses_output_without_a_report() -> None:
+    with pytest.raises(RuntimeError, match="unexpected wrk output"):
+        parse_wrk("connection refused", connections=1, seconds=1.0)
+
+
+def test_run_wrk_refuses_any_host_but_loopback(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match=r"only send traffic to 127\.0\.0\.1"):
+        run_wrk("http://example.com/v1/predict", tmp_path / "x.lua", 1, 1.0)
+
+
+def _cell(rps: float, p50: float, p99: float) -> dict[str, float | int]:
+    return {"requests_per_s": rps, "p50_ms": p50, "p99_ms": p99, "errors": 0}
+
+
+def _results(ours_rps: float, ours_p99: float, batch_rps: float, big_rss: float) -> dict[str, Any]:
+    http = {
+        "ours": {c: _cell(ours_rps, 1.0, ours_p99) for c in ("1", "8", "64")},
+        "naive": {c: _cell(1000.0, 4.0, 50.0) for c in ("1", "8", "64")},
+        "noop": None,
+    }
+    return {
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "machine": {"cpus": 2, "python": "3.11"},
+        "seconds_per_cell": 6.0,
+        "chunk_rows": 100_000,
+        "models": {
+            "forest": {
+                "http": http,
+                "in_process": {"batch_1": 300.0, "batch_256": 6e4, "chunk_100000": 2e5},
+                "batch": {
+                    "1000000": {"rows": 10**6, "rows_per_s": batch_rps, "peak_rss_mb": 400.0},
+                    "5000000": {"rows": 5 * 10**6, "rows_per_s": batch_rps, "peak_rss_mb": big_rss},
+                },
+            }
+        },
+    }
+
+
+def test_targets_are_met_only_past_their_thresholds() -> None:
+    met = {t["target"]: t["met"] for t in targets(_results(10_500.0, 3.9, 1.7e5, 590.0))}
+    missed = {t["target"]: t["met"] for t in targets(_results(9_500.0, 4.1, 1.5e5, 610.0))}
+
+    assert met.keys() == missed.keys()
+    assert len(met) == 5  # throughput, latency, batch share at both sizes, memory growth
+    assert all(met.values())
+    assert not any(missed.values())
+
+
+def test_render_shows_every_service_ratio_and_verdict() -> None:
+    results = _results(10_500.0, 3.9, 1.5e5, 590.0)
+    results["targets"] = targets(results)
+
+    text = render(results)
+
+    assert "forest       64 |" in text
+    assert "10.5x" in text  # ours / naive at 64 connections
+    assert "n/a" in text  # the no-op column of this made-up run
+    assert "[met   ] forest: req/s at 64 connections, ours/naive >= 10x: 10.5x" in text
+    assert "[MISSED] forest: batch scoring 1,000,000 rows >= 80% of in-process" in text
