@@ -115,7 +115,7 @@ def behavioural_checks(
         else:
             failed.append(
                 f"minimum functionality: accuracy {accuracy:.4f} is no better than always "
-                f"predicting {values[counts.argmax()]!r} ({baseline:.4f})"
+                f"predicting {values[counts.argmax()].tolist()!r} ({baseline:.4f})"
             )
     else:
         rmse = float(np.sqrt(np.mean((pred.astype(np.float64) - y) ** 2)))

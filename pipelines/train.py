@@ -153,6 +153,8 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
     dataset = read_table(source)
     progress(f"read {source}: {len(dataset.frame)} rows, {dataset.frame.shape[1]} columns")
 
+    # Structural problems first (target, rows, types): their messages are the most actionable.
+    xy = split_xy(dataset.frame, params.data.target, params.task, source=source)
     if params.data.expectations is None:
         progress("validation skipped (data.expectations is null)")
     else:
@@ -162,7 +164,6 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         checked = validate(dataset.frame, load_suite(suite_path), source=source)
         progress(f"validated against {suite_path.name}: {checked} expectations passed")
 
-    xy = split_xy(dataset.frame, params.data.target, params.task, source=source)
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             xy.X,
@@ -290,6 +291,7 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
 def train_command(data: str | None, params_path: Path, out: Path | None) -> int:
     """``mlship train``: run the pipeline and print where the model went."""
     params = load_params(params_path)
+    print(f"training {params.model.type} ({params.task}) from {params_path}", flush=True)
     result = train(params, data=data, out=out)
     print()
     print(f"bundle    {result.bundle_dir}")

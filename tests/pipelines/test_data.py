@@ -1,0 +1,201 @@
+"""Data: the bundled CSV, reading local and s3:// files, and every bad-input error."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+
+from pipelines.cli import main as mlship
+from pipelines.data import materialise, read_table, split_xy
+from pipelines.errors import DataError
+from pipelines.s3 import S3Error
+from tests.pipelines.conftest import WriteParams
+
+
+def test_materialise_breast_cancer_is_deterministic_csv(tmp_path: Path) -> None:
+    first = materialise("breast_cancer", tmp_path / "a.csv")
+    second = materialise("breast_cancer", tmp_path / "b" / "c.csv")
+    assert first.read_bytes() == second.read_bytes()
+    frame = pd.read_csv(first)
+    assert frame.shape == (569, 31)
+    assert frame.columns[-1] == "target"
+    assert "mean_radius" in frame.columns
+    assert not any(" " in c for c in frame.columns)
+    assert sorted(frame["target"].unique().tolist()) == [0, 1]
+
+
+def test_read_table_hashes_file_bytes_and_reads_parquet(
+    breast_cancer_csv: Path, tmp_path: Path
+) -> None:
+    csv = read_table(breast_cancer_csv)
+    assert csv.sha256 == hashlib.sha256(breast_cancer_csv.read_bytes()).hexdigest()
+    parquet_path = tmp_path / "data.parquet"
+    csv.frame.to_parquet(parquet_path)
+    parquet = read_table(parquet_path)
+    pd.testing.assert_frame_equal(parquet.frame, csv.frame)
+    assert parquet.sha256 == hashlib.sha256(parquet_path.read_bytes()).hexdigest()
+
+
+def test_read_table_from_s3(aws: str, breast_cancer_csv: Path) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="training")
+    s3.upload_file(str(breast_cancer_csv), "training", "sets/bc.csv")
+    remote = read_table("s3://training/sets/bc.csv")
+    local = read_table(breast_cancer_csv)
+    pd.testing.assert_frame_equal(remote.frame, local.frame)
+    assert remote.sha256 == local.sha256
+    assert remote.source == "s3://training/sets/bc.csv"
+
+
+def test_train_from_s3_data(aws: str, breast_cancer_csv: Path, write_params: WriteParams) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="training")
+    s3.upload_file(str(breast_cancer_csv), "training", "bc.csv")
+    params = write_params(registry={"enabled": False})
+    code = mlship(["train", "--data", "s3://training/bc.csv", "--params", str(params)])
+    assert code == 0
+    assert (params.parent / "out" / "bundle" / "model.tar.gz").is_file()
+
+
+def test_read_table_missing_s3_object_names_uri(aws: str) -> None:
+    boto3.client("s3").create_bucket(Bucket="training")
+    with pytest.raises(S3Error, match=r"Could not download s3://training/nope\.csv"):
+        read_table("s3://training/nope.csv")
+
+
+def _train_error(
+    capsys: pytest.CaptureFixture[str], params: Path, data: Path | None = None
+) -> tuple[int, str]:
+    argv = ["train", "--params", str(params)]
+    if data is not None:
+        argv += ["--data", str(data)]
+    code = mlship(argv)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    return code, err
+
+
+def _assert_nothing_written(params: Path) -> None:
+    out = params.parent / "out"
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_missing_file_error(capsys: pytest.CaptureFixture[str], write_params: WriteParams) -> None:
+    params = write_params()
+    code, err = _train_error(capsys, params, params.parent / "nope.csv")
+    assert code == 1
+    assert "nope.csv does not exist" in err
+    assert "--data" in err
+    _assert_nothing_written(params)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("data.json", b"{}", r"mlship reads CSV \(\.csv\) and Parquet \(\.parquet, \.pq\) files"),
+        ("data.parquet", b"not parquet at all", "Cannot read .* as Parquet"),
+        ("data.csv", b"", "is empty: it has no header and no rows"),
+    ],
+)
+def test_unreadable_file_error(
+    capsys: pytest.CaptureFixture[str],
+    write_params: WriteParams,
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    message: str,
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, err = _train_error(capsys, write_params(), path)
+    assert code == 1
+    assert re.search(message, err), err
+
+
+def test_misspelled_target_suggests_closest(
+    capsys: pytest.CaptureFixture[str], write_params: WriteParams
+) -> None:
+    params = write_params(data={"target": "targt"})
+    code, err = _train_error(capsys, params)
+    assert code == 1
+    assert "no target column 'targt'" in err
+    assert "Did you mean 'target'?" in err
+    assert "data.target" in err
+    _assert_nothing_written(params)
+
+
+def test_unrelated_target_lists_columns(breast_cancer_csv: Path) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+    with pytest.raises(DataError, match=r"The columns are: mean_radius, mean_texture"):
+        split_xy(frame, "diagnosis_label_xyz", "classification")
+
+
+def test_non_numeric_feature_error(
+    capsys: pytest.CaptureFixture[str],
+    write_params: WriteParams,
+    breast_cancer_csv: Path,
+    tmp_path: Path,
+) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+    frame.insert(0, "colour", ["red", "blue"] * (len(frame) // 2) + ["red"])
+    path = tmp_path / "with_text.csv"
+    frame.to_csv(path, index=False)
+    code, err = _train_error(capsys, write_params(), path)
+    assert code == 1
+    assert "non-numeric feature column(s) 'colour'" in err
+    assert "numeric features only" in err
+    assert "one-hot" in err
+
+
+def test_header_only_data_error(
+    capsys: pytest.CaptureFixture[str],
+    write_params: WriteParams,
+    breast_cancer_csv: Path,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "header.csv"
+    path.write_text(breast_cancer_csv.read_text().splitlines()[0] + "\n")
+    code, err = _train_error(capsys, write_params(), path)
+    assert code == 1
+    assert "has a header but no rows" in err
+
+
+def test_single_class_error(
+    capsys: pytest.CaptureFixture[str],
+    write_params: WriteParams,
+    breast_cancer_csv: Path,
+    tmp_path: Path,
+) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+    path = tmp_path / "benign.csv"
+    frame[frame["target"] == 1].to_csv(path, index=False)
+    params = write_params()
+    code, err = _train_error(capsys, params, path)
+    assert code == 1
+    assert "has a single class (1)" in err
+    assert "at least two classes" in err
+    _assert_nothing_written(params)
+
+
+def test_unlabelled_rows_error(breast_cancer_csv: Path) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+    frame.loc[[3, 7], "target"] = None
+    with pytest.raises(DataError, match=r"2 row\(s\) have no value in the target column"):
+        split_xy(frame, "target", "classification")
+
+
+def test_string_labels_become_classes(breast_cancer_csv: Path) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    xy = split_xy(frame, "target", "classification")
+    assert xy.classes == ["benign", "malignant"]
+    assert xy.X.shape == (569, 30)
+    with pytest.raises(
+        DataError, match=r"not numeric, but the model in params\.yaml is a regressor"
+    ):
+        split_xy(frame, "target", "regression")

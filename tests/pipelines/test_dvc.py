@@ -1,0 +1,80 @@
+"""`dvc repro` rebuilds the model from the committed dvc.yaml and params.yaml (in a copy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.bundle import load_bundle
+from tests.pipelines.conftest import REPO
+
+
+def _dvc(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_dvc_repro_reproduces_the_model(tmp_path: Path) -> None:
+    work = tmp_path / "repo"
+    shutil.copytree(
+        REPO / "pipelines", work / "pipelines", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
+    # the registry is tested elsewhere; DVC only tracks files, so leave MLflow out (faster)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["registry"]["enabled"] = False
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copytree(REPO / ".dvc", work / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
+    # the committed config is for a git repository; this copy is not one
+    _dvc(work, "config", "core.no_scm", "true")
+
+    out = _dvc(work, "repro")
+    assert "Running stage 'prepare'" in out
+    assert "Running stage 'train'" in out
+    assert "gate      passed" in out
+    bundle = load_bundle(work / "models" / "latest")
+    metrics = json.loads((work / "models" / "metrics.json").read_text())
+    assert metrics == bundle.manifest.metrics
+    lock = (work / "dvc.lock").read_text()
+    assert "data/breast_cancer.csv" in lock
+    assert "models/latest" in lock
+
+    # nothing changed: nothing re-runs
+    assert "Running stage" not in _dvc(work, "repro")
+
+    # the data and the model go to the default local remote and come back byte for byte
+    _dvc(work, "push")
+    assert (work / "dvc-remote").is_dir()
+    data_before = (work / "data" / "breast_cancer.csv").read_bytes()
+    shutil.rmtree(work / "data")
+    shutil.rmtree(work / "models" / "latest")
+    shutil.rmtree(work / ".dvc" / "cache")
+    _dvc(work, "pull")
+    assert (work / "data" / "breast_cancer.csv").read_bytes() == data_before
+    assert load_bundle(work / "models" / "latest").manifest.version == bundle.manifest.version
+
+    # forcing a rebuild from scratch gives the same model (same seed, same data)
+    rebuilt_out = _dvc(work, "repro", "--force", "train")
+    assert "Running stage 'train'" in rebuilt_out
+    rebuilt = load_bundle(work / "models" / "latest")
+    assert rebuilt.manifest.dataset_sha256 == bundle.manifest.dataset_sha256
+    assert rebuilt.manifest.metrics == bundle.manifest.metrics
+    assert rebuilt.golden == bundle.golden
+    assert rebuilt.manifest.version != bundle.manifest.version  # a new, timestamped build

@@ -1,0 +1,132 @@
+"""MLflow registry: register on a passing run, aliases, promote, fetch_bundle, clean failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pipelines.bundle import BundleError, load_bundle
+from pipelines.cli import main as mlship
+from pipelines.errors import ConfigError
+from pipelines.registry import RegistryError, RegistrySettings, fetch_bundle, list_versions
+from tests.pipelines.conftest import WriteParams
+
+
+def _train(write_params: WriteParams, tmp_path: Path, name: str, **overrides: object) -> str:
+    out = tmp_path / name
+    assert mlship(["train", "--params", str(write_params(**overrides)), "--out", str(out)]) == 0
+    return load_bundle(out).manifest.version
+
+
+def test_register_promote_fetch_round_trip(
+    capsys: pytest.CaptureFixture[str], write_params: WriteParams, tmp_path: Path
+) -> None:
+    first = _train(write_params, tmp_path, "one")
+    second = _train(write_params, tmp_path, "two", seed=3)
+    settings = RegistrySettings.from_env()
+    rows = list_versions(settings)
+    assert [(r.version, r.aliases, r.bundle_version) for r in rows] == [
+        ("1", [], first),
+        ("2", ["challenger"], second),
+    ]
+    assert rows[0].metrics["accuracy"] == load_bundle(tmp_path / "one").manifest.metrics["accuracy"]
+
+    with pytest.raises(RegistryError, match="does not resolve"):
+        fetch_bundle("models:/mlship@champion", tmp_path / "none")
+    capsys.readouterr()
+    assert mlship(["promote", "1"]) == 0
+    assert "mlship@champion -> version 1" in capsys.readouterr().out
+
+    champion = fetch_bundle("models:/mlship@champion", tmp_path / "fetched")
+    assert champion == tmp_path / "fetched" / "bundle"
+    bundle = load_bundle(champion)
+    assert bundle.manifest.version == first
+    X = np.asarray(bundle.golden.inputs, dtype=np.float64)
+    assert bundle.model.predict(X).tolist() == bundle.golden.predictions
+    assert load_bundle(fetch_bundle("models:/mlship/2", tmp_path / "v2")).manifest.version == second
+
+    assert mlship(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert f"      1  champion              {first}" in listing
+    assert f"      2  challenger            {second}" in listing
+    assert "roc_auc=" in listing
+
+    assert mlship(["promote", "2"]) == 0
+    assert [r.aliases for r in list_versions(settings)] == [[], ["challenger", "champion"]]
+
+
+def test_registry_errors_name_the_fix(
+    capsys: pytest.CaptureFixture[str], write_params: WriteParams, tmp_path: Path
+) -> None:
+    _train(write_params, tmp_path, "one")
+    assert mlship(["promote", "9"]) == 1
+    err = capsys.readouterr().err
+    assert "has no version '9'" in err
+    assert "(versions: 1)" in err
+    with pytest.raises(ConfigError, match="is not a registry URI"):
+        fetch_bundle("runs:/abc/bundle", tmp_path / "x")
+    with pytest.raises(RegistryError, match="mlship models"):
+        fetch_bundle("models:/mlship/7", tmp_path / "x")
+
+
+def test_models_lists_nothing_before_training(capsys: pytest.CaptureFixture[str]) -> None:
+    assert mlship(["models"]) == 0
+    assert "No versions of 'mlship'" in capsys.readouterr().out
+
+
+def test_fetch_refuses_tampered_registry_artifact(
+    write_params: WriteParams, tmp_path: Path
+) -> None:
+    _train(write_params, tmp_path, "one")
+    stored = list((tmp_path / "mlflow" / "artifacts").rglob("bundle/model.skops"))
+    assert len(stored) == 1, "artifacts live next to the SQLite store"
+    with stored[0].open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match=r"model\.skops does not match its checksum"):
+        fetch_bundle("models:/mlship@challenger", tmp_path / "fetched")
+
+
+def test_failed_registration_leaves_nothing(
+    capsys: pytest.CaptureFixture[str],
+    write_params: WriteParams,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    previous = _train(write_params, tmp_path, "out/bundle")
+
+    def refuse(self: MlflowClient, name: str, alias: str, version: str) -> None:
+        raise MlflowException("alias store is read-only")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", refuse)
+    capsys.readouterr()
+    assert mlship(["train", "--params", str(write_params(seed=5))]) == 1
+    err = capsys.readouterr().err
+    assert "Registering the model" in err
+    assert "alias store is read-only" in err
+    assert "nothing was registered" in err
+    rows = list_versions(RegistrySettings.from_env())
+    assert [r.version for r in rows] == ["1"], "the half-registered version 2 was deleted"
+    # the previous bundle is still in place, and no staging directory is left
+    assert load_bundle(tmp_path / "out" / "bundle").manifest.version == previous
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["bundle"]
+    client = MlflowClient(tracking_uri=RegistrySettings.from_env().tracking_uri)
+    experiment = client.get_experiment_by_name("mlship")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+
+
+def test_default_store_is_under_dot_mlship(
+    write_params: WriteParams, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    _train(write_params, tmp_path, "one")
+    assert (tmp_path / ".mlship" / "mlflow.db").is_file()
+    assert list((tmp_path / ".mlship" / "artifacts").rglob("bundle/manifest.json"))
+    settings = RegistrySettings.from_env()
+    assert settings.tracking_uri == f"sqlite:///{tmp_path / '.mlship' / 'mlflow.db'}"
+    assert [r.aliases for r in list_versions(settings)] == [["challenger"]]
