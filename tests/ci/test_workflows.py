@@ -268,3 +268,24 @@ def test_deployed_release_is_the_last_successful_rollout(
         check=True,
     )
     assert result.stdout.strip() == expected
+
+
+def _subcommand_options(name: str) -> set[str]:
+    import argparse
+
+    from pipelines.cli import build_parser
+
+    sub = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices[name]
+    return {opt for action in sub._actions for opt in action.option_strings}
+
+
+def test_mlship_commands_in_workflows_use_existing_options() -> None:
+    # Joined continuation lines, then every `mlship <command> --flag ...` call.
+    text = "\n".join(p.read_text() for p in [*WORKFLOWS, *ACTIONS]).replace("\\\n", " ")
+    calls = re.findall(r"mlship (smoke|publish|train|invoke)\b([^\n]*)", text)
+    assert {c for c, _ in calls} >= {"smoke", "publish", "train"}
+    for command, rest in calls:
+        used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest))
+        assert used - _subcommand_options(command) == set(), f"mlship {command}: {rest}"
