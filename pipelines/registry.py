@@ -89,8 +89,8 @@ def _is_not_found(e: Exception) -> bool:
     return "RESOURCE_DOES_NOT_EXIST" in str(getattr(e, "error_code", "")) or "not found" in str(e)
 
 
-def champion(settings: RegistrySettings, alias: str = "champion") -> Champion | None:
-    """The version behind ``alias`` and its run's metrics, or None when there is none."""
+def aliased(settings: RegistrySettings, alias: str = "champion") -> Champion | None:
+    """The version behind ``alias`` (default champion) and its run's metrics, or None."""
     from mlflow.exceptions import MlflowException
 
     from pipelines.evaluate import Champion

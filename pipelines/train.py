@@ -193,13 +193,12 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
     registry_settings = None
     champion = None
     if params.registry.enabled:
-        from pipelines.registry import RegistrySettings
-        from pipelines.registry import champion as get_champion
+        from pipelines.registry import RegistrySettings, aliased
 
         registry_settings = RegistrySettings.from_env(
             params.registry.model_name, params.registry.experiment
         )
-        champion = get_champion(registry_settings)
+        champion = aliased(registry_settings, "champion")
     result = gate(
         metrics,
         params.gate.thresholds,
