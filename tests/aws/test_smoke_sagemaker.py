@@ -9,14 +9,13 @@ import pytest
 
 from pipelines.bundle import load_bundle
 from pipelines.cli import main as mlship
-from pipelines.smoke import (
+from pipelines.smoke import SmokeFailed, request_body
+from pipelines.targets import (
     CredentialsDenied,
     EndpointNotFound,
     EndpointTimeout,
     EndpointUnreachable,
     SageMakerTarget,
-    SmokeFailed,
-    request_body,
 )
 from tests.aws.conftest import queue_endpoint_results
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main as mlship
-from pipelines.smoke import EndpointTimeout, EndpointUnreachable, HttpTarget
+from pipelines.targets import EndpointTimeout, EndpointUnreachable, HttpTarget
 from tests.aws.conftest import free_port
 
 API_KEY = "smoke-test-key-0123456789"
