@@ -55,7 +55,12 @@ class FeatureSchema:
             arr = np.array(rows)
         except (ValueError, TypeError):
             arr = None  # ragged or mixed: the slow path below says where
-        if arr is None or arr.dtype.kind not in _NUMERIC_KINDS or arr.ndim != 2:
+        if (
+            arr is None
+            or arr.dtype.kind not in _NUMERIC_KINDS
+            or arr.ndim != 2
+            or _has_bool(rows)  # numpy turns true/false into 1/0 silently
+        ):
             arr = self._slow_matrix(rows, where)
         if arr.shape[1] != self.n:
             raise InvalidInput(
@@ -126,6 +131,10 @@ class FeatureSchema:
     def _scalar(self, value: Any, i: int, j: int, where: str) -> float:
         if value is None:
             return math.nan
+        if isinstance(value, bool) and not self.boolean[j]:
+            raise InvalidInput(
+                f"{where}feature {self.names[j]!r} (row {i}) must be a number, not true/false."
+            )
         if isinstance(value, bool | int | float):
             try:
                 return float(value)
@@ -171,6 +180,10 @@ class FeatureSchema:
                 name = self.names[int(np.flatnonzero(self.boolean)[k])]
                 raise InvalidInput(f"feature {name!r} (row {i}) must be 0, 1, true or false.")
         return X
+
+
+def _has_bool(rows: Sequence[Any]) -> bool:
+    return any(v is True or v is False for row in rows for v in row)
 
 
 def _json_type(value: Any) -> str:

@@ -10,12 +10,15 @@ import numpy as np
 from app.errors import InvalidInput
 from app.inputs import FeatureSchema
 from app.model import Model, Prediction
-from app.schemas import InferenceRequest, MetadataTensor, ModelMetadata, RequestInput
+from app.schemas import (
+    NUMERIC_DATATYPES,
+    InferenceRequest,
+    MetadataTensor,
+    ModelMetadata,
+    RequestInput,
+)
 
-NUMERIC_DATATYPES = frozenset(
-    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-     "FP16", "FP32", "FP64"}
-)  # fmt: skip
+NUMERIC = frozenset(NUMERIC_DATATYPES)
 INPUT_NAME = "input-0"
 LABELS = "predict"
 PROBABILITIES = "predict_proba"
@@ -71,7 +74,7 @@ def request_to_matrix(request: InferenceRequest, schema: FeatureSchema) -> np.nd
 
 def _check_tensor(t: RequestInput) -> None:
     where = f"input {t.name[:64]!r}"
-    if t.datatype not in NUMERIC_DATATYPES:
+    if t.datatype not in NUMERIC:
         raise InvalidInput(
             f"{where}: datatype {t.datatype[:32]!r} is not supported; the model takes numbers "
             "(FP64, FP32, INT64, ... or BOOL)."

@@ -80,11 +80,20 @@ class ModelMetadata(BaseModel):
     outputs: list[MetadataTensor]
 
 
+# The numeric tensor types the model takes; other types get a 422 naming them.
+NUMERIC_DATATYPES = (
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64",
+)  # fmt: skip
+
+
 class RequestInput(BaseModel):
     name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any]
+    shape: list[int] = Field(
+        json_schema_extra={"items": {"type": "integer", "minimum": 0}, "minItems": 1}
+    )
+    datatype: str = Field(json_schema_extra={"enum": list(NUMERIC_DATATYPES)})
+    data: list[Any] = Field(description="Row-major values, flat or nested like the shape.")
     parameters: dict[str, Any] | None = None
 
 
@@ -187,6 +196,7 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
         },
         INVOCATIONS_CSV: {
             "type": "string",
+            "minLength": 1,
             "description": "Rows of comma-separated feature values in feature order, no header.",
         },
     }

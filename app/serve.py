@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
@@ -59,6 +61,9 @@ def serve(settings: AppSettings) -> int:
 
     started = time.perf_counter()
     configure_logging(settings.log_level)
+    # uvicorn drains on SIGTERM, then re-raises it: end with exit code 0 instead of dying by
+    # the signal (a SIGTERM during the model load also stops the start here).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -93,6 +98,10 @@ def serve(settings: AppSettings) -> int:
     )
     uvicorn.run("app.serve:worker_app", factory=True, workers=settings.workers, **common)
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def worker_app() -> Any:

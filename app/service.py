@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.auth import KeyChecker, load_key_hashes
-from app.errors import ModelLoadError
+from app.errors import InvalidInput, ModelLoadError
 from app.inputs import FeatureSchema
 from app.metrics import Metrics
 from app.model import Model, Prediction, load_model
@@ -39,7 +39,17 @@ class Service:
 
     async def predict(self, X: np.ndarray) -> Prediction:
         """Predict a validated matrix and record it in the metrics and monitors."""
-        prediction = await self.predictor.predict(X)
+        try:
+            prediction = await self.predictor.predict(X)
+        except ValueError as e:
+            # Only scikit-learn's own input checks raise ValueError here, on rows that passed the
+            # schema but that the fitted pipeline cannot take (values so large that scaling
+            # overflows, or beyond float32 for trees): the client's rows, so a 422, not a 500.
+            reason = str(e).splitlines()[0][:200].rstrip(".") if str(e) else type(e).__name__
+            raise InvalidInput(
+                f"The model cannot score these rows ({reason}). Send values in the range of "
+                "the training data."
+            ) from e
         self.metrics.count_predictions(prediction.labels)
         if self.monitor is not None:
             self.monitor.observe(X)

@@ -251,3 +251,13 @@ def test_a_bug_is_a_500_that_reveals_nothing(make_client: ClientFactory, X: np.n
     message = _error(response, 500)
     assert message.startswith("Internal error (request id ")
     assert "secret" not in message
+
+
+def test_values_the_fitted_pipeline_cannot_take_are_422(client: TestClient) -> None:
+    # Finite, schema-valid, but the scaler overflows to infinity and scikit-learn refuses it.
+    response = client.post("/v1/predict", json={"features": [1e308] * 30})
+
+    assert _error(response, 422) == (
+        "The model cannot score these rows (Input X contains infinity or a value too large for "
+        "dtype('float64')). Send values in the range of the training data."
+    )

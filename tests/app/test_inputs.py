@@ -78,3 +78,11 @@ def test_inputs_matrix_is_float64_in_feature_order(schema: FeatureSchema) -> Non
 
     assert X.dtype == np.float64
     assert X.tolist() == [row]
+
+
+def test_inputs_true_false_refused_for_numeric_features(schema: FeatureSchema) -> None:
+    with pytest.raises(
+        InvalidInput,
+        match=r"^feature 'mean_area' \(row 1\) must be a number, not true/false\.$",
+    ):
+        json_to_matrix([_row(), _row(c3=False)], schema)
