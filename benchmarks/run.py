@@ -106,39 +106,26 @@ def bench_model(kind: str, work: Path, args: argparse.Namespace, rows: list[int]
             for name, service in services(bundle, joblib_path).items()
         }
 
-    big = read_or_none(rows, work, kind, model, test_X)
     out["in_process"] = {
         "batch_1": in_process_rows_per_s(model, test_X, 1, 1.5),
         "batch_256": in_process_rows_per_s(model, np.concatenate([test_X] * 4), 256, 1.5),
     }
-    if big is not None:
-        out["in_process"][f"chunk_{args.chunk_rows}"] = in_process_rows_per_s(
-            model, big, args.chunk_rows, 2.0
-        )
-    del big
-
     if not args.skip_batch:
         out["batch"] = {}
         for n in rows:
-            src = generate_parquet(work / f"{kind}-{n}.parquet", model, test_X, n)
             print(f"   batch scoring {n:,} rows", file=sys.stderr, flush=True)
-            scored = score_in_child(bundle, src, work / f"{kind}-{n}-out.parquet", args.chunk_rows)
-            out["batch"][str(n)] = scored.to_json()
+            src = generate_parquet(work / f"{kind}-{n}.parquet", model, test_X, n)
+            # The reference, measured just before on the same rows: the machine's load is
+            # the same for both figures.
+            X = read_matrix(src, model)
+            reference = in_process_rows_per_s(model, X, args.chunk_rows, 0.0)
+            del X
+            dst = work / f"{kind}-{n}-out.parquet"
+            scored = score_in_child(bundle, src, dst, args.chunk_rows)
+            out["batch"][str(n)] = scored.to_json() | {"in_process_rows_per_s": reference}
             src.unlink()
-            (work / f"{kind}-{n}-out.parquet").unlink()
+            dst.unlink()
     return out
-
-
-def read_or_none(
-    rows: list[int], work: Path, kind: str, model: Any, test_X: np.ndarray
-) -> np.ndarray | None:
-    """The smallest batch-scoring input, in memory, for the in-process chunked reference."""
-    if not rows:
-        return None
-    path = generate_parquet(work / f"{kind}-ref.parquet", model, test_X, min(rows))
-    X = read_matrix(path, model)
-    path.unlink()
-    return X
 
 
 def services(bundle: Path, joblib_path: Path) -> dict[str, Service | None]:

@@ -1,14 +1,15 @@
 """Batch-scoring and in-process figures: rows/s, and peak memory of a scoring process.
 
 ``python -m benchmarks.scoring BUNDLE INPUT OUTPUT CHUNK`` scores one file with
-:func:`pipelines.batch.score_file` and prints its rows/s as JSON; the parent reads the child's
-peak RSS from ``os.wait4`` (no psutil), so the figure is the whole scoring process.
+:func:`pipelines.batch.score_file` in a fresh process and prints its rows/s and peak RSS as
+JSON. The peak is the kernel's ``VmHWM`` of that process (no psutil): ``ru_maxrss`` would not
+do, since Linux carries the parent's resident size at fork over into the child's figure.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import resource
 import subprocess
 import sys
 import time
@@ -76,31 +77,25 @@ def in_process_rows_per_s(model: Model, X: np.ndarray, batch: int, min_seconds: 
 
 
 def score_in_child(bundle: Path, src: Path, dst: Path, chunk_rows: int) -> ScoringResult:
-    """Score ``src`` in a fresh process; rows/s from the child, peak RSS from the kernel."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.scoring",
-            str(bundle),
-            str(src),
-            str(dst),
-            str(chunk_rows),
-        ],
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"scoring {src} failed with exit code {proc.returncode}")
-    result = json.loads(out)
+    """Score ``src`` in a fresh process; rows/s and peak RSS as that process measured them."""
+    argv = [sys.executable, "-m", "benchmarks.scoring", str(bundle), str(src), str(dst)]
+    done = subprocess.run([*argv, str(chunk_rows)], check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout)
     return ScoringResult(
         rows=int(result["rows"]),
         rows_per_s=float(result["rows_per_s"]),
-        peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports KiB
+        peak_rss_mb=float(result["peak_rss_mb"]),
     )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size since it started (``VmHWM``), in MiB."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: best effort
 
 
 def _child(argv: list[str]) -> None:
@@ -109,7 +104,15 @@ def _child(argv: list[str]) -> None:
     bundle, src, dst, chunk = argv
     model = load_model(bundle)
     result = score_file(model, src, dst, chunk_rows=int(chunk))
-    print(json.dumps({"rows": result.rows, "rows_per_s": result.rows_per_second}))
+    print(
+        json.dumps(
+            {
+                "rows": result.rows,
+                "rows_per_s": result.rows_per_second,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -139,6 +139,29 @@ def score_file(
     return ScoreResult(rows=rows, seconds=time.perf_counter() - start, output=output_uri)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One chunk read and checked, ready for the model."""
+
+    table: pa.Table
+    X: np.ndarray
+    plan: ChunkPlan
+    first_row: int
+
+
+def _prepare(
+    model: Model, chunks: Iterator[pa.Table], id_column: str | None
+) -> Iterator[_Prepared]:
+    """Read, check and convert chunks (this runs in the reading thread)."""
+    plan: ChunkPlan | None = None
+    rows = 0
+    for table in chunks:
+        if plan is None:
+            plan = ChunkPlan.for_columns(model, table.column_names, id_column)
+        yield _Prepared(table, table_to_matrix(model, table, plan, rows), plan, rows)
+        rows += table.num_rows
+
+
 def _pipeline(
     model: Model,
     chunks: Iterator[pa.Table],
@@ -147,25 +170,24 @@ def _pipeline(
     progress_start: float | None,
     total: int | None,
 ) -> int:
-    """Read chunk n+1 and write chunk n-1 in threads while chunk n is predicted.
+    """Prepare chunk n+1 and write chunk n-1 in threads while chunk n is predicted.
 
-    pyarrow decodes and encodes without the GIL, so on two cores the reading and writing hide
-    behind the model; at most three chunks are held at once. Returns the rows scored.
+    pyarrow decodes and encodes without the GIL, and numpy copies and checks without it, so on
+    two cores reading, checking and writing hide behind the model; at most three chunks are
+    held at once. Returns the rows scored.
     """
     rows = 0
-    plan: ChunkPlan | None = None
+    prepared = _prepare(model, chunks, id_column)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlship-batch-io") as io:
-        upcoming = io.submit(next, chunks, None)
+        upcoming = io.submit(next, prepared, None)
         written: Future[None] | None = None
-        while (table := upcoming.result()) is not None:
-            upcoming = io.submit(next, chunks, None)
-            if plan is None:
-                plan = ChunkPlan.for_columns(model, table.column_names, id_column)
-            out = score_table(model, table, plan, first_row=rows)
+        while (chunk := upcoming.result()) is not None:
+            upcoming = io.submit(next, prepared, None)
+            out = output_table(model, chunk.table, chunk.plan, predict_checked(model, chunk.X))
             if written is not None:
                 written.result()
             written = io.submit(writer.write, out)
-            rows += table.num_rows
+            rows += chunk.table.num_rows
             if progress_start is not None:
                 _report(rows, total, time.perf_counter() - progress_start)
         if written is not None:
@@ -281,9 +303,15 @@ def predict_checked(model: Model, X: np.ndarray) -> Prediction:
 
 
 def score_table(model: Model, table: pa.Table, plan: ChunkPlan, first_row: int = 0) -> pa.Table:
-    """Predict one chunk; returns the output columns for it."""
+    """Check and predict one chunk; returns the output columns for it."""
     X = table_to_matrix(model, table, plan, first_row)
-    prediction = predict_checked(model, X)
+    return output_table(model, table, plan, predict_checked(model, X))
+
+
+def output_table(
+    model: Model, table: pa.Table, plan: ChunkPlan, prediction: Prediction
+) -> pa.Table:
+    """The output columns of one chunk: its id column, the prediction, class probabilities."""
     columns: dict[str, Any] = {}
     if plan.id_column is not None:
         columns[plan.id_column] = table.column(plan.id_column)
@@ -371,7 +399,8 @@ class _AtomicOutput:
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
             if self.fmt == "parquet":
-                self._writer = pq.ParquetWriter(self.tmp, table.schema)
+                # Dictionary encoding only costs time on ids and probabilities (all distinct).
+                self._writer = pq.ParquetWriter(self.tmp, table.schema, use_dictionary=False)
             else:
                 self._writer = pacsv.CSVWriter(self.tmp, table.schema)
         self._writer.write_table(table)
