@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +279,7 @@ def fetch_bundle(uri: str, dest: Path, tracking_uri: str | None = None) -> Path:
         tracking_uri: Registry to read; default ``MLFLOW_TRACKING_URI`` or the local store.
 
     Returns:
-        The bundle directory (``dest/bundle``), checksums verified.
+        The bundle directory ``dest/bundle`` (replaced if it exists), checksums verified.
 
     Raises:
         ConfigError: when ``uri`` is not a ``models:/`` URI.
@@ -311,15 +313,25 @@ def fetch_bundle(uri: str, dest: Path, tracking_uri: str | None = None) -> Path:
             f"{uri} does not resolve in {settings.tracking_uri} ({e}). List versions and "
             "aliases with `mlship models`; `mlship promote VERSION` sets the champion."
         ) from e
-    Path(dest).mkdir(parents=True, exist_ok=True)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    # Download into a fresh directory, so files of an earlier download never mix with these.
+    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest))
     try:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=mv.source, dst_path=str(dest), tracking_uri=settings.tracking_uri
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=mv.source, dst_path=str(staging), tracking_uri=settings.tracking_uri
+            )
         )
+        verify_bundle(local)
+        path = dest / BUNDLE_ARTIFACT
+        if path.exists():
+            shutil.rmtree(path)
+        local.rename(path)
     except (MlflowException, OSError) as e:
         raise RegistryError(f"Cannot download {uri} from {mv.source} ({e}).") from e
-    path = Path(local)
-    verify_bundle(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

@@ -48,6 +48,11 @@ def test_register_promote_fetch_round_trip(
     X = np.asarray(bundle.golden.inputs, dtype=np.float64)
     assert bundle.model.predict(X).tolist() == bundle.golden.predictions
     assert load_bundle(fetch_bundle("models:/mlship/2", tmp_path / "v2")).manifest.version == second
+    # fetching again into the same directory replaces the earlier download
+    again = fetch_bundle("models:/mlship/2", tmp_path / "fetched")
+    assert again == champion
+    assert load_bundle(again).manifest.version == second
+    assert [p.name for p in (tmp_path / "fetched").iterdir()] == ["bundle"]
 
     assert mlship(["models"]) == 0
     listing = capsys.readouterr().out
@@ -88,6 +93,7 @@ def test_fetch_refuses_tampered_registry_artifact(
         f.write(b"\0")
     with pytest.raises(BundleError, match=r"model\.skops does not match its checksum"):
         fetch_bundle("models:/mlship@challenger", tmp_path / "fetched")
+    assert not (tmp_path / "fetched" / "bundle").exists(), "a refused bundle is not left behind"
 
 
 def test_failed_registration_leaves_nothing(
