@@ -37,7 +37,9 @@ def parse_key_hashes(raw: str, source: str) -> list[str]:
 class AppSettings(BaseSettings):
     """The service's settings; field ``x`` is read from ``MLSHIP_X``."""
 
-    model_config = SettingsConfigDict(env_prefix="MLSHIP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MLSHIP_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     model_uri: str = Field(
         default="/opt/ml/model",

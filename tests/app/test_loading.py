@@ -18,6 +18,7 @@ from app.errors import ModelLoadError
 from app.main import create_app
 from app.settings import AppSettings
 from app.sources import resolve_model_uri
+from pipelines.errors import ConfigError
 from tests.app.conftest import ClientFactory, test_split
 
 
@@ -182,3 +183,21 @@ def test_app_import_pulls_no_pipeline_or_infra_dependencies() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_settings_command_line_overrides_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.serve import load_settings
+
+    monkeypatch.setenv("MLSHIP_PORT", "9000")
+    monkeypatch.setenv("MLSHIP_MODEL_URI", "/from/env")
+
+    settings = load_settings(model_uri="/from/cli", host="127.0.0.1", port=9001, workers=None)
+
+    assert (settings.model_uri, settings.host, settings.port) == ("/from/cli", "127.0.0.1", 9001)
+
+
+def test_settings_invalid_override_names_the_variable() -> None:
+    from app.serve import load_settings
+
+    with pytest.raises(ConfigError, match=r"^MLSHIP_WORKERS: Input should be greater than"):
+        load_settings(workers=0)
