@@ -60,3 +60,18 @@ def test_docs_page_is_served(client: TestClient) -> None:
 
     assert response.status_code == 200
     assert "swagger-ui" in response.text.lower()
+
+
+def test_readme_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from app.settings import AppSettings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+    missing = [
+        f"MLSHIP_{n.upper()}"
+        for n in AppSettings.model_fields
+        if f"MLSHIP_{n.upper()}`" not in readme
+    ]
+    assert missing == []
