@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,27 @@ WriteParams = Callable[..., Path]
 REPLACED = frozenset({"hyperparameters", "thresholds"})
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema created (the migrations take seconds per store)."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
 @pytest.fixture(autouse=True)
-def isolated_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def isolated_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_mlflow_db: Path
+) -> str:
     """Every test gets its own MLflow store in tmp_path and runs from tmp_path.
 
-    Nothing may touch the repository's .mlship/ store.
+    Nothing may touch the repository's .mlship/ store. The store starts as a copy of an empty,
+    migrated database.
     """
+    (tmp_path / "mlflow").mkdir()
+    shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow" / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")

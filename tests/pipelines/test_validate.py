@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main as mlship
 from pipelines.errors import ConfigError, DataError
+from pipelines.registry import RegistrySettings
 from pipelines.validate import build_suite, load_suite, validate
 from tests.pipelines.conftest import SUITE, WriteParams
 
@@ -90,7 +92,8 @@ def test_training_refuses_failing_data(
     assert "fails 1 of 96 expectations" in err
     assert "expect_compound_columns_to_be_unique" in err
     assert not (tmp_path / "out").exists()
-    assert not (tmp_path / "mlflow").exists(), "validation failure must not reach the registry"
+    client = MlflowClient(tracking_uri=RegistrySettings.from_env().tracking_uri)
+    assert client.get_experiment_by_name("mlship") is None, "no run, nothing registered"
 
 
 def test_missing_suite_names_the_fix(tmp_path: Path) -> None:
