@@ -289,3 +289,32 @@ def test_mlship_commands_in_workflows_use_existing_options() -> None:
     for command, rest in calls:
         used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest))
         assert used - _subcommand_options(command) == set(), f"mlship {command}: {rest}"
+
+
+def test_stack_outputs_the_workflows_read_are_exported() -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "infra" / "__main__.py").read_text())
+    exported = next(
+        {ast.literal_eval(e) for e in node.value.elts}
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "OUTPUTS" for t in node.targets)
+        and isinstance(node.value, ast.Tuple)
+    )
+    rollout = (GITHUB / "actions" / "rollout" / "action.yml").read_text()
+    read = set(re.findall(r"\.(\w+) // empty|jq -r \.(\w+)", rollout))
+    names = {a or b for a, b in read}
+    assert names >= {"repositoryUrl", "bucketName", "endpointName", "serviceUrl", "dashboardUrl"}
+    assert names - exported == set()
+
+
+def test_readme_documents_every_variable_and_secret() -> None:
+    text = "\n".join(p.read_text() for p in [*WORKFLOWS, *ACTIONS])
+    names = set(re.findall(r"\b(?:vars|secrets)\.([A-Z][A-Z0-9_]*)", text))
+    assert {"AWS_ROLE_ARN", "AWS_REGION", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"} <= names
+    readme = (ROOT / "README.md").read_text()
+    section = readme[
+        readme.index("<!-- section:deploy -->") : readme.index("<!-- /section:deploy -->")
+    ]
+    assert {n for n in names if f"`{n}`" not in section} == set()
