@@ -71,7 +71,8 @@ class DataParams(_Strict):
     target: str = Field(default="target", description="Name of the label column.")
     builtin: Literal["breast_cancer", "diabetes"] | None = Field(
         default="breast_cancer",
-        description="Bundled scikit-learn dataset written to `path` when that file is missing.",
+        description="Bundled scikit-learn dataset written to `path` when that file is missing "
+        "and is named `<builtin>.csv`.",
     )
     expectations: str | None = Field(
         default="pipelines/expectations/breast_cancer.json",

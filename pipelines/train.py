@@ -147,9 +147,17 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
             "another --out directory (or output.dir in params.yaml) or remove it."
         )
     source = data if data is not None else str(params.resolve(params.data.path))
-    if data is None and params.data.builtin and not Path(source).exists():
-        materialise(params.data.builtin, Path(source))
-        print(f"materialised scikit-learn's {params.data.builtin} data as {source}", flush=True)
+    builtin = params.data.builtin
+    # Only a file named after the dataset is materialised: a missing file of the user's own
+    # (a typo in data.path) must be an error, never silently replaced by the demo data.
+    if (
+        data is None
+        and builtin is not None
+        and Path(source).name == f"{builtin}.csv"
+        and not Path(source).exists()
+    ):
+        materialise(builtin, Path(source))
+        print(f"materialised scikit-learn's {builtin} data as {source}", flush=True)
     dataset = read_table(source)
     progress(f"read {source}: {len(dataset.frame)} rows, {dataset.frame.shape[1]} columns")
 

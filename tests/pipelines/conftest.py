@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlflow.tracking import MlflowClient
 
     db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    with warnings.catch_warnings():  # SQLAlchemy deprecation inside MLflow's store set-up
+        warnings.simplefilter("ignore", DeprecationWarning)
+        MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
     return db
 
 

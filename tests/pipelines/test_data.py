@@ -85,6 +85,16 @@ def _assert_nothing_written(params: Path) -> None:
     assert not out.exists() or list(out.iterdir()) == []
 
 
+def test_missing_own_data_file_is_not_replaced_by_builtin(
+    capsys: pytest.CaptureFixture[str], write_params: WriteParams, tmp_path: Path
+) -> None:
+    params = write_params(data={"path": str(tmp_path / "mine.csv"), "builtin": "breast_cancer"})
+    code, err = _train_error(capsys, params)
+    assert code == 1
+    assert "mine.csv does not exist" in err
+    assert not (tmp_path / "mine.csv").exists()
+
+
 def test_missing_file_error(capsys: pytest.CaptureFixture[str], write_params: WriteParams) -> None:
     params = write_params()
     code, err = _train_error(capsys, params, params.parent / "nope.csv")
