@@ -153,3 +153,27 @@ def test_contract_bad_bundle_stops_the_start_with_its_error(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "error: Cannot load MLSHIP_MODEL_URI=" in result.stderr
     assert "manifest.json is missing" in result.stderr
+
+
+def test_contract_several_workers_serve_and_stop(
+    sagemaker_dir: Path, tmp_path: Path, X: np.ndarray
+) -> None:
+    srv = start_server(sagemaker_dir, tmp_path / "workers.log", "--workers", "2")
+    try:
+        answers = {
+            _post(
+                srv,
+                "/v1/predict",
+                json.dumps({"features": X[i].tolist()}).encode(),
+                **{"Content-Type": "application/json"},
+            )[0]
+            for i in range(8)
+        }
+        srv.proc.send_signal(signal.SIGTERM)
+        code = srv.proc.wait(timeout=30)
+    finally:
+        stop_server(srv)
+
+    assert answers == {200}
+    assert code == 0
+    assert srv.logs().count('"message":"model ready"') == 2
