@@ -81,13 +81,14 @@ def download(uri: str, dest: Path, client: S3Client | None = None) -> Path:
 
 def upload(path: Path, uri: str, client: S3Client | None = None) -> str:
     """Upload one file to ``uri``; returns the URI."""
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = parse_s3_uri(uri)
     client = client or s3_client()
     try:
         client.upload_file(str(path), bucket, key)
-    except (BotoCoreError, ClientError) as e:
+    except (BotoCoreError, ClientError, S3UploadFailedError) as e:
         raise S3Error(
             f"Could not upload {path} to {uri} ({_describe(e)}). Check that the bucket exists "
             "and that your AWS credentials may write it (s3:PutObject, kms:GenerateDataKey)."

@@ -28,3 +28,10 @@ def test_s3_missing_object_names_uri_and_leaves_nothing(aws: str, tmp_path: Path
 def test_s3_parse_rejects_malformed(uri: str) -> None:
     with pytest.raises(S3Error):
         parse_s3_uri(uri)
+
+
+def test_s3_upload_to_missing_bucket_names_the_fix(aws: str, tmp_path: Path) -> None:
+    src = tmp_path / "a.txt"
+    src.write_text("hello")
+    with pytest.raises(S3Error, match=r"Could not upload .* to s3://no-such-bucket/a\.txt"):
+        upload(src, "s3://no-such-bucket/a.txt")
