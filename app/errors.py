@@ -119,11 +119,12 @@ async def _service_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    message = {404: f"No route {request.url.path}; see /docs for the API."}.get(
+    path = request.url.path[:200]
+    message = {404: f"No route {path}; see /docs for the API."}.get(
         exc.status_code, str(exc.detail)
     )
     if exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}."
+        message = f"{request.method} is not allowed on {path}."
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 
 

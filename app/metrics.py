@@ -76,11 +76,17 @@ class Metrics:
             self._value_child.inc(labels.shape[0])
             return
         if labels.shape[0] == 1:
-            self._class_children[labels[0].item()].inc()
+            self._class(labels[0].item()).inc()
             return
         values, counts = np.unique(labels, return_counts=True)
         for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            self._class_children[value].inc(count)
+            self._class(value).inc(count)
+
+    def _class(self, value: Any) -> Any:
+        child = self._class_children.get(value)
+        if child is None:  # a label the manifest did not list: count it rather than fail
+            child = self._class_children[value] = self.predictions.labels(str(value))
+        return child
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

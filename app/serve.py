@@ -32,6 +32,7 @@ def load_settings(**overrides: Any) -> AppSettings:
         ConfigError: naming the variable and the problem.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
+    _warn_unknown_variables()
     try:
         return AppSettings(**given)
     except ValidationError as e:
@@ -39,6 +40,23 @@ def load_settings(**overrides: Any) -> AppSettings:
         loc = ".".join(str(x) for x in err["loc"])
         name = f"MLSHIP_{loc.upper()}" if loc else "MLSHIP_* settings"
         raise ConfigError(f"{name}: {err['msg']}.") from None
+
+
+# MLSHIP_ variables read by other mlship commands, not by the service.
+_OTHER_COMMANDS_VARIABLES = frozenset({"MLSHIP_API_KEY"})
+
+
+def _warn_unknown_variables() -> None:
+    """A misspelt variable (say MLSHIP_API_KEYS_HASHES) would silently leave a default in
+    place, possibly an open API: name it and the closest known one."""
+    import difflib
+
+    known = {f"MLSHIP_{name.upper()}" for name in AppSettings.model_fields}
+    for name in sorted(os.environ):
+        if name.startswith("MLSHIP_") and name not in known | _OTHER_COMMANDS_VARIABLES:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            print(f"warning: {name} is not an mlship serve setting{hint}", file=sys.stderr)
 
 
 def serve_command(

@@ -201,3 +201,18 @@ def test_settings_invalid_override_names_the_variable() -> None:
 
     with pytest.raises(ConfigError, match=r"^MLSHIP_WORKERS: Input should be greater than"):
         load_settings(workers=0)
+
+
+def test_settings_misspelt_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.serve import load_settings
+
+    monkeypatch.setenv("MLSHIP_API_KEYS_HASHES", "a" * 64)
+
+    load_settings()
+
+    assert capsys.readouterr().err == (
+        "warning: MLSHIP_API_KEYS_HASHES is not an mlship serve setting; did you mean "
+        "MLSHIP_API_KEY_HASHES?\n"
+    )

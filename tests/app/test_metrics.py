@@ -112,3 +112,17 @@ def test_metrics_monitoring_can_be_switched_off(
     off = make_client(monitoring=False)
 
     assert "mlship_feature_drift_psi" not in off.get("/metrics").text
+
+
+def test_metrics_unlisted_class_is_counted_not_fatal() -> None:
+    from app.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.set_model("m", "1", "classification", [0, 1])
+
+    metrics.count_predictions(np.array([2]))
+    metrics.count_predictions(np.array([2, 0]))
+
+    assert (
+        _value(metrics.exposition()[0].decode(), "mlship_predictions_total", **{"class": "2"}) == 2
+    )
