@@ -1,0 +1,67 @@
+"""The image's contract, checked without a Docker engine: Dockerfile properties, the
+environment it sets equals the app's settings, and the entrypoint's command dispatch."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from app.settings import AppSettings
+from tests.contract.conftest import ENTRYPOINT, REPO, free_port, server_env
+
+DOCKERFILE = (REPO / "app" / "Dockerfile").read_text()
+
+
+def _instructions(name: str) -> list[str]:
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    return [line.split(None, 1)[1] for line in joined.splitlines() if line.startswith(name + " ")]
+
+
+def test_container_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
+    assert len(_instructions("FROM")) >= 2
+    assert _instructions("USER") == ["10001:10001"]
+    assert _instructions("EXPOSE") == ["8080"]
+    assert "/ping" in _instructions("HEALTHCHECK")[0]
+    assert _instructions("ENTRYPOINT") == ['["/opt/mlship/app/entrypoint.sh"]']
+    assert _instructions("CMD") == ['["serve"]']
+
+
+def test_container_installs_only_the_locked_serving_dependencies() -> None:
+    sync = next(r for r in _instructions("RUN") if "uv sync" in r)
+
+    assert "--frozen" in sync
+    assert "--no-default-groups" in sync
+    assert "--no-install-project" in sync
+    assert _instructions("ARG").count('UV_GROUPS=""') == 1  # no extra group unless asked
+
+
+def test_container_environment_names_are_app_settings() -> None:
+    env = " ".join(_instructions("ENV"))
+    names = set(re.findall(r"\b(MLSHIP_[A-Z_]+)=", env))
+    fields = {f"MLSHIP_{n.upper()}" for n in AppSettings.model_fields}
+
+    assert names
+    assert names <= fields, names - fields
+
+
+def test_container_dockerignore_keeps_the_context_to_what_the_image_copies() -> None:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+
+    assert lines[lines.index("**")] == "**"
+    assert {"!pyproject.toml", "!uv.lock", "!app/", "!pipelines/"} <= set(lines)
+
+
+def test_container_entrypoint_dispatches_train_and_other_commands(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+
+    train = subprocess.run(
+        [str(ENTRYPOINT), "train", "--help"], env=env, capture_output=True, text=True, timeout=60
+    )
+    other = subprocess.run(
+        [str(ENTRYPOINT), "echo", "hello"], env=env, capture_output=True, text=True, timeout=10
+    )
+
+    assert train.returncode == 0, train.stderr
+    assert train.stdout.startswith("usage: mlship train")
+    assert other.stdout == "hello\n"
