@@ -181,8 +181,10 @@ def register(settings: RegistrySettings, run_id: str, alias: str, tags: dict[str
         )
         version = str(mv.version)
         client.set_registered_model_alias(settings.model_name, alias, version)
-    except (MlflowException, OSError) as e:
+    except BaseException as e:
         _undo_registration(client, settings.model_name, version, created_model, run_id)
+        if not isinstance(e, MlflowException | OSError):
+            raise  # e.g. KeyboardInterrupt: cleaned up, re-raised as it is
         raise RegistryError(
             f"Registering the model in {settings.tracking_uri} failed ({e}); nothing was "
             "registered. Check that the tracking server is reachable and writable, then run "

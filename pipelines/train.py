@@ -269,7 +269,7 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
             staging / out_dir.name, model, manifest, _golden(model, X_test, params.task)
         )
         if registry_settings is not None:
-            from pipelines.registry import delete_version, log_run, register
+            from pipelines.registry import log_run, register
 
             run_id = log_run(registry_settings, params_json, metrics, tags, staged)
             version = register(
@@ -278,12 +278,14 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
                 params.registry.alias,
                 {"mlship.bundle_version": bundle_version},
             )
-        try:
-            _install(staged, out_dir)
-        except OSError:
-            if registry_settings is not None and version is not None and run_id is not None:
-                delete_version(registry_settings, version, run_id)
-            raise
+        _install(staged, out_dir)
+    except BaseException:
+        # registered but not installed (or interrupted): take the version back out
+        if registry_settings is not None and version is not None and run_id is not None:
+            from pipelines.registry import delete_version
+
+            delete_version(registry_settings, version, run_id)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"bundle written to {out_dir}")

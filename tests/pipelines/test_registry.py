@@ -35,6 +35,23 @@ def test_register_promote_fetch_round_trip(
     ]
     assert rows[0].metrics["accuracy"] == load_bundle(tmp_path / "one").manifest.metrics["accuracy"]
 
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    run_id = client.get_model_version("mlship", "1").run_id
+    assert run_id is not None
+    run = client.get_run(run_id)
+    manifest = load_bundle(tmp_path / "one").manifest
+    assert run.data.tags["mlship.dataset_sha256"] == manifest.dataset_sha256
+    assert run.data.tags["mlship.git_commit"] == "none"  # tmp_path is not a git work tree
+    assert run.data.params["model.type"] == "logistic_regression"
+    assert run.data.params["seed"] == "42"
+    assert run.data.metrics == manifest.metrics
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "bundle")) == [
+        "bundle/golden.json",
+        "bundle/manifest.json",
+        "bundle/model.skops",
+        "bundle/model.tar.gz",
+    ]
+
     with pytest.raises(RegistryError, match="does not resolve"):
         fetch_bundle("models:/mlship@champion", tmp_path / "none")
     capsys.readouterr()
