@@ -5,7 +5,6 @@ SHELL := /bin/bash
 
 export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
-export PYTHONDONTWRITEBYTECODE := 1
 
 PYTHON ?= python3
 UV := $(PYTHON) -m uv

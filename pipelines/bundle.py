@@ -287,8 +287,6 @@ def load_bundle(path: Path | str) -> Bundle:
     Raises:
         BundleError: when the bundle is missing, incomplete, modified or holds untrusted types.
     """
-    import skops.io as sio
-
     path = Path(path)
     if not path.exists():
         raise BundleError(
@@ -300,6 +298,8 @@ def load_bundle(path: Path | str) -> Bundle:
             raise BundleError(f"{path} is a file but not a model.tar.gz archive.")
         path = extract_archive(path, Path(tempfile.mkdtemp(prefix="mlship-bundle-")))
     manifest = verify_bundle(path)
+    import skops.io as sio  # imports scikit-learn: only once the bundle is known to be sound
+
     model_path = path / MODEL_FILE
     try:
         untrusted = sio.get_untrusted_types(file=model_path)
