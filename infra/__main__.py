@@ -1,0 +1,304 @@
+"""Composition root of the Pulumi program: StackConfig -> components -> stack outputs.
+
+``pulumi up`` runs this file as ``__main__``; ``mlship plan`` imports it and calls :func:`main`
+under Pulumi's mock runtime. Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.eks import EksCluster, EksClusterArgs
+from infra.components.github_oidc import GithubDeployAccess, GithubDeployAccessArgs
+from infra.components.kubernetes import KubernetesService, KubernetesServiceArgs
+from infra.components.mlflow import MlflowServer, MlflowServerArgs
+from infra.components.monitoring import (
+    AlarmSpec,
+    Monitoring,
+    MonitoringArgs,
+    eks_alarm_specs,
+    sagemaker_alarm_specs,
+)
+from infra.components.network import Network, NetworkArgs
+from infra.components.registry import ImageRepository, ImageRepositoryArgs
+from infra.components.sagemaker import SageMakerEndpoint, SageMakerEndpointArgs
+from infra.components.storage import ArtifactStore, ArtifactStoreArgs
+from infra.config import StackConfig
+from infra.naming import VARIANT_NAME, Naming
+
+# Stack output names: CI (.github/workflows) and the README refer to these.
+OUTPUTS = (
+    "target",
+    "bucketName",
+    "repositoryUrl",
+    "deployRoleArn",
+    "dashboardUrl",
+    "alertTopicArn",
+    "endpointName",
+    "executionRoleArn",
+    "clusterName",
+    "serviceUrl",
+    "podRoleArn",
+    "mlflowTrackingServerArn",
+)
+
+
+def main() -> None:
+    """Build the stack from its configuration and export its outputs."""
+    cfg = StackConfig.load()
+    for name, value in build(cfg).items():
+        pulumi.export(name, value)
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What both targets share: names, tags, the account, the bucket and the registry."""
+
+    cfg: StackConfig
+    naming: Naming
+    tags: dict[str, str]
+    account_id: pulumi.Output[str]
+    store: ArtifactStore
+    registry: ImageRepository
+
+
+def build(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
+    """Create every component for ``cfg``; returns the stack outputs (names in ``OUTPUTS``)."""
+    naming = Naming(cfg.project, cfg.environment)
+    tags = naming.tags(cfg.tags)
+    account_id = aws.get_caller_identity_output().account_id
+    # Production keeps its history: deleting the key, bucket or repository needs an unprotect.
+    protect = cfg.is_production
+    store = ArtifactStore(
+        naming.name("artifacts"),
+        ArtifactStoreArgs(
+            bucket_name=account_id.apply(lambda a: naming.bucket(a, cfg.region)),
+            account_id=account_id,
+            tags=tags,
+            protect=protect,
+        ),
+    )
+    registry = ImageRepository(
+        naming.name("images"),
+        ImageRepositoryArgs(
+            repository_name=f"{cfg.image_repository}-{cfg.environment}",
+            key_arn=store.key_arn,
+            tags=tags,
+            protect=protect,
+        ),
+    )
+    base = _Base(cfg, naming, tags, account_id, store, registry)
+    outputs: dict[str, pulumi.Input[str]] = {
+        "target": cfg.target,
+        "bucketName": store.bucket_name,
+        "repositoryUrl": registry.repository_url,
+    }
+    if cfg.target == "sagemaker":
+        deploy, monitoring, serving = _sagemaker(base)
+    else:
+        deploy, monitoring, serving = _eks(base)
+    outputs |= serving
+    if cfg.mlflow_server:
+        outputs["mlflowTrackingServerArn"] = _mlflow(base)
+    outputs |= {
+        "deployRoleArn": deploy.role_arn,
+        "dashboardUrl": monitoring.dashboard_url,
+        "alertTopicArn": monitoring.topic_arn,
+    }
+    return outputs
+
+
+_Serving = tuple[GithubDeployAccess, Monitoring, dict[str, pulumi.Input[str]]]
+
+
+def _sagemaker(b: _Base) -> _Serving:
+    cfg, naming = b.cfg, b.naming
+    monitoring = _monitoring(
+        b,
+        sagemaker_alarm_specs(
+            endpoint_name=naming.endpoint,
+            variant_name=VARIANT_NAME,
+            alarms=cfg.alarms,
+            serverless=cfg.serverless is not None,
+        ),
+    )
+    endpoint = SageMakerEndpoint(
+        naming.name("sagemaker"),
+        SageMakerEndpointArgs(
+            endpoint_name=naming.endpoint,
+            execution_role_name=naming.name("sagemaker-execution"),
+            account_id=b.account_id,
+            region=cfg.region,
+            bucket_name=b.store.bucket_name,
+            bucket_arn=b.store.bucket_arn,
+            key_arn=b.store.key_arn,
+            repository_url=b.registry.repository_url,
+            repository_arn=b.registry.repository_arn,
+            image_tag=cfg.image_tag,
+            model_data_key=cfg.model_data_key,
+            instance_type=cfg.instance_type,
+            instance_count=cfg.instance_count,
+            serverless=cfg.serverless,
+            autoscaling=cfg.autoscaling,
+            data_capture_percent=cfg.data_capture_percent,
+            rollout=cfg.rollout,
+            rollback_alarm_names=monitoring.rollback_alarm_names,
+            log_level=cfg.log_level,
+            subnet_ids=cfg.network.subnet_ids,
+            security_group_ids=cfg.network.security_group_ids,
+            tags=b.tags,
+        ),
+    )
+    deploy = _deploy_access(b, execution_role_arn=endpoint.execution_role_arn)
+    return (
+        deploy,
+        monitoring,
+        {"endpointName": endpoint.endpoint_name, "executionRoleArn": endpoint.execution_role_arn},
+    )
+
+
+def _eks(b: _Base) -> _Serving:
+    cfg, naming = b.cfg, b.naming
+    cluster_name = naming.name("cluster")
+    subnet_ids: list[pulumi.Input[str]] = list(cfg.network.subnet_ids)
+    if cfg.network.create_vpc:
+        network = Network(
+            naming.name("network"),
+            NetworkArgs(
+                cidr=cfg.network.vpc_cidr,
+                region=cfg.region,
+                cluster_name=cluster_name,
+                tags=b.tags,
+            ),
+        )
+        subnet_ids = list(network.private_subnet_ids)
+    cluster = EksCluster(
+        naming.name("eks"),
+        EksClusterArgs(
+            cluster_name=cluster_name,
+            region=cfg.region,
+            kubernetes_version=cfg.eks.kubernetes_version,
+            subnet_ids=subnet_ids,
+            key_arn=b.store.key_arn,
+            node_instance_type=cfg.eks.node_instance_type,
+            node_min_size=cfg.eks.node_min_size,
+            node_max_size=cfg.eks.node_max_size,
+            public_access_cidrs=cfg.eks.public_access_cidrs,
+            security_group_ids=cfg.network.security_group_ids,
+            tags=b.tags,
+        ),
+    )
+    deploy = _deploy_access(b, cluster_arn=cluster.cluster_arn)
+    service = KubernetesService(
+        naming.name("service"),
+        KubernetesServiceArgs(
+            app_name=cfg.project,
+            role_name=naming.name("pods"),
+            region=cfg.region,
+            account_id=b.account_id,
+            cluster_name=cluster.cluster_name,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            deploy_role_arn=deploy.role_arn,
+            image=pulumi.Output.concat(b.registry.repository_url, ":", cfg.image_tag),
+            bucket_name=b.store.bucket_name,
+            bucket_arn=b.store.bucket_arn,
+            key_arn=b.store.key_arn,
+            model_data_key=cfg.model_data_key,
+            log_level=cfg.log_level,
+            api_keys_secret=cfg.api_keys_secret,
+            min_replicas=cfg.autoscaling.min_capacity,
+            max_replicas=cfg.autoscaling.max_capacity,
+            target_cpu_percent=cfg.autoscaling.target_cpu_percent,
+            cpu=cfg.eks.pod_cpu,
+            memory=cfg.eks.pod_memory,
+            internal=cfg.eks.service_internal,
+            tags=b.tags,
+        ),
+        provider=cluster.provider,
+    )
+    monitoring = _monitoring(
+        b,
+        eks_alarm_specs(
+            cluster_name=cluster_name,
+            namespace=cfg.project,
+            workload=cfg.project,
+            alarms=cfg.alarms,
+            min_pods=cfg.autoscaling.min_capacity,
+        ),
+    )
+    return (
+        deploy,
+        monitoring,
+        {
+            "clusterName": cluster.cluster_name,
+            "serviceUrl": service.service_url,
+            "podRoleArn": service.role_arn,
+        },
+    )
+
+
+def _monitoring(b: _Base, specs: list[AlarmSpec]) -> Monitoring:
+    return Monitoring(
+        b.naming.name("monitoring"),
+        MonitoringArgs(
+            name_prefix=b.naming.prefix,
+            account_id=b.account_id,
+            region=b.cfg.region,
+            specs=specs,
+            emails=b.cfg.alarms.emails,
+            target=b.cfg.target,
+            tags=b.tags,
+        ),
+    )
+
+
+def _deploy_access(
+    b: _Base,
+    *,
+    execution_role_arn: pulumi.Input[str] | None = None,
+    cluster_arn: pulumi.Input[str] | None = None,
+) -> GithubDeployAccess:
+    cfg = b.cfg
+    return GithubDeployAccess(
+        b.naming.name("github"),
+        GithubDeployAccessArgs(
+            role_name=b.naming.name("deploy"),
+            repository=cfg.github.repository,
+            environments=cfg.github.environments,
+            existing_provider_arn=cfg.github.oidc_provider_arn,
+            account_id=b.account_id,
+            region=cfg.region,
+            name_prefix=b.naming.prefix,
+            bucket_arn=b.store.bucket_arn,
+            repository_arn=b.registry.repository_arn,
+            key_arn=b.store.key_arn,
+            execution_role_arn=execution_role_arn,
+            cluster_arn=cluster_arn,
+            tags=b.tags,
+        ),
+    )
+
+
+def _mlflow(b: _Base) -> pulumi.Output[str]:
+    server = MlflowServer(
+        b.naming.name("mlflow"),
+        MlflowServerArgs(
+            server_name=b.naming.name("mlflow"),
+            role_name=b.naming.name("mlflow"),
+            account_id=b.account_id,
+            bucket_name=b.store.bucket_name,
+            bucket_arn=b.store.bucket_arn,
+            key_arn=b.store.key_arn,
+            size=b.cfg.mlflow_server_size,
+            tags=b.tags,
+        ),
+    )
+    return server.tracking_server_arn
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""KubernetesService: the model server on EKS, locked down.
+
+Namespace (Pod Security "restricted"), an IRSA service account, a Deployment (non-root,
+read-only root filesystem, no privilege escalation, all capabilities dropped, probes on
+``/readyz`` and ``/healthz``, requests equal to limits, ``MLSHIP_`` settings as env, Prometheus
+scrape annotations), a load-balanced Service, an HPA, a PodDisruptionBudget and a NetworkPolicy
+allowing only the service port in and DNS/HTTPS out. The deploy role gets edit rights in this
+namespace only, through an EKS access entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
+
+from infra import policies
+from infra.naming import CONTAINER_PORT
+
+RESOURCE_TYPE = "mlship:kubernetes:KubernetesService"
+MODEL_CACHE_DIR = "/tmp/mlship"  # noqa: S108 - an emptyDir volume, not the shared host /tmp
+RUN_AS = 10001
+
+
+def container_environment(
+    *, model_uri: str, log_level: str, api_keys_secret: str
+) -> dict[str, str]:
+    """The container's ``MLSHIP_`` settings (names are ``AppSettings`` fields)."""
+    env = {
+        "MLSHIP_MODEL_URI": model_uri,
+        "MLSHIP_LOG_LEVEL": log_level,
+        "MLSHIP_PORT": str(CONTAINER_PORT),
+        "MLSHIP_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+    }
+    if api_keys_secret:
+        env["MLSHIP_API_KEYS_SECRET"] = api_keys_secret
+    return env
+
+
+@dataclass(frozen=True)
+class KubernetesServiceArgs:
+    """Inputs of :class:`KubernetesService`.
+
+    Attributes:
+        app_name: Name of the namespace, service account, Deployment and Service.
+        role_name: IAM name of the pods' IRSA role.
+        region: AWS region (for the AWS SDK in the pods).
+        account_id: AWS account id (for the API-keys secret ARN).
+        cluster_name: EKS cluster.
+        oidc_provider_arn: The cluster's IAM OIDC provider.
+        oidc_issuer: The cluster's OIDC issuer URL.
+        deploy_role_arn: CI's deploy role, granted edit rights in the namespace.
+        image: Full image reference (repository URL and tag).
+        bucket_name: Artifact bucket.
+        bucket_arn: Its ARN.
+        key_arn: Its KMS key.
+        model_data_key: Key of ``model.tar.gz`` in the bucket.
+        log_level: ``MLSHIP_LOG_LEVEL``.
+        api_keys_secret: Secrets Manager secret name with API key hashes ("" for none).
+        min_replicas: HPA minimum (and initial replicas).
+        max_replicas: HPA maximum.
+        target_cpu_percent: HPA CPU utilisation target.
+        cpu: CPU request and limit.
+        memory: Memory request and limit.
+        internal: Internal load balancer (VPC only) rather than internet-facing.
+        tags: Tags on AWS children.
+    """
+
+    app_name: str
+    role_name: str
+    region: str
+    account_id: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    deploy_role_arn: pulumi.Input[str]
+    image: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    key_arn: pulumi.Input[str]
+    model_data_key: str
+    log_level: str
+    api_keys_secret: str
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int
+    cpu: str
+    memory: str
+    internal: bool
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class KubernetesService(pulumi.ComponentResource):
+    """The mlship model server as a hardened Kubernetes workload."""
+
+    role_arn: pulumi.Output[str]
+    service_url: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: KubernetesServiceArgs,
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(RESOURCE_TYPE, name, None, opts)
+        self._aws = pulumi.ResourceOptions(parent=self)
+        self._k8s = pulumi.ResourceOptions(parent=self, provider=provider)
+        self._labels = {"app.kubernetes.io/name": args.app_name}
+        role = self._create_role(name, args)
+        self._grant_deploy_role(name, args)
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": args.app_name,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+            opts=self._k8s,
+        )
+        self._namespace = ns.metadata.name
+        self._app = args.app_name
+        meta = self._meta()
+        k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=self._meta({"eks.amazonaws.com/role-arn": role.arn}),
+            automount_service_account_token=False,
+            opts=self._k8s,
+        )
+        deployment = self._create_deployment(name, args, meta)
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=self._meta(_lb_annotations(args.internal)),
+            spec={
+                "type": "LoadBalancer",
+                "selector": self._labels,
+                "ports": [{"name": "http", "port": 80, "target_port": "http"}],
+            },
+            opts=self._k8s,
+        )
+        self._create_scaling(name, args, meta, deployment)
+        self._create_network_policy(name, meta)
+        self.role_arn = role.arn
+        self.service_url = service.status.apply(_service_url)
+        self.register_outputs({"role_arn": self.role_arn, "service_url": self.service_url})
+
+    def _meta(
+        self, annotations: Mapping[str, pulumi.Input[str]] | None = None
+    ) -> ObjectMetaArgsDict:
+        meta: ObjectMetaArgsDict = {
+            "name": self._app,
+            "namespace": self._namespace,
+            "labels": self._labels,
+        }
+        if annotations:
+            meta["annotations"] = annotations
+        return meta
+
+    def _create_role(self, name: str, args: KubernetesServiceArgs) -> aws.iam.Role:
+        role = aws.iam.Role(
+            f"{name}-pod-role",
+            name=args.role_name,
+            assume_role_policy=pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
+                lambda v: policies.dumps(
+                    policies.irsa_assume_role(
+                        provider_arn=v[0],
+                        issuer_host=v[1].removeprefix("https://"),
+                        namespace=args.app_name,
+                        service_account=args.app_name,
+                    )
+                )
+            ),
+            tags=args.tags,
+            opts=self._aws,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-pod-policy",
+            role=role.id,
+            policy=pulumi.Output.all(args.bucket_arn, args.key_arn, args.account_id).apply(
+                lambda v: policies.dumps(
+                    policies.service_pod_policy(
+                        bucket_arn=v[0],
+                        key_arn=v[1],
+                        secret_arn=(
+                            f"arn:aws:secretsmanager:{args.region}:{v[2]}:secret:"
+                            f"{args.api_keys_secret}-??????"
+                            if args.api_keys_secret
+                            else None
+                        ),
+                    )
+                )
+            ),
+            opts=self._aws,
+        )
+        return role
+
+    def _grant_deploy_role(self, name: str, args: KubernetesServiceArgs) -> None:
+        entry = aws.eks.AccessEntry(
+            f"{name}-deploy-access",
+            cluster_name=args.cluster_name,
+            principal_arn=args.deploy_role_arn,
+            type="STANDARD",
+            tags=args.tags,
+            opts=self._aws,
+        )
+        aws.eks.AccessPolicyAssociation(
+            f"{name}-deploy-edit",
+            cluster_name=args.cluster_name,
+            principal_arn=entry.principal_arn,
+            policy_arn=policies.EKS_EDIT_ACCESS_POLICY,
+            access_scope={"type": "namespace", "namespaces": [args.app_name]},
+            opts=self._aws,
+        )
+
+    def _create_deployment(
+        self, name: str, args: KubernetesServiceArgs, meta: ObjectMetaArgsDict
+    ) -> k8s.apps.v1.Deployment:
+        model_uri = pulumi.Output.concat("s3://", args.bucket_name, "/", args.model_data_key)
+        env: pulumi.Output[Sequence[EnvVarArgsDict]] = model_uri.apply(lambda uri: _env(uri, args))
+        resources = {"cpu": args.cpu, "memory": args.memory}
+        spec: DeploymentSpecArgsDict = {
+            "replicas": args.min_replicas,
+            "selector": {"match_labels": self._labels},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": self._labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(CONTAINER_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "service_account_name": args.app_name,
+                    "automount_service_account_token": False,
+                    "termination_grace_period_seconds": 30,
+                    "security_context": {
+                        "run_as_non_root": True,
+                        "run_as_user": RUN_AS,
+                        "run_as_group": RUN_AS,
+                        "fs_group": RUN_AS,
+                        "seccomp_profile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": args.app_name,
+                            "image": args.image,
+                            "ports": [{"name": "http", "container_port": CONTAINER_PORT}],
+                            "env": env,
+                            "readiness_probe": {
+                                "http_get": {"path": "/readyz", "port": "http"},
+                                "period_seconds": 5,
+                                "failure_threshold": 3,
+                            },
+                            "liveness_probe": _health_probe(failures=3),
+                            # Up to 5 minutes to download and load a large bundle.
+                            "startup_probe": _health_probe(failures=30),
+                            "resources": {"requests": resources, "limits": resources},
+                            "security_context": {
+                                "allow_privilege_escalation": False,
+                                "read_only_root_filesystem": True,
+                                "run_as_non_root": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],  # noqa: S108
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "2Gi"}}],
+                },
+            },
+        }
+        return k8s.apps.v1.Deployment(
+            f"{name}-deployment", metadata=meta, spec=spec, opts=self._k8s
+        )
+
+    def _create_scaling(
+        self,
+        name: str,
+        args: KubernetesServiceArgs,
+        meta: ObjectMetaArgsDict,
+        deployment: k8s.apps.v1.Deployment,
+    ) -> None:
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=meta,
+            spec={
+                "scale_target_ref": {
+                    "api_version": "apps/v1",
+                    "kind": "Deployment",
+                    "name": deployment.metadata.name,
+                },
+                "min_replicas": args.min_replicas,
+                "max_replicas": args.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {
+                                "type": "Utilization",
+                                "average_utilization": args.target_cpu_percent,
+                            },
+                        },
+                    }
+                ],
+            },
+            opts=self._k8s,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta,
+            spec={"max_unavailable": 1, "selector": {"match_labels": self._labels}},
+            opts=self._k8s,
+        )
+
+    def _create_network_policy(self, name: str, meta: ObjectMetaArgsDict) -> None:
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=meta,
+            spec={
+                "pod_selector": {"match_labels": self._labels},
+                "policy_types": ["Ingress", "Egress"],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
+                "egress": [
+                    {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                    # S3, STS and Secrets Manager are HTTPS endpoints.
+                    {"ports": [{"protocol": "TCP", "port": 443}]},
+                ],
+            },
+            opts=self._k8s,
+        )
+
+
+def _env(model_uri: str, args: KubernetesServiceArgs) -> Sequence[EnvVarArgsDict]:
+    settings = container_environment(
+        model_uri=model_uri, log_level=args.log_level, api_keys_secret=args.api_keys_secret
+    )
+    env = [EnvVarArgsDict(name=k, value=v) for k, v in settings.items()]
+    return [*env, EnvVarArgsDict(name="AWS_DEFAULT_REGION", value=args.region)]
+
+
+def _health_probe(*, failures: int) -> ProbeArgsDict:
+    return {
+        "http_get": {"path": "/healthz", "port": "http"},
+        "period_seconds": 10,
+        "failure_threshold": failures,
+    }
+
+
+def _lb_annotations(internal: bool) -> dict[str, str]:
+    prefix = "service.beta.kubernetes.io/aws-load-balancer"
+    return {
+        f"{prefix}-type": "nlb",
+        f"{prefix}-scheme": "internal" if internal else "internet-facing",
+        f"{prefix}-internal": "true" if internal else "false",
+    }
+
+
+def _service_url(status: object) -> str:
+    """``http://<load balancer hostname>`` once AWS has assigned one."""
+    ingress = getattr(getattr(status, "load_balancer", None), "ingress", None) or []
+    host = getattr(ingress[0], "hostname", None) if ingress else None
+    return f"http://{host}" if host else ""

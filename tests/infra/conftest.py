@@ -1,0 +1,46 @@
+"""Offline runs of the Pulumi program, one per stack, shared by every test in tests/infra."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.plan import StackPlan, run_stack
+
+STACKS = ("dev", "prod", "eks")
+
+
+@pytest.fixture(scope="session")
+def plans() -> dict[str, StackPlan]:
+    """Every committed stack file, planned once per session (a run takes a few seconds)."""
+    return {stack: run_stack(stack) for stack in STACKS}
+
+
+@pytest.fixture(scope="session")
+def serverless_plan() -> StackPlan:
+    """The dev stack switched to SageMaker Serverless, with an MLflow server."""
+    return run_stack(
+        "dev",
+        overrides={
+            "mlship:serverlessMemoryMb": "2048",
+            "mlship:dataCapturePercent": "0",
+            "mlship:mlflowServer": "true",
+            "mlship:githubOidcProviderArn": (
+                "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+            ),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def byo_vpc_plan() -> StackPlan:
+    """The EKS stack on existing subnets, with a public API endpoint and an API-keys secret."""
+    return run_stack(
+        "eks",
+        overrides={
+            "mlship:subnetIds": '["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]',
+            "mlship:securityGroupIds": '["sg-0123456789abcdef0"]',
+            "mlship:clusterPublicAccessCidrs": '["203.0.113.0/24"]',
+            "mlship:apiKeysSecret": "mlship-api-keys",
+            "mlship:serviceInternal": "false",
+        },
+    )

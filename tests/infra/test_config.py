@@ -1,0 +1,198 @@
+"""StackConfig: the declared keys, the committed stack files, and every refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.config import KEYS, KEYS_BY_NAME, StackConfig
+from infra.plan import ROOT, read_stack_config
+from pipelines.errors import ConfigError
+
+VALID = {
+    "environment": "dev",
+    "imageTag": "abc123",
+    "githubRepository": "example-org/mlship",
+}
+
+
+def _parse(overrides: dict[str, str], *, region: str | None = "eu-west-1") -> StackConfig:
+    return StackConfig.parse({**VALID, **overrides}, project="mlship", stack="t", region=region)
+
+
+def test_pulumi_yaml_declares_every_key_with_type_default_and_description() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert set(declared) == {f"mlship:{k.name}" for k in KEYS}
+    for key in KEYS:
+        entry = declared[f"mlship:{key.name}"]
+        assert entry["type"] == key.type
+        assert entry["description"] == key.description
+        assert entry.get("default") == key.default
+        if key.type == "array":
+            assert entry["items"] == {"type": "string"}
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+def test_stack_files_use_only_declared_keys(path: Path) -> None:
+    raw = read_stack_config(path.name.split(".")[1])
+    assert "aws:region" in raw
+    mlship = {k.split(":", 1)[1] for k in raw if k.startswith("mlship:")}
+    assert mlship <= set(KEYS_BY_NAME)
+
+
+def test_defaults_parse_to_a_safe_dev_config() -> None:
+    cfg = _parse({})
+    assert cfg.target == "sagemaker"
+    assert cfg.instance_type == "ml.m5.large"
+    assert cfg.serverless is None
+    assert cfg.github.environments == ("dev",)
+    assert not cfg.is_production
+
+
+def test_array_and_boolean_values_parse_from_pulumi_strings() -> None:
+    cfg = _parse(
+        {
+            "alertEmails": '["a@example.com", "b@example.com"]',
+            "tags": '["team=ml", "cost-center=42"]',
+            "mlflowServer": "true",
+        }
+    )
+    assert cfg.alarms.emails == ("a@example.com", "b@example.com")
+    assert cfg.tags == {"team": "ml", "cost-center": "42"}
+    assert cfg.mlflow_server is True
+
+
+PROD = {
+    "environment": "prod",
+    "instanceCount": "2",
+    "autoscalingMinCapacity": "2",
+    "dataCapturePercent": "100",
+    "alertEmails": '["ops@example.com"]',
+    "rolloutStrategy": "canary",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "hint"),
+    [
+        ({"target": "lambda"}, "mlship:target", "sagemaker, eks"),
+        ({"environment": "Prod-EU"}, "mlship:environment", "lowercase"),
+        ({"environment": ""}, "mlship:environment", "pulumi config set"),
+        ({"instanceType": "m5.large"}, "mlship:instanceType", "ml."),
+        ({"instanceCount": "two"}, "mlship:instanceCount", "whole number"),
+        ({"instanceCount": "0"}, "mlship:instanceCount", "between"),
+        ({"serverlessMemoryMb": "1500"}, "mlship:serverlessMemoryMb", "1024"),
+        (
+            {"autoscalingMaxCapacity": "1", "autoscalingMinCapacity": "2", "instanceCount": "2"},
+            "mlship:autoscalingMaxCapacity",
+            "raise the maximum",
+        ),
+        ({"instanceCount": "3"}, "mlship:instanceCount", "autoscaling range"),
+        ({"imageTag": "latest"}, "mlship:imageTag", "git SHA"),
+        ({"imageRepository": "MLship"}, "mlship:imageRepository", "lowercase"),
+        ({"modelDataKey": "bundles/model.tar.gz"}, "mlship:modelDataKey", "models/"),
+        ({"dataCapturePercent": "101"}, "mlship:dataCapturePercent", "between 0 and 100"),
+        ({"alertEmails": '["not-an-email"]'}, "mlship:alertEmails", "e-mail"),
+        ({"alertEmails": "ops@example.com"}, "mlship:alertEmails", "YAML list"),
+        ({"rolloutStrategy": "blue"}, "mlship:rolloutStrategy", "canary"),
+        (
+            {
+                "rolloutStrategy": "linear",
+                "rolloutPercent": "5",
+                "instanceCount": "2",
+                "autoscalingMaxCapacity": "4",
+            },
+            "mlship:rolloutPercent",
+            "10-50%",
+        ),
+        (
+            {"rolloutStrategy": "canary", "rolloutPercent": "20"},
+            "mlship:rolloutPercent",
+            "less than one instance",
+        ),
+        (
+            {"rolloutStrategy": "canary", "serverlessMemoryMb": "2048"},
+            "mlship:rolloutStrategy",
+            "serverless",
+        ),
+        (
+            {"rolloutBakeSeconds": "3600", "rolloutTimeoutSeconds": "3000"},
+            "mlship:rolloutTimeoutSeconds",
+            "must exceed",
+        ),
+        ({"rolloutTimeoutSeconds": "60"}, "mlship:rolloutTimeoutSeconds", "between 600"),
+        ({"githubRepository": "example-org/*"}, "mlship:githubRepository", "no wildcards"),
+        ({"githubRepository": ""}, "mlship:githubRepository", "pulumi config set"),
+        (
+            {"githubOidcProviderArn": "arn:aws:iam::1:oidc-provider/x"},
+            "mlship:githubOidcProviderArn",
+            "token.actions.githubusercontent.com",
+        ),
+        ({"subnetIds": '["subnet-0123456789abcdef0"]'}, "mlship:subnetIds", "at least two"),
+        (
+            {"subnetIds": '["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]'},
+            "mlship:securityGroupIds",
+            "security group",
+        ),
+        ({"vpcCidr": "10.0.0.0/33"}, "mlship:vpcCidr", "CIDR"),
+        ({"tags": '["aws:owner=me"]'}, "mlship:tags", "aws:"),
+        ({"kubernetesVersion": "1.20"}, "mlship:kubernetesVersion", "1.33"),
+        ({"nodeInstanceType": "ml.m5.large"}, "mlship:nodeInstanceType", "EC2"),
+        (
+            {"clusterPublicAccessCidrs": '["0.0.0.0/0"]'},
+            "mlship:clusterPublicAccessCidrs",
+            "private-only",
+        ),
+        ({"podMemory": "lots"}, "mlship:podMemory", "quantity"),
+        ({"mlflowServer": "yes"}, "mlship:mlflowServer", "true or false"),
+        ({"logLevel": "TRACE"}, "mlship:logLevel", "INFO"),
+        ({"instanceTyp": "ml.m5.large"}, "mlship:instanceTyp", "fix the spelling"),
+        ({**PROD, "dataCapturePercent": "50"}, "mlship:dataCapturePercent", "100"),
+        (
+            {**PROD, "instanceCount": "1", "autoscalingMinCapacity": "1"},
+            "mlship:rolloutPercent",
+            "raise mlship:instanceCount",
+        ),
+        (
+            {"serverlessMemoryMb": "2048", "dataCapturePercent": "10"},
+            "mlship:dataCapturePercent",
+            "Serverless",
+        ),
+        ({**PROD, "rolloutStrategy": "all_at_once"}, "mlship:rolloutStrategy", "canary or linear"),
+        ({**PROD, "alertEmails": "[]"}, "mlship:alertEmails", "at least one"),
+    ],
+)
+def test_invalid_value_names_key_problem_and_fix(
+    overrides: dict[str, str], key: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        _parse(overrides)
+    message = str(excinfo.value)
+    assert message.startswith(key), message
+    assert hint in message, message
+
+
+def test_region_is_required() -> None:
+    with pytest.raises(ConfigError, match="aws:region"):
+        _parse({}, region=None)
+
+
+def test_valid_production_config_is_accepted() -> None:
+    cfg = _parse(PROD)
+    assert cfg.is_production
+    assert cfg.rollout.strategy == "canary"
+
+
+def test_missing_stack_file_lists_the_stacks() -> None:
+    with pytest.raises(ConfigError, match=r"Pulumi\.nope\.yaml.*dev"):
+        read_stack_config("nope")
+
+
+def test_secret_values_are_refused_offline(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.s.yaml").write_text(
+        "config:\n  mlship:apiKeysSecret:\n    secure: AAABAMock\n"
+    )
+    with pytest.raises(ConfigError, match="secret"):
+        read_stack_config("s", tmp_path)

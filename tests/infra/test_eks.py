@@ -1,0 +1,189 @@
+"""The EKS target: cluster hardening, IRSA, and Kubernetes objects valid for the target version."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from infra import rules
+from infra.mocks import Recorded
+from infra.plan import StackPlan
+
+K8S_KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+}
+
+
+def one(plan: StackPlan, type_: str) -> Recorded:
+    (found,) = plan.of_type(type_)
+    return found
+
+
+def k8s_objects(plan: StackPlan) -> list[dict[str, Any]]:
+    return [r.inputs for r in plan.resources if r.type.startswith("kubernetes:") and r.custom]
+
+
+@pytest.mark.parametrize("fixture", ["plans", "byo_vpc_plan"])
+def test_kubernetes_objects_validate_strictly_for_the_cluster_version(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    value = request.getfixturevalue(fixture)
+    plan: StackPlan = value["eks"] if isinstance(value, dict) else value
+    objects = k8s_objects(plan)
+    assert {o["kind"] for o in objects} == K8S_KINDS
+    version = plan.config.eks.kubernetes_version
+    for obj in objects:
+        # Raises ValidationError (unknown fields in strict mode, wrong types, missing fields).
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_strict_validation_rejects_a_misspelt_field(plans: dict[str, StackPlan]) -> None:
+    deployment = json.loads(json.dumps(one(plans["eks"], "kubernetes:apps/v1:Deployment").inputs))
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, "1.33", strict=True)
+
+
+def test_deployment_is_hardened_probed_and_scraped(plans: dict[str, StackPlan]) -> None:
+    deployment = one(plans["eks"], "kubernetes:apps/v1:Deployment").inputs
+    template = deployment["spec"]["template"]
+    pod = template["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    bucket = plans["eks"].outputs["bucketName"]
+    assert env["MLSHIP_MODEL_URI"] == f"s3://{bucket}/models/current/model.tar.gz"
+    assert env["MLSHIP_MODEL_CACHE_DIR"].startswith("/tmp/")
+    assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_namespace_enforces_restricted_pod_security(plans: dict[str, StackPlan]) -> None:
+    ns = one(plans["eks"], "kubernetes:core/v1:Namespace").inputs
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_network_policy_and_autoscaling(plans: dict[str, StackPlan]) -> None:
+    plan = plans["eks"]
+    netpol = one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs["spec"]
+    assert netpol["policyTypes"] == ["Ingress", "Egress"]
+    assert netpol["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    egress_ports = {p["port"] for rule in netpol["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 443}
+    hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 6)
+    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    pdb = one(plan, "kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
+    assert pdb["maxUnavailable"] == 1
+    service = one(plan, "kubernetes:core/v1:Service").inputs
+    assert (
+        service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"]
+        == "internal"
+    )
+
+
+def test_kubernetes_resources_use_the_cluster_provider(plans: dict[str, StackPlan]) -> None:
+    plan = plans["eks"]
+    provider = one(plan, "pulumi:providers:kubernetes")
+    kubeconfig = json.loads(provider.inputs["kubeconfig"])
+    assert kubeconfig["users"][0]["user"]["exec"]["command"] == "aws"
+    assert kubeconfig["clusters"][0]["cluster"]["server"].startswith("https://")
+    for r in plan.resources:
+        if r.type.startswith("kubernetes:"):
+            assert r.provider.startswith(provider.urn), r.name
+
+
+def test_cluster_is_private_encrypted_and_logged(plans: dict[str, StackPlan]) -> None:
+    cluster = one(plans["eks"], rules.EKS_CLUSTER).inputs
+    assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    assert cluster["vpcConfig"]["endpointPublicAccess"] is False
+    assert cluster["encryptionConfig"]["resources"] == ["secrets"]
+    assert cluster["encryptionConfig"]["provider"]["keyArn"].startswith("arn:aws:kms:")
+    assert set(cluster["enabledClusterLogTypes"]) == {
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    }
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+    assert len(cluster["vpcConfig"]["subnetIds"]) == 2
+    nodes = one(plans["eks"], "aws:eks/nodeGroup:NodeGroup").inputs
+    assert nodes["instanceTypes"] == ["t3.large"]
+    assert nodes["subnetIds"] == cluster["vpcConfig"]["subnetIds"]
+
+
+def test_public_endpoint_is_limited_to_listed_cidrs(byo_vpc_plan: StackPlan) -> None:
+    assert byo_vpc_plan.findings == []
+    cluster = one(byo_vpc_plan, rules.EKS_CLUSTER).inputs
+    assert cluster["vpcConfig"]["endpointPublicAccess"] is True
+    assert cluster["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert cluster["vpcConfig"]["subnetIds"] == [
+        "subnet-0123456789abcdef0",
+        "subnet-0fedcba9876543210",
+    ]
+    assert byo_vpc_plan.of_type("aws:ec2/vpc:Vpc") == []
+
+
+def test_pod_role_trusts_one_service_account(byo_vpc_plan: StackPlan) -> None:
+    role = next(
+        r for r in byo_vpc_plan.of_type(rules.ROLE) if r.inputs["name"] == "mlship-eks-pods"
+    )
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    equals = statement["Condition"]["StringEquals"]
+    issuer = statement["Principal"]["Federated"].split(":oidc-provider/", 1)[1]
+    assert equals[f"{issuer}:sub"] == "system:serviceaccount:mlship:mlship"
+    assert equals[f"{issuer}:aud"] == "sts.amazonaws.com"
+    sa = one(byo_vpc_plan, "kubernetes:core/v1:ServiceAccount").inputs
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
+        ":role/mlship-eks-pods"
+    )
+    pod_policy = next(
+        r for r in byo_vpc_plan.of_type(rules.ROLE_POLICY) if r.name.endswith("pod-policy")
+    )
+    resources = [s["Resource"] for s in json.loads(pod_policy.inputs["policy"])["Statement"]]
+    assert resources[-1] == (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlship-api-keys-??????"
+    )
+
+
+def test_deploy_role_may_edit_only_the_service_namespace(plans: dict[str, StackPlan]) -> None:
+    plan = plans["eks"]
+    association = one(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation").inputs
+    assert association["accessScope"] == {"type": "namespace", "namespaces": ["mlship"]}
+    assert association["policyArn"].endswith("cluster-access-policy/AmazonEKSEditPolicy")
+    assert association["principalArn"] == plan.outputs["deployRoleArn"]
+
+
+def test_eks_alarms_watch_container_insights(plans: dict[str, StackPlan]) -> None:
+    alarms = plans["eks"].of_type(rules.ALARM)
+    assert {a.inputs["namespace"] for a in alarms} == {"ContainerInsights"}
+    for a in alarms:
+        dims = a.inputs["dimensions"]
+        assert dims["ClusterName"] == "mlship-eks-cluster"
+        assert dims["Namespace"] == "mlship"
+        assert a.inputs["actionsEnabled"] is True
+    addon = one(plans["eks"], "aws:eks/addon:Addon").inputs
+    assert addon["addonName"] == "amazon-cloudwatch-observability"
