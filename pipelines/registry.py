@@ -150,6 +150,24 @@ def log_run(
     return run_id
 
 
+def log_failed_run(
+    settings: RegistrySettings,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> None:
+    """Record a run that failed the gate (status FAILED, no bundle), best effort.
+
+    The gate failure is the error the user must see, so a registry problem here is only a note.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        log_run(settings, params, metrics, tags, None, failed=True)
+    except (MlflowException, OSError) as e:
+        print(f"note: could not record the failed run in MLflow ({e})", flush=True)
+
+
 def register(settings: RegistrySettings, run_id: str, alias: str, tags: dict[str, str]) -> str:
     """Register the run's bundle as a new version and point ``alias`` at it.
 

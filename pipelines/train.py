@@ -18,12 +18,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.errors import ConfigError, GateFailed
+from pipelines.errors import ConfigError, DataError, GateFailed
 from pipelines.params import MODELS, Params, load_params
+
+if TYPE_CHECKING:
+    from pipelines.bundle import Golden
+    from pipelines.data import XY, Dataset
+    from pipelines.registry import RegistrySettings
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def _fit(pipeline: Any, X: np.ndarray, y: np.ndarray) -> Any:
         ) from e
 
 
-def _golden(model: Any, X: np.ndarray, task: str, rows: int = 20) -> Any:
+def _golden(model: Any, X: np.ndarray, task: str, rows: int = 20) -> Golden:
     from pipelines.bundle import Golden
 
     sample = X[:rows]
@@ -118,6 +123,100 @@ def _install(staged: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _read(params: Params, data: str | None) -> tuple[Dataset, XY, str]:
+    """Read the data (materialising the bundled CSV if asked), check it and validate it."""
+    from pipelines.data import materialise, read_table, split_xy
+
+    source = data if data is not None else str(params.resolve(params.data.path))
+    builtin = params.data.builtin
+    # Only a file named after the dataset is materialised: a missing file of the user's own
+    # (a typo in data.path) must be an error, never silently replaced by the demo data.
+    if (
+        data is None
+        and builtin is not None
+        and Path(source).name == f"{builtin}.csv"
+        and not Path(source).exists()
+    ):
+        materialise(builtin, Path(source))
+        print(f"materialised scikit-learn's {builtin} data as {source}", flush=True)
+    dataset = read_table(source)
+    # Structural problems first (target, rows, types): their messages are the most actionable.
+    xy = split_xy(dataset.frame, params.data.target, params.task, source=source)
+    return dataset, xy, source
+
+
+def _split(params: Params, xy: XY, source: str) -> list[np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    try:
+        parts: list[np.ndarray] = train_test_split(
+            xy.X,
+            xy.y,
+            test_size=params.split.test_size,
+            random_state=params.seed,
+            stratify=xy.y if params.task == "classification" else None,
+        )
+    except ValueError as e:
+        raise DataError(
+            f"{source} cannot be split into training and held-out rows ({e}). Use more rows "
+            "(at least a few per class) or change split.test_size in params.yaml."
+        ) from e
+    return parts
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where and how a passing run is registered."""
+
+    settings: RegistrySettings
+    alias: str
+    tags: dict[str, str]
+
+
+def _publish(
+    out_dir: Path,
+    model: Any,
+    manifest: dict[str, Any],
+    golden: Golden,
+    registry: Registration | None,
+) -> tuple[str | None, str | None]:
+    """Write the bundle to staging, log and register it, then move it to ``out_dir``.
+
+    Returns:
+        The registered version and the run id (None, None without a registry).
+    """
+    from pipelines.bundle import write_bundle
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    run_id = version = None
+    try:
+        staged = write_bundle(staging / out_dir.name, model, manifest, golden)
+        if registry is not None:
+            from pipelines.registry import log_run, register
+
+            run_id = log_run(
+                registry.settings, manifest["params"], manifest["metrics"], registry.tags, staged
+            )
+            version = register(
+                registry.settings,
+                run_id,
+                registry.alias,
+                {"mlship.bundle_version": manifest["version"]},
+            )
+        _install(staged, out_dir)
+    except BaseException:
+        # registered but not installed (or interrupted): take the version back out
+        if registry is not None and version is not None and run_id is not None:
+            from pipelines.registry import delete_version
+
+            delete_version(registry.settings, version, run_id)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return version, run_id
+
+
 def train(params: Params, data: str | None = None, out: Path | None = None) -> TrainResult:
     """Run the whole pipeline once.
 
@@ -132,11 +231,7 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         GateFailed: the model failed a behavioural check, a threshold or the champion.
         RegistryError: the MLflow registry refused the run (nothing is left registered).
     """
-    from sklearn.model_selection import train_test_split
-
-    from pipelines.bundle import MANIFEST_FILE, describe_features, write_bundle
-    from pipelines.data import materialise, read_table, split_xy
-    from pipelines.errors import DataError
+    from pipelines.bundle import MANIFEST_FILE, describe_features
     from pipelines.evaluate import behavioural_checks, compute_metrics, gate
 
     progress = _Progress(6)
@@ -146,23 +241,8 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
             f"{out_dir} exists and is not an mlship bundle; refusing to overwrite it. Choose "
             "another --out directory (or output.dir in params.yaml) or remove it."
         )
-    source = data if data is not None else str(params.resolve(params.data.path))
-    builtin = params.data.builtin
-    # Only a file named after the dataset is materialised: a missing file of the user's own
-    # (a typo in data.path) must be an error, never silently replaced by the demo data.
-    if (
-        data is None
-        and builtin is not None
-        and Path(source).name == f"{builtin}.csv"
-        and not Path(source).exists()
-    ):
-        materialise(builtin, Path(source))
-        print(f"materialised scikit-learn's {builtin} data as {source}", flush=True)
-    dataset = read_table(source)
+    dataset, xy, source = _read(params, data)
     progress(f"read {source}: {len(dataset.frame)} rows, {dataset.frame.shape[1]} columns")
-
-    # Structural problems first (target, rows, types): their messages are the most actionable.
-    xy = split_xy(dataset.frame, params.data.target, params.task, source=source)
     if params.data.expectations is None:
         progress("validation skipped (data.expectations is null)")
     else:
@@ -172,19 +252,7 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         checked = validate(dataset.frame, load_suite(suite_path), source=source)
         progress(f"validated against {suite_path.name}: {checked} expectations passed")
 
-    try:
-        X_train, X_test, y_train, y_test = train_test_split(
-            xy.X,
-            xy.y,
-            test_size=params.split.test_size,
-            random_state=params.seed,
-            stratify=xy.y if params.task == "classification" else None,
-        )
-    except ValueError as e:
-        raise DataError(
-            f"{source} cannot be split into training and held-out rows ({e}). Use more rows "
-            "(at least a few per class) or change split.test_size in params.yaml."
-        ) from e
+    X_train, X_test, y_train, y_test = _split(params, xy, source)
     model = _fit(build_pipeline(params), X_train, y_train)
     progress(
         f"fitted {params.model.type} on {len(y_train)} rows "
@@ -198,15 +266,12 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         + " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
     )
 
-    registry_settings = None
-    champion = None
+    settings = champion = None
     if params.registry.enabled:
         from pipelines.registry import RegistrySettings, aliased
 
-        registry_settings = RegistrySettings.from_env(
-            params.registry.model_name, params.registry.experiment
-        )
-        champion = aliased(registry_settings, "champion")
+        settings = RegistrySettings.from_env(params.registry.model_name, params.registry.experiment)
+        champion = aliased(settings, "champion")
     result = gate(
         metrics,
         params.gate.thresholds,
@@ -230,15 +295,10 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         "mlship.gate": "passed" if result.passed else "failed",
     }
     if not result.passed:
-        if registry_settings is not None:
-            from mlflow.exceptions import MlflowException
+        if settings is not None:
+            from pipelines.registry import log_failed_run
 
-            from pipelines.registry import log_run
-
-            try:
-                log_run(registry_settings, params_json, metrics, tags, None, failed=True)
-            except (MlflowException, OSError) as e:  # the gate failure is the error to report
-                print(f"note: could not record the failed run in MLflow ({e})", flush=True)
+            log_failed_run(settings, params_json, metrics, tags)
         raise GateFailed(
             f"The model failed the quality gate, so nothing was registered and no bundle was "
             f"written: {'; '.join(result.failures)}. Improve the model or the data (see "
@@ -261,33 +321,13 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         "target": {"name": xy.target, "classes": xy.classes},
         "reference": {k: v.model_dump() for k, v in reference.items()},
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
-    run_id = version = None
-    try:
-        staged = write_bundle(
-            staging / out_dir.name, model, manifest, _golden(model, X_test, params.task)
-        )
-        if registry_settings is not None:
-            from pipelines.registry import log_run, register
-
-            run_id = log_run(registry_settings, params_json, metrics, tags, staged)
-            version = register(
-                registry_settings,
-                run_id,
-                params.registry.alias,
-                {"mlship.bundle_version": bundle_version},
-            )
-        _install(staged, out_dir)
-    except BaseException:
-        # registered but not installed (or interrupted): take the version back out
-        if registry_settings is not None and version is not None and run_id is not None:
-            from pipelines.registry import delete_version
-
-            delete_version(registry_settings, version, run_id)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    registration = (
+        Registration(settings=settings, alias=params.registry.alias, tags=tags)
+        if settings is not None
+        else None
+    )
+    golden = _golden(model, X_test, params.task)
+    version, run_id = _publish(out_dir, model, manifest, golden, registration)
     progress(f"bundle written to {out_dir}")
     if params.output.metrics is not None:
         metrics_path = params.resolve(params.output.metrics)
