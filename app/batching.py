@@ -12,9 +12,11 @@ How a batch is formed (all on the event loop, so no locks):
 - The collector takes everything already queued, up to ``max_batch_rows``. The model runs on
   the event loop, so requests that arrive while it runs queue up and form the next batch: the
   batch size follows the load by itself, with no timer.
-- It waits for more only while requests are arriving faster than the time left (an estimate of
-  the gap between arrivals, kept as a moving average), and never longer than ``max_wait_s``
-  after the first queued request. A lone request at low load is sent at once.
+- When the queue is empty it gives the event loop one more turn, so that requests whose bodies
+  are being parsed can join, and keeps doing so only while each turn brings new requests, up to
+  ``max_wait_s`` after the first request was queued. It never sleeps on a timer: a timed wait
+  costs every request of a closed-loop client (one that sends its next request only after the
+  answer) the whole wait, for nothing. A lone request is sent after one turn of the loop.
 - A request larger than ``max_batch_rows`` is predicted on its own, never split.
 - When a batched call fails, each request of the batch is retried on its own, so a bad row
   fails only its own request (with the model's exception) and the others get their results.
@@ -23,7 +25,6 @@ How a batch is formed (all on the event loop, so no locks):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -92,12 +93,12 @@ class MicroBatcher:
             one entry per row. Called on the event loop, one call at a time.
         max_batch_rows: Upper bound on the rows of one call (a larger single request still
             goes alone).
-        max_wait_s: Upper bound on how long the first request of a batch may wait for others.
-            0 disables waiting: batches are then only what queued while the model was busy.
+        max_wait_s: Upper bound on how long the first request of a batch may wait for others
+            (while they keep arriving). 0: batches are only what queued while the model ran.
     """
 
     def __init__(
-        self, predict_fn: PredictFn, max_batch_rows: int = 64, max_wait_s: float = 0.002
+        self, predict_fn: PredictFn, max_batch_rows: int = 64, max_wait_s: float = 0.001
     ) -> None:
         if max_batch_rows < 1:
             raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
@@ -111,9 +112,6 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        # Moving average of the gap between request arrivals (seconds); starts "idle".
-        self._gap = float("inf")
-        self._last_arrival = 0.0
 
     async def predict(self, X: np.ndarray) -> Prediction:
         """Predict the rows of one request; resolves when its batch has been predicted."""
@@ -125,12 +123,7 @@ class MicroBatcher:
             # Bound to this loop: a batcher outlives a loop only in tests that run several.
             wakeup = self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._collect(wakeup), name="mlship-micro-batcher")
-        now = time.perf_counter()
-        if self._last_arrival:
-            gap = now - self._last_arrival
-            self._gap = gap if self._gap == float("inf") else 0.8 * self._gap + 0.2 * gap
-        self._last_arrival = now
-        pending = _Pending(X=X, future=loop.create_future(), enqueued=now)
+        pending = _Pending(X=X, future=loop.create_future())
         self._queue.append(pending)
         wakeup.set()
         return await pending.future
@@ -150,16 +143,14 @@ class MicroBatcher:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            # Let requests already parsed in this loop iteration join the batch.
-            await asyncio.sleep(0)
-            batch = await self._take_batch(wakeup)
-            self._run(batch)
+            self._run(await self._take_batch())
 
-    async def _take_batch(self, wakeup: asyncio.Event) -> list[_Pending]:
+    async def _take_batch(self) -> list[_Pending]:
         first = self._queue.popleft()
         batch = [first]
         rows = first.X.shape[0]
         deadline = first.enqueued + self.max_wait_s
+        arriving = True  # the first turn of the loop is always worth a look
         while rows < self.max_batch_rows:
             if self._queue:
                 nxt = self._queue[0]
@@ -168,15 +159,12 @@ class MicroBatcher:
                 batch.append(self._queue.popleft())
                 rows += nxt.X.shape[0]
                 continue
-            remaining = deadline - time.perf_counter()
-            # Wait only when another request is expected before the deadline.
-            if self._closed or remaining <= 0 or self._gap > remaining:
+            # Nothing queued: give the event loop another turn (requests being parsed join),
+            # but only while turns keep bringing requests, and never past the wait bound.
+            if self._closed or not arriving or time.perf_counter() >= deadline:
                 break
-            wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout=remaining)
-            if not self._queue:
-                break
+            await asyncio.sleep(0)
+            arriving = bool(self._queue)
         return batch
 
     def _run(self, batch: list[_Pending]) -> None:
@@ -211,3 +199,16 @@ class MicroBatcher:
             pending.future.set_exception(e)
             return
         pending.future.set_result(result)
+
+
+class BatchingPredictor:
+    """A :class:`~app.predictor.Predictor` that micro-batches concurrent requests."""
+
+    def __init__(self, predict_fn: PredictFn, max_batch_rows: int, max_wait_s: float) -> None:
+        self.batcher = MicroBatcher(predict_fn, max_batch_rows, max_wait_s)
+
+    async def predict(self, X: np.ndarray) -> Prediction:
+        return await self.batcher.predict(X)
+
+    async def aclose(self) -> None:
+        await self.batcher.close()

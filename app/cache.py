@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -168,3 +168,31 @@ def is_deterministic(predict_fn: Callable[[np.ndarray], Prediction], X: np.ndarr
     if a.probabilities is None or b.probabilities is None:
         return a.probabilities is None and b.probabilities is None
     return bool(np.array_equal(a.probabilities, b.probabilities, equal_nan=True))
+
+
+class AsyncPredictor(Protocol):
+    async def predict(self, X: np.ndarray) -> Prediction: ...
+
+    async def aclose(self) -> None: ...
+
+
+class CachingPredictor:
+    """A :class:`~app.predictor.Predictor` that answers known rows from a cache and sends only
+    the others to ``inner`` (which may batch them with other requests' rows)."""
+
+    def __init__(self, inner: AsyncPredictor, cache: PredictionCache, version: str) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.version = version
+
+    async def predict(self, X: np.ndarray) -> Prediction:
+        found = self.cache.lookup(self.version, X)
+        fresh = None
+        if found.missing:
+            rows = X if len(found.missing) == X.shape[0] else X[found.missing]
+            fresh = await self.inner.predict(rows)
+        return self.cache.store(self.version, found, fresh)
+
+    async def aclose(self) -> None:
+        self.cache.invalidate()
+        await self.inner.aclose()

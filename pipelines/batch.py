@@ -30,7 +30,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from sklearn import config_context
 
 from app.model import Model, Prediction, load_model
 from pipelines.bundle import ARCHIVE_NAME
@@ -183,7 +182,7 @@ def _pipeline(
         written: Future[None] | None = None
         while (chunk := upcoming.result()) is not None:
             upcoming = io.submit(next, prepared, None)
-            out = output_table(model, chunk.table, chunk.plan, predict_checked(model, chunk.X))
+            out = output_table(model, chunk.table, chunk.plan, model.predict(chunk.X))
             if written is not None:
                 written.result()
             written = io.submit(writer.write, out)
@@ -293,19 +292,10 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
     return X
 
 
-def predict_checked(model: Model, X: np.ndarray) -> Prediction:
-    """``model.predict`` on a matrix already checked against the schema.
-
-    scikit-learn's own finiteness scan is skipped: the schema check above has done it.
-    """
-    with config_context(assume_finite=True):
-        return model.predict(X)
-
-
 def score_table(model: Model, table: pa.Table, plan: ChunkPlan, first_row: int = 0) -> pa.Table:
     """Check and predict one chunk; returns the output columns for it."""
     X = table_to_matrix(model, table, plan, first_row)
-    return output_table(model, table, plan, predict_checked(model, X))
+    return output_table(model, table, plan, model.predict(X))
 
 
 def output_table(
