@@ -176,10 +176,15 @@ def expectations_command(data: str, target: str, out: Path, tolerance: float) ->
     from pipelines.data import read_table
 
     dataset = read_table(data)
-    if target not in dataset.frame.columns:
-        from pipelines.data import split_xy
+    columns = [str(c) for c in dataset.frame.columns]
+    if target not in columns:
+        import difflib
 
-        split_xy(dataset.frame, target, "regression", source=data)  # raises with a suggestion
+        close = difflib.get_close_matches(target, columns, n=1, cutoff=0.6)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        raise DataError(
+            f"{data} has no target column {target!r}. {hint}Pass the label column with --target."
+        )
     suite = build_suite(dataset.frame, target, name=Path(out).stem, tolerance=tolerance)
     write_suite(suite, out)
     print(f"wrote {len(suite['expectations'])} expectations from {data} to {out}")

@@ -108,3 +108,17 @@ def test_regression_target_gets_a_range_not_a_set() -> None:
     assert ("expect_column_values_to_be_in_set", "y") not in by_type
     assert by_type[("expect_column_values_to_be_between", "y")]["max_value"] == pytest.approx(1.1)
     assert by_type[("expect_column_values_to_be_between", "x")]["min_value"] == pytest.approx(-4.9)
+
+
+def test_expectations_command_suggests_target(
+    capsys: pytest.CaptureFixture[str], breast_cancer_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "suite.json"
+    argv = ["expectations", "--data", str(breast_cancer_csv), "--target", "targte"]
+    assert mlship([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "no target column 'targte'. Did you mean 'target'? Pass the label column with --target"
+        in err
+    )
+    assert not out.exists()
