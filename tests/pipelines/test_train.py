@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -190,11 +191,12 @@ def test_out_dir_that_is_not_a_bundle_is_refused(
 def test_git_commit_recorded_in_a_repository(tmp_path: Path) -> None:
     assert git_commit(tmp_path) is None
     env = {
+        **os.environ,
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@x",
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@x",
-        "PATH": "/usr/bin:/bin",
+        "GIT_CONFIG_GLOBAL": os.devnull,  # the developer's git config must not matter
     }
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env)
     subprocess.run(
