@@ -33,6 +33,31 @@ ECR_PUSH = (
     "ecr:UploadLayerPart",
 )
 KEY_USE = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+# Key administration, listed action by action (no "kms:Create*": it would include key stores).
+KEY_ADMIN = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:CreateGrant",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
 
 # AWS managed policies attached to the EKS roles (the documented minimum for each role).
 EKS_CLUSTER_POLICY = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
@@ -276,22 +301,7 @@ def key_policy(*, account_id: str, service_principals: Sequence[str] = ()) -> Do
             "Sid": "AccountAdministers",
             "Effect": "Allow",
             "Principal": {"AWS": root},
-            "Action": [
-                "kms:CancelKeyDeletion",
-                "kms:Create*",
-                "kms:Delete*",
-                "kms:Describe*",
-                "kms:Disable*",
-                "kms:Enable*",
-                "kms:Get*",
-                "kms:List*",
-                "kms:Put*",
-                "kms:Revoke*",
-                "kms:ScheduleKeyDeletion",
-                "kms:TagResource",
-                "kms:UntagResource",
-                "kms:Update*",
-            ],
+            "Action": sorted(KEY_ADMIN),
             "Resource": "*",
         },
         {
@@ -302,8 +312,10 @@ def key_policy(*, account_id: str, service_principals: Sequence[str] = ()) -> Do
                 "kms:Decrypt",
                 "kms:DescribeKey",
                 "kms:Encrypt",
-                "kms:GenerateDataKey*",
-                "kms:ReEncrypt*",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
             ],
             "Resource": "*",
         },
@@ -314,7 +326,7 @@ def key_policy(*, account_id: str, service_principals: Sequence[str] = ()) -> Do
                 "Sid": "ServicesUse",
                 "Effect": "Allow",
                 "Principal": {"Service": sorted(service_principals)},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
