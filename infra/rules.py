@@ -45,10 +45,14 @@ READ_ONLY_PREFIXES = ("Describe", "Get", "List")
 class Resource(Protocol):
     """What a rule may look at: the type token, logical name, URN and inputs."""
 
-    type: str
-    name: str
-    urn: str
-    inputs: dict[str, Any]
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def urn(self) -> str: ...
+    @property
+    def inputs(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,16 @@ class Finding:
     rule: str
     resource: str
     message: str
+    urn: str = ""
 
     def as_dict(self) -> dict[str, str]:
         """JSON form."""
-        return {"rule": self.rule, "resource": self.resource, "message": self.message}
+        return {
+            "rule": self.rule,
+            "resource": self.resource,
+            "message": self.message,
+            "urn": self.urn,
+        }
 
 
 Rule = Callable[[Sequence[Resource]], Iterator[Finding]]
@@ -86,7 +96,7 @@ def _for_bucket(resources: Sequence[Resource], type_: str, bucket: Resource) -> 
 
 
 def _finding(rule: str, r: Resource, message: str) -> Finding:
-    return Finding(rule.removeprefix("rule_"), f"{r.type} {r.name}", message)
+    return Finding(rule.removeprefix("rule_"), f"{r.type} {r.name}", message, r.urn)
 
 
 def rule_bucket_encrypted(resources: Sequence[Resource]) -> Iterator[Finding]:
@@ -317,6 +327,26 @@ RULES: tuple[Rule, ...] = (
     rule_eks_secrets_encrypted,
     rule_workloads_non_root,
 )
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A resource as a Pulumi policy pack sees it (``PolicyResource``), in the rules' terms."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+
+
+def from_policy_resources(resources: Sequence[Any]) -> list[PolicyView]:
+    """Adapt ``pulumi_policy.PolicyResource`` objects (resource_type, name, urn, props)."""
+    return [PolicyView(r.resource_type, r.name, r.urn, dict(r.props or {})) for r in resources]
+
+
+def rule_id(rule: Rule) -> str:
+    """The rule's name as a policy-pack policy name, e.g. ``bucket-encrypted``."""
+    return rule.__name__.removeprefix("rule_").replace("_", "-")
 
 
 def evaluate(resources: Sequence[Resource]) -> list[Finding]:

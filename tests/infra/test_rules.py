@@ -182,3 +182,22 @@ def test_unscopable_actions_on_star_are_allowed_but_nothing_else(
         ),
     )
     assert list(rules.rule_iam_no_writes_on_star(resources)) == []
+
+
+def test_rules_run_on_policy_pack_resources(plans: dict[str, StackPlan]) -> None:
+    """The policy pack hands rules ``PolicyResource`` objects; the adapter keeps them working."""
+    from types import SimpleNamespace
+
+    resources = copy.deepcopy(plans["prod"].resources)
+    first(resources, rules.ECR_REPOSITORY).inputs["imageTagMutability"] = "MUTABLE"
+    pack_view = rules.from_policy_resources(
+        [
+            SimpleNamespace(resource_type=r.type, name=r.name, urn=r.urn, props=r.inputs)
+            for r in resources
+        ]
+    )
+    findings = rules.evaluate(pack_view)
+    assert [(f.rule, f.urn) for f in findings] == [
+        ("ecr_immutable_tags", first(resources, rules.ECR_REPOSITORY).urn)
+    ]
+    assert [rules.rule_id(r) for r in rules.RULES][0] == "bucket-encrypted"
