@@ -128,7 +128,10 @@ def main() -> int:
     code = _serve_demo()
     if code != 0:
         return code
-    return 0
+    # Keep this step last: it shows where the model goes next.
+    _step("3. Plan the dev stack offline (Pulumi mock runtime: no cloud account, no Pulumi CLI)")
+    print("$ mlship plan dev", flush=True)
+    return mlship(["plan", "dev"])
 
 
 if __name__ == "__main__":
