@@ -408,6 +408,11 @@ class StackConfig:
                 "mlship:subnetIds lists one subnet: give at least two, in different "
                 "availability zones, or none to create a VPC."
             )
+        if network.subnet_ids and serverless is not None and target == "sagemaker":
+            raise ConfigError(
+                "mlship:subnetIds is set for a serverless endpoint: SageMaker Serverless "
+                "Inference cannot run in a VPC. Remove the subnets or use instances."
+            )
         if network.subnet_ids and not network.security_group_ids and target == "sagemaker":
             raise ConfigError(
                 "mlship:securityGroupIds is empty while mlship:subnetIds is set: a SageMaker "
@@ -474,8 +479,8 @@ def _rollout(r: _Reader, instance_count: int, serverless: Serverless | None) -> 
     if rollout.strategy != "all_at_once" and serverless is not None:
         raise ConfigError(
             f"mlship:rolloutStrategy is {rollout.strategy!r} with a serverless endpoint: "
-            "SageMaker shifts traffic gradually only between instance fleets. Use all_at_once "
-            "or set mlship:serverlessMemoryMb to 0."
+            "mlship sizes canary and linear steps in instances. Use all_at_once or set "
+            "mlship:serverlessMemoryMb to 0."
         )
     if rollout.strategy != "all_at_once" and instance_count * rollout.percent < 100:
         raise ConfigError(

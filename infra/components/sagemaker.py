@@ -182,7 +182,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                 "environment": container_environment(log_level=args.log_level),
             },
             # The container needs no network: SageMaker downloads the bundle and captures data.
-            enable_network_isolation=True,
+            # (Serverless endpoints support neither network isolation nor a VPC.)
+            enable_network_isolation=args.serverless is None,
             vpc_config=vpc,
             tags=args.tags,
             opts=self._child,

@@ -64,6 +64,8 @@ def test_array_and_boolean_values_parse_from_pulumi_strings() -> None:
     assert cfg.mlflow_server is True
 
 
+SUBNETS = '["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]'
+SGS = '["sg-0123456789abcdef0"]'
 PROD = {
     "environment": "prod",
     "instanceCount": "2",
@@ -154,6 +156,11 @@ PROD = {
             {**PROD, "instanceCount": "1", "autoscalingMinCapacity": "1"},
             "mlship:rolloutPercent",
             "raise mlship:instanceCount",
+        ),
+        (
+            {"serverlessMemoryMb": "2048", "subnetIds": SUBNETS, "securityGroupIds": SGS},
+            "mlship:subnetIds",
+            "cannot run in a VPC",
         ),
         (
             {"serverlessMemoryMb": "2048", "dataCapturePercent": "10"},

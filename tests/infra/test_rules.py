@@ -200,4 +200,4 @@ def test_rules_run_on_policy_pack_resources(plans: dict[str, StackPlan]) -> None
     assert [(f.rule, f.urn) for f in findings] == [
         ("ecr_immutable_tags", first(resources, rules.ECR_REPOSITORY).urn)
     ]
-    assert [rules.rule_id(r) for r in rules.RULES][0] == "bucket-encrypted"
+    assert rules.rule_id(rules.RULES[0]) == "bucket-encrypted"

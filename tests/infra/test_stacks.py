@@ -264,6 +264,9 @@ def test_existing_oidc_provider_is_reused_and_serverless_has_no_rollout(
     variant = one(plan, rules.ENDPOINT_CONFIG).inputs["productionVariants"][0]
     assert variant["serverlessConfig"] == {"memorySizeInMb": 2048, "maxConcurrency": 5}
     assert "instanceType" not in variant
+    model = one(plan, "aws:sagemaker/model:Model").inputs
+    assert model["enableNetworkIsolation"] is False  # not supported by serverless endpoints
+    assert "kmsKeyArn" not in one(plan, rules.ENDPOINT_CONFIG).inputs
     assert "deploymentConfig" not in one(plan, rules.ENDPOINT).inputs
     assert plan.of_type("aws:appautoscaling/target:Target") == []
     metrics = {a.inputs["metricName"] for a in plan.of_type(rules.ALARM)}
