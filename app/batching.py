@@ -27,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app.model import Prediction
 
@@ -212,3 +214,24 @@ class BatchingPredictor:
 
     async def aclose(self) -> None:
         await self.batcher.close()
+
+    def collector(self) -> Collector:
+        """Prometheus counters of the batcher, read from its stats when scraped."""
+        return _BatchCollector(self.batcher.stats)
+
+
+class _BatchCollector(Collector):
+    def __init__(self, stats: BatchStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        for name, doc, value in (
+            ("batches", "Model predict calls made by the micro-batcher.", s.batches),
+            ("requests", "Requests answered through the micro-batcher.", s.requests),
+            ("rows", "Rows predicted by the micro-batcher.", s.rows),
+            ("retried_batches", "Batches that failed and were retried request by request.",
+             s.retried_batches),
+            ("failed_requests", "Requests whose own rows the model refused.", s.failed_requests),
+        ):  # fmt: skip
+            yield CounterMetricFamily(f"mlship_microbatch_{name}", doc, value=value)

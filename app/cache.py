@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app.model import Prediction
 
@@ -196,3 +198,26 @@ class CachingPredictor:
     async def aclose(self) -> None:
         self.cache.invalidate()
         await self.inner.aclose()
+
+    def collector(self) -> Collector:
+        """Prometheus hit/miss counters and the entry gauge, read when scraped."""
+        return _CacheCollector(self.cache)
+
+
+class _CacheCollector(Collector):
+    def __init__(self, cache: PredictionCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.cache
+        yield CounterMetricFamily(
+            "mlship_prediction_cache_hits", "Rows answered from the prediction cache.", c.hits
+        )
+        yield CounterMetricFamily(
+            "mlship_prediction_cache_misses",
+            "Rows the prediction cache sent to the model.",
+            c.misses,
+        )
+        yield GaugeMetricFamily(
+            "mlship_prediction_cache_entries", "Rows held in the prediction cache.", len(c)
+        )

@@ -106,6 +106,13 @@ def serve(settings: AppSettings) -> int:
     # Workers re-read the settings from the environment: hand them the resolved local bundle
     # and every command-line override.
     local = resolve_model_uri(settings.model_uri, settings.model_cache_dir)
+    # Load it once here too, so a bundle that cannot load stops the start with its error
+    # before any worker is spawned (uvicorn would restart a failing worker again and again).
+    load_service_model(settings.model_copy(update={"model_uri": str(local)}))
+    log.info(
+        "model verified",
+        extra={"workers": settings.workers, "seconds": round(time.perf_counter() - started, 3)},
+    )
     os.environ.update(
         {
             "MLSHIP_MODEL_URI": str(local),
@@ -114,12 +121,40 @@ def serve(settings: AppSettings) -> int:
             "MLSHIP_WORKERS": str(settings.workers),
         }
     )
-    uvicorn.run("app.serve:worker_app", factory=True, workers=settings.workers, **common)
+    config = uvicorn.Config(
+        "app.serve:worker_app", factory=True, workers=settings.workers, **common
+    )
+    _run_workers(config)
     return 0
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def _run_workers(config: Any) -> None:
+    """Run uvicorn's worker supervisor, but stop accepting at once on SIGTERM/SIGINT.
+
+    uvicorn's own keeps the listening socket open in the parent until every worker has
+    drained, so the kernel would go on queueing new connections during the drain.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            signal.signal(signal.SIGTERM, self._stop_accepting)
+            signal.signal(signal.SIGINT, self._stop_accepting)
+
+        def _stop_accepting(self, signum: int, frame: FrameType | None) -> None:
+            for sock in self.sockets:
+                sock.close()  # the workers close their copies as they start draining
+            for process in self.processes:
+                if process.pid is not None:
+                    os.kill(process.pid, signal.SIGTERM)
+            self.should_exit.set()
+
+    Supervisor(config, sockets=[config.bind_socket()]).run()
 
 
 def worker_app() -> Any:

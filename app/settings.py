@@ -6,6 +6,7 @@ in ``app/`` reads the environment.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # SageMaker kills a container 30 s after SIGTERM; the drain must end before that.
 _SAGEMAKER_KILL_AFTER_S = 30.0
+
+
+def cpus_available() -> int:
+    """CPUs this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def parse_key_hashes(raw: str, source: str) -> list[str]:
@@ -58,7 +67,13 @@ class AppSettings(BaseSettings):
         validation_alias=AliasChoices("MLSHIP_PORT", "SAGEMAKER_BIND_TO_PORT"),
         description="Port to listen on (SAGEMAKER_BIND_TO_PORT is honoured too).",
     )
-    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
+    workers: int = Field(
+        default_factory=cpus_available,
+        ge=1,
+        le=64,
+        description="Server worker processes (default: one per CPU, as SageMaker's own "
+        "containers run); each loads the model before it accepts requests.",
+    )
     max_batch_rows: int = Field(
         default=10_000, ge=1, description="Most rows one request may carry (422 above)."
     )
@@ -105,6 +120,35 @@ class AppSettings(BaseSettings):
     model_cache_dir: Path | None = Field(
         default=None,
         description="Where s3:// and models:/ bundles are downloaded (default: a temp dir).",
+    )
+    runtime: Literal["auto", "sklearn", "onnx"] = Field(
+        default="auto",
+        description="What computes predictions: auto uses onnxruntime when the bundle carries "
+        "a verified model.onnx and onnxruntime is installed, else scikit-learn; onnx refuses "
+        "to start without them.",
+    )
+    microbatching: bool = Field(
+        default=True,
+        description="Coalesce concurrent requests into one predict call (results are split "
+        "back per request; a failing request fails alone).",
+    )
+    microbatch_max_rows: int = Field(
+        default=64, ge=1, description="Most rows one micro-batched predict call takes."
+    )
+    microbatch_max_wait_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="Longest a request waits for others to join its batch; it waits only "
+        "while more keep arriving, so a lone request is sent at once.",
+    )
+    cache_enabled: bool | None = Field(
+        default=None,
+        description="Prediction cache by model version and feature values; unset: on when "
+        "the model predicts its golden rows identically twice at start (deterministic).",
+    )
+    cache_max_entries: int = Field(
+        default=10_000, ge=1, description="Rows the prediction cache keeps (LRU)."
     )
 
     @field_validator("api_key_hashes", mode="before")
