@@ -203,3 +203,14 @@ def test_secret_values_are_refused_offline(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="secret"):
         read_stack_config("s", tmp_path)
+
+
+def test_readme_documents_every_key_and_output() -> None:
+    from infra.__main__ import OUTPUTS
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("<!-- section:infra -->", 1)[1].split("<!-- /section:infra -->", 1)[0]
+    for key in KEYS:
+        assert f"| `mlship:{key.name}` | {key.type} |" in section, key.name
+    for output in OUTPUTS:
+        assert f"`{output}`" in section, output
