@@ -289,7 +289,6 @@ def _mlflow(b: _Base) -> pulumi.Output[str]:
         MlflowServerArgs(
             server_name=b.naming.name("mlflow"),
             role_name=b.naming.name("mlflow"),
-            account_id=b.account_id,
             bucket_name=b.store.bucket_name,
             bucket_arn=b.store.bucket_arn,
             key_arn=b.store.key_arn,

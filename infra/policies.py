@@ -326,9 +326,9 @@ def key_policy(*, account_id: str, service_principals: Sequence[str] = ()) -> Do
                 "Sid": "ServicesUse",
                 "Effect": "Allow",
                 "Principal": {"Service": sorted(service_principals)},
+                # As AWS documents for CloudWatch alarms publishing to an encrypted topic.
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                 "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
         )
     return document(*statements)

@@ -19,7 +19,6 @@ class MlflowServerArgs:
     Attributes:
         server_name: Tracking server name.
         role_name: IAM name of the server's role.
-        account_id: AWS account id.
         bucket_name: Artifact bucket (artifacts go under ``mlflow/``).
         bucket_arn: Its ARN.
         key_arn: The bucket's KMS key.
@@ -29,7 +28,6 @@ class MlflowServerArgs:
 
     server_name: str
     role_name: str
-    account_id: pulumi.Input[str]
     bucket_name: pulumi.Input[str]
     bucket_arn: pulumi.Input[str]
     key_arn: pulumi.Input[str]
@@ -50,10 +48,9 @@ class MlflowServer(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             name=args.role_name,
-            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: policies.dumps(
-                    policies.service_assume_role("sagemaker.amazonaws.com", account)
-                )
+            # No aws:SourceAccount condition: SageMaker does not document it for role trust.
+            assume_role_policy=policies.dumps(
+                policies.service_assume_role("sagemaker.amazonaws.com")
             ),
             tags=args.tags,
             opts=child,

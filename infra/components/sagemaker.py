@@ -134,10 +134,9 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             f"{name}-execution-role",
             name=args.execution_role_name,
             description="SageMaker runs the mlship model with this role",
-            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: policies.dumps(
-                    policies.service_assume_role("sagemaker.amazonaws.com", account)
-                )
+            # No aws:SourceAccount condition: SageMaker does not document it for role trust.
+            assume_role_policy=policies.dumps(
+                policies.service_assume_role("sagemaker.amazonaws.com")
             ),
             tags=args.tags,
             opts=self._child,
