@@ -197,7 +197,7 @@ def deploy_policy(
             **_allow("ListBundles", ["s3:ListBucket"], bucket_arn),
             "Condition": {"StringLike": {"s3:prefix": ["models/*"]}},
         },
-        _allow("UseKey", ["kms:Decrypt", "kms:GenerateDataKey"], key_arn),
+        _allow("UseKey", ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"], key_arn),
     ]
     if execution_role_arn is not None:
         sm = f"arn:aws:sagemaker:{region}:{account_id}"
@@ -223,6 +223,11 @@ def deploy_policy(
                     f"{sm}:endpoint/{name_prefix}-*",
                 ],
             ),
+            {
+                # An endpoint configuration with a KMS key makes SageMaker create a grant on it.
+                **_allow("GrantKeyToSageMaker", ["kms:CreateGrant"], key_arn),
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
             {
                 **_allow("PassExecutionRole", ["iam:PassRole"], execution_role_arn),
                 "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
