@@ -32,6 +32,26 @@ def test_pulumi_yaml_declares_every_key_with_type_default_and_description() -> N
         assert entry.get("default") == key.default
         if key.type == "array":
             assert entry["items"] == {"type": "string"}
+        # The keys Pulumi's project schema allows in a config type declaration.
+        assert set(entry) <= {"type", "items", "description", "secret", "default"}
+        assert key.type in ("string", "integer", "boolean", "array")
+
+
+PYTHON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+def test_stack_file_values_have_the_declared_types(path: Path) -> None:
+    """What the Pulumi CLI checks before running: each value matches its declared type."""
+    config = yaml.safe_load(path.read_text())["config"]
+    for name, value in config.items():
+        namespace, key = name.split(":", 1)
+        if namespace != "mlship":
+            continue
+        declared = KEYS_BY_NAME[key].type
+        assert type(value) is PYTHON_TYPES[declared], (name, value)
+        if declared == "array":
+            assert all(isinstance(item, str) for item in value), name
 
 
 @pytest.mark.parametrize("path", sorted(ROOT.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
