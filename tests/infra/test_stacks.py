@@ -289,3 +289,25 @@ def test_every_arn_in_the_plan_is_well_formed(plans: dict[str, StackPlan]) -> No
                 or arn.startswith("arn:aws:iam::aws:policy/")
                 or (arn.startswith("arn:aws:eks::aws:cluster-access-policy/"))
             ), arn
+
+
+def test_every_aws_and_kubernetes_resource_lives_in_a_component(
+    plans: dict[str, StackPlan],
+) -> None:
+    for plan in plans.values():
+        components = {r.urn for r in plan.resources if not r.custom}
+        for r in plan.resources:
+            if r.custom:
+                assert r.parent in components, r.name
+
+
+def test_names_fit_aws_limits_for_the_longest_environment_and_region() -> None:
+    from infra.naming import Naming
+
+    naming = Naming("mlship", "abcdefghijkl")  # 12 characters: the longest allowed
+    assert len(naming.bucket("123456789012", "ap-southeast-4")) <= 63  # S3
+    assert len(naming.endpoint) <= 63  # SageMaker endpoint names
+    for role in ("sagemaker-execution", "deploy", "pods", "mlflow", "cluster-nodes"):
+        assert len(naming.name(role)) <= 64  # IAM role names
+    assert len(f"{naming.name('cluster')}-control-plane") <= 64
+    assert re.match(r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$", naming.bucket("123456789012", "eu-west-1"))
