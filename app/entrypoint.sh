@@ -4,6 +4,11 @@
 set -eu
 cmd="${1:-serve}"
 [ "$#" -gt 0 ] && shift
+# Inside a SageMaker training job (input files under /opt/ml/input/data), a bare `train` runs
+# SageMaker's file contract: data channel in, bundle out to /opt/ml/model.
+if [ "$cmd" = train ] && [ "$#" -eq 0 ] && [ -d /opt/ml/input/data ]; then
+  set -- --sagemaker /opt/ml --params /opt/mlship/params.yaml
+fi
 case "$cmd" in
   serve | train) exec python -m pipelines.cli "$cmd" "$@" ;;
   *) exec "$cmd" "$@" ;;

@@ -19,6 +19,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.sagemaker is not None:
+        from pipelines.sagemaker_training import run_training_job
+
+        registry = os.environ.get("MLFLOW_TRACKING_URI") is not None
+        return run_training_job(args.params, Path(args.sagemaker), registry=registry)
     from pipelines.train import train_command
 
     return train_command(data=args.data, params_path=args.params, out=args.out)
@@ -123,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="CSV or Parquet file, local or s3:// (default: params.yaml).")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="Parameters file.")
     p.add_argument("--out", type=Path, help="Bundle directory (default: params.yaml).")
+    p.add_argument(
+        "--sagemaker",
+        nargs="?",
+        const="/opt/ml",
+        metavar="ROOT",
+        help="Run SageMaker's training-job contract under ROOT (default /opt/ml): data from the "
+        "'train' channel, hyper-parameters as params.yaml overrides, bundle to ROOT/model. "
+        "Registers in MLflow only when MLFLOW_TRACKING_URI is set.",
+    )
 
     p = add("promote", _promote, "Point the champion alias at a registered model version.")
     p.add_argument("version", help="Model version number, as listed by `mlship models`.")

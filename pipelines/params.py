@@ -197,6 +197,15 @@ def load_params(path: Path) -> Params:
         raise ConfigError(f"{path} is not valid YAML ({e}). Fix the syntax.") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping of keys (model:, data:, ...), not a list.")
+    return parse_params(raw, path)
+
+
+def parse_params(raw: dict[str, Any], path: Path) -> Params:
+    """Validate parameters already read from ``path`` (relative paths resolve against it).
+
+    Raises:
+        ConfigError: naming each bad key and value.
+    """
     try:
         params = Params.model_validate(raw)
     except ValidationError as e:
