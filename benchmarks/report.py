@@ -8,7 +8,7 @@ from typing import Any
 THROUGHPUT_TARGETS = {"logistic": 5.0, "forest": 10.0}
 BATCH_SHARE_TARGET = 0.8  # batch-scoring rows/s over in-process predict rows/s
 MEMORY_GROWTH_TARGET = 1.5  # peak memory, largest over smallest input
-SERVICES = ("ours", "naive", "noop")
+SERVICES = ("ours", "ours-sklearn", "naive", "noop")
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -77,8 +77,14 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Single-row POST /v1/predict (wrk; req/s, p50 ms, p99 ms)",
     ]
+    shown = [
+        name
+        for name in SERVICES
+        if any((m.get("http") or {}).get(name) is not None for m in results["models"].values())
+        or name in ("ours", "naive", "noop")
+    ]
     header = f"{'model':<9}{'conns':>6} |" + "".join(
-        f" {name + ' req/s':>12} {'p50':>7} {'p99':>7} |" for name in SERVICES
+        f" {name + ' req/s':>17} {'p50':>7} {'p99':>7} |" for name in shown
     )
     lines += [header + "  ours/naive", "-" * (len(header) + 12)]
     for kind, m in results["models"].items():
@@ -87,21 +93,39 @@ def render(results: dict[str, Any]) -> str:
             continue
         for c in ("1", "8", "64"):
             row = f"{kind:<9}{c:>6} |"
-            for name in SERVICES:
+            for name in shown:
                 cell = (http.get(name) or {}).get(c)
                 if cell is None:
-                    row += f" {'n/a':>12} {'':>7} {'':>7} |"
+                    row += f" {'n/a':>17} {'':>7} {'':>7} |"
                     continue
                 flag = "!" if cell["errors"] else ""
                 row += (
-                    f" {cell['requests_per_s']:>11,.0f}{flag:1} {cell['p50_ms']:>7.2f} "
+                    f" {cell['requests_per_s']:>16,.0f}{flag:1} {cell['p50_ms']:>7.2f} "
                     f"{cell['p99_ms']:>7.2f} |"
                 )
             ours, naive = (http.get("ours") or {}).get(c), (http.get("naive") or {}).get(c)
             if ours and naive:
                 row += f"  {ours['requests_per_s'] / naive['requests_per_s']:>6.1f}x"
             lines.append(row)
-    lines += ["(! = the run had errors or non-2xx answers; see the JSON)", ""]
+    lines.append("(! = the run had errors or non-2xx answers; see the JSON)")
+    for kind, m in results["models"].items():
+        onnx = m.get("onnx") or {}
+        if onnx.get("included"):
+            note = f"model.onnx included (largest difference {onnx['max_abs_diff']:.2g})"
+            sk, naive = (
+                (m.get("http") or {}).get("ours-sklearn"),
+                (m.get("http") or {}).get("naive"),
+            )
+            if sk and naive:
+                ratios = ", ".join(
+                    f"{c}: {sk[c]['requests_per_s'] / naive[c]['requests_per_s']:.1f}x"
+                    for c in ("1", "8", "64")
+                )
+                note += f"; ours-sklearn/naive {ratios}"
+        else:
+            note = f"no ONNX: {onnx.get('reason', 'not exported')}"
+        lines.append(f"  {kind}: {note}")
+    lines.append("")
 
     lines.append("In-process Model.predict (rows/s) and batch scoring (mlship predict, Parquet)")
     for kind, m in results["models"].items():
