@@ -36,7 +36,8 @@ demo: setup ## Train the bundled model, register it, serve it, predict, and plan
 	@$(RUN) python -m pipelines.demo
 
 .PHONY: test
-test: setup system-tools ## Run the whole test suite (slow tests included)
+test: setup system-tools ## Lint (ruff, mypy, lock check), then the whole test suite (slow tests included)
+	@$(MAKE) --no-print-directory lint
 	@$(RUN) pytest
 
 .PHONY: lint
