@@ -14,7 +14,7 @@ SYSTEM_TOOLS := promtool:prometheus wrk:wrk
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: setup
 setup: ## Install uv (with pip) if missing, then the locked dependencies into .venv
