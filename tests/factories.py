@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -68,3 +75,41 @@ def make_bundle(out_dir: Path, kind: Kind = "logistic", seed: int = 0) -> Path:
     bundle = write_bundle(out_dir, model, manifest, golden)
     np.save(out_dir.parent / f"{out_dir.name}-test_X.npy", X_test)
     return bundle
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_moto(env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Run a real moto server on 127.0.0.1 (HTTP) until the block ends; yields its URL.
+
+    Args:
+        env: Extra environment for the server (``INITIAL_NO_AUTH_ACTION_COUNT=0`` makes it
+            enforce IAM authentication).
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto server did not start within 30 s") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

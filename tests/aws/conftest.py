@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -16,15 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.factories import free_port, running_moto
+
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/mlship-dev-execution"
 IMAGE_URI = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlship:0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def queue_endpoint_results(moto_url: str, bodies: list[Any]) -> None:
@@ -69,29 +61,8 @@ def endpoint(aws: str) -> str:
 @pytest.fixture(scope="session")
 def moto_with_auth() -> Iterator[str]:
     """A moto server that enforces IAM authentication: unknown access keys are refused."""
-    port = free_port()
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server (auth) did not start") from None
-                time.sleep(0.1)
+    with running_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture

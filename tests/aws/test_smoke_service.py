@@ -16,7 +16,7 @@ import pytest
 
 from pipelines.cli import main as mlship
 from pipelines.targets import EndpointTimeout, EndpointUnreachable, HttpTarget
-from tests.aws.conftest import free_port
+from tests.factories import free_port
 
 API_KEY = "smoke-test-key-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
