@@ -318,3 +318,18 @@ def test_readme_documents_every_variable_and_secret() -> None:
         readme.index("<!-- section:deploy -->") : readme.index("<!-- /section:deploy -->")
     ]
     assert {n for n in names if f"`{n}`" not in section} == set()
+
+
+def test_each_stack_trusts_the_github_environment_its_rollout_job_runs_in() -> None:
+    """The deploy role's OIDC trust names GitHub environments: they must be the workflow's."""
+    jobs = workflow("deploy.yml")["jobs"]
+    for job_id in ("dev", "prod"):
+        job = jobs[job_id]
+        stack_ref = next(s["with"]["stack"] for s in job["steps"] if s.get("id") == "rollout")
+        stack = stack_ref.rsplit("}", 1)[-1]
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        trusted = config.get("mlship:githubEnvironments") or [config["mlship:environment"]]
+        assert job["environment"]["name"] in trusted, (
+            f"Pulumi.{stack}.yaml trusts GitHub environments {trusted}, but deploy.yml's "
+            f"{job_id} job runs in {job['environment']['name']!r}: its role could not be assumed"
+        )

@@ -248,7 +248,7 @@ def test_deploy_role_trusts_only_main_and_environments_of_one_repo(
     assert cond["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
     assert cond["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
         "repo:example-org/mlship:ref:refs/heads/main",
-        "repo:example-org/mlship:environment:prod",
+        "repo:example-org/mlship:environment:production",
     ]
     provider = one(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
     assert provider["url"] == "https://token.actions.githubusercontent.com"
