@@ -333,3 +333,14 @@ def test_each_stack_trusts_the_github_environment_its_rollout_job_runs_in() -> N
             f"Pulumi.{stack}.yaml trusts GitHub environments {trusted}, but deploy.yml's "
             f"{job_id} job runs in {job['environment']['name']!r}: its role could not be assumed"
         )
+
+
+def test_stack_keys_the_workflows_set_are_declared_in_pulumi_yaml() -> None:
+    declared = set(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"])
+    used = {
+        key
+        for path in [*WORKFLOWS, *ACTIONS]
+        for key in re.findall(r"\bmlship:[A-Za-z0-9]+\b", path.read_text())
+    }
+    assert {"mlship:imageTag", "mlship:modelDataKey"} <= used
+    assert used <= declared, f"undeclared stack keys: {sorted(used - declared)}"
