@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.errors import install_error_handlers
+from app.fastpath import PredictFastPath
 from app.metrics import Metrics
 from app.middleware import ObservabilityMiddleware
 from app.model import Model
@@ -82,6 +83,9 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
     app.include_router(v2.health)
     app.include_router(v2.models)
     app.include_router(health.router)
+    # Inside the observability middleware (added after it, so wrapped by it): prediction
+    # requests keep their request id, access log and metrics.
+    app.add_middleware(PredictFastPath, fastapi_app=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
 
     def openapi() -> dict[str, Any]:
