@@ -1,10 +1,11 @@
 """Export a bundle's model to ONNX, and include it only if it predicts what the model predicts.
 
-skl2onnx converts most scikit-learn pipelines of numeric features. The conversion is checked
-on the held-out rows before the file may enter the bundle: class labels must be identical and
-probabilities (or regression values) within ``atol``, since some operators compute in float32.
-A model skl2onnx cannot convert, or an export that disagrees, is left out with the reason; the
-bundle stays valid and is served by scikit-learn.
+skl2onnx converts most scikit-learn pipelines of numeric features; tree ensembles are then
+adjusted to split exactly as scikit-learn does (:func:`exact_tree_splits`). The conversion is
+checked on the held-out rows before the file may enter the bundle: class labels must be
+identical and probabilities (or regression values) within ``atol``, since some operators
+compute in float32. A model skl2onnx cannot convert, or an export that disagrees, is left out
+with the reason; the bundle stays valid and is served by scikit-learn.
 """
 
 from __future__ import annotations
@@ -75,8 +76,63 @@ def convert(model: Model, target_opset: int | None = None) -> bytes:
             f"skl2onnx cannot convert {type(final).__name__}: {e}. The bundle is served by "
             "scikit-learn."
         ) from e
+    exact_tree_splits(onx, final)
     data: bytes = onx.SerializeToString()
     return data
+
+
+def exact_tree_splits(onx: Any, final: Any) -> None:
+    """Make the graph's tree ensembles split rows exactly as scikit-learn does.
+
+    scikit-learn casts the input to float32, then tests ``x <= threshold`` against float64
+    thresholds; skl2onnx rounds each threshold to the nearest float32 and compares the float64
+    input, so a value between the two roundings goes the other way (a forest's probability then
+    moves by 1/n_trees). Here the input of each tree ensemble is cast to float32, and every
+    threshold becomes the largest float32 not above scikit-learn's: for any float32 ``x``,
+    ``x <= t`` and ``x <= t32`` then agree. Graphs without tree ensembles are left as they are.
+    """
+    from onnx import TensorProto, helper
+
+    trees = getattr(final, "estimators_", None)
+    if trees is None and hasattr(final, "tree_"):
+        trees = [final]
+    if trees is None or not all(hasattr(t, "tree_") for t in np.ravel(trees)):
+        return
+    trees = list(np.ravel(trees))
+    graph = onx.graph
+    for position, node in enumerate(list(graph.node)):
+        if node.op_type not in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if "nodes_values" not in attrs:
+            return  # a layout this does not know: the parity check decides
+        values = []
+        for tree_id, node_id, mode, value in zip(
+            attrs["nodes_treeids"].ints,
+            attrs["nodes_nodeids"].ints,
+            attrs["nodes_modes"].strings,
+            attrs["nodes_values"].floats,
+            strict=True,
+        ):
+            if mode == b"LEAF":
+                values.append(value)
+                continue
+            if mode != b"BRANCH_LEQ":
+                return
+            threshold = float(trees[tree_id].tree_.threshold[node_id])
+            t32 = np.float32(threshold)
+            if float(t32) > threshold:
+                t32 = np.nextafter(t32, np.float32(-np.inf))
+            values.append(float(t32))
+        del attrs["nodes_values"].floats[:]
+        attrs["nodes_values"].floats.extend(values)
+        cast_output = f"{node.input[0]}_as_float32"
+        cast = helper.make_node(
+            "Cast", [node.input[0]], [cast_output], to=TensorProto.FLOAT, name=f"{node.name}_cast"
+        )
+        node.input[0] = cast_output
+        graph.node.insert(position, cast)
+        return
 
 
 def check_parity(

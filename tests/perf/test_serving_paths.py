@@ -22,7 +22,7 @@ from app.cache import CachingPredictor
 from app.main import create_app
 from app.model import Model, Prediction, load_model
 from app.settings import AppSettings
-from pipelines.onnx_export import add_onnx
+from pipelines.onnx_export import DEFAULT_ATOL, add_onnx
 from tests.perf.compare import assert_same_prediction
 
 
@@ -135,7 +135,7 @@ def test_cache_is_on_by_default_for_a_deterministic_model(logistic_bundle: Path)
         assert isinstance(predictor.inner, BatchingPredictor)
 
 
-@pytest.mark.parametrize("kind", ["logistic", "regression"])
+@pytest.mark.parametrize("kind", ["logistic", "forest", "regression"])
 def test_onnx_runtime_answers_equal_in_process_predictions(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str
 ) -> None:
@@ -149,7 +149,9 @@ def test_onnx_runtime_answers_equal_in_process_predictions(
     answers = asyncio.run(post_concurrently(app, X))
 
     assert {r.status_code for r in answers} == {200}
-    assert_same_prediction(as_prediction(model, [r.json() for r in answers]), model.predict(X))
+    assert_same_prediction(
+        as_prediction(model, [r.json() for r in answers]), model.predict(X), atol=DEFAULT_ATOL
+    )
 
 
 def test_onnx_runtime_required_but_absent_stops_the_start(logistic_bundle: Path) -> None:
