@@ -37,6 +37,10 @@ def container_environment(
         "MLSHIP_LOG_LEVEL": log_level,
         "MLSHIP_PORT": str(CONTAINER_PORT),
         "MLSHIP_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+        # One server process per pod: the HPA scales pods, the CPU limit fits one process, and
+        # each pod's /metrics then covers all of its traffic (Prometheus scrapes every pod).
+        # The app's default (one worker per visible CPU) counts the node's CPUs, not the limit.
+        "MLSHIP_WORKERS": "1",
     }
     if api_keys_secret:
         env["MLSHIP_API_KEYS_SECRET"] = api_keys_secret

@@ -130,6 +130,8 @@ def test_container_env_names_are_app_settings_fields(plans: dict[str, StackPlan]
     assert recorded <= fields
     assert {n for n in k8s_recorded if n.startswith("MLSHIP_")} <= fields
     assert k8s_recorded - fields == {"AWS_DEFAULT_REGION"}
+    # One process per pod, so that a scrape of the pod sees all of its requests.
+    assert {"name": "MLSHIP_WORKERS", "value": "1"} in container["env"]
     levels = AppSettings.model_fields["log_level"].annotation
     assert "DEBUG" in str(levels)
 
