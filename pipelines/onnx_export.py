@@ -164,7 +164,14 @@ def export_onnx(
     if X_check.shape[0] == 0:
         raise OnnxExportError("no rows to check the ONNX export against; pass the test split.")
     dest.write_bytes(convert(model))
-    parity = check_parity(model, dest, X_check, atol)
+    try:
+        parity = check_parity(model, dest, X_check, atol)
+    except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
+        dest.unlink()
+        raise OnnxExportError(
+            f"onnxruntime cannot run the ONNX export of {model.name} {model.version} "
+            f"({type(e).__name__}: {e}). It is left out; the bundle is served by scikit-learn."
+        ) from e
     if not parity.ok:
         dest.unlink()
         what = "class labels differ" if not parity.labels_equal else "predictions differ"

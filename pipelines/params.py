@@ -104,6 +104,11 @@ class GateParams(_Strict):
 
 class OutputParams(_Strict):
     dir: str = "models/latest"
+    onnx: bool = Field(
+        default=True,
+        description="Also export model.onnx (served by onnxruntime) when skl2onnx supports the "
+        "model and its predictions match scikit-learn's on the test split.",
+    )
     metrics: str | None = Field(
         default="models/metrics.json", description="Metrics JSON for `dvc metrics show`."
     )

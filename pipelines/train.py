@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,9 +54,19 @@ class _Progress:
         elapsed = time.monotonic() - self.started
         print(f"[{self.step}/{self.steps}] {message} ({elapsed:.1f}s)", flush=True)
 
+    def note(self, message: str) -> None:
+        """A line inside the current step (not a step of its own)."""
+        print(f"      {message}", flush=True)
 
-def build_pipeline(params: Params) -> Any:
-    """The scikit-learn Pipeline of a params file: median imputer, scaler, model."""
+
+def build_pipeline(params: Params, impute: bool = True) -> Any:
+    """The scikit-learn Pipeline of a params file: median imputer, scaler, model.
+
+    Args:
+        impute: Include the imputer. Training leaves it out when the training data has no
+            missing values: the features are then not nullable, serving refuses NaN for them,
+            and the pipeline stays exportable to ONNX (onnxruntime has no float64 Imputer).
+    """
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -66,13 +77,8 @@ def build_pipeline(params: Params) -> Any:
     if "random_state" in estimator.get_params():
         settings["random_state"] = params.seed
     estimator.set_params(**settings)
-    return Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median")),
-            ("scale", StandardScaler()),
-            ("model", estimator),
-        ]
-    )
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))] if impute else []
+    return Pipeline([*steps, ("scale", StandardScaler()), ("model", estimator)])
 
 
 def git_commit(cwd: Path) -> str | None:
@@ -173,14 +179,35 @@ class Registration:
     tags: dict[str, str]
 
 
+def _add_onnx(staged: Path, X_test: np.ndarray) -> str:
+    """Add a parity-checked model.onnx to the staged bundle; says what happened."""
+    try:
+        from pipelines.onnx_export import OnnxExportError, add_onnx
+    except ImportError:  # skl2onnx is in the pipelines group; a trimmed install may lack it
+        return "ONNX export skipped: skl2onnx is not installed (uv sync --group pipelines)"
+    try:
+        parity = add_onnx(staged, X_test)
+    except OnnxExportError as e:
+        return f"ONNX export skipped: {e}"
+    return (
+        f"model.onnx added: matches scikit-learn on {parity.rows} test rows "
+        f"(largest difference {parity.max_abs_diff:.2g})"
+    )
+
+
 def _publish(
     out_dir: Path,
     model: Any,
     manifest: dict[str, Any],
     golden: Golden,
     registry: Registration | None,
+    onnx_check: np.ndarray | None,
+    progress: Callable[[str], None],
 ) -> tuple[str | None, str | None]:
     """Write the bundle to staging, log and register it, then move it to ``out_dir``.
+
+    Args:
+        onnx_check: Test rows to verify an ONNX export against (None: no ONNX export).
 
     Returns:
         The registered version and the run id (None, None without a registry).
@@ -192,6 +219,8 @@ def _publish(
     run_id = version = None
     try:
         staged = write_bundle(staging / out_dir.name, model, manifest, golden)
+        if onnx_check is not None:
+            progress(_add_onnx(staged, onnx_check))
         if registry is not None:
             from pipelines.registry import log_run, register
 
@@ -253,7 +282,7 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         progress(f"validated against {suite_path.name}: {checked} expectations passed")
 
     X_train, X_test, y_train, y_test = _split(params, xy, source)
-    model = _fit(build_pipeline(params), X_train, y_train)
+    model = _fit(build_pipeline(params, impute=bool(np.isnan(X_train).any())), X_train, y_train)
     progress(
         f"fitted {params.model.type} on {len(y_train)} rows "
         f"({len(xy.feature_names)} features, seed {params.seed})"
@@ -327,7 +356,10 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         else None
     )
     golden = _golden(model, X_test, params.task)
-    version, run_id = _publish(out_dir, model, manifest, golden, registration)
+    onnx_check = X_test if params.output.onnx else None
+    version, run_id = _publish(
+        out_dir, model, manifest, golden, registration, onnx_check, progress.note
+    )
     progress(f"bundle written to {out_dir}")
     if params.output.metrics is not None:
         metrics_path = params.resolve(params.output.metrics)

@@ -48,6 +48,7 @@ def test_register_promote_fetch_round_trip(
     assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "bundle")) == [
         "bundle/golden.json",
         "bundle/manifest.json",
+        "bundle/model.onnx",  # exported and verified before the run is logged
         "bundle/model.skops",
         "bundle/model.tar.gz",
     ]

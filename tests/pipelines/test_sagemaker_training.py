@@ -40,6 +40,7 @@ def test_sagemaker_training_writes_a_loadable_bundle_with_overrides(
     assert sorted(p.name for p in model_dir.iterdir()) == [
         "golden.json",
         "manifest.json",
+        "model.onnx",
         "model.skops",
     ]
     # SageMaker packs /opt/ml/model into model.tar.gz: that archive must be a bundle.

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.bundle import ARCHIVE_NAME, BundleError, load_bundle
+from app.onnx_model import OnnxModel
+from pipelines.bundle import ARCHIVE_NAME, ONNX_FILE, BundleError, load_bundle
 from pipelines.cli import main as mlship
 from pipelines.params import load_params
 from pipelines.registry import RegistrySettings, list_versions
@@ -137,6 +138,41 @@ def test_missing_values_are_imputed(
     assert texture.name == "mean_texture"
     assert texture.nullable is True
     assert bundle.model.predict(np.full((1, 30), np.nan)).shape == (1,)
+
+
+def test_train_bundle_carries_onnx_equal_to_scikit_learn(
+    capsys: pytest.CaptureFixture[str], write_params: WriteParams, breast_cancer_csv: Path
+) -> None:
+    params = write_params(registry={"enabled": False})
+    result = train(load_params(params))
+    assert "model.onnx added: matches scikit-learn on 114 test rows" in capsys.readouterr().out
+    bundle = load_bundle(result.bundle_dir)
+    assert ONNX_FILE in bundle.manifest.files
+    X = pd.read_csv(breast_cancer_csv).drop(columns="target").to_numpy(dtype=np.float64)
+    onnx = OnnxModel(bundle).predict(X)
+    assert onnx.labels.tolist() == bundle.model.predict(X).tolist()
+    assert onnx.probabilities is not None
+    assert np.allclose(onnx.probabilities, bundle.model.predict_proba(X), atol=1e-9)
+
+
+def test_train_onnx_off_or_unsupported_leaves_it_out(
+    capsys: pytest.CaptureFixture[str],
+    write_params: WriteParams,
+    breast_cancer_csv: Path,
+    tmp_path: Path,
+) -> None:
+    params = write_params(registry={"enabled": False}, output={"onnx": False})
+    assert ONNX_FILE not in load_bundle(train(load_params(params)).bundle_dir).manifest.files
+    assert "model.onnx" not in capsys.readouterr().out
+    # with missing values the pipeline imputes, which onnxruntime cannot run in float64
+    frame = pd.read_csv(breast_cancer_csv)
+    frame.loc[::7, "mean_texture"] = np.nan
+    holes = tmp_path / "holes.csv"
+    frame.to_csv(holes, index=False)
+    params = write_params(data={"expectations": None}, registry={"enabled": False})
+    result = train(load_params(params), data=str(holes))
+    assert "ONNX export skipped: onnxruntime cannot run the ONNX export" in capsys.readouterr().out
+    assert ONNX_FILE not in load_bundle(result.bundle_dir).manifest.files
 
 
 def test_gate_rejects_degraded_model(
