@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.bundle import Bundle, Manifest, load_bundle
+from pipelines.bundle import Bundle, Manifest, load_bundle, load_estimator
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,23 @@ class Model:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
-        self.estimator: Any = bundle.model
+        self._estimator: Any = bundle.model
         self.feature_names: list[str] = bundle.manifest.feature_names
         self.is_classifier = bundle.manifest.task == "classification"
         self.classes: list[Any] | None = bundle.manifest.target.classes
-        self._has_proba = self.is_classifier and hasattr(self.estimator, "predict_proba")
+        # Training records golden probabilities exactly when the model has predict_proba.
+        self.has_probabilities = self.is_classifier and bundle.golden.probabilities is not None
+
+    @property
+    def estimator(self) -> Any:
+        """The scikit-learn model, loaded from the bundle on first use if it was not yet."""
+        if self._estimator is None:
+            self._estimator = load_estimator(self.bundle.path)
+        return self._estimator
+
+    def load_estimator(self) -> None:
+        """Load the scikit-learn model now (a server does, before it accepts requests)."""
+        _ = self.estimator
 
     @property
     def name(self) -> str:
@@ -58,13 +70,19 @@ class Model:
 
     def predict(self, X: np.ndarray) -> Prediction:
         """Predict a (rows, n_features) float64 matrix already checked against the schema."""
-        if self._has_proba:
-            proba = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
-            labels = np.asarray(self.estimator.classes_)[proba.argmax(axis=1)]
+        estimator = self.estimator
+        if self.has_probabilities:
+            proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+            labels = np.asarray(estimator.classes_)[proba.argmax(axis=1)]
             return Prediction(labels=labels, probabilities=proba)
-        return Prediction(labels=np.asarray(self.estimator.predict(X)), probabilities=None)
+        return Prediction(labels=np.asarray(estimator.predict(X)), probabilities=None)
 
 
-def load_model(path: Path | str) -> Model:
-    """Load and verify a bundle from a local directory or ``model.tar.gz``."""
-    return Model(load_bundle(path))
+def load_model(path: Path | str, *, estimator: bool = True) -> Model:
+    """Load and verify a bundle from a local directory or ``model.tar.gz``.
+
+    Args:
+        estimator: Load the scikit-learn model now; without it, it loads on first use (see
+            :func:`pipelines.bundle.load_bundle`).
+    """
+    return Model(load_bundle(path, estimator=estimator))

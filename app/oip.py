@@ -116,7 +116,7 @@ def _single_tensor(t: RequestInput, schema: FeatureSchema) -> np.ndarray:
 
 def available_outputs(model: Model) -> list[str]:
     """Output tensor names: labels, and probabilities for classifiers that have them."""
-    has_proba = model.is_classifier and hasattr(model.estimator, "predict_proba")
+    has_proba = model.has_probabilities
     return [LABELS, PROBABILITIES] if has_proba else [LABELS]
 
 

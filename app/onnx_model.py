@@ -56,8 +56,8 @@ def session_predict(session: Any, X: np.ndarray, classes: np.ndarray | None) -> 
 
 
 class OnnxModel(Model):
-    """A verified bundle predicted with onnxruntime (the scikit-learn model stays loaded for
-    anything that needs the estimator itself)."""
+    """A verified bundle predicted with onnxruntime (the scikit-learn model is loaded only if
+    something asks for ``estimator``)."""
 
     runtime = "onnx"
 
@@ -70,7 +70,9 @@ class OnnxModel(Model):
                 "`pipelines.onnx_export.add_onnx`, or serve the scikit-learn model."
             )
         self.session = create_session(path, threads)
-        self._classes = np.asarray(self.estimator.classes_) if self.is_classifier else None
+        # The manifest's classes are the estimator's classes_, in predict_proba column order;
+        # using them keeps the scikit-learn model unloaded.
+        self._classes = np.asarray(self.classes) if self.is_classifier else None
 
     def predict(self, X: np.ndarray) -> Prediction:
         """Predict a (rows, n_features) float64 matrix already checked against the schema."""

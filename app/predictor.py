@@ -21,6 +21,7 @@ from app.cache import CachingPredictor, PredictionCache, is_deterministic
 from app.errors import ModelLoadError
 from app.model import Model, Prediction
 from app.settings import AppSettings
+from pipelines.errors import MlshipError
 
 log = logging.getLogger("mlship.app")
 
@@ -95,9 +96,13 @@ def build_predictor(
 
 
 def runtime_model(model: Model, settings: AppSettings) -> Model:
-    """The model that computes predictions: ``model`` itself, or its ONNX twin."""
+    """The model that computes predictions: ``model`` itself, or its ONNX twin.
+
+    The scikit-learn model is loaded here when it is the one that predicts (so never during a
+    request), and not at all when onnxruntime serves the bundle's ``model.onnx``.
+    """
     if settings.runtime == "sklearn":
-        return model
+        return _with_estimator(model)
     from app.onnx_model import OnnxModel, onnx_available
 
     problem = None
@@ -114,4 +119,14 @@ def runtime_model(model: Model, settings: AppSettings) -> Model:
         raise ModelLoadError(f"MLSHIP_RUNTIME=onnx, but {problem}. Unset it to use scikit-learn.")
     if model.bundle.onnx_path is not None:
         log.warning("serving with scikit-learn: %s", problem)
+    return _with_estimator(model)
+
+
+def _with_estimator(model: Model) -> Model:
+    try:
+        model.load_estimator()
+    except MlshipError as e:
+        raise ModelLoadError(
+            f"Cannot load the scikit-learn model of {model.bundle.path}: {e}"
+        ) from e
     return model

@@ -74,6 +74,7 @@ def serve(settings: AppSettings) -> int:
     import uvicorn
 
     from app.main import create_app
+    from app.predictor import runtime_model
     from app.service import load_service_model
     from app.sources import resolve_model_uri
 
@@ -108,7 +109,8 @@ def serve(settings: AppSettings) -> int:
     local = resolve_model_uri(settings.model_uri, settings.model_cache_dir)
     # Load it once here too, so a bundle that cannot load stops the start with its error
     # before any worker is spawned (uvicorn would restart a failing worker again and again).
-    load_service_model(settings.model_copy(update={"model_uri": str(local)}))
+    verify = settings.model_copy(update={"model_uri": str(local)})
+    runtime_model(load_service_model(verify), verify)
     log.info(
         "model verified",
         extra={"workers": settings.workers, "seconds": round(time.perf_counter() - started, 3)},

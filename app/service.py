@@ -63,7 +63,9 @@ def load_service_model(settings: AppSettings) -> Model:
         ModelLoadError: naming the URI and what is wrong; the service must not start.
     """
     try:
-        return load_model(resolve_model_uri(settings.model_uri, settings.model_cache_dir))
+        # The estimator itself loads in app.predictor.runtime_model, only if it predicts.
+        local = resolve_model_uri(settings.model_uri, settings.model_cache_dir)
+        return load_model(local, estimator=False)
     except ModelLoadError:
         raise
     except MlshipError as e:

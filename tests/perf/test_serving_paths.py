@@ -7,7 +7,11 @@ runtime, through the real app; the batch-scoring path is in ``test_batch_scoring
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +178,39 @@ def _metrics(app: FastAPI) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+def test_onnx_bundle_is_served_without_loading_scikit_learn(
+    tmp_path: Path, logistic_bundle: Path, logistic_X: np.ndarray
+) -> None:
+    """With model.onnx the server never imports scikit-learn or skops: a ~2 s faster start."""
+    bundle = Path(shutil.copytree(logistic_bundle, tmp_path / "b"))
+    add_onnx(bundle, logistic_X)
+    expected = load_model(bundle).predict(logistic_X[:3]).labels.tolist()
+    script = f"""
+import json, sys
+from fastapi.testclient import TestClient
+from app.main import create_app
+from app.settings import AppSettings
+with TestClient(create_app(AppSettings(model_uri={str(bundle)!r}))) as client:
+    answer = client.post("/v1/predict", json={{"features": {logistic_X[:3].tolist()!r}}})
+loaded = sorted({{m.split(".")[0] for m in sys.modules}} & {{"sklearn", "skops", "scipy"}})
+print(json.dumps({{"status": answer.status_code, "body": answer.json(), "loaded": loaded}}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200
+    assert result["body"]["prediction"] == expected
+    assert result["loaded"] == []
+
+
+def test_bundle_without_onnx_loads_scikit_learn_before_serving(logistic_bundle: Path) -> None:
+    app = create_app(AppSettings(model_uri=str(logistic_bundle)))
+    with TestClient(app):
+        model = app.state.service.model
+        assert model.bundle.model is None  # the bundle is verified without the estimator ...
+        assert model._estimator is not None  # ... which is loaded before the first request
