@@ -39,7 +39,7 @@ DESCRIPTION = (
 def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
     """Build the app. The model is loaded in the lifespan unless a loaded ``model`` is given
     (``serve`` loads it before binding the port, so a bad bundle stops the start)."""
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

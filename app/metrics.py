@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +16,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 # Prediction latency on this kind of service spans ~0.3 ms (one row, linear) to seconds (big
 # batches of a forest): buckets from 0.5 ms to 10 s.
@@ -21,11 +26,43 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
-class Metrics:
-    """The service's metrics; names are part of the alerting contract (``infra/``)."""
+class _WorkerLabelled(Collector):
+    """Per-process collectors seen through one worker: each sample gets a ``worker`` label.
 
-    def __init__(self) -> None:
+    With several workers a scrape reaches one of them; labelling its own counters by worker
+    keeps each series monotonic (no false counter resets), and ``sum without (worker)``
+    adds the workers up.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.worker = str(os.getpid())
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                labels = {**sample.labels, "worker": self.worker}
+                labelled.add_sample(sample.name, labels, sample.value, sample.timestamp)
+            yield labelled
+
+
+class Metrics:
+    """The service's metrics; names are part of the alerting contract (``infra/``).
+
+    Args:
+        multiprocess_dir: Set when several worker processes serve (``serve`` sets it, with
+            ``PROMETHEUS_MULTIPROC_DIR``, before starting them): the HTTP, prediction and
+            model metrics are then kept in files there and ``/metrics`` sums every worker's.
+    """
+
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
+        # Where per-process collectors (drift, cache, batching) register.
+        self.collectors = (
+            self.registry if multiprocess_dir is None else CollectorRegistry(auto_describe=True)
+        )
         r = self.registry
         self.requests = Counter(
             "mlship_http_requests",
@@ -41,7 +78,10 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "mlship_http_requests_in_flight", "HTTP requests being served now.", registry=r
+            "mlship_http_requests_in_flight",
+            "HTTP requests being served now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.predictions = Counter(
             "mlship_predictions",
@@ -54,11 +94,13 @@ class Metrics:
             "Always 1; the labels describe the model being served.",
             ("name", "version", "task"),
             registry=r,
+            multiprocess_mode="max",
         )
         self.model_load_seconds = Gauge(
             "mlship_model_load_seconds",
             "Seconds it took to resolve and load the model.",
             registry=r,
+            multiprocess_mode="max",
         )
         self._class_children: dict[Any, Any] = {}
         self._value_child: Any = None
@@ -89,4 +131,11 @@ class Metrics:
         return child
 
     def exposition(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        merged.register(_WorkerLabelled(self.collectors))
+        return generate_latest(merged), CONTENT_TYPE_LATEST

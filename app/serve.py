@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -115,18 +118,29 @@ def serve(settings: AppSettings) -> int:
         "model verified",
         extra={"workers": settings.workers, "seconds": round(time.perf_counter() - started, 3)},
     )
+    # Workers keep their HTTP and prediction metrics in files here, so that /metrics, which
+    # one worker answers, adds up all of them (prometheus_client's multiprocess mode).
+    metrics_dir = settings.metrics_dir or Path(tempfile.mkdtemp(prefix="mlship-metrics-"))
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
     os.environ.update(
         {
             "MLSHIP_MODEL_URI": str(local),
             "MLSHIP_HOST": settings.host,
             "MLSHIP_PORT": str(settings.port),
             "MLSHIP_WORKERS": str(settings.workers),
+            "MLSHIP_METRICS_DIR": str(metrics_dir),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
     )
     config = uvicorn.Config(
         "app.serve:worker_app", factory=True, workers=settings.workers, **common
     )
-    _run_workers(config)
+    try:
+        _run_workers(config)
+    finally:
+        if settings.metrics_dir is None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -82,7 +82,7 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
         DriftMonitor(model.manifest, settings.drift_window_rows) if settings.monitoring else None
     )
     if monitor is not None:
-        monitor.register(metrics.registry)
+        monitor.register(metrics.collectors)
     metrics.set_model(model.name, model.version, model.manifest.task, model.classes)
     metrics.model_load_seconds.set(time.perf_counter() - started)
     if not keys.enabled:
@@ -94,7 +94,7 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
         settings=settings,
         model=model,
         schema=FeatureSchema(model.manifest, settings.max_batch_rows),
-        predictor=build_predictor(model, settings, metrics.registry),
+        predictor=build_predictor(model, settings, metrics.collectors),
         metrics=metrics,
         keys=keys,
         monitor=monitor,

@@ -117,6 +117,11 @@ class AppSettings(BaseSettings):
         ge=100,
         description="Rows the drift histograms remember (older rows decay by halves).",
     )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Directory where worker processes share their metrics, so /metrics sums "
+        "all of them (`serve` sets it, and PROMETHEUS_MULTIPROC_DIR, when workers > 1).",
+    )
     model_cache_dir: Path | None = Field(
         default=None,
         description="Where s3:// and models:/ bundles are downloaded (default: a temp dir).",

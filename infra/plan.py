@@ -9,6 +9,7 @@ auto-named suffixes) are unknown offline, so AWS-shaped placeholders stand in fo
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import sys
@@ -169,6 +170,12 @@ def _run(project: str, stack: str, raw: dict[str, str]) -> StackPlan:
 
     from infra import __main__ as program
 
+    # Pulumi's runtime awaits on the thread's event loop; a caller that ran asyncio.run()
+    # before (a test, an embedding app) leaves none set.
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     # Validate first: a bad value should read as a config error, not a stack trace.
     region = raw.get("aws:region")
     mocks = RecordingMocks(region or "")

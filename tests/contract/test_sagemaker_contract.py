@@ -172,6 +172,8 @@ def test_contract_several_workers_serve_and_stop(
             )[0]
             for i in range(8)
         }
+        # Whichever worker answers the scrape, /metrics adds up every worker's requests.
+        scrapes = [_predict_metrics(srv) for _ in range(6)]
         srv.proc.send_signal(signal.SIGTERM)
         code = srv.proc.wait(timeout=30)
     finally:
@@ -180,3 +182,30 @@ def test_contract_several_workers_serve_and_stop(
     assert answers == {200}
     assert code == 0
     assert srv.logs().count('"message":"model ready"') == 2
+    for requests, predicted, workers in scrapes:
+        assert requests == 8
+        assert predicted == 8
+        assert len(workers) == 1  # per-worker collectors are labelled by the answering worker
+
+
+def _predict_metrics(srv: Server) -> tuple[float, float, set[str]]:
+    """(/v1/predict 200s, predicted rows, worker labels) from one scrape of /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{srv.url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    requests = predicted = 0.0
+    workers: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mlship_http_requests_total" and sample.labels == {
+                "route": "/v1/predict",
+                "method": "POST",
+                "status": "200",
+            }:
+                requests += sample.value
+            elif sample.name == "mlship_predictions_total":
+                predicted += sample.value
+            elif sample.name == "mlship_drift_rows_total":
+                workers.add(sample.labels["worker"])
+    return requests, predicted, workers
