@@ -351,26 +351,36 @@ def wait_for(
         sleep(min(poll_s, remaining))
 
 
+def _wait_job(
+    client: SageMakerClient, kind: str, name: str, poll_s: float, timeout_s: float
+) -> Mapping[str, Any]:
+    """Wait for a ``Training`` or ``Transform`` job through its Describe call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    describe_job = getattr(client, f"describe_{kind.lower()}_job")
+
+    def describe() -> Mapping[str, Any]:
+        try:
+            description: Mapping[str, Any] = describe_job(**{f"{kind}JobName": name})
+        except (BotoCoreError, ClientError) as e:
+            raise _api_error(e, f"describe {kind.lower()} job {name}") from e
+        return description
+
+    return wait_for(
+        describe,
+        f"{kind}JobStatus",
+        f"{kind} job {name}",
+        poll_s=poll_s,
+        timeout_s=timeout_s,
+        on_status=lambda s: print(f"{kind.lower()} job {name}: {s}", flush=True),
+    )
+
+
 def wait_training_job(
     client: SageMakerClient, name: str, *, poll_s: float = 30.0, timeout_s: float = 7200.0
 ) -> str:
     """Wait for a training job; returns the S3 URI of its ``model.tar.gz``."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    def describe() -> Mapping[str, Any]:
-        try:
-            return client.describe_training_job(TrainingJobName=name)
-        except (BotoCoreError, ClientError) as e:
-            raise _api_error(e, f"describe training job {name}") from e
-
-    done = wait_for(
-        describe,
-        "TrainingJobStatus",
-        f"Training job {name}",
-        poll_s=poll_s,
-        timeout_s=timeout_s,
-        on_status=lambda s: print(f"training job {name}: {s}", flush=True),
-    )
+    done = _wait_job(client, "Training", name, poll_s, timeout_s)
     artifact = done.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not artifact:
         raise JobError(f"Training job {name} completed without a model artifact.")
@@ -381,22 +391,7 @@ def wait_transform_job(
     client: SageMakerClient, name: str, *, poll_s: float = 30.0, timeout_s: float = 7200.0
 ) -> str:
     """Wait for a transform job; returns its output S3 prefix."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    def describe() -> Mapping[str, Any]:
-        try:
-            return client.describe_transform_job(TransformJobName=name)
-        except (BotoCoreError, ClientError) as e:
-            raise _api_error(e, f"describe transform job {name}") from e
-
-    done = wait_for(
-        describe,
-        "TransformJobStatus",
-        f"Transform job {name}",
-        poll_s=poll_s,
-        timeout_s=timeout_s,
-        on_status=lambda s: print(f"transform job {name}: {s}", flush=True),
-    )
+    done = _wait_job(client, "Transform", name, poll_s, timeout_s)
     return str(done["TransformOutput"]["S3OutputPath"])
 
 

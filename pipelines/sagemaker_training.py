@@ -15,6 +15,7 @@ SageMaker starts our image as ``docker run IMAGE train`` and talks to it through
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import tempfile
@@ -49,7 +50,7 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Set dotted keys (``model.hyperparameters.C``) in a copy of a params mapping."""
-    merged: dict[str, Any] = json.loads(json.dumps(raw))
+    merged = copy.deepcopy(raw)
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         node = merged

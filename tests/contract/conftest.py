@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.factories import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "app" / "entrypoint.sh"
@@ -34,12 +35,6 @@ class Server:
 
     def logs(self) -> str:
         return self.log.read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sagemaker_model_dir(archive: Path, root: Path) -> Path:

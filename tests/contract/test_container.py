@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 from app.settings import AppSettings
-from tests.contract.conftest import ENTRYPOINT, REPO, free_port, server_env
+from tests.contract.conftest import ENTRYPOINT, REPO, server_env
+from tests.factories import free_port
 
 DOCKERFILE = (REPO / "app" / "Dockerfile").read_text()
 

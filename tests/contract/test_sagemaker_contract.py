@@ -19,11 +19,11 @@ from app.model import load_model
 from tests.contract.conftest import (
     ENTRYPOINT,
     Server,
-    free_port,
     server_env,
     start_server,
     stop_server,
 )
+from tests.factories import free_port
 
 
 def _post(
