@@ -15,6 +15,9 @@ import pulumi_aws as aws
 
 RESOURCE_TYPE = "mlship:network:Network"
 ZONE_SUFFIXES = ("a", "b")
+# Subnet tags the AWS load balancer controller reads to place internet-facing / internal LBs.
+ELB = "kubernetes.io/role/elb"
+INTERNAL_ELB = "kubernetes.io/role/internal-elb"
 
 
 def subnet_cidrs(vpc_cidr: str) -> tuple[list[str], list[str]]:
@@ -73,28 +76,10 @@ class Network(pulumi.ComponentResource):
             tags={**args.tags, "Name": f"{name}-public"},
             opts=child,
         )
-        self.public_subnet_ids = []
-        self.private_subnet_ids = []
-        public_subnets: list[aws.ec2.Subnet] = []
-        for suffix, cidr in zip(ZONE_SUFFIXES, public_cidrs, strict=True):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{suffix}",
-                vpc_id=vpc.id,
-                cidr_block=cidr,
-                availability_zone=f"{args.region}{suffix}",
-                # Only load balancers live here; instances never get public addresses.
-                map_public_ip_on_launch=False,
-                tags={**args.tags, **cluster_tag, "kubernetes.io/role/elb": "1"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{suffix}-rt",
-                subnet_id=subnet.id,
-                route_table_id=public_rt.id,
-                opts=child,
-            )
-            public_subnets.append(subnet)
-            self.public_subnet_ids.append(subnet.id)
+        public_subnets = self._subnets(
+            name, args, "public", public_cidrs, vpc, public_rt, {**cluster_tag, ELB: "1"}
+        )
+        self.public_subnet_ids = [subnet.id for subnet in public_subnets]
         eip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", tags=args.tags, opts=child)
         nat = aws.ec2.NatGateway(
             f"{name}-nat",
@@ -110,23 +95,11 @@ class Network(pulumi.ComponentResource):
             tags={**args.tags, "Name": f"{name}-private"},
             opts=child,
         )
-        for suffix, cidr in zip(ZONE_SUFFIXES, private_cidrs, strict=True):
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{suffix}",
-                vpc_id=vpc.id,
-                cidr_block=cidr,
-                availability_zone=f"{args.region}{suffix}",
-                map_public_ip_on_launch=False,
-                tags={**args.tags, **cluster_tag, "kubernetes.io/role/internal-elb": "1"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{suffix}-rt",
-                subnet_id=subnet.id,
-                route_table_id=private_rt.id,
-                opts=child,
-            )
-            self.private_subnet_ids.append(subnet.id)
+        private_tags = {**cluster_tag, INTERNAL_ELB: "1"}
+        private_subnets = self._subnets(
+            name, args, "private", private_cidrs, vpc, private_rt, private_tags
+        )
+        self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         self.vpc_id = vpc.id
         self.register_outputs(
             {
@@ -135,3 +108,36 @@ class Network(pulumi.ComponentResource):
                 "public_subnet_ids": self.public_subnet_ids,
             }
         )
+
+    def _subnets(
+        self,
+        name: str,
+        args: NetworkArgs,
+        tier: str,
+        cidrs: list[str],
+        vpc: aws.ec2.Vpc,
+        route_table: aws.ec2.RouteTable,
+        tags: dict[str, str],
+    ) -> list[aws.ec2.Subnet]:
+        """One subnet per zone with its route-table association. Instances never get public
+        addresses, not even in the public tier (only load balancers live there)."""
+        child = pulumi.ResourceOptions(parent=self)
+        subnets = []
+        for suffix, cidr in zip(ZONE_SUFFIXES, cidrs, strict=True):
+            subnet = aws.ec2.Subnet(
+                f"{name}-{tier}-{suffix}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=f"{args.region}{suffix}",
+                map_public_ip_on_launch=False,
+                tags={**args.tags, **tags},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-{tier}-{suffix}-rt",
+                subnet_id=subnet.id,
+                route_table_id=route_table.id,
+                opts=child,
+            )
+            subnets.append(subnet)
+        return subnets
