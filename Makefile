@@ -33,7 +33,7 @@ system-tools: ## Install the Debian tools the tests use (promtool, wrk) when mis
 
 .PHONY: demo
 demo: setup ## Train the bundled model, register it, serve it, predict, and plan the dev stack
-	@$(RUN) python -m pipelines.demo
+	@$(RUN) python -m cli.demo
 
 .PHONY: test
 test: setup system-tools ## Lint (ruff, mypy, lock check), then the whole test suite (slow tests included)

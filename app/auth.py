@@ -19,7 +19,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from app.errors import Forbidden, NotReady, Unauthorized
 from app.settings import AppSettings, parse_key_hashes
-from pipelines.errors import ConfigError
+from core.errors import ConfigError
 
 
 class KeyChecker:

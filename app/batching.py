@@ -34,7 +34,7 @@ import numpy as np
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.model import Prediction
+from core.model import Prediction
 
 PredictFn = Callable[[np.ndarray], Prediction]
 

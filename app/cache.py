@@ -16,13 +16,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.model import Prediction
+from app.predictor import Predictor
+from core.model import Prediction
 
 _CANONICAL_NAN = np.float64("nan")
 
@@ -172,17 +173,11 @@ def is_deterministic(predict_fn: Callable[[np.ndarray], Prediction], X: np.ndarr
     return bool(np.array_equal(a.probabilities, b.probabilities, equal_nan=True))
 
 
-class AsyncPredictor(Protocol):
-    async def predict(self, X: np.ndarray) -> Prediction: ...
-
-    async def aclose(self) -> None: ...
-
-
 class CachingPredictor:
     """A :class:`~app.predictor.Predictor` that answers known rows from a cache and sends only
     the others to ``inner`` (which may batch them with other requests' rows)."""
 
-    def __init__(self, inner: AsyncPredictor, cache: PredictionCache, version: str) -> None:
+    def __init__(self, inner: Predictor, cache: PredictionCache, version: str) -> None:
         self.inner = inner
         self.cache = cache
         self.version = version

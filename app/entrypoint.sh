@@ -10,6 +10,6 @@ if [ "$cmd" = train ] && [ "$#" -eq 0 ] && [ -d /opt/ml/input/data ]; then
   set -- --sagemaker /opt/ml --params /opt/mlship/params.yaml
 fi
 case "$cmd" in
-  serve | train) exec python -m pipelines.cli "$cmd" "$@" ;;
+  serve | train) exec python -m cli "$cmd" "$@" ;;
   *) exec "$cmd" "$@" ;;
 esac

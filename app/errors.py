@@ -17,12 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from pipelines.errors import MlshipError
+from core.errors import InvalidInput, MlshipError
 
 log = logging.getLogger("mlship.app")
 
 
-class ServiceError(Exception):
+class ServiceError(MlshipError):
     """A request the service refuses; ``status`` is the HTTP status."""
 
     status: ClassVar[int] = 400
@@ -37,12 +37,6 @@ class BadRequest(ServiceError):
     """The body cannot be parsed (malformed JSON or CSV)."""
 
     status = 400
-
-
-class InvalidInput(ServiceError):
-    """The body parses but does not match the model's feature schema."""
-
-    status = 422
 
 
 class Unauthorized(ServiceError):
@@ -90,10 +84,6 @@ class NotReady(ServiceError):
     status = 503
 
 
-class ModelLoadError(MlshipError):
-    """The model could not be resolved or loaded; the service must not start."""
-
-
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """The ``{"error": message}`` body every error uses."""
     return Response(
@@ -112,9 +102,24 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+# Errors raised below the service (core's feature rules) that are the client's doing.
+_CORE_STATUS: dict[type[MlshipError], int] = {InvalidInput: 422}
+
+
+def http_status(exc: MlshipError) -> int | None:
+    """The HTTP status of a client error, or None for an error that is not the client's."""
+    if isinstance(exc, ServiceError):
+        return exc.status
+    return next((s for t, s in _CORE_STATUS.items() if isinstance(exc, t)), None)
+
+
 async def _service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)  # noqa: S101 - registered for this type only
-    return error_response(exc.status, exc.message, exc.headers)
+    assert isinstance(exc, MlshipError)  # noqa: S101 - registered for this type only
+    status = http_status(exc)
+    if status is None:
+        return await _unexpected(request, exc)
+    headers = exc.headers if isinstance(exc, ServiceError) else None
+    return error_response(status, str(exc), headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -141,7 +146,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception type to its response, once for the whole app."""
-    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(MlshipError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -21,11 +21,11 @@ from app.errors import install_error_handlers
 from app.fastpath import PredictFastPath
 from app.metrics import Metrics
 from app.middleware import ObservabilityMiddleware
-from app.model import Model
 from app.routers import health, rest, sagemaker, v2
 from app.schemas import InferenceRequest, request_schemas
 from app.service import Service, build_service
 from app.settings import AppSettings
+from core.model import Model
 
 log = logging.getLogger("mlship.app")
 

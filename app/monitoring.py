@@ -16,7 +16,7 @@ import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pipelines.bundle import Manifest
+from core.manifest import Manifest
 
 # Empty bins would make the PSI infinite; this is the usual floor for proportions.
 _PSI_EPSILON = 1e-4

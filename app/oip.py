@@ -7,9 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import InvalidInput
-from app.inputs import FeatureSchema
-from app.model import Model, Prediction
 from app.schemas import (
     NUMERIC_DATATYPES,
     InferenceRequest,
@@ -17,6 +14,9 @@ from app.schemas import (
     ModelMetadata,
     RequestInput,
 )
+from core.errors import InvalidInput
+from core.features import FeatureSchema
+from core.model import Model, Prediction
 
 NUMERIC = frozenset(NUMERIC_DATATYPES)
 INPUT_NAME = "input-0"

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.inputs import FeatureSchema
+from core.features import FeatureSchema
 
 Label = int | float | str
 

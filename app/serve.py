@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from app.logs import configure_logging, log_config
 from app.settings import AppSettings
-from pipelines.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger("mlship.app")
 
@@ -62,24 +62,13 @@ def _warn_unknown_variables() -> None:
             print(f"warning: {name} is not an mlship serve setting{hint}", file=sys.stderr)
 
 
-def serve_command(
-    model_uri: str | None = None,
-    host: str | None = None,
-    port: int | None = None,
-    workers: int | None = None,
-) -> int:
-    """Run the service until SIGTERM/SIGINT; returns the exit code."""
-    settings = load_settings(model_uri=model_uri, host=host, port=port, workers=workers)
-    return serve(settings)
-
-
 def serve(settings: AppSettings) -> int:
     import uvicorn
 
     from app.main import create_app
-    from app.predictor import runtime_model
+    from app.runtime import runtime_model
     from app.service import load_service_model
-    from app.sources import resolve_model_uri
+    from core.sources import resolve_model_uri
 
     started = time.perf_counter()
     configure_logging(settings.log_level)
@@ -180,18 +169,3 @@ def worker_app() -> Any:
     settings = AppSettings()
     configure_logging(settings.log_level)
     return create_app(settings)
-
-
-def main() -> int:
-    """``python -m app.serve``: serve with settings from the environment only."""
-    from pipelines.errors import MlshipError
-
-    try:
-        return serve(load_settings())
-    except MlshipError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

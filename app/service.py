@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.auth import KeyChecker, load_key_hashes
-from app.errors import InvalidInput, ModelLoadError
-from app.inputs import FeatureSchema
 from app.metrics import Metrics
-from app.model import Model, Prediction, load_model
 from app.monitoring import DriftMonitor
-from app.predictor import Predictor, build_predictor
+from app.predictor import Predictor
+from app.runtime import build_predictor
 from app.settings import AppSettings
-from app.sources import resolve_model_uri
-from pipelines.errors import MlshipError
+from core.errors import InvalidInput, MlshipError, ModelLoadError
+from core.features import FeatureSchema
+from core.model import Model, Prediction, load_model
+from core.sources import resolve_model_uri
 
 log = logging.getLogger("mlship.app")
 
@@ -63,7 +63,7 @@ def load_service_model(settings: AppSettings) -> Model:
         ModelLoadError: naming the URI and what is wrong; the service must not start.
     """
     try:
-        # The estimator itself loads in app.predictor.runtime_model, only if it predicts.
+        # The estimator itself loads in app.runtime.runtime_model, only if it predicts.
         local = resolve_model_uri(settings.model_uri, settings.model_cache_dir)
         return load_model(local, estimator=False)
     except ModelLoadError:

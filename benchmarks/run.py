@@ -33,7 +33,6 @@ from typing import Any
 import joblib
 import numpy as np
 
-from app.model import load_model
 from benchmarks.load import LoadResult, run_wrk, write_script
 from benchmarks.report import render, targets
 from benchmarks.scoring import (
@@ -43,6 +42,7 @@ from benchmarks.scoring import (
     score_in_child,
 )
 from benchmarks.servers import Service, free_port, post_json, running, uvicorn_service
+from core.model import load_model
 from pipelines.onnx_export import OnnxExportError, add_onnx
 from tests.factories import make_bundle
 
@@ -152,7 +152,7 @@ def services(bundle: Path, joblib_path: Path, onnx: bool) -> dict[str, Service |
         serve = ["serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", "{port}"]
         ours = Service(
             name="ours",
-            argv=[sys.executable, "-m", "pipelines.cli", *serve],
+            argv=[sys.executable, "-m", "cli.main", *serve],
             ready_path="/ping",
             # The port twice: as the flag, and as the variable the settings read.
             env={

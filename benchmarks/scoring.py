@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.model import Model, load_model
+from core.model import Model, load_model
 
 GEN_CHUNK = 100_000
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipelines.errors import ConfigError
+from core.errors import ConfigError
 
 Target = Literal["sagemaker", "eks"]
 Strategy = Literal["all_at_once", "canary", "linear"]

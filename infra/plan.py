@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import yaml
 
+from core.errors import ConfigError
 from infra.config import StackConfig
 from infra.mocks import MOCK_ACCOUNT, Recorded, RecordingMocks, RecordingMonitor
 from infra.rules import RULES, Finding, evaluate
-from pipelines.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTICE = (
@@ -189,18 +188,6 @@ def _run(project: str, stack: str, raw: dict[str, str]) -> StackPlan:
     outputs = {k: _sync_await(pulumi.Output.from_input(v).future()) for k, v in exported.items()}
     resources = monitor.recorded
     return StackPlan(project, stack, config, resources, outputs, evaluate(resources))
-
-
-def plan_command(*, stack: str, as_json: bool, out: TextIO | None = None) -> int:
-    """``mlship plan STACK [--json]``: print the offline plan; 1 if a policy is violated."""
-    stream = out if out is not None else sys.stdout
-    plan = run_stack(stack)
-    if as_json:
-        json.dump(to_json(plan), stream, indent=2, sort_keys=True, default=str)
-        stream.write("\n")
-    else:
-        stream.write(render(plan))
-    return 1 if plan.findings else 0
 
 
 def to_json(plan: StackPlan) -> dict[str, Any]:

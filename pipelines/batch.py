@@ -2,7 +2,7 @@
 
 The input is read in chunks of ``chunk_rows`` (pyarrow's streaming CSV reader, or Parquet
 record batches), each chunk is checked against the bundle's feature schema and scored with
-:meth:`app.model.Model.predict`, the same call the service makes, and the result is appended
+:meth:`core.model.Model.predict`, the same call the service makes, and the result is appended
 to the output file. Memory stays flat in the input size: only one chunk is held at a time
 (for Parquet, one row group: files written with huge row groups need that much memory).
 
@@ -31,10 +31,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from app.model import Model, Prediction, load_model
-from pipelines.bundle import ARCHIVE_NAME
-from pipelines.errors import DataError
-from pipelines.s3 import download, is_s3_uri, upload
+from core.errors import DataError
+from core.features import FeatureSchema
+from core.model import Model, Prediction
+from core.s3 import download, is_s3_uri, upload
 
 Format = Literal["csv", "parquet"]
 DEFAULT_ID_COLUMN = "id"
@@ -54,55 +54,6 @@ class ScoreResult:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
-
-
-def predict_command(
-    model_uri: str,
-    input_uri: str,
-    output_uri: str,
-    chunk_rows: int = 100_000,
-    id_column: str | None = None,
-) -> int:
-    """Score ``input_uri`` with the model at ``model_uri`` into ``output_uri``.
-
-    Args:
-        model_uri: Bundle directory, ``model.tar.gz``, ``s3://`` archive or ``models:/`` URI.
-        input_uri: CSV or Parquet file, local or ``s3://`` (the format follows the extension).
-        output_uri: CSV or Parquet file to write, local or ``s3://``.
-        chunk_rows: Rows read, checked and predicted at a time.
-        id_column: Input column copied to the output; by default ``id`` when present.
-
-    Returns:
-        The process exit code (0).
-
-    Raises:
-        DataError: when the input cannot be scored (missing or non-numeric feature, values the
-            model was not trained for), naming the column and the fix.
-    """
-    model = load_model(resolve_model(model_uri))
-    result = score_file(
-        model, input_uri, output_uri, chunk_rows=chunk_rows, id_column=id_column, progress=True
-    )
-    print(
-        f"scored {result.rows:,} rows in {result.seconds:.1f} s "
-        f"({result.rows_per_second:,.0f} rows/s) -> {result.output}",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def resolve_model(uri: str) -> Path:
-    """A local bundle directory or archive for a model URI (downloading remote ones)."""
-    if is_s3_uri(uri):
-        if not uri.endswith((".tar.gz", ".tgz")):
-            uri = uri.rstrip("/") + "/" + ARCHIVE_NAME
-        workdir = Path(tempfile.mkdtemp(prefix="mlship-batch-model-"))
-        return download(uri, workdir / ARCHIVE_NAME)
-    if uri.startswith("models:/"):
-        from pipelines.registry import fetch_bundle
-
-        return Path(fetch_bundle(uri, Path(tempfile.mkdtemp(prefix="mlship-batch-model-"))))
-    return Path(uri)
 
 
 def score_file(
@@ -246,8 +197,10 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
     """The chunk's features as a (rows, n_features) float64 matrix, checked like a request.
 
     Raises:
-        DataError: for a non-numeric column, or a missing or infinite value the model was not
-            trained for, naming the column and the input row (0-based, header excluded).
+        DataError: for a non-numeric column.
+        InvalidInput: for a value the service refuses too (infinite, missing where the model
+            had none, fractional in an integer feature, not 0/1 in a boolean one), naming the
+            feature and the input row (0-based, header excluded).
     """
     # Column-major: each column is one contiguous copy (scikit-learn accepts either order).
     X = np.empty((table.num_rows, len(plan.feature_columns)), dtype=np.float64, order="F")
@@ -271,31 +224,9 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
             if values.dtype != object
             else [np.nan if v is None else v for v in values]
         )
-    finite = np.isfinite(X)
-    if not finite.all():
-        inf = np.argwhere(np.isinf(X))
-        if inf.size:
-            i, j = inf[0]
-            raise DataError(
-                f"Column {plan.feature_columns[j]!r} row {first_row + i} is infinite; the model "
-                "needs finite numbers."
-            )
-        nullable = np.array([f.nullable for f in model.manifest.features], dtype=bool)
-        bad = np.argwhere(np.isnan(X) & ~nullable)
-        if bad.size:
-            i, j = bad[0]
-            raise DataError(
-                f"Column {plan.feature_columns[j]!r} row {first_row + i} is empty (missing), "
-                "but the model was trained without missing values there. Fill or drop such "
-                "rows before scoring."
-            )
+    # The same value rules as the service, with the same messages (core.features).
+    FeatureSchema(model.manifest).validate(X, first_row=first_row)
     return X
-
-
-def score_table(model: Model, table: pa.Table, plan: ChunkPlan, first_row: int = 0) -> pa.Table:
-    """Check and predict one chunk; returns the output columns for it."""
-    X = table_to_matrix(model, table, plan, first_row)
-    return output_table(model, table, plan, model.predict(X))
 
 
 def output_table(

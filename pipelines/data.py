@@ -1,6 +1,6 @@
 """Training data: materialise the bundled datasets, read CSV/Parquet (local or s3://), split X/y.
 
-Every problem a user can fix is raised as :class:`~pipelines.errors.DataError` with one paragraph
+Every problem a user can fix is raised as :class:`~core.errors.DataError` with one paragraph
 naming the problem and the fix; the CLI prints it and exits non-zero.
 """
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from pipelines.errors import DataError
-from pipelines.s3 import download, is_s3_uri
+from core.errors import DataError
+from core.s3 import download, is_s3_uri
 
 if TYPE_CHECKING:
     import pandas as pd

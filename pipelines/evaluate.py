@@ -2,7 +2,7 @@
 
 The gate passes only when every behavioural check passes, every metric is on the right side of
 its threshold in ``params.yaml``, and the model is not worse than the current champion by more
-than the tolerance. Pure functions: the caller raises :class:`~pipelines.errors.GateFailed`.
+than the tolerance. Pure functions: the caller raises :class:`~core.errors.GateFailed`.
 """
 
 from __future__ import annotations

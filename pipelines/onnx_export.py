@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from app.model import Model, load_model
-from app.onnx_model import INPUT_NAME, create_session, session_predict
-from pipelines.bundle import ONNX_FILE, write_bundle
-from pipelines.errors import MlshipError
+from core.bundle import ONNX_FILE, write_bundle
+from core.errors import MlshipError
+from core.manifest import ManifestDraft
+from core.model import load_model, sklearn_predict
+from core.onnx_model import INPUT_NAME, create_session, session_predict
 
 # float32 sums of 100 tree votes stay well within this; a tree that routes a row differently
 # moves a probability by 1/n_trees and is caught.
@@ -45,8 +46,10 @@ class Parity:
         return self.labels_equal and self.max_abs_diff <= self.atol
 
 
-def convert(model: Model, target_opset: int | None = None) -> bytes:
-    """The model's estimator as a serialised ONNX graph with a float64 ``input``.
+def convert(
+    estimator: Any, n_features: int, is_classifier: bool, target_opset: int | None = None
+) -> bytes:
+    """A fitted estimator as a serialised ONNX graph with a float64 ``input``.
 
     Raises:
         OnnxExportError: when skl2onnx has no converter for a step of the model.
@@ -54,20 +57,19 @@ def convert(model: Model, target_opset: int | None = None) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
-    estimator = model.estimator
-    if model.is_classifier and not hasattr(estimator, "predict_proba"):
+    if is_classifier and not hasattr(estimator, "predict_proba"):
         raise OnnxExportError(
             f"{type(estimator).__name__} has no predict_proba; only probabilistic classifiers "
             "are exported."
         )
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     options: dict[int, dict[str, Any]] | None = (
-        {id(final): {"zipmap": False}} if model.is_classifier else None
+        {id(final): {"zipmap": False}} if is_classifier else None
     )
     try:
         onx = convert_sklearn(
             estimator,
-            initial_types=[(INPUT_NAME, DoubleTensorType([None, model.n_features]))],
+            initial_types=[(INPUT_NAME, DoubleTensorType([None, n_features]))],
             options=options,
             target_opset=target_opset,
         )
@@ -136,13 +138,13 @@ def exact_tree_splits(onx: Any, final: Any) -> None:
 
 
 def check_parity(
-    model: Model, onnx_path: Path, X: np.ndarray, atol: float = DEFAULT_ATOL
+    estimator: Any, is_classifier: bool, onnx_path: Path, X: np.ndarray, atol: float = DEFAULT_ATOL
 ) -> Parity:
     """Compare the ONNX export with the scikit-learn model on ``X``."""
     session = create_session(onnx_path)
-    classes = np.asarray(model.estimator.classes_) if model.is_classifier else None
+    classes = np.asarray(estimator.classes_) if is_classifier else None
     ours = session_predict(session, X, classes)
-    ref = model.predict(X)
+    ref = sklearn_predict(estimator, X, has_probabilities=is_classifier)
     if ref.probabilities is not None and ours.probabilities is not None:
         labels_equal = bool(np.array_equal(ours.labels, ref.labels))
         diff = float(np.max(np.abs(ours.probabilities - ref.probabilities)))
@@ -153,9 +155,22 @@ def check_parity(
 
 
 def export_onnx(
-    model: Model, X_check: np.ndarray, dest: Path, atol: float = DEFAULT_ATOL
+    estimator: Any,
+    is_classifier: bool,
+    X_check: np.ndarray,
+    dest: Path,
+    atol: float = DEFAULT_ATOL,
+    label: str = "the model",
 ) -> Parity:
-    """Write the model as ONNX to ``dest`` after checking parity on ``X_check``.
+    """Write a fitted estimator as ONNX to ``dest`` after checking parity on ``X_check``.
+
+    Args:
+        estimator: The fitted scikit-learn model (classifiers must have ``predict_proba``).
+        is_classifier: Compare labels and probabilities (else regression values).
+        X_check: Held-out rows, columns in model input order.
+        dest: The file to write.
+        atol: Largest difference allowed in probabilities or values.
+        label: How the model is named in messages.
 
     Raises:
         OnnxExportError: when the model cannot be converted or the export disagrees (nothing
@@ -163,20 +178,20 @@ def export_onnx(
     """
     if X_check.shape[0] == 0:
         raise OnnxExportError("no rows to check the ONNX export against; pass the test split.")
-    dest.write_bytes(convert(model))
+    dest.write_bytes(convert(estimator, int(X_check.shape[1]), is_classifier))
     try:
-        parity = check_parity(model, dest, X_check, atol)
+        parity = check_parity(estimator, is_classifier, dest, X_check, atol)
     except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
         dest.unlink()
         raise OnnxExportError(
-            f"onnxruntime cannot run the ONNX export of {model.name} {model.version} "
+            f"onnxruntime cannot run the ONNX export of {label} "
             f"({type(e).__name__}: {e}). It is left out; the bundle is served by scikit-learn."
         ) from e
     if not parity.ok:
         dest.unlink()
         what = "class labels differ" if not parity.labels_equal else "predictions differ"
         raise OnnxExportError(
-            f"the ONNX export of {model.name} {model.version} does not match scikit-learn on "
+            f"the ONNX export of {label} does not match scikit-learn on "
             f"the {parity.rows} test rows: {what} (largest difference {parity.max_abs_diff:.3g}, "
             f"tolerance {atol:g}). It is left out; the bundle is served by scikit-learn."
         )
@@ -184,9 +199,12 @@ def export_onnx(
 
 
 def add_onnx(bundle_dir: Path, X_test: np.ndarray, atol: float = DEFAULT_ATOL) -> Parity:
-    """Export the bundle's model and rewrite the bundle with ``model.onnx`` included.
+    """Export the model of an existing bundle and rewrite it with ``model.onnx`` included.
 
-    The bundle is rewritten atomically by :func:`pipelines.bundle.write_bundle` (checksums
+    Training exports before it writes the bundle (:func:`export_onnx`); this is for bundles
+    written without ONNX (``output.onnx: false``, or an older mlship).
+
+    The bundle is rewritten atomically by :func:`core.bundle.write_bundle` (checksums
     recomputed); on any failure it is left as it was.
 
     Raises:
@@ -195,8 +213,15 @@ def add_onnx(bundle_dir: Path, X_test: np.ndarray, atol: float = DEFAULT_ATOL) -
     model = load_model(bundle_dir)
     with tempfile.TemporaryDirectory(prefix="mlship-onnx-") as tmp:
         onnx_path = Path(tmp) / ONNX_FILE
-        parity = export_onnx(model, X_test, onnx_path, atol)
-        manifest = model.manifest.model_dump(mode="json", exclude={"files"})
+        parity = export_onnx(
+            model.estimator,
+            model.is_classifier,
+            X_test,
+            onnx_path,
+            atol,
+            label=f"{model.name} {model.version}",
+        )
+        manifest = ManifestDraft(**model.manifest.model_dump(exclude={"files"}))
         write_bundle(
             Path(bundle_dir),
             model.estimator,

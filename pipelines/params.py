@@ -1,7 +1,7 @@
 """``params.yaml``: the typed training parameters (also DVC's params file).
 
 :func:`load_params` is the only reader of the file; it returns a validated :class:`Params` or
-raises :class:`~pipelines.errors.ConfigError` naming each bad key, the problem and the fix.
+raises :class:`~core.errors.ConfigError` naming each bad key, the problem and the fix.
 Relative paths in the file are resolved against the file's directory (:meth:`Params.resolve`).
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from pipelines.errors import ConfigError
+from core.errors import ConfigError
 
 ModelType = Literal[
     "logistic_regression",

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.errors import ConfigError, DataError, GateFailed
-from pipelines.params import MODELS, Params, load_params
+from core.bundle import MANIFEST_FILE, ONNX_FILE, write_bundle
+from core.errors import ConfigError, DataError, GateFailed
+from core.manifest import Golden, ManifestDraft, TargetSpec
+from pipelines.params import MODELS, Params
 
 if TYPE_CHECKING:
-    from pipelines.bundle import Golden
+    from core.registry import RegistrySettings
     from pipelines.data import XY, Dataset
-    from pipelines.registry import RegistrySettings
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,6 @@ def _fit(pipeline: Any, X: np.ndarray, y: np.ndarray) -> Any:
 
 
 def _golden(model: Any, X: np.ndarray, task: str, rows: int = 20) -> Golden:
-    from pipelines.bundle import Golden
-
     sample = X[:rows]
     inputs = [[None if np.isnan(v) else float(v) for v in row] for row in sample]
     return Golden(
@@ -179,14 +178,15 @@ class Registration:
     tags: dict[str, str]
 
 
-def _add_onnx(staged: Path, X_test: np.ndarray) -> str:
-    """Add a parity-checked model.onnx to the staged bundle; says what happened."""
+def _export_onnx(model: Any, task: str, X_test: np.ndarray, dest: Path) -> str:
+    """Export a parity-checked model.onnx to ``dest``; says what happened (nothing is
+    written when the export is skipped)."""
     try:
-        from pipelines.onnx_export import OnnxExportError, add_onnx
+        from pipelines.onnx_export import OnnxExportError, export_onnx
     except ImportError:  # skl2onnx is in the pipelines group; a trimmed install may lack it
         return "ONNX export skipped: skl2onnx is not installed (uv sync --group pipelines)"
     try:
-        parity = add_onnx(staged, X_test)
+        parity = export_onnx(model, task == "classification", X_test, dest)
     except OnnxExportError as e:
         return f"ONNX export skipped: {e}"
     return (
@@ -198,7 +198,7 @@ def _add_onnx(staged: Path, X_test: np.ndarray) -> str:
 def _publish(
     out_dir: Path,
     model: Any,
-    manifest: dict[str, Any],
+    manifest: ManifestDraft,
     golden: Golden,
     registry: Registration | None,
     onnx_check: np.ndarray | None,
@@ -212,26 +212,28 @@ def _publish(
     Returns:
         The registered version and the run id (None, None without a registry).
     """
-    from pipelines.bundle import write_bundle
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     run_id = version = None
     try:
-        staged = write_bundle(staging / out_dir.name, model, manifest, golden)
+        extra: dict[str, Path] = {}
         if onnx_check is not None:
-            progress(_add_onnx(staged, onnx_check))
+            onnx_path = staging / ONNX_FILE
+            progress(_export_onnx(model, manifest.task, onnx_check, onnx_path))
+            if onnx_path.exists():
+                extra[ONNX_FILE] = onnx_path
+        staged = write_bundle(staging / out_dir.name, model, manifest, golden, extra)
         if registry is not None:
             from pipelines.registry import log_run, register
 
             run_id = log_run(
-                registry.settings, manifest["params"], manifest["metrics"], registry.tags, staged
+                registry.settings, manifest.params, manifest.metrics, registry.tags, staged
             )
             version = register(
                 registry.settings,
                 run_id,
                 registry.alias,
-                {"mlship.bundle_version": manifest["version"]},
+                {"mlship.bundle_version": manifest.version},
             )
         _install(staged, out_dir)
     except BaseException:
@@ -260,8 +262,8 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         GateFailed: the model failed a behavioural check, a threshold or the champion.
         RegistryError: the MLflow registry refused the run (nothing is left registered).
     """
-    from pipelines.bundle import MANIFEST_FILE, describe_features
     from pipelines.evaluate import behavioural_checks, compute_metrics, gate
+    from pipelines.profile import describe_features
 
     progress = _Progress(6)
     out_dir = out if out is not None else params.resolve(params.output.dir)
@@ -297,7 +299,8 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
 
     settings = champion = None
     if params.registry.enabled:
-        from pipelines.registry import RegistrySettings, aliased
+        from core.registry import RegistrySettings
+        from pipelines.registry import aliased
 
         settings = RegistrySettings.from_env(params.registry.model_name, params.registry.experiment)
         champion = aliased(settings, "champion")
@@ -337,19 +340,19 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
     progress("gate passed: " + "; ".join(result.passed_checks + result.notes))
 
     features, reference = describe_features(X_train, xy.feature_names)
-    manifest = {
-        "name": params.name,
-        "version": bundle_version,
-        "created_at": created.isoformat(),
-        "git_commit": commit,
-        "dataset_sha256": dataset.sha256,
-        "task": params.task,
-        "params": params_json,
-        "metrics": metrics,
-        "features": [f.model_dump() for f in features],
-        "target": {"name": xy.target, "classes": xy.classes},
-        "reference": {k: v.model_dump() for k, v in reference.items()},
-    }
+    manifest = ManifestDraft(
+        name=params.name,
+        version=bundle_version,
+        created_at=created.isoformat(),
+        git_commit=commit,
+        dataset_sha256=dataset.sha256,
+        task=params.task,
+        params=params_json,
+        metrics=metrics,
+        features=features,
+        target=TargetSpec(name=xy.target, classes=xy.classes),
+        reference=reference,
+    )
     registration = (
         Registration(settings=settings, alias=params.registry.alias, tags=tags)
         if settings is not None
@@ -372,23 +375,3 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         registered_version=version,
         run_id=run_id,
     )
-
-
-def train_command(data: str | None, params_path: Path, out: Path | None) -> int:
-    """``mlship train``: run the pipeline and print where the model went."""
-    params = load_params(params_path)
-    print(f"training {params.model.type} ({params.task}) from {params_path}", flush=True)
-    result = train(params, data=data, out=out)
-    print()
-    print(f"bundle    {result.bundle_dir}")
-    print(f"version   {result.bundle_version}")
-    if result.registered_version is not None:
-        print(
-            f"registry  {params.registry.model_name} version {result.registered_version} "
-            f"(alias {params.registry.alias}; run {result.run_id})"
-        )
-    else:
-        print("registry  disabled (registry.enabled: false)")
-    print("metrics   " + " ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
-    print("gate      passed")
-    return 0

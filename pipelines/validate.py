@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,8 +171,12 @@ def validate(frame: pd.DataFrame, suite: dict[str, Any], source: str = "the data
     return len(report.results)
 
 
-def expectations_command(data: str, target: str, out: Path, tolerance: float) -> int:
-    """``mlship expectations``: regenerate a suite from reference data and write it."""
+def expectations_from(data: str, target: str, out: Path, tolerance: float) -> dict[str, Any]:
+    """Build a suite from reference data and write it to ``out``; returns the suite.
+
+    Raises:
+        DataError: when ``target`` is not a column of ``data`` (with the closest name).
+    """
     from pipelines.data import read_table
 
     dataset = read_table(data)
@@ -187,5 +191,4 @@ def expectations_command(data: str, target: str, out: Path, tolerance: float) ->
         )
     suite = build_suite(dataset.frame, target, name=Path(out).stem, tolerance=tolerance)
     write_suite(suite, out)
-    print(f"wrote {len(suite['expectations'])} expectations from {data} to {out}")
-    return 0
+    return suite

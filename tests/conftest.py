@@ -7,8 +7,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from core.model import Model, load_model
 from tests.factories import make_bundle, running_moto
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -30,6 +32,40 @@ def forest_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def regression_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ridge-regression bundle on the diabetes data."""
     return make_bundle(tmp_path_factory.mktemp("bundles") / "regression", "regression")
+
+
+def _test_split(bundle: Path) -> np.ndarray:
+    return np.asarray(np.load(bundle.parent / f"{bundle.name}-test_X.npy"), dtype=np.float64)
+
+
+@pytest.fixture(scope="session")
+def logistic_model(logistic_bundle: Path) -> Model:
+    return load_model(logistic_bundle)
+
+
+@pytest.fixture(scope="session")
+def forest_model(forest_bundle: Path) -> Model:
+    return load_model(forest_bundle)
+
+
+@pytest.fixture(scope="session")
+def regression_model(regression_bundle: Path) -> Model:
+    return load_model(regression_bundle)
+
+
+@pytest.fixture(scope="session")
+def logistic_X(logistic_bundle: Path) -> np.ndarray:
+    return _test_split(logistic_bundle)
+
+
+@pytest.fixture(scope="session")
+def forest_X(forest_bundle: Path) -> np.ndarray:
+    return _test_split(forest_bundle)
+
+
+@pytest.fixture(scope="session")
+def regression_X(regression_bundle: Path) -> np.ndarray:
+    return _test_split(regression_bundle)
 
 
 @pytest.fixture(scope="session")

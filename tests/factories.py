@@ -22,7 +22,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipelines.bundle import Golden, describe_features, write_bundle
+from core.bundle import write_bundle
+from core.manifest import Golden, ManifestDraft, TargetSpec
+from pipelines.profile import describe_features
 
 Kind = Literal["logistic", "forest", "regression"]
 
@@ -56,22 +58,19 @@ def make_bundle(out_dir: Path, kind: Kind = "logistic", seed: int = 0) -> Path:
         predictions=model.predict(golden_X).tolist(),
         probabilities=model.predict_proba(golden_X).tolist() if is_classifier else None,
     )
-    manifest = {
-        "name": "mlship",
-        "version": f"test-{kind}-{seed}",
-        "created_at": datetime.now(UTC).isoformat(),
-        "git_commit": None,
-        "dataset_sha256": hashlib.sha256(X.tobytes()).hexdigest(),
-        "task": "classification" if is_classifier else "regression",
-        "params": {"model": kind, "seed": seed},
-        "metrics": {},
-        "features": [f.model_dump() for f in features],
-        "target": {
-            "name": "target",
-            "classes": np.unique(y).tolist() if is_classifier else None,
-        },
-        "reference": {k: v.model_dump() for k, v in reference.items()},
-    }
+    manifest = ManifestDraft(
+        name="mlship",
+        version=f"test-{kind}-{seed}",
+        created_at=datetime.now(UTC).isoformat(),
+        git_commit=None,
+        dataset_sha256=hashlib.sha256(X.tobytes()).hexdigest(),
+        task="classification" if is_classifier else "regression",
+        params={"model": kind, "seed": seed},
+        metrics={},
+        features=features,
+        target=TargetSpec(name="target", classes=np.unique(y).tolist() if is_classifier else None),
+        reference=reference,
+    )
     bundle = write_bundle(out_dir, model, manifest, golden)
     np.save(out_dir.parent / f"{out_dir.name}-test_X.npy", X_test)
     return bundle

@@ -7,7 +7,6 @@ from starlette.responses import Response
 
 from app.auth import require_api_key_on_invocations
 from app.inputs import csv_to_matrix, json_to_matrix, parse_json
-from app.model import Prediction
 from app.routers import get_service
 from app.schemas import (
     ERROR_RESPONSES,
@@ -25,6 +24,7 @@ from app.transport import (
     read_body,
     require_content_type,
 )
+from core.model import Prediction
 
 router = APIRouter(tags=["sagemaker"])
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from app.auth import Protected
-from app.errors import InvalidInput, NotFound
+from app.errors import NotFound
 from app.inputs import parse_json
 from app.oip import (
     available_outputs,
@@ -32,6 +32,7 @@ from app.schemas import (
 )
 from app.service import Service
 from app.transport import JSON, json_response, read_body, require_content_type
+from core.errors import InvalidInput
 
 health = APIRouter(prefix="/v2", tags=["v2"])
 models = APIRouter(prefix="/v2/models", tags=["v2"], dependencies=[Protected])

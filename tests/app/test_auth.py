@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from app.main import create_app
 from app.settings import AppSettings
-from pipelines.errors import ConfigError
+from core.errors import ConfigError
 from tests.app.conftest import API_KEY, API_KEY_HASH, ClientFactory
 
 MISSING = (

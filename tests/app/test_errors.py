@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.model import Prediction
 from app.settings import AppSettings
+from core.model import Prediction
 from tests.app.conftest import ClientFactory
 
 EXPECTED = "30 features (mean_radius, mean_texture, mean_perimeter, mean_area, mean_smoothness, …)"

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.errors import InvalidInput
-from app.inputs import FeatureSchema, csv_to_matrix, json_to_matrix
-from pipelines.bundle import Manifest, read_manifest
+from app.inputs import csv_to_matrix, json_to_matrix
+from core.bundle import read_manifest
+from core.errors import InvalidInput
+from core.features import FeatureSchema
+from core.manifest import Manifest
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app.errors import ModelLoadError
 from app.main import create_app
 from app.settings import AppSettings
-from app.sources import resolve_model_uri
-from pipelines.errors import ConfigError
+from core.errors import ConfigError, ModelLoadError
+from core.sources import resolve_model_uri
 from tests.app.conftest import ClientFactory, test_split
 
 
@@ -72,7 +71,8 @@ def test_load_from_registry_alias(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("mlflow")
-    from pipelines.registry import RegistrySettings, log_run, register
+    from core.registry import RegistrySettings
+    from pipelines.registry import log_run, register
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

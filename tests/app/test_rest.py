@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from app.model import Model
+from core.model import Model
 from tests.app.conftest import ClientFactory, test_split
 
 

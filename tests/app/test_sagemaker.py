@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.model import Model
+from core.model import Model
 
 CSV = {"content-type": "text/csv"}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.model import Model
+from core.model import Model
 from tests.app.conftest import ClientFactory
 
 

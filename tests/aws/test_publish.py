@@ -9,10 +9,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipelines.bundle import BundleError, load_bundle
-from pipelines.cli import main as mlship
-from pipelines.publish import PublishError, model_key, publish_bundle
-from pipelines.s3 import S3Error
+from cli.main import main as mlship
+from core.bundle import BundleError, load_bundle
+from core.s3 import S3Error
+from pipelines.release.publish import PublishError, model_key, publish_bundle
 
 BUCKET = "mlship-dev-artifacts"
 

@@ -8,24 +8,26 @@ from typing import Any
 import boto3
 import pytest
 
-from pipelines.cli import main as mlship
-from pipelines.errors import ConfigError, MlshipError
-from pipelines.sagemaker_jobs import (
+from cli.main import main as mlship
+from core.errors import ConfigError, MlshipError
+from pipelines.sagemaker.launch import (
     JobError,
     JobFailed,
     JobTimeout,
+    start_training_job,
+    start_transform_job,
+    wait_for,
+    wait_training_job,
+    wait_transform_job,
+)
+from pipelines.sagemaker.requests import (
     TrainingJobSpec,
     TransformJobSpec,
     default_job_name,
     parse_pairs,
-    start_training_job,
-    start_transform_job,
     training_job_request,
     transform_job_request,
     transform_model_request,
-    wait_for,
-    wait_training_job,
-    wait_transform_job,
 )
 from tests.aws.aws_model import request_problems
 from tests.aws.conftest import IMAGE_URI, ROLE_ARN

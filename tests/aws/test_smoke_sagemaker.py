@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.bundle import load_bundle
-from pipelines.cli import main as mlship
-from pipelines.smoke import SmokeFailed, request_body
-from pipelines.targets import (
+from cli.main import main as mlship
+from core.bundle import load_bundle
+from pipelines.release.smoke import SmokeFailed, request_body
+from pipelines.release.targets import (
     CredentialsDenied,
     EndpointNotFound,
     EndpointTimeout,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main as mlship
-from pipelines.targets import EndpointTimeout, EndpointUnreachable, HttpTarget
+from cli.main import main as mlship
+from pipelines.release.targets import EndpointTimeout, EndpointUnreachable, HttpTarget
 from tests.factories import free_port
 
 API_KEY = "smoke-test-key-0123456789"
@@ -33,7 +33,7 @@ def _serve(bundle: Path) -> Iterator[str]:
         "MLSHIP_LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "serve", "--model", str(bundle)],
+        [sys.executable, "-m", "cli", "serve", "--model", str(bundle)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

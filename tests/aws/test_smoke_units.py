@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from pipelines.smoke import compare_golden, parse_predictions, percentile, request_body
-from pipelines.targets import EndpointError, HttpTarget, InvocationFailed
+from pipelines.release.smoke import compare_golden, parse_predictions, percentile, request_body
+from pipelines.release.targets import EndpointError, HttpTarget, InvocationFailed
 
 
 def test_request_body_is_the_sagemaker_contract_with_nulls() -> None:

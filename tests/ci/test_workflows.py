@@ -273,7 +273,7 @@ def test_deployed_release_is_the_last_successful_rollout(
 def _subcommand_options(name: str) -> set[str]:
     import argparse
 
-    from pipelines.cli import build_parser
+    from cli.main import build_parser
 
     sub = next(
         a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)

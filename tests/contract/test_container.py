@@ -21,20 +21,36 @@ def _instructions(name: str) -> list[str]:
 
 def test_container_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
     assert len(_instructions("FROM")) >= 2
-    assert _instructions("USER") == ["10001:10001"]
+    assert set(_instructions("USER")) == {"10001:10001"}
     assert _instructions("EXPOSE") == ["8080"]
     assert "/ping" in _instructions("HEALTHCHECK")[0]
     assert _instructions("ENTRYPOINT") == ['["/opt/mlship/app/entrypoint.sh"]']
-    assert _instructions("CMD") == ['["serve"]']
+    # the last stage is what a plain `docker build` gives: the serving image
+    assert _instructions("CMD")[-1] == '["serve"]'
+    assert _instructions("FROM")[-1].endswith("AS runtime")
 
 
 def test_container_installs_only_the_locked_serving_dependencies() -> None:
-    sync = next(r for r in _instructions("RUN") if "uv sync" in r)
+    serving, training = (r for r in _instructions("RUN") if "uv sync" in r)
 
-    assert "--frozen" in sync
-    assert "--no-default-groups" in sync
-    assert "--no-install-project" in sync
-    assert _instructions("ARG").count('UV_GROUPS=""') == 1  # no extra group unless asked
+    for sync in (serving, training):
+        assert "--frozen" in sync
+        assert "--no-default-groups" in sync
+        assert "--no-install-project" in sync
+    assert "--group" not in serving
+    assert "--group pipelines" in training
+
+
+def test_container_serving_image_ships_no_pipelines_code() -> None:
+    # The runtime stage copies core/, app/ and cli/; only the training stage adds pipelines/.
+    stages = re.split(r"^FROM ", DOCKERFILE, flags=re.M)
+    base = next(s for s in stages if s.split("\n")[0].endswith("AS base"))
+    runtime = next(s for s in stages if s.split("\n")[0].endswith("AS runtime"))
+    training = next(s for s in stages if s.split("\n")[0].endswith("AS training"))
+    copied = re.findall(r"^COPY --chown=\S+ (\S+)/", base + runtime, flags=re.M)
+
+    assert sorted(copied) == ["app", "cli", "core"]
+    assert "pipelines/" in training
 
 
 def test_container_environment_names_are_app_settings() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.model import load_model
+from core.model import load_model
 from tests.contract.conftest import (
     ENTRYPOINT,
     Server,

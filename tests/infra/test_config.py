@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.errors import ConfigError
 from infra.config import KEYS, KEYS_BY_NAME, StackConfig
 from infra.plan import ROOT, read_stack_config
-from pipelines.errors import ConfigError
 
 VALID = {
     "environment": "dev",

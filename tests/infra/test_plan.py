@@ -7,9 +7,9 @@ import json
 import pytest
 
 import infra.plan
+from cli.main import main as mlship
 from infra import rules
 from infra.mocks import Recorded
-from pipelines.cli import main as mlship
 
 
 def test_plan_dev_prints_the_tree_and_says_it_is_offline(

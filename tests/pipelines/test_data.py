@@ -10,10 +10,10 @@ import boto3
 import pandas as pd
 import pytest
 
-from pipelines.cli import main as mlship
+from cli.main import main as mlship
+from core.errors import DataError
+from core.s3 import S3Error
 from pipelines.data import materialise, read_table, split_xy
-from pipelines.errors import DataError
-from pipelines.s3 import S3Error
 from tests.pipelines.conftest import WriteParams
 
 

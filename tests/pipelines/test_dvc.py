@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.bundle import load_bundle
+from core.bundle import load_bundle
 from tests.pipelines.conftest import REPO
 
 
@@ -33,9 +33,10 @@ def _dvc(cwd: Path, *args: str) -> str:
 @pytest.mark.slow
 def test_dvc_repro_reproduces_the_model(tmp_path: Path) -> None:
     work = tmp_path / "repo"
-    shutil.copytree(
-        REPO / "pipelines", work / "pipelines", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for package in ("core", "pipelines"):
+        shutil.copytree(
+            REPO / package, work / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
     # The registry and validation have their own tests; DVC only tracks files, so the copy
     # leaves MLflow and Great Expectations out (their imports dominate a stage's run time).

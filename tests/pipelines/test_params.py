@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import ConfigError
+from core.errors import ConfigError
 from pipelines.params import load_params
 from pipelines.train import build_pipeline
 from tests.pipelines.conftest import REPO, WriteParams
@@ -51,7 +51,7 @@ def test_bad_params_refused(
 def test_bad_hyperparameter_value_is_a_config_error(
     capsys: pytest.CaptureFixture[str], write_params: WriteParams
 ) -> None:
-    from pipelines.cli import main as mlship
+    from cli.main import main as mlship
 
     params = write_params(model={"hyperparameters": {"C": -1.0}})
     assert mlship(["train", "--params", str(params)]) == 1

@@ -9,10 +9,10 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines.bundle import BundleError, load_bundle
-from pipelines.cli import main as mlship
-from pipelines.errors import ConfigError
-from pipelines.registry import RegistryError, RegistrySettings, fetch_bundle, list_versions
+from cli.main import main as mlship
+from core.bundle import BundleError, load_bundle
+from core.errors import ConfigError
+from core.registry import RegistryError, RegistrySettings, fetch_bundle, list_versions
 from tests.pipelines.conftest import WriteParams
 
 

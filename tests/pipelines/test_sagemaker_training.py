@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.bundle import load_bundle
-from pipelines.cli import main as mlship
+from cli.main import main as mlship
+from core.bundle import load_bundle
 from tests.pipelines.conftest import REPO
 
 PARAMS = REPO / "params.yaml"

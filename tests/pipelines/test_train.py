@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.onnx_model import OnnxModel
-from pipelines.bundle import ARCHIVE_NAME, ONNX_FILE, BundleError, load_bundle
-from pipelines.cli import main as mlship
+from cli.main import main as mlship
+from core.bundle import ARCHIVE_NAME, ONNX_FILE, BundleError, load_bundle
+from core.onnx_model import OnnxModel
+from core.registry import RegistrySettings, list_versions
 from pipelines.params import load_params
-from pipelines.registry import RegistrySettings, list_versions
 from pipelines.train import git_commit, train
 from tests.pipelines.conftest import WriteParams
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main as mlship
-from pipelines.errors import ConfigError, DataError
-from pipelines.registry import RegistrySettings
+from cli.main import main as mlship
+from core.errors import ConfigError, DataError
+from core.registry import RegistrySettings
 from pipelines.validate import build_suite, load_suite, validate
 from tests.pipelines.conftest import SUITE, WriteParams
 

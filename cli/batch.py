@@ -1,0 +1,29 @@
+"""Handler of ``mlship predict``: score a file in batch with a bundle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def predict(args: argparse.Namespace) -> int:
+    """``mlship predict``: score ``--input`` with the model at ``--model`` into ``--output``."""
+    from core.model import load_model
+    from core.sources import resolve_model_uri
+    from pipelines.batch import score_file
+
+    model = load_model(resolve_model_uri(args.model, what="--model"))
+    result = score_file(
+        model,
+        args.input,
+        args.output,
+        chunk_rows=args.chunk_rows,
+        id_column=args.id_column,
+        progress=True,
+    )
+    print(
+        f"scored {result.rows:,} rows in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s) -> {result.output}",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,71 @@
+"""Handlers of the SageMaker job commands: sagemaker-train and sagemaker-transform."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.sagemaker.launch import (
+    sagemaker_client,
+    start_training_job,
+    start_transform_job,
+    wait_training_job,
+    wait_transform_job,
+)
+from pipelines.sagemaker.requests import (
+    TrainingJobSpec,
+    TransformJobSpec,
+    default_job_name,
+    parse_pairs,
+)
+
+
+def sagemaker_train(args: argparse.Namespace) -> int:
+    """``mlship sagemaker-train``: launch a training job of our image and wait for it."""
+    spec = TrainingJobSpec(
+        name=args.job_name or default_job_name("mlship-train"),
+        image_uri=args.image,
+        role_arn=args.role,
+        data_uri=args.data,
+        output_uri=args.output,
+        instance_type=args.instance_type,
+        volume_gb=args.volume_gb,
+        max_runtime_s=int(args.max_runtime_minutes * 60),
+        hyperparameters=parse_pairs(args.hyperparameter, "--hyperparameter"),
+        kms_key_id=args.kms_key_id,
+    )
+    client = sagemaker_client()
+    arn = start_training_job(client, spec)
+    print(f"started {arn}", flush=True)
+    if args.no_wait:
+        return 0
+    artifact = wait_training_job(
+        client, spec.name, poll_s=args.poll_seconds, timeout_s=args.wait_minutes * 60
+    )
+    print(artifact)
+    return 0
+
+
+def sagemaker_transform(args: argparse.Namespace) -> int:
+    """``mlship sagemaker-transform``: score S3 CSV files with a bundle in a batch job."""
+    spec = TransformJobSpec(
+        name=args.job_name or default_job_name("mlship-transform"),
+        image_uri=args.image,
+        role_arn=args.role,
+        model_data_uri=args.model_data,
+        input_uri=args.input,
+        output_uri=args.output,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        kms_key_id=args.kms_key_id,
+    )
+    client = sagemaker_client()
+    arn = start_transform_job(client, spec)
+    print(f"started {arn}", flush=True)
+    if args.no_wait:
+        return 0
+    print(
+        wait_transform_job(
+            client, spec.name, poll_s=args.poll_seconds, timeout_s=args.wait_minutes * 60
+        )
+    )
+    return 0

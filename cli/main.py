@@ -1,0 +1,216 @@
+"""The ``mlship`` command line: the parser, exit codes and dispatch.
+
+Each command's handler lives in a module of ``cli/`` (train, serve, batch, release, jobs,
+plan) and is imported only when that command runs, so ``mlship serve`` works in the serving
+image, which has none of the pipeline or infrastructure dependencies. Handlers read the flags
+and the environment once, call library functions and print; nothing imports ``cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from core.errors import MlshipError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _lazy(module: str, name: str) -> Handler:
+    """A handler imported when its command runs: ``mlship serve`` must work in the serving
+    image, which has none of the pipeline or infrastructure dependencies."""
+
+    def run(args: argparse.Namespace) -> int:
+        handler: Handler = getattr(importlib.import_module(f"cli.{module}"), name)
+        return handler(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``mlship`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="mlship",
+        description="Train a scikit-learn model and ship it to a monitored AWS endpoint.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add(
+        "train",
+        _lazy("train", "train"),
+        "Validate data, train, evaluate, gate, bundle and register a model.",
+    )
+    p.add_argument("--data", help="CSV or Parquet file, local or s3:// (default: params.yaml).")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="Parameters file.")
+    p.add_argument("--out", type=Path, help="Bundle directory (default: params.yaml).")
+    p.add_argument(
+        "--sagemaker",
+        nargs="?",
+        const="/opt/ml",
+        metavar="ROOT",
+        help="Run SageMaker's training-job contract under ROOT (default /opt/ml): data from the "
+        "'train' channel, hyper-parameters as params.yaml overrides, bundle to ROOT/model. "
+        "Registers in MLflow only when MLFLOW_TRACKING_URI is set.",
+    )
+
+    p = add(
+        "promote",
+        _lazy("train", "promote"),
+        "Point the champion alias at a registered model version.",
+    )
+    p.add_argument("version", help="Model version number, as listed by `mlship models`.")
+    p.add_argument("--alias", default="champion", help="Alias to move (default: champion).")
+
+    add("models", _lazy("train", "models"), "List registered model versions, aliases and metrics.")
+
+    p = add(
+        "prepare",
+        _lazy("train", "prepare"),
+        "Write a scikit-learn bundled dataset as CSV (DVC stage).",
+    )
+    p.add_argument("--dataset", choices=["breast_cancer", "diabetes"], default="breast_cancer")
+    p.add_argument("--out", type=Path, default=Path("data/breast_cancer.csv"), help="CSV path.")
+
+    p = add(
+        "expectations",
+        _lazy("train", "expectations"),
+        "Regenerate the data expectation suite (JSON).",
+    )
+    p.add_argument("--data", default="data/breast_cancer.csv", help="Reference CSV/Parquet.")
+    p.add_argument("--target", default="target", help="Label column (default: target).")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("pipelines/expectations/breast_cancer.json"),
+        help="Suite file to write.",
+    )
+    p.add_argument("--tolerance", type=float, default=0.1, help="Range widening (share of span).")
+
+    p = add(
+        "serve",
+        _lazy("serve", "serve"),
+        "Serve a model bundle over HTTP (SageMaker contract, REST, OIP v2).",
+    )
+    p.add_argument("--model", help="Bundle dir, model.tar.gz, s3:// or models:/name@alias.")
+    p.add_argument("--host", help="Interface to bind (default: MLSHIP_HOST or 0.0.0.0).")
+    p.add_argument("--port", type=int, help="Port (default: MLSHIP_PORT or 8080).")
+    p.add_argument("--workers", type=int, help="Worker processes (default: MLSHIP_WORKERS or 1).")
+
+    p = add("predict", _lazy("batch", "predict"), "Score a CSV or Parquet file in batch.")
+    p.add_argument("--model", required=True, help="Bundle dir, model.tar.gz, s3:// or models:/.")
+    p.add_argument("--input", required=True, help="CSV or Parquet file, local or s3://.")
+    p.add_argument("--output", required=True, help="Output CSV or Parquet file, local or s3://.")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="Rows per chunk.")
+    p.add_argument("--id-column", help="Column copied to the output (default: 'id' if present).")
+
+    p = add(
+        "plan",
+        _lazy("plan", "plan"),
+        "Offline plan of a Pulumi stack (mock runtime, no cloud calls).",
+    )
+    p.add_argument("stack", help="Stack name: reads Pulumi.<stack>.yaml.")
+    p.add_argument("--json", action="store_true", help="Machine-readable output.")
+
+    p = add(
+        "invoke", _lazy("release", "invoke"), "Send one prediction request to a deployed endpoint."
+    )
+    _add_target_args(p)
+    p.add_argument("--body", help="JSON request body (default: the bundle's first golden row).")
+    p.add_argument("--bundle", help="Bundle whose first golden row is sent when --body is absent.")
+
+    p = add(
+        "smoke",
+        _lazy("release", "smoke"),
+        "Post-deploy gate: golden predictions and a short bounded load.",
+    )
+    _add_target_args(p)
+    p.add_argument("--bundle", required=True, help="The deployed bundle (for its golden rows).")
+    p.add_argument("--requests", type=int, default=200, help="Load-phase request count.")
+    p.add_argument("--concurrency", type=int, default=4, help="Load-phase concurrency.")
+    p.add_argument("--max-p99-ms", type=float, default=500.0, help="Fail above this p99.")
+    p.add_argument("--max-error-rate", type=float, default=0.01, help="Fail above this rate.")
+
+    p = add(
+        "publish",
+        _lazy("release", "publish"),
+        "Upload a bundle's model.tar.gz to s3://BUCKET/models/VERSION/.",
+    )
+    p.add_argument("--bundle", type=Path, required=True, help="Bundle dir or its model.tar.gz.")
+    p.add_argument("--bucket", required=True, help="Artifact bucket (stack output bucketName).")
+    p.add_argument("--version", help="Version in the key (default: the manifest's version).")
+
+    p = add(
+        "sagemaker-train",
+        _lazy("jobs", "sagemaker_train"),
+        "Run `train` of our image as a SageMaker job.",
+    )
+    _add_job_args(p)
+    p.add_argument("--data", required=True, help="s3:// prefix of the training data.")
+    p.add_argument("--output", required=True, help="s3:// prefix for the model artifact.")
+    p.add_argument("--volume-gb", type=int, default=30, help="Storage volume per instance.")
+    p.add_argument("--max-runtime-minutes", type=float, default=60.0, help="Job time limit.")
+    p.add_argument("--hyperparameter", action="append", default=[], help="key=value (repeatable).")
+
+    p = add(
+        "sagemaker-transform",
+        _lazy("jobs", "sagemaker_transform"),
+        "Batch-score S3 CSV with a bundle.",
+    )
+    _add_job_args(p)
+    p.add_argument("--model-data", required=True, help="s3:// URI of the bundle's model.tar.gz.")
+    p.add_argument("--input", required=True, help="s3:// prefix of headerless CSV files.")
+    p.add_argument("--output", required=True, help="s3:// prefix for the .out files.")
+    p.add_argument("--instance-count", type=int, default=1, help="Instances.")
+    return parser
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--endpoint", help="SageMaker endpoint name (sagemaker-runtime).")
+    target.add_argument("--url", help="Base URL of an mlship service (HTTP).")
+    p.add_argument("--api-key-env", default="MLSHIP_API_KEY", help="Env var holding the API key.")
+    p.add_argument("--timeout", type=float, default=10.0, help="Per-request timeout, seconds.")
+
+
+def _add_job_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", required=True, help="ECR image URI with tag (repositoryUrl:sha).")
+    p.add_argument("--role", required=True, help="SageMaker execution role ARN.")
+    p.add_argument("--job-name", help="Job name (default: mlship-<kind>-<timestamp>).")
+    p.add_argument("--instance-type", default="ml.m5.large", help="SageMaker instance type.")
+    p.add_argument("--kms-key-id", help="KMS key for outputs (default: the bucket's).")
+    p.add_argument("--no-wait", action="store_true", help="Start the job and return.")
+    p.add_argument("--wait-minutes", type=float, default=120.0, help="Longest wait.")
+    p.add_argument("--poll-seconds", type=float, default=30.0, help="Status polling interval.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mlship`` CLI; returns the process exit code."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except MlshipError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `mlship plan dev --json | head`: the reader left; stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

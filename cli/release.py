@@ -1,0 +1,88 @@
+"""Handlers of the release commands: publish a bundle, invoke an endpoint, the smoke gate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from core.errors import MlshipError
+from pipelines.release.targets import HttpTarget, SageMakerTarget, Target
+
+
+def publish(args: argparse.Namespace) -> int:
+    """``mlship publish``: print ``uri=`` and ``key=`` lines (append them to $GITHUB_OUTPUT)."""
+    from pipelines.release.publish import publish_bundle
+
+    published = publish_bundle(args.bundle, args.bucket, args.version)
+    verb = "uploaded" if published.uploaded else "already published (same sha256)"
+    print(
+        f"{verb}: {published.uri}\n"
+        f"deploy it with: pulumi config set mlship:modelDataKey {published.key}",
+        file=sys.stderr,
+    )
+    print(f"uri={published.uri}\nkey={published.key}\nsha256={published.sha256}")
+    return 0
+
+
+def make_target(args: argparse.Namespace, max_attempts: int = 1, pool_size: int = 10) -> Target:
+    """The target named on the command line; the API key is read from ``--api-key-env``."""
+    if not 0 < args.timeout <= 300:
+        raise MlshipError("--timeout must be in (0, 300] seconds.")
+    if args.endpoint:
+        return SageMakerTarget(
+            args.endpoint, args.timeout, max_attempts=max_attempts, pool_size=pool_size
+        )
+    api_key = os.environ.get(args.api_key_env) or None
+    return HttpTarget(args.url, args.timeout, api_key)
+
+
+def invoke(args: argparse.Namespace) -> int:
+    """``mlship invoke``: send one request and print the answer.
+
+    The body is ``--body`` (JSON) or, with ``--bundle``, the bundle's first golden row.
+    """
+    from pipelines.release.smoke import request_body
+
+    target = make_target(args, max_attempts=3)
+    if args.body is not None:
+        try:
+            json.loads(args.body)
+        except ValueError as e:
+            raise MlshipError(
+                f"--body is not valid JSON ({e}); write it as '{{\"instances\": [[1.0, 2.0]]}}'."
+            ) from e
+        body = args.body.encode()
+    elif args.bundle:
+        from core.bundle import load_bundle
+
+        body = request_body(load_bundle(Path(args.bundle)).golden.inputs[:1])
+    else:
+        raise MlshipError("Pass --body '{\"instances\": [[...]]}' or --bundle DIR.")
+    target.check()
+    answer = target.invoke(body)
+    try:
+        print(json.dumps(json.loads(answer), indent=2))
+    except ValueError:
+        print(answer.decode("utf-8", "replace"))
+    return 0
+
+
+def smoke(args: argparse.Namespace) -> int:
+    """``mlship smoke``: the post-deploy gate (exit 0 when it passes)."""
+    from core.bundle import load_bundle
+    from pipelines.release.smoke import SmokeOptions, run_smoke
+
+    options = SmokeOptions(
+        requests=args.requests,
+        concurrency=args.concurrency,
+        max_p99_ms=args.max_p99_ms,
+        max_error_rate=args.max_error_rate,
+    )
+    options.check()
+    make_target(args)  # refuses a bad --timeout before the bundle is read
+    bundle = load_bundle(Path(args.bundle))
+    run_smoke(bundle, lambda attempts, pool: make_target(args, attempts, pool), options)
+    return 0

@@ -1,0 +1,96 @@
+"""Handlers of the training and registry commands: train, promote, models, prepare,
+expectations."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from core.registry import RegistrySettings
+
+
+def train(args: argparse.Namespace) -> int:
+    """``mlship train``: run the pipeline and print where the model went."""
+    if args.sagemaker is not None:
+        from pipelines.sagemaker.training import run_training_job
+
+        registry = os.environ.get("MLFLOW_TRACKING_URI") is not None
+        return run_training_job(args.params, Path(args.sagemaker), registry=registry)
+    from pipelines.params import load_params
+    from pipelines.train import train as run_training
+
+    params = load_params(args.params)
+    print(f"training {params.model.type} ({params.task}) from {args.params}", flush=True)
+    result = run_training(params, data=args.data, out=args.out)
+    print()
+    print(f"bundle    {result.bundle_dir}")
+    print(f"version   {result.bundle_version}")
+    if result.registered_version is not None:
+        print(
+            f"registry  {params.registry.model_name} version {result.registered_version} "
+            f"(alias {params.registry.alias}; run {result.run_id})"
+        )
+    else:
+        print("registry  disabled (registry.enabled: false)")
+    print("metrics   " + " ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    print("gate      passed")
+    return 0
+
+
+def _registry_settings() -> RegistrySettings:
+    """Registry settings for ``mlship promote`` / ``models``: model name from ./params.yaml."""
+    params_path = Path("params.yaml")
+    if params_path.is_file():
+        from pipelines.params import load_params
+
+        registry = load_params(params_path).registry
+        return RegistrySettings.from_env(registry.model_name, registry.experiment)
+    return RegistrySettings.from_env()
+
+
+def promote(args: argparse.Namespace) -> int:
+    """``mlship promote VERSION``: move ``--alias`` (default champion) to VERSION."""
+    from pipelines.registry import promote as move_alias
+
+    settings = _registry_settings()
+    move_alias(settings, args.version, args.alias)
+    print(f"{settings.model_name}@{args.alias} -> version {args.version}")
+    return 0
+
+
+def models(args: argparse.Namespace) -> int:
+    """``mlship models``: print every version with its aliases and metrics."""
+    from core.registry import list_versions
+
+    settings = _registry_settings()
+    rows = list_versions(settings)
+    if not rows:
+        print(f"No versions of {settings.model_name!r} in {settings.tracking_uri} yet.")
+        print("Run `mlship train` to register one.")
+        return 0
+    print(f"{settings.model_name} in {settings.tracking_uri}")
+    print(f"{'version':>7}  {'aliases':<20}  {'bundle':<26}  metrics")
+    for row in rows:
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(row.metrics.items()))
+        aliases = ",".join(row.aliases) or "-"
+        print(f"{row.version:>7}  {aliases:<20}  {row.bundle_version or '-':<26}  {metrics}")
+    return 0
+
+
+def prepare(args: argparse.Namespace) -> int:
+    """``mlship prepare``: write a bundled dataset as CSV."""
+    from pipelines.data import materialise
+
+    path = materialise(args.dataset, args.out)
+    print(f"wrote scikit-learn's {args.dataset} data to {path}")
+    return 0
+
+
+def expectations(args: argparse.Namespace) -> int:
+    """``mlship expectations``: regenerate a suite from reference data and write it."""
+    from pipelines.validate import expectations_from
+
+    suite = expectations_from(args.data, args.target, args.out, args.tolerance)
+    print(f"wrote {len(suite['expectations'])} expectations from {args.data} to {args.out}")
+    return 0

@@ -1,0 +1,94 @@
+"""The loaded model: one small interface between the routes (or batch scoring) and scikit-learn.
+
+Routes, batch scoring and the smoke test call :meth:`Model.predict` with a float64 matrix whose
+columns follow ``manifest.features``; batching, caching or an ONNX session can sit behind it
+without any caller changing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.bundle import Bundle, load_bundle, load_estimator
+from core.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predictions for a batch of rows.
+
+    Attributes:
+        labels: Shape (rows,): class labels for classifiers, values for regressors.
+        probabilities: Shape (rows, classes) in ``Model.classes`` order, or None (regressors).
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+class Model:
+    """A verified bundle, ready to predict."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.manifest: Manifest = bundle.manifest
+        self._estimator: Any = bundle.model
+        self.feature_names: list[str] = bundle.manifest.feature_names
+        self.is_classifier = bundle.manifest.task == "classification"
+        self.classes: list[Any] | None = bundle.manifest.target.classes
+        # Training records golden probabilities exactly when the model has predict_proba.
+        self.has_probabilities = self.is_classifier and bundle.golden.probabilities is not None
+
+    @property
+    def estimator(self) -> Any:
+        """The scikit-learn model, loaded from the bundle on first use if it was not yet."""
+        if self._estimator is None:
+            self._estimator = load_estimator(self.bundle.path)
+        return self._estimator
+
+    def load_estimator(self) -> None:
+        """Load the scikit-learn model now (a server does, before it accepts requests)."""
+        _ = self.estimator
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def predict(self, X: np.ndarray) -> Prediction:
+        """Predict a (rows, n_features) float64 matrix already checked against the schema."""
+        return sklearn_predict(self.estimator, X, self.has_probabilities)
+
+
+def sklearn_predict(estimator: Any, X: np.ndarray, has_probabilities: bool) -> Prediction:
+    """The one prediction rule of a scikit-learn model: with probabilities, the label is the
+    class of the largest one (as the ONNX runtime computes it too)."""
+    if has_probabilities:
+        proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        labels = np.asarray(estimator.classes_)[proba.argmax(axis=1)]
+        return Prediction(labels=labels, probabilities=proba)
+    return Prediction(labels=np.asarray(estimator.predict(X)), probabilities=None)
+
+
+def load_model(path: Path | str, *, estimator: bool = True) -> Model:
+    """Load and verify a bundle from a local directory or ``model.tar.gz``.
+
+    Args:
+        estimator: Load the scikit-learn model now; without it, it loads on first use (see
+            :func:`core.bundle.load_bundle`).
+    """
+    return Model(load_bundle(path, estimator=estimator))

@@ -1,0 +1,149 @@
+"""``mlship publish``: put a bundle's ``model.tar.gz`` where the stack deploys it from.
+
+The archive goes to ``s3://<bucket>/models/<version>/model.tar.gz``; the stack's
+``mlship:modelDataKey`` names that key. Versions are immutable: publishing the same archive
+again is a no-op, publishing a different archive under an existing version is refused.
+Before uploading, the archive itself is extracted and verified against its manifest, so what
+is published is exactly a loadable bundle.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.bundle import ARCHIVE_NAME, extract_archive, sha256_file, verify_bundle
+from core.errors import MlshipError
+from core.manifest import Manifest
+from core.s3 import S3Error, s3_client
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SHA256_METADATA = "sha256"
+
+
+class PublishError(MlshipError):
+    """The bundle cannot be published as asked."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a bundle was published."""
+
+    bucket: str
+    key: str
+    sha256: str
+    uploaded: bool
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def model_key(version: str) -> str:
+    """The artifact-bucket key of a version's archive (the stack's ``mlship:modelDataKey``)."""
+    if not VERSION_RE.match(version):
+        raise PublishError(
+            f"Version {version!r} cannot be used in an S3 key: use letters, digits, '.', '_' "
+            "and '-' (at most 128), starting with a letter or digit."
+        )
+    return f"models/{version}/{ARCHIVE_NAME}"
+
+
+def _archive_of(bundle: Path) -> Path:
+    archive = bundle / ARCHIVE_NAME if bundle.is_dir() else bundle
+    if not archive.is_file():
+        raise PublishError(
+            f"No {ARCHIVE_NAME} at {archive}. Pass a bundle directory written by `mlship train` "
+            "or the model.tar.gz itself."
+        )
+    return archive
+
+
+def verified_manifest(archive: Path) -> Manifest:
+    """Extract the archive into a scratch directory and verify it; returns its manifest."""
+    scratch = Path(tempfile.mkdtemp(prefix="mlship-publish-"))
+    try:
+        return verify_bundle(extract_archive(archive, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object's metadata, or None when there is no such object.
+
+    Listing first: the deploy role may list ``models/*`` but, without bucket-wide
+    s3:ListBucket, S3 answers a HEAD of a missing key with 403, not 404.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        if not any(o.get("Key") == key for o in listed.get("Contents", [])):
+            return None
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except (BotoCoreError, ClientError) as e:
+        response: Any = getattr(e, "response", {})
+        code = str(response.get("Error", {}).get("Code", type(e).__name__))
+        raise S3Error(
+            f"Could not check s3://{bucket}/{key} ({code}). Check the bucket name "
+            "(`pulumi stack output bucketName`) and your credentials (s3:ListBucket on models/, "
+            "s3:GetObject on models/*)."
+        ) from e
+
+
+def publish_bundle(
+    bundle: Path, bucket: str, version: str | None = None, client: S3Client | None = None
+) -> Published:
+    """Upload a verified bundle archive under ``models/<version>/``.
+
+    Args:
+        bundle: Bundle directory (its ``model.tar.gz`` is published) or the archive itself.
+        bucket: The stack's artifact bucket (``pulumi stack output bucketName``).
+        version: Version in the key; default the manifest's version.
+        client: S3 client (default: standard AWS configuration).
+
+    Raises:
+        PublishError: when the archive is missing, or the version already holds another one.
+        BundleError: when the archive is not a complete, unmodified bundle.
+    """
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    archive = _archive_of(Path(bundle))
+    manifest = verified_manifest(archive)
+    key = model_key(version or manifest.version)
+    digest = sha256_file(archive)
+    client = client or s3_client()
+    existing = _head(client, bucket, key)
+    if existing is not None:
+        recorded = existing.get("Metadata", {}).get(SHA256_METADATA)
+        if recorded == digest:
+            return Published(bucket=bucket, key=key, sha256=digest, uploaded=False)
+        raise PublishError(
+            f"s3://{bucket}/{key} already holds a different archive (sha256 "
+            f"{str(recorded)[:12]}…, this one {digest[:12]}…). Versions are immutable: "
+            "publish under a new --version."
+        )
+    try:
+        client.upload_file(
+            str(archive),
+            bucket,
+            key,
+            ExtraArgs={
+                "Metadata": {SHA256_METADATA: digest, "mlship-version": manifest.version},
+                "ContentType": "application/gzip",
+            },
+        )
+    except (BotoCoreError, ClientError, S3UploadFailedError) as e:
+        raise S3Error(
+            f"Could not upload {archive} to s3://{bucket}/{key} ({e}). Check the bucket name "
+            "and that your role may write models/* (s3:PutObject, kms:GenerateDataKey)."
+        ) from e
+    return Published(bucket=bucket, key=key, sha256=digest, uploaded=True)

@@ -1,0 +1,2 @@
+"""SageMaker jobs: request builders, launchers with bounded waits, and the training-job
+file contract run inside the container."""

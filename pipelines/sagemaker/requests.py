@@ -1,0 +1,262 @@
+"""SageMaker training and batch-transform jobs, launched with boto3 and waited on with bounds.
+
+The sagemaker SDK would add hundreds of megabytes for two API calls, so requests are built here
+as plain dictionaries (pure functions, checked in the tests against botocore's service model)
+and sent with a ``sagemaker`` client from the standard AWS configuration.
+
+Training runs our serving image with SageMaker's ``train`` argument: the data channel ``train``
+is mounted at ``/opt/ml/input/data/train/``, hyperparameters are in
+``/opt/ml/input/config/hyperparameters.json``, and whatever the job writes to ``/opt/ml/model/``
+(the bundle) is packed by SageMaker into ``<output>/<job>/output/model.tar.gz``: the same
+layout ``mlship publish`` uploads, so the result can be deployed as it is.
+
+Batch transform creates a SageMaker model from the image and a bundle's ``model.tar.gz`` and
+sends it headerless CSV lines (``/invocations`` accepts ``text/csv``), one output line per row.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ConfigError
+from core.s3 import parse_s3_uri
+
+if TYPE_CHECKING:
+    pass
+
+# AWS's own constraints (CreateTrainingJob / CreateTransformJob / CreateModel).
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+IMAGE_RE = re.compile(r"^\S+\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+[:@]\S+$")
+# SageMaker sends at most this many MB per request; the service refuses bodies over 6 MiB.
+MAX_PAYLOAD_MB = 5
+
+
+def _check_name(name: str, what: str) -> None:
+    if not JOB_NAME_RE.match(name):
+        raise ConfigError(
+            f"{what} {name!r} is not a valid SageMaker name: 1-63 letters, digits and hyphens, "
+            "starting with a letter or digit."
+        )
+
+
+def _check_common(image_uri: str, role_arn: str, instance_type: str, count: int) -> None:
+    if not IMAGE_RE.match(image_uri):
+        raise ConfigError(
+            f"--image {image_uri!r} is not an ECR image URI with a tag or digest "
+            "(<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>); use the stack's "
+            "repositoryUrl and the git SHA tag."
+        )
+    if not ROLE_ARN_RE.match(role_arn):
+        raise ConfigError(
+            f"--role {role_arn!r} is not an IAM role ARN; use the stack's executionRoleArn."
+        )
+    if not instance_type.startswith("ml."):
+        raise ConfigError(f"--instance-type {instance_type!r} must be a SageMaker type (ml.*).")
+    if not 1 <= count <= 100:
+        raise ConfigError(f"--instance-count {count} must be between 1 and 100.")
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    """A training job of our image.
+
+    Attributes:
+        name: Job name (unique in the account and region, 1-63 characters).
+        image_uri: ECR image with the ``train`` entrypoint, by tag or digest.
+        role_arn: SageMaker execution role (reads the data, writes the output, pulls the image).
+        data_uri: ``s3://`` prefix of the training data (channel ``train``).
+        output_uri: ``s3://`` prefix the model artifact is written under.
+        instance_type: ``ml.*`` instance type.
+        instance_count: Instances (1 for scikit-learn).
+        volume_gb: ML storage volume per instance.
+        max_runtime_s: SageMaker stops the job after this long.
+        hyperparameters: Passed to the container (string values only, AWS's rule).
+        kms_key_id: KMS key for the output and the volume (None: the bucket's default).
+        tags: Tags on the job.
+    """
+
+    name: str
+    image_uri: str
+    role_arn: str
+    data_uri: str
+    output_uri: str
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    volume_gb: int = 30
+    max_runtime_s: int = 3600
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    kms_key_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
+    """The CreateTrainingJob parameters for ``spec`` (validated; raises ConfigError)."""
+    _check_name(spec.name, "Training job name")
+    _check_common(spec.image_uri, spec.role_arn, spec.instance_type, spec.instance_count)
+    parse_s3_uri(spec.data_uri)
+    parse_s3_uri(spec.output_uri)
+    if not 1 <= spec.volume_gb <= 16384:
+        raise ConfigError(f"--volume-gb {spec.volume_gb} must be between 1 and 16384.")
+    if not 1 <= spec.max_runtime_s <= 28 * 24 * 3600:
+        raise ConfigError("--max-runtime must be between 1 second and 28 days.")
+    output: dict[str, Any] = {"S3OutputPath": spec.output_uri}
+    resources: dict[str, Any] = {
+        "InstanceType": spec.instance_type,
+        "InstanceCount": spec.instance_count,
+        "VolumeSizeInGB": spec.volume_gb,
+    }
+    if spec.kms_key_id:
+        output["KmsKeyId"] = spec.kms_key_id
+        resources["VolumeKmsKeyId"] = spec.kms_key_id
+    request: dict[str, Any] = {
+        "TrainingJobName": spec.name,
+        "AlgorithmSpecification": {
+            "TrainingImage": spec.image_uri,
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": spec.role_arn,
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": spec.data_uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+        ],
+        "OutputDataConfig": output,
+        "ResourceConfig": resources,
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_s},
+        # The container needs no network: data arrives through the channel, the bundle leaves
+        # through /opt/ml/model. Isolation keeps a compromised dependency from calling out.
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+    }
+    if spec.hyperparameters:
+        request["HyperParameters"] = {str(k): str(v) for k, v in spec.hyperparameters.items()}
+    if spec.tags:
+        request["Tags"] = _tag_list(spec.tags)
+    return request
+
+
+@dataclass(frozen=True)
+class TransformJobSpec:
+    """A batch-transform job scoring headerless CSV with a bundle.
+
+    Attributes:
+        name: Job name; the SageMaker model created for it has the same name.
+        image_uri: ECR serving image, by tag or digest.
+        role_arn: SageMaker execution role.
+        model_data_uri: ``s3://.../model.tar.gz`` of the bundle.
+        input_uri: ``s3://`` prefix (or object) of CSV files, feature columns only, no header.
+        output_uri: ``s3://`` prefix for the ``.out`` files (one line per input row).
+        instance_type: ``ml.*`` instance type.
+        instance_count: Instances.
+        max_concurrent: Concurrent requests per instance.
+        kms_key_id: KMS key for the output (None: the bucket's default).
+        tags: Tags on the model and the job.
+    """
+
+    name: str
+    image_uri: str
+    role_arn: str
+    model_data_uri: str
+    input_uri: str
+    output_uri: str
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_concurrent: int = 2
+    kms_key_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def transform_model_request(spec: TransformJobSpec) -> dict[str, Any]:
+    """The CreateModel parameters for the model a transform job uses."""
+    _check_name(spec.name, "Transform job name")
+    _check_common(spec.image_uri, spec.role_arn, spec.instance_type, spec.instance_count)
+    _, key = parse_s3_uri(spec.model_data_uri)
+    if not key.endswith(".tar.gz"):
+        raise ConfigError(
+            f"--model-data {spec.model_data_uri!r} must be a model.tar.gz (`mlship publish` "
+            "prints its URI)."
+        )
+    request: dict[str, Any] = {
+        "ModelName": spec.name,
+        "PrimaryContainer": {
+            "Image": spec.image_uri,
+            "ModelDataUrl": spec.model_data_uri,
+            "Environment": {"MLSHIP_MODEL_URI": "/opt/ml/model"},
+        },
+        "ExecutionRoleArn": spec.role_arn,
+        "EnableNetworkIsolation": True,
+    }
+    if spec.tags:
+        request["Tags"] = _tag_list(spec.tags)
+    return request
+
+
+def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
+    """The CreateTransformJob parameters for ``spec`` (validated; raises ConfigError)."""
+    _check_name(spec.name, "Transform job name")
+    parse_s3_uri(spec.input_uri)
+    parse_s3_uri(spec.output_uri)
+    if not 1 <= spec.max_concurrent <= 16:
+        raise ConfigError(f"--max-concurrent {spec.max_concurrent} must be between 1 and 16.")
+    output: dict[str, Any] = {
+        "S3OutputPath": spec.output_uri,
+        "Accept": "text/csv",
+        "AssembleWith": "Line",
+    }
+    if spec.kms_key_id:
+        output["KmsKeyId"] = spec.kms_key_id
+    request: dict[str, Any] = {
+        "TransformJobName": spec.name,
+        "ModelName": spec.name,
+        "MaxConcurrentTransforms": spec.max_concurrent,
+        "MaxPayloadInMB": MAX_PAYLOAD_MB,
+        "BatchStrategy": "MultiRecord",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.input_uri}},
+            "ContentType": "text/csv",
+            "CompressionType": "None",
+            "SplitType": "Line",
+        },
+        "TransformOutput": output,
+        "TransformResources": {
+            "InstanceType": spec.instance_type,
+            "InstanceCount": spec.instance_count,
+        },
+    }
+    if spec.tags:
+        request["Tags"] = _tag_list(spec.tags)
+    return request
+
+
+def default_job_name(prefix: str, clock: Callable[[], float] = time.time) -> str:
+    """``<prefix>-<yyyymmdd-hhmmss>``, truncated to SageMaker's 63 characters."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock()))
+    return f"{prefix[: 62 - len(stamp)]}-{stamp}"
+
+
+def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` to ``{"a": "1", "b": "x"}``; ConfigError names a malformed pair."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} {pair!r} must be written key=value.")
+        result[key] = value
+    return result

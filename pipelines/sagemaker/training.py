@@ -1,0 +1,124 @@
+"""``mlship train --sagemaker``: the same training run inside a SageMaker training job.
+
+SageMaker starts our image as ``docker run IMAGE train`` and talks to it through files
+(https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html):
+
+- input data under ``/opt/ml/input/data/<channel>/`` (mlship's launcher names the channel
+  ``train``; it must hold exactly one CSV or Parquet file);
+- hyper-parameters in ``/opt/ml/input/config/hyperparameters.json``, every value a string;
+  mlship reads each key as a dotted ``params.yaml`` path (``model.type``,
+  ``model.hyperparameters.n_estimators``, ``gate.thresholds.roc_auc``) and each value as YAML;
+- the model goes to ``/opt/ml/model/``, which SageMaker packs as ``model.tar.gz``: mlship writes
+  the bundle's files there, so that archive *is* a bundle the serving container loads;
+- on failure, the reason goes to ``/opt/ml/output/failure`` (shown as the job's FailureReason).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.bundle import ARCHIVE_NAME
+from core.errors import ConfigError, DataError, MlshipError
+
+CHANNEL = "train"
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+# SageMaker shows at most 1 KiB of the failure file as FailureReason.
+_FAILURE_LIMIT = 1024
+
+
+def read_hyperparameters(path: Path) -> dict[str, Any]:
+    """Read SageMaker's hyperparameters.json; values are YAML scalars sent as strings."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"{path} is not JSON ({e}); SageMaker writes it from the job's HyperParameters."
+        ) from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a JSON object of hyper-parameters.")
+    return {str(k): yaml.safe_load(v) if isinstance(v, str) else v for k, v in raw.items()}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``model.hyperparameters.C``) in a copy of a params mapping."""
+    merged = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = merged
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"Hyper-parameter {dotted!r}: {part!r} is a value in params.yaml, not a "
+                    "section. Use a dotted path to a leaf, e.g. model.hyperparameters.C."
+                )
+            node = child
+        node[parts[-1]] = value
+    return merged
+
+
+def find_data_file(channel_dir: Path) -> Path:
+    """The one CSV or Parquet file SageMaker copied into the ``train`` channel."""
+    if not channel_dir.is_dir():
+        raise DataError(
+            f"No {CHANNEL!r} input channel at {channel_dir}. Start the job with an "
+            f"InputDataConfig channel named {CHANNEL!r} (`mlship sagemaker-train --data s3://…`)."
+        )
+    files = sorted(
+        p for p in channel_dir.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+    )
+    if len(files) != 1:
+        found = ", ".join(p.name for p in files) or "none"
+        raise DataError(
+            f"The {CHANNEL!r} channel must hold exactly one CSV or Parquet file; found {found}. "
+            "Point --data at a prefix that contains only the training file."
+        )
+    return files[0]
+
+
+def run_training_job(params_path: Path, root: Path, registry: bool) -> int:
+    """Train from SageMaker's input files and leave the bundle in ``root/model``.
+
+    Args:
+        params_path: The params.yaml baked into the image (hyper-parameters override it).
+        root: SageMaker's ``/opt/ml`` (another directory in tests).
+        registry: Register in MLflow (only when a tracking server is configured).
+    """
+    import yaml
+
+    from pipelines.params import parse_params
+    from pipelines.train import train
+
+    try:
+        raw = yaml.safe_load(params_path.read_text()) if params_path.is_file() else {}
+        overrides = read_hyperparameters(root / "input" / "config" / "hyperparameters.json")
+        merged = apply_overrides(raw or {}, overrides)
+        merged.setdefault("registry", {})["enabled"] = registry
+        # The metrics file lives in the bundle's manifest; nothing else is written outside it.
+        merged.setdefault("output", {})["metrics"] = None
+        params = parse_params(merged, params_path)
+        data = find_data_file(root / "input" / "data" / CHANNEL)
+        print(f"SageMaker training: {data.name} with {len(overrides)} override(s)", flush=True)
+        with tempfile.TemporaryDirectory(prefix="mlship-sm-") as tmp:
+            result = train(params, data=str(data), out=Path(tmp) / "bundle")
+            model_dir = root / "model"
+            model_dir.mkdir(parents=True, exist_ok=True)
+            for file in sorted(result.bundle_dir.iterdir()):
+                if file.name != ARCHIVE_NAME:  # SageMaker packs model_dir into the archive
+                    shutil.copyfile(file, model_dir / file.name)
+    except MlshipError as e:
+        failure = root / "output" / "failure"
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(str(e)[:_FAILURE_LIMIT])
+        raise
+    print(f"bundle {result.bundle_version} written to {model_dir}", flush=True)
+    return 0

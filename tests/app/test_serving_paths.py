@@ -1,0 +1,216 @@
+"""Every serving path predicts what the model predicts in-process, on the whole test split.
+
+Single requests, concurrent requests (micro-batched), repeated requests (cached) and the ONNX
+runtime, through the real app; the batch-scoring path is in ``test_batch_scoring.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.batching import BatchingPredictor
+from app.cache import CachingPredictor
+from app.main import create_app
+from app.settings import AppSettings
+from core.model import Model, Prediction, load_model
+from pipelines.onnx_export import DEFAULT_ATOL, add_onnx
+from tests.compare import assert_same_prediction
+
+
+@pytest.fixture(autouse=True)
+def _no_mlship_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("MLSHIP_"):
+            monkeypatch.delenv(name)
+
+
+def as_prediction(model: Model, answers: list[dict[str, Any]]) -> Prediction:
+    labels = np.array([a["prediction"][0] for a in answers])
+    if not model.is_classifier:
+        return Prediction(labels=labels.astype(np.float64), probabilities=None)
+    return Prediction(
+        labels=labels, probabilities=np.array([a["probabilities"][0] for a in answers])
+    )
+
+
+async def post_concurrently(app: FastAPI, X: np.ndarray) -> list[httpx.Response]:
+    """Every row as its own request, all in flight at once, through the app's event loop."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return list(
+                await asyncio.gather(
+                    *(client.post("/v1/predict", json={"features": row.tolist()}) for row in X)
+                )
+            )
+
+
+@pytest.mark.parametrize("kind", ["logistic", "forest", "regression"])
+def test_single_requests_equal_in_process_predictions(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    bundle: Path = request.getfixturevalue(f"{kind}_bundle")
+    X: np.ndarray = request.getfixturevalue(f"{kind}_X")
+    model = load_model(bundle)
+    settings = AppSettings(model_uri=str(bundle), cache_enabled=False)
+
+    with TestClient(create_app(settings)) as client:
+        answers = [client.post("/v1/predict", json={"features": row.tolist()}) for row in X]
+
+    assert {r.status_code for r in answers} == {200}
+    assert_same_prediction(as_prediction(model, [r.json() for r in answers]), model.predict(X))
+
+
+@pytest.mark.parametrize("kind", ["logistic", "forest"])
+def test_concurrent_requests_are_batched_and_equal_in_process_predictions(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    bundle: Path = request.getfixturevalue(f"{kind}_bundle")
+    X: np.ndarray = request.getfixturevalue(f"{kind}_X")
+    model = load_model(bundle)
+    app = create_app(AppSettings(model_uri=str(bundle), cache_enabled=False))
+
+    answers = asyncio.run(post_concurrently(app, X))
+
+    assert {r.status_code for r in answers} == {200}
+    assert_same_prediction(as_prediction(model, [r.json() for r in answers]), model.predict(X))
+    metrics = _metrics(app)
+    assert metrics["mlship_microbatch_requests_total"] == len(X)
+    assert metrics["mlship_microbatch_batches_total"] < len(X)  # requests did share calls
+
+
+def test_a_request_the_model_refuses_fails_alone_in_its_batch(
+    logistic_bundle: Path, logistic_X: np.ndarray
+) -> None:
+    app = create_app(AppSettings(model_uri=str(logistic_bundle), cache_enabled=False))
+    X = logistic_X[:20].copy()
+    X[7] = 1e308  # schema-valid, but the scaler overflows and scikit-learn refuses the row
+
+    answers = asyncio.run(post_concurrently(app, X))
+
+    assert [r.status_code for r in answers] == [200] * 7 + [422] + [200] * 12
+    assert _metrics(app)["mlship_microbatch_retried_batches_total"] >= 1  # it did share a batch
+    assert "The model cannot score these rows" in answers[7].json()["error"]
+    good = np.delete(np.arange(20), 7)
+    model = load_model(logistic_bundle)
+    ok = [answers[i].json() for i in good]
+    assert_same_prediction(as_prediction(model, ok), model.predict(X[good]))
+
+
+def test_cached_answers_equal_in_process_predictions_and_count_hits(
+    forest_bundle: Path, forest_X: np.ndarray
+) -> None:
+    model = load_model(forest_bundle)
+    settings = AppSettings(model_uri=str(forest_bundle), cache_enabled=True)
+
+    with TestClient(create_app(settings)) as client:
+        first = [client.post("/v1/predict", json={"features": r.tolist()}).json() for r in forest_X]
+        again = [client.post("/v1/predict", json={"features": r.tolist()}).json() for r in forest_X]
+        metrics = client.get("/metrics").text
+
+    expected = model.predict(forest_X)
+    assert_same_prediction(as_prediction(model, first), expected)
+    assert_same_prediction(as_prediction(model, again), expected)
+    distinct = len(np.unique(forest_X, axis=0))
+    assert f"mlship_prediction_cache_hits_total {float(2 * len(forest_X) - distinct)}" in metrics
+    assert f"mlship_prediction_cache_misses_total {float(distinct)}" in metrics
+
+
+def test_cache_is_on_by_default_for_a_deterministic_model(logistic_bundle: Path) -> None:
+    app = create_app(AppSettings(model_uri=str(logistic_bundle)))
+    with TestClient(app):
+        predictor = app.state.service.predictor
+        assert isinstance(predictor, CachingPredictor)
+        assert isinstance(predictor.inner, BatchingPredictor)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "forest", "regression"])
+def test_onnx_runtime_answers_equal_in_process_predictions(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    src: Path = request.getfixturevalue(f"{kind}_bundle")
+    X: np.ndarray = request.getfixturevalue(f"{kind}_X")
+    bundle = Path(shutil.copytree(src, tmp_path / kind))
+    add_onnx(bundle, X)
+    model = load_model(bundle)
+    app = create_app(AppSettings(model_uri=str(bundle), runtime="onnx", cache_enabled=False))
+
+    answers = asyncio.run(post_concurrently(app, X))
+
+    assert {r.status_code for r in answers} == {200}
+    assert_same_prediction(
+        as_prediction(model, [r.json() for r in answers]), model.predict(X), atol=DEFAULT_ATOL
+    )
+
+
+def test_onnx_runtime_required_but_absent_stops_the_start(logistic_bundle: Path) -> None:
+    app = create_app(AppSettings(model_uri=str(logistic_bundle), runtime="onnx"))
+
+    with (
+        pytest.raises(
+            Exception, match=r"MLSHIP_RUNTIME=onnx, but the bundle carries no model\.onnx"
+        ),
+        TestClient(app),
+    ):
+        pass
+
+
+def _metrics(app: FastAPI) -> dict[str, float]:
+    text = app.state.metrics.exposition()[0].decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_onnx_bundle_is_served_without_loading_scikit_learn(
+    tmp_path: Path, logistic_bundle: Path, logistic_X: np.ndarray
+) -> None:
+    """With model.onnx the server never imports scikit-learn or skops: a ~2 s faster start."""
+    bundle = Path(shutil.copytree(logistic_bundle, tmp_path / "b"))
+    add_onnx(bundle, logistic_X)
+    expected = load_model(bundle).predict(logistic_X[:3]).labels.tolist()
+    script = f"""
+import json, sys
+from fastapi.testclient import TestClient
+from app.main import create_app
+from app.settings import AppSettings
+with TestClient(create_app(AppSettings(model_uri={str(bundle)!r}))) as client:
+    answer = client.post("/v1/predict", json={{"features": {logistic_X[:3].tolist()!r}}})
+loaded = sorted({{m.split(".")[0] for m in sys.modules}} & {{"sklearn", "skops", "scipy"}})
+print(json.dumps({{"status": answer.status_code, "body": answer.json(), "loaded": loaded}}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200
+    assert result["body"]["prediction"] == expected
+    assert result["loaded"] == []
+
+
+def test_bundle_without_onnx_loads_scikit_learn_before_serving(logistic_bundle: Path) -> None:
+    app = create_app(AppSettings(model_uri=str(logistic_bundle)))
+    with TestClient(app):
+        model = app.state.service.model
+        assert model.bundle.model is None  # the bundle is verified without the estimator ...
+        assert model._estimator is not None  # ... which is loaded before the first request

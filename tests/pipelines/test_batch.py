@@ -1,0 +1,223 @@
+"""Batch scoring: same predictions as in-process, chunked, atomic output, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from cli.main import main
+from core.errors import DataError
+from core.model import Model, Prediction, load_model
+from core.s3 import s3_client
+from pipelines.batch import score_file
+from tests.compare import assert_same_prediction
+
+
+def write_input(path: Path, model: Model, X: np.ndarray, with_id: bool = True) -> Path:
+    columns: dict[str, object] = {}
+    if with_id:
+        columns["id"] = pa.array([f"row-{i}" for i in range(len(X))])
+    for j, name in enumerate(model.feature_names):
+        columns[name] = pa.array(X[:, j])
+    table = pa.table(columns)
+    if path.suffix == ".parquet":
+        pq.write_table(table, path, row_group_size=50)
+    else:
+        pacsv.write_csv(table, path)
+    return path
+
+
+def read_output(path: Path) -> pa.Table:
+    return pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
+
+
+def output_prediction(model: Model, table: pa.Table) -> Prediction:
+    labels = table.column("prediction").to_numpy()
+    if model.classes is None:
+        return Prediction(labels=labels, probabilities=None)
+    proba = np.column_stack([table.column(f"proba_{c}").to_numpy() for c in model.classes])
+    return Prediction(labels=labels, probabilities=proba)
+
+
+def _files(folder: Path) -> list[str]:
+    """What a run left in ``folder``, besides the per-test MLflow store of the conftest."""
+    return sorted(p.name for p in folder.iterdir() if p.name != "mlflow")
+
+
+@pytest.mark.parametrize(("suffix_in", "suffix_out"), [(".csv", ".parquet"), (".parquet", ".csv")])
+@pytest.mark.parametrize("kind", ["logistic", "forest", "regression"])
+def test_batch_scoring_equals_in_process_predictions_on_the_test_split(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str, suffix_in: str, suffix_out: str
+) -> None:
+    model: Model = request.getfixturevalue(f"{kind}_model")
+    X: np.ndarray = request.getfixturevalue(f"{kind}_X")
+    src = write_input(tmp_path / f"in{suffix_in}", model, X)
+    dst = tmp_path / f"out{suffix_out}"
+
+    result = score_file(model, str(src), str(dst), chunk_rows=17)
+
+    out = read_output(dst)
+    assert result.rows == len(X) == out.num_rows
+    assert out.column("id").to_pylist() == [f"row-{i}" for i in range(len(X))]
+    # CSV stores floats as shortest round-trip text, so values come back exactly.
+    assert_same_prediction(output_prediction(model, out), model.predict(X))
+    assert _files(tmp_path) == sorted([src.name, dst.name])
+
+
+def test_batch_scoring_without_id_column_writes_predictions_only(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    src = write_input(tmp_path / "in.csv", logistic_model, logistic_X, with_id=False)
+
+    score_file(logistic_model, str(src), str(tmp_path / "out.csv"), chunk_rows=1000)
+
+    out = read_output(tmp_path / "out.csv")
+    assert out.column_names == ["prediction", "proba_0", "proba_1"]
+
+
+def test_batch_scoring_keeps_a_chosen_id_column(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    table = pa.table(
+        {"customer": list(range(len(logistic_X)))}
+        | {n: logistic_X[:, j] for j, n in enumerate(logistic_model.feature_names)}
+    )
+    pq.write_table(table, tmp_path / "in.parquet")
+
+    score_file(
+        logistic_model,
+        str(tmp_path / "in.parquet"),
+        str(tmp_path / "out.parquet"),
+        id_column="customer",
+    )
+
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column("customer").to_pylist() == list(range(len(logistic_X)))
+
+
+def test_batch_scoring_missing_feature_names_the_closest_column(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    src = write_input(tmp_path / "in.csv", logistic_model, logistic_X)
+    text = src.read_text().replace("mean_radius", "mean_radious", 1)
+    src.write_text(text)
+
+    with pytest.raises(DataError) as e:
+        score_file(logistic_model, str(src), str(tmp_path / "out.csv"))
+
+    assert str(e.value).startswith(
+        "The input has no column 'mean_radius', a feature of model mlship test-logistic-0 "
+        "(30 features). The closest input column is 'mean_radious'."
+    )
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_batch_scoring_refuses_an_unknown_id_column(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    src = write_input(tmp_path / "in.csv", logistic_model, logistic_X)
+
+    with pytest.raises(DataError, match="--id-column 'key' is not a column of the input"):
+        score_file(logistic_model, str(src), str(tmp_path / "out.csv"), id_column="key")
+
+
+def test_batch_scoring_refuses_a_text_feature_column(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    src = write_input(tmp_path / "in.csv", logistic_model, logistic_X)
+    lines = src.read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index('"mean_texture"')
+    cells = lines[3].split(",")
+    cells[col] = "high"
+    lines[3] = ",".join(cells)
+    src.write_text("\n".join(lines) + "\n")
+
+    with pytest.raises(DataError, match=r"Column 'mean_texture' is string, not numeric"):
+        score_file(logistic_model, str(src), str(tmp_path / "out.csv"))
+
+
+def test_batch_scoring_failure_midway_leaves_no_output_and_no_temporary_file(
+    tmp_path: Path, forest_model: Model, forest_X: np.ndarray
+) -> None:
+    X = forest_X.copy()
+    X[100, 4] = np.nan  # the forest was trained without missing values
+    src = write_input(tmp_path / "in.parquet", forest_model, X)
+    dst = tmp_path / "out.parquet"
+
+    with pytest.raises(DataError) as e:
+        score_file(forest_model, str(src), str(dst), chunk_rows=30)
+
+    # the service's message for the same value (core.features), with the file's row number
+    assert str(e.value) == (
+        "feature 'mean_smoothness' (row 100) is missing (null or NaN), but the model was "
+        "trained without missing values for it; send a number."
+    )
+    assert _files(tmp_path) == ["in.parquet"]
+
+
+def test_batch_scoring_refuses_infinite_values_and_unknown_formats(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    X = logistic_X.copy()
+    X[7, 0] = np.inf
+    src = write_input(tmp_path / "in.parquet", logistic_model, X)
+
+    with pytest.raises(DataError, match=r"^feature 'mean_radius' \(row 7\) is infinite"):
+        score_file(logistic_model, str(src), str(tmp_path / "out.parquet"))
+    with pytest.raises(DataError, match=r"out\.json: unknown file type"):
+        score_file(logistic_model, str(src), str(tmp_path / "out.json"))
+
+
+def test_mlship_predict_cli_scores_s3_input_to_s3_output(
+    aws: str, tmp_path: Path, logistic_bundle: Path, logistic_X: np.ndarray
+) -> None:
+    model = load_model(logistic_bundle)
+    client = s3_client()
+    client.create_bucket(Bucket="scoring")
+    src = write_input(tmp_path / "in.csv", model, logistic_X)
+    client.upload_file(str(src), "scoring", "in/data.csv")
+    client.upload_file(str(logistic_bundle / "model.tar.gz"), "scoring", "model/model.tar.gz")
+
+    code = main(
+        [
+            "predict",
+            "--model",
+            "s3://scoring/model/",
+            "--input",
+            "s3://scoring/in/data.csv",
+            "--output",
+            "s3://scoring/out/scores.parquet",
+            "--chunk-rows",
+            "40",
+        ]
+    )
+
+    assert code == 0
+    client.download_file("scoring", "out/scores.parquet", str(tmp_path / "scores.parquet"))
+    out = pq.read_table(tmp_path / "scores.parquet")
+    assert_same_prediction(output_prediction(model, out), model.predict(logistic_X))
+
+
+def test_mlship_predict_cli_reports_a_missing_input_and_exits_non_zero(
+    tmp_path: Path, logistic_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(logistic_bundle),
+            "--input",
+            str(tmp_path / "nope.csv"),
+            "--output",
+            str(tmp_path / "out.csv"),
+        ]
+    )
+
+    assert code == 1
+    assert f"error: Input file {tmp_path / 'nope.csv'} does not exist." in capsys.readouterr().err
