@@ -19,7 +19,7 @@ from core.features import FeatureSchema
 from core.model import Model, Prediction
 
 NUMERIC = frozenset(NUMERIC_DATATYPES)
-INPUT_NAME = "input-0"
+OIP_INPUT_NAME = "input-0"
 LABELS = "predict"
 PROBABILITIES = "predict_proba"
 
@@ -45,7 +45,7 @@ def metadata(model: Model) -> ModelMetadata:
         name=model.name,
         versions=[model.version],
         platform="sklearn",
-        inputs=[MetadataTensor(name=INPUT_NAME, datatype="FP64", shape=[-1, model.n_features])],
+        inputs=[MetadataTensor(name=OIP_INPUT_NAME, datatype="FP64", shape=[-1, model.n_features])],
         outputs=outputs,
     )
 

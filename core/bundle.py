@@ -16,7 +16,6 @@ standard library, numpy, pydantic and skops. No pandas, MLflow or DVC here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from core.errors import MlshipError
+from core.files import sha256_file
 from core.manifest import (
     FORMAT_VERSION,
     Golden,
@@ -66,15 +66,6 @@ class Bundle:
     def onnx_path(self) -> Path | None:
         path = self.path / ONNX_FILE
         return path if ONNX_FILE in self.manifest.files else None
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _json_default(value: Any) -> Any:

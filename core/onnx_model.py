@@ -21,7 +21,8 @@ import numpy as np
 from core.bundle import Bundle, BundleError
 from core.model import Model, Prediction
 
-INPUT_NAME = "input"
+# The float64 input of an exported graph (named at export, fed at predict).
+ONNX_INPUT_NAME = "input"
 
 
 def onnx_available() -> bool:
@@ -46,7 +47,7 @@ def create_session(path: Path, threads: int = 1) -> Any:
 
 def session_predict(session: Any, X: np.ndarray, classes: np.ndarray | None) -> Prediction:
     """Run an exported model; labels follow the same rule as :meth:`Model.predict`."""
-    outputs = session.run(None, {INPUT_NAME: np.ascontiguousarray(X, dtype=np.float64)})
+    outputs = session.run(None, {ONNX_INPUT_NAME: np.ascontiguousarray(X, dtype=np.float64)})
     if classes is None:
         return Prediction(
             labels=np.asarray(outputs[0], dtype=np.float64).ravel(), probabilities=None

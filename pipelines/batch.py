@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,10 +33,10 @@ import pyarrow.parquet as pq
 
 from core.errors import DataError
 from core.features import FeatureSchema
+from core.files import DESCRIBED, DataFormat, data_format
 from core.model import Model, Prediction
 from core.s3 import download, is_s3_uri, upload
 
-Format = Literal["csv", "parquet"]
 DEFAULT_ID_COLUMN = "id"
 # A CSV block is read and parsed in parallel by pyarrow; this many bytes per expected row
 # gives blocks of about ``chunk_rows`` rows for typical numeric data.
@@ -145,16 +145,12 @@ def _pipeline(
     return rows
 
 
-def file_format(uri: str) -> Format:
-    """The file format of a path by its extension."""
-    name = uri.lower()
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".csv", ".csv.gz")):
-        return "csv"
-    raise DataError(
-        f"{uri}: unknown file type; batch scoring reads and writes .csv and .parquet files."
-    )
+def file_format(uri: str) -> DataFormat:
+    """The file format of an input or output by its name (the suffixes of core.files)."""
+    fmt = data_format(uri)
+    if fmt is None:
+        raise DataError(f"{uri}: unknown file type; batch scoring reads and writes {DESCRIBED}.")
+    return fmt
 
 
 @dataclass(frozen=True)
@@ -243,7 +239,7 @@ def output_table(
     return pa.table(columns)
 
 
-def _read_chunks(path: Path, fmt: Format, chunk_rows: int) -> Iterator[pa.Table]:
+def _read_chunks(path: Path, fmt: DataFormat, chunk_rows: int) -> Iterator[pa.Table]:
     if fmt == "parquet":
         try:
             # pre_buffer (on by default) caches every column chunk read: memory would grow with
@@ -285,7 +281,7 @@ def _rechunk(reader: pacsv.CSVStreamingReader, chunk_rows: int, path: Path) -> I
         yield pa.Table.from_batches(pending, schema=reader.schema)
 
 
-def _count_rows(path: Path, fmt: Format) -> int | None:
+def _count_rows(path: Path, fmt: DataFormat) -> int | None:
     if fmt == "parquet":
         return int(pq.ParquetFile(path).metadata.num_rows)
     return None  # counting CSV rows would read the file twice
@@ -300,7 +296,7 @@ def _report(rows: int, total: int | None, seconds: float) -> None:
 class _AtomicOutput:
     """Writes chunks to a temporary file; :meth:`commit` publishes it, :meth:`discard` cleans."""
 
-    def __init__(self, uri: str, fmt: Format) -> None:
+    def __init__(self, uri: str, fmt: DataFormat) -> None:
         self.uri = uri
         self.fmt = fmt
         if is_s3_uri(uri):
@@ -323,7 +319,10 @@ class _AtomicOutput:
                 # Dictionary encoding only costs time on ids and probabilities (all distinct).
                 self._writer = pq.ParquetWriter(self.tmp, table.schema, use_dictionary=False)
             else:
-                self._writer = pacsv.CSVWriter(self.tmp, table.schema)
+                sink: Any = str(self.tmp)
+                if self.uri.lower().endswith(".gz"):
+                    sink = pa.CompressedOutputStream(sink, "gzip")
+                self._writer = pacsv.CSVWriter(sink, table.schema)
         self._writer.write_table(table)
 
     def commit(self) -> None:

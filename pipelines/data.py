@@ -7,7 +7,6 @@ naming the problem and the fix; the CLI prints it and exits non-zero.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,14 +16,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from core.errors import DataError
+from core.files import data_format, require_data_format, sha256_file
 from core.s3 import download, is_s3_uri
 
 if TYPE_CHECKING:
     import pandas as pd
 
 BuiltinDataset = Literal["breast_cancer", "diabetes"]
-CSV_SUFFIXES = (".csv",)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 @dataclass(frozen=True)
@@ -82,36 +80,26 @@ def materialise(dataset: BuiltinDataset, path: Path) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_table(source: str | Path) -> Dataset:
     """Read a CSV or Parquet file, local or ``s3://``, and hash its bytes.
 
     Args:
-        source: A local path or an ``s3://bucket/key`` URI ending in ``.csv``, ``.parquet``
-            or ``.pq``.
+        source: A local path or an ``s3://bucket/key`` URI of a CSV or Parquet file (the
+            suffixes of :mod:`core.files`).
 
     Raises:
         DataError: when the file is missing, has another format, or cannot be parsed.
     """
     text = str(source)
-    suffix = Path(text).suffix.lower()
-    if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
-        raise DataError(
-            f"Cannot read {text}: mlship reads CSV (.csv) and Parquet (.parquet, .pq) files, "
-            f"not {suffix or 'files without an extension'}. Convert the data to CSV or Parquet "
-            "and pass it with --data (or set data.path in params.yaml)."
-        )
+    require_data_format(
+        text,
+        "Convert the data to CSV or Parquet and pass it with --data (or set data.path in "
+        "params.yaml).",
+    )
     if is_s3_uri(text):
         with tempfile.TemporaryDirectory(prefix="mlship-data-") as tmp:
-            local = download(text, Path(tmp) / f"data{suffix}")
-            return Dataset(frame=_parse(local, text), source=text, sha256=_sha256(local))
+            local = download(text, Path(tmp) / Path(text).name)
+            return Dataset(frame=_parse(local, text), source=text, sha256=sha256_file(local))
     path = Path(text)
     if not path.is_file():
         raise DataError(
@@ -121,14 +109,14 @@ def read_table(source: str | Path) -> Dataset:
             "params.yaml; `mlship prepare` writes the bundled breast-cancer data to "
             "data/breast_cancer.csv."
         )
-    return Dataset(frame=_parse(path, text), source=text, sha256=_sha256(path))
+    return Dataset(frame=_parse(path, text), source=text, sha256=sha256_file(path))
 
 
 def _parse(path: Path, source: str) -> pd.DataFrame:
     import pandas as pd
 
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        if data_format(path) == "parquet":
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except pd.errors.EmptyDataError as e:
@@ -137,7 +125,7 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
             "header row and at least a few hundred labelled rows."
         ) from e
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        kind = "Parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "CSV"
+        kind = "Parquet" if data_format(path) == "parquet" else "CSV"
         raise DataError(
             f"Cannot read {source} as {kind}: {str(e).splitlines()[0] if str(e) else e!r}. "
             f"Check that the file really is {kind} (not compressed or another format) and "

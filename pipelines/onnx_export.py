@@ -21,7 +21,7 @@ from core.bundle import ONNX_FILE, write_bundle
 from core.errors import MlshipError
 from core.manifest import ManifestDraft
 from core.model import load_model, sklearn_predict
-from core.onnx_model import INPUT_NAME, create_session, session_predict
+from core.onnx_model import ONNX_INPUT_NAME, create_session, session_predict
 
 # float32 sums of 100 tree votes stay well within this; a tree that routes a row differently
 # moves a probability by 1/n_trees and is caught.
@@ -69,7 +69,7 @@ def convert(
     try:
         onx = convert_sklearn(
             estimator,
-            initial_types=[(INPUT_NAME, DoubleTensorType([None, n_features]))],
+            initial_types=[(ONNX_INPUT_NAME, DoubleTensorType([None, n_features]))],
             options=options,
             target_opset=target_opset,
         )

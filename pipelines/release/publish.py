@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.bundle import ARCHIVE_NAME, extract_archive, sha256_file, verify_bundle
+from core.bundle import ARCHIVE_NAME, extract_archive, verify_bundle
 from core.errors import MlshipError
+from core.files import sha256_file
 from core.manifest import Manifest
 from core.s3 import S3Error, s3_client
 

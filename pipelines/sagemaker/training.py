@@ -24,9 +24,9 @@ from typing import Any
 
 from core.bundle import ARCHIVE_NAME
 from core.errors import ConfigError, DataError, MlshipError
+from core.files import data_format
 
 CHANNEL = "train"
-DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 # SageMaker shows at most 1 KiB of the failure file as FailureReason.
 _FAILURE_LIMIT = 1024
 
@@ -73,9 +73,7 @@ def find_data_file(channel_dir: Path) -> Path:
             f"No {CHANNEL!r} input channel at {channel_dir}. Start the job with an "
             f"InputDataConfig channel named {CHANNEL!r} (`mlship sagemaker-train --data s3://…`)."
         )
-    files = sorted(
-        p for p in channel_dir.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-    )
+    files = sorted(p for p in channel_dir.rglob("*") if p.is_file() and data_format(p) is not None)
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "none"
         raise DataError(

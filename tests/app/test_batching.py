@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -133,18 +132,17 @@ def test_batcher_does_not_delay_a_lone_request_by_the_wait_bound(
     logistic_model: Model, logistic_X: np.ndarray
 ) -> None:
     predict = CountingPredict(logistic_model)
-    batcher = MicroBatcher(predict, max_batch_rows=64, max_wait_s=5.0)
+    # A bound of an hour: a batcher that waited for it would trip the 60 s hang guard below.
+    batcher = MicroBatcher(predict, max_batch_rows=64, max_wait_s=3600.0)
 
-    async def run() -> float:
-        start = time.perf_counter()
-        await batcher.predict(logistic_X[:1])
-        return time.perf_counter() - start
+    async def run() -> Prediction:
+        return await asyncio.wait_for(batcher.predict(logistic_X[:1]), timeout=60)
 
-    elapsed = asyncio.run(run())
+    result = asyncio.run(run())
 
-    # With no other request arriving, it is sent at once, not after the 5 s bound.
-    assert elapsed < 1.0
+    # With no other request arriving, it is sent at once, not after the bound.
     assert predict.calls == [1]
+    assert_same_prediction(result, logistic_model.predict(logistic_X[:1]))
 
 
 @pytest.mark.parametrize(("max_wait", "coalesced"), [(5.0, True), (0.0, False)])
@@ -177,20 +175,21 @@ def test_batcher_dispatches_at_the_wait_bound_while_requests_keep_coming(
     max_wait = 0.05
     batcher = MicroBatcher(predict, max_batch_rows=1_000_000, max_wait_s=max_wait)
 
-    async def run() -> float:
-        start = time.perf_counter()
+    async def stream() -> None:
         first = asyncio.ensure_future(batcher.predict(logistic_X[:1]))
         others = []
         while not first.done():  # a new request on every turn of the loop, for ever
             others.append(asyncio.ensure_future(batcher.predict(logistic_X[1:2])))
             await asyncio.sleep(0)
-        elapsed = time.perf_counter() - start
         await asyncio.gather(*others)
-        return elapsed
 
-    first_latency = asyncio.run(run())
+    async def run() -> None:
+        # A batcher that waited for the stream to pause would never dispatch: the hang guard
+        # fails it (how soon after the bound it dispatches is for make bench, not a test).
+        await asyncio.wait_for(stream(), timeout=60)
 
-    assert first_latency < max_wait + 0.5  # the bound, plus generous scheduling slack
+    asyncio.run(run())
+
     assert len(predict.calls) >= 2
 
 

@@ -118,27 +118,32 @@ def test_contract_sigterm_drains_in_flight_request(
         conn.sendall(head + body[:10])  # the request is now in flight
         time.sleep(0.3)
         srv.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        with pytest.raises(OSError):  # no longer accepting
-            socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+        assert _refuses_connections(srv.port), "still accepting 30 s after SIGTERM"
         assert srv.proc.poll() is None  # still finishing the in-flight request
         conn.sendall(body[10:])
         response = b""
         while chunk := conn.recv(65536):
             response += chunk
         conn.close()
-        started = time.monotonic()
-        code = srv.proc.wait(timeout=30)
+        code = srv.proc.wait(timeout=30)  # a hang guard, not a speed check (make bench times)
     finally:
         stop_server(srv)
 
-    # With bytecode compiled (as in the image; the session server compiled it here) the process
-    # is ready in about 1-2 s; the bound leaves room for a loaded CI machine.
-    assert srv.started_in_s < 6, f"ready after {srv.started_in_s:.1f}s"
     assert response.startswith(b"HTTP/1.1 200 OK"), response[:200]
     assert b'"prediction":[' in response
     assert code == 0
-    assert time.monotonic() - started < 15
+
+
+def _refuses_connections(port: int, within_s: float = 30.0) -> bool:
+    """Poll until the port refuses new connections (the server stopped accepting)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_contract_bad_bundle_stops_the_start_with_its_error(tmp_path: Path) -> None:

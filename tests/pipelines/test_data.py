@@ -107,7 +107,11 @@ def test_missing_file_error(capsys: pytest.CaptureFixture[str], write_params: Wr
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("data.json", b"{}", r"mlship reads CSV \(\.csv\) and Parquet \(\.parquet, \.pq\) files"),
+        (
+            "data.json",
+            b"{}",
+            r"mlship reads CSV \(\.csv, \.csv\.gz\) and Parquet \(\.parquet, \.pq\) files",
+        ),
         ("data.parquet", b"not parquet at all", "Cannot read .* as Parquet"),
         ("data.csv", b"", "is empty: it has no header and no rows"),
     ],

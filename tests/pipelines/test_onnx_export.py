@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.bundle import ONNX_FILE, BundleError, load_bundle, sha256_file
+from core.bundle import ONNX_FILE, BundleError, load_bundle
+from core.files import sha256_file
 from core.model import Model, load_model
-from core.onnx_model import INPUT_NAME, OnnxModel, session_predict
+from core.onnx_model import ONNX_INPUT_NAME, OnnxModel, session_predict
 from pipelines.onnx_export import DEFAULT_ATOL, OnnxExportError, add_onnx, convert
 from tests.compare import assert_same_prediction
 from tests.factories import make_bundle
@@ -67,7 +68,7 @@ def test_exact_tree_splits_route_rows_as_scikit_learn_does(
     final = forest_model.estimator.steps[-1][1]
     raw = convert_sklearn(
         forest_model.estimator,
-        initial_types=[(INPUT_NAME, DoubleTensorType([None, 30]))],
+        initial_types=[(ONNX_INPUT_NAME, DoubleTensorType([None, 30]))],
         options={id(final): {"zipmap": False}},
     )
     classes = np.asarray(final.classes_)
