@@ -6,6 +6,10 @@ import argparse
 import sys
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def predict(args: argparse.Namespace) -> int:
     """``mlship predict``: score ``--input`` with the model at ``--model`` into ``--output``."""
     from core.model import load_model
@@ -19,7 +23,7 @@ def predict(args: argparse.Namespace) -> int:
         args.output,
         chunk_rows=args.chunk_rows,
         id_column=args.id_column,
-        progress=True,
+        progress=_to_stderr,
     )
     print(
         f"scored {result.rows:,} rows in {result.seconds:.1f} s "

@@ -10,19 +10,24 @@ from pathlib import Path
 from core.registry import RegistrySettings
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def train(args: argparse.Namespace) -> int:
     """``mlship train``: run the pipeline and print where the model went."""
     if args.sagemaker is not None:
         from pipelines.sagemaker.training import run_training_job
 
         registry = os.environ.get("MLFLOW_TRACKING_URI") is not None
-        return run_training_job(args.params, Path(args.sagemaker), registry=registry)
+        run_training_job(args.params, Path(args.sagemaker), registry, say=_say)
+        return 0
     from pipelines.params import load_params
     from pipelines.train import train as run_training
 
     params = load_params(args.params)
     print(f"training {params.model.type} ({params.task}) from {args.params}", flush=True)
-    result = run_training(params, data=args.data, out=args.out)
+    result = run_training(params, data=args.data, out=args.out, say=_say)
     print()
     print(f"bundle    {result.bundle_dir}")
     print(f"version   {result.bundle_version}")

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ def score_file(
     output_uri: str,
     chunk_rows: int = 100_000,
     id_column: str | None = None,
-    progress: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> ScoreResult:
     """Stream ``input_uri`` through ``model.predict`` into ``output_uri`` (see module doc)."""
     if chunk_rows < 1:
@@ -80,7 +79,7 @@ def score_file(
         total = _count_rows(local_in, in_fmt)
         writer = _AtomicOutput(output_uri, out_fmt)
         try:
-            rows = _pipeline(model, chunks, writer, id_column, start if progress else None, total)
+            rows = _pipeline(model, chunks, writer, id_column, progress, start, total)
             if rows == 0:
                 raise DataError(f"{input_uri} has no rows to score.")
             writer.commit()
@@ -117,7 +116,8 @@ def _pipeline(
     chunks: Iterator[pa.Table],
     writer: _AtomicOutput,
     id_column: str | None,
-    progress_start: float | None,
+    progress: Callable[[str], None] | None,
+    started: float,
     total: int | None,
 ) -> int:
     """Prepare chunk n+1 and write chunk n-1 in threads while chunk n is predicted.
@@ -138,8 +138,8 @@ def _pipeline(
                 written.result()
             written = io.submit(writer.write, out)
             rows += chunk.table.num_rows
-            if progress_start is not None:
-                _report(rows, total, time.perf_counter() - progress_start)
+            if progress is not None:
+                progress(_progress_line(rows, total, time.perf_counter() - started))
         if written is not None:
             written.result()
     return rows
@@ -287,10 +287,10 @@ def _count_rows(path: Path, fmt: DataFormat) -> int | None:
     return None  # counting CSV rows would read the file twice
 
 
-def _report(rows: int, total: int | None, seconds: float) -> None:
+def _progress_line(rows: int, total: int | None, seconds: float) -> str:
     rate = rows / seconds if seconds > 0 else 0.0
     share = f" ({100 * rows / total:.0f}%)" if total else ""
-    print(f"  {rows:,} rows{share}, {rate:,.0f} rows/s", file=sys.stderr, flush=True)
+    return f"  {rows:,} rows{share}, {rate:,.0f} rows/s"
 
 
 class _AtomicOutput:

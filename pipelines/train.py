@@ -13,7 +13,6 @@ import importlib
 import json
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.bundle import MANIFEST_FILE, ONNX_FILE, write_bundle
+from core.bundle import MANIFEST_FILE
 from core.errors import ConfigError, DataError, GateFailed
-from core.manifest import Golden, ManifestDraft, TargetSpec
+from core.manifest import ManifestDraft, TargetSpec
+from pipelines.packaging import Registration, golden_rows, package
 from pipelines.params import MODELS, Params
 
 if TYPE_CHECKING:
-    from core.registry import RegistrySettings
     from pipelines.data import XY, Dataset
 
 
@@ -45,19 +44,22 @@ class TrainResult:
 
 
 class _Progress:
-    def __init__(self, steps: int) -> None:
+    """Numbered step lines with the time since the start, sent to ``say``."""
+
+    def __init__(self, steps: int, say: Callable[[str], None]) -> None:
         self.steps = steps
         self.step = 0
+        self.say = say
         self.started = time.monotonic()
 
     def __call__(self, message: str) -> None:
         self.step += 1
         elapsed = time.monotonic() - self.started
-        print(f"[{self.step}/{self.steps}] {message} ({elapsed:.1f}s)", flush=True)
+        self.say(f"[{self.step}/{self.steps}] {message} ({elapsed:.1f}s)")
 
     def note(self, message: str) -> None:
         """A line inside the current step (not a step of its own)."""
-        print(f"      {message}", flush=True)
+        self.say(f"      {message}")
 
 
 def build_pipeline(params: Params, impute: bool = True) -> Any:
@@ -107,28 +109,7 @@ def _fit(pipeline: Any, X: np.ndarray, y: np.ndarray) -> Any:
         ) from e
 
 
-def _golden(model: Any, X: np.ndarray, task: str, rows: int = 20) -> Golden:
-    sample = X[:rows]
-    inputs = [[None if np.isnan(v) else float(v) for v in row] for row in sample]
-    return Golden(
-        inputs=inputs,
-        predictions=np.asarray(model.predict(sample)).tolist(),
-        probabilities=model.predict_proba(sample).tolist() if task == "classification" else None,
-    )
-
-
-def _install(staged: Path, out: Path) -> None:
-    """Move a staged bundle to ``out``, replacing an earlier bundle there."""
-    trash = None
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old-{time.time_ns()}")
-        out.rename(trash)
-    staged.rename(out)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-
-
-def _read(params: Params, data: str | None) -> tuple[Dataset, XY, str]:
+def _read(params: Params, data: str | None, say: Callable[[str], None]) -> tuple[Dataset, XY, str]:
     """Read the data (materialising the bundled CSV if asked), check it and validate it."""
     from pipelines.data import materialise, read_table, split_xy
 
@@ -143,7 +124,7 @@ def _read(params: Params, data: str | None) -> tuple[Dataset, XY, str]:
         and not Path(source).exists()
     ):
         materialise(builtin, Path(source))
-        print(f"materialised scikit-learn's {builtin} data as {source}", flush=True)
+        say(f"materialised scikit-learn's {builtin} data as {source}")
     dataset = read_table(source)
     # Structural problems first (target, rows, types): their messages are the most actionable.
     xy = split_xy(dataset.frame, params.data.target, params.task, source=source)
@@ -169,92 +150,19 @@ def _split(params: Params, xy: XY, source: str) -> list[np.ndarray]:
     return parts
 
 
-@dataclass(frozen=True)
-class Registration:
-    """Where and how a passing run is registered."""
-
-    settings: RegistrySettings
-    alias: str
-    tags: dict[str, str]
-
-
-def _export_onnx(model: Any, task: str, X_test: np.ndarray, dest: Path) -> str:
-    """Export a parity-checked model.onnx to ``dest``; says what happened (nothing is
-    written when the export is skipped)."""
-    try:
-        from pipelines.onnx_export import OnnxExportError, export_onnx
-    except ImportError:  # skl2onnx is in the pipelines group; a trimmed install may lack it
-        return "ONNX export skipped: skl2onnx is not installed (uv sync --group pipelines)"
-    try:
-        parity = export_onnx(model, task == "classification", X_test, dest)
-    except OnnxExportError as e:
-        return f"ONNX export skipped: {e}"
-    return (
-        f"model.onnx added: matches scikit-learn on {parity.rows} test rows "
-        f"(largest difference {parity.max_abs_diff:.2g})"
-    )
-
-
-def _publish(
-    out_dir: Path,
-    model: Any,
-    manifest: ManifestDraft,
-    golden: Golden,
-    registry: Registration | None,
-    onnx_check: np.ndarray | None,
-    progress: Callable[[str], None],
-) -> tuple[str | None, str | None]:
-    """Write the bundle to staging, log and register it, then move it to ``out_dir``.
-
-    Args:
-        onnx_check: Test rows to verify an ONNX export against (None: no ONNX export).
-
-    Returns:
-        The registered version and the run id (None, None without a registry).
-    """
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
-    run_id = version = None
-    try:
-        extra: dict[str, Path] = {}
-        if onnx_check is not None:
-            onnx_path = staging / ONNX_FILE
-            progress(_export_onnx(model, manifest.task, onnx_check, onnx_path))
-            if onnx_path.exists():
-                extra[ONNX_FILE] = onnx_path
-        staged = write_bundle(staging / out_dir.name, model, manifest, golden, extra)
-        if registry is not None:
-            from pipelines.registry import log_run, register
-
-            run_id = log_run(
-                registry.settings, manifest.params, manifest.metrics, registry.tags, staged
-            )
-            version = register(
-                registry.settings,
-                run_id,
-                registry.alias,
-                {"mlship.bundle_version": manifest.version},
-            )
-        _install(staged, out_dir)
-    except BaseException:
-        # registered but not installed (or interrupted): take the version back out
-        if registry is not None and version is not None and run_id is not None:
-            from pipelines.registry import delete_version
-
-            delete_version(registry.settings, version, run_id)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return version, run_id
-
-
-def train(params: Params, data: str | None = None, out: Path | None = None) -> TrainResult:
+def train(
+    params: Params,
+    data: str | None = None,
+    out: Path | None = None,
+    say: Callable[[str], None] = print,
+) -> TrainResult:
     """Run the whole pipeline once.
 
     Args:
         params: Validated parameters (:func:`pipelines.params.load_params`).
         data: CSV/Parquet path or s3:// URI overriding ``data.path``.
         out: Bundle directory overriding ``output.dir``.
+        say: Where the numbered progress lines go.
 
     Raises:
         DataError: the data is missing, unreadable or fails validation.
@@ -265,14 +173,14 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
     from pipelines.evaluate import behavioural_checks, compute_metrics, gate
     from pipelines.profile import describe_features
 
-    progress = _Progress(6)
+    progress = _Progress(6, say)
     out_dir = out if out is not None else params.resolve(params.output.dir)
     if out_dir.exists() and not (out_dir / MANIFEST_FILE).exists():
         raise ConfigError(
             f"{out_dir} exists and is not an mlship bundle; refusing to overwrite it. Choose "
             "another --out directory (or output.dir in params.yaml) or remove it."
         )
-    dataset, xy, source = _read(params, data)
+    dataset, xy, source = _read(params, data, say)
     progress(f"read {source}: {len(dataset.frame)} rows, {dataset.frame.shape[1]} columns")
     if params.data.expectations is None:
         progress("validation skipped (data.expectations is null)")
@@ -358,9 +266,9 @@ def train(params: Params, data: str | None = None, out: Path | None = None) -> T
         if settings is not None
         else None
     )
-    golden = _golden(model, X_test, params.task)
+    golden = golden_rows(model, X_test, params.task)
     onnx_check = X_test if params.output.onnx else None
-    version, run_id = _publish(
+    version, run_id = package(
         out_dir, model, manifest, golden, registration, onnx_check, progress.note
     )
     progress(f"bundle written to {out_dir}")

@@ -19,6 +19,7 @@ import copy
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,23 @@ def find_data_file(channel_dir: Path) -> Path:
     return files[0]
 
 
-def run_training_job(params_path: Path, root: Path, registry: bool) -> int:
+def run_training_job(
+    params_path: Path, root: Path, registry: bool, say: Callable[[str], None] = print
+) -> str:
     """Train from SageMaker's input files and leave the bundle in ``root/model``.
 
     Args:
         params_path: The params.yaml baked into the image (hyper-parameters override it).
         root: SageMaker's ``/opt/ml`` (another directory in tests).
         registry: Register in MLflow (only when a tracking server is configured).
+        say: Where progress lines go (the job's log).
+
+    Returns:
+        The bundle version written.
+
+    Raises:
+        MlshipError: any failure, also written to ``root/output/failure`` (SageMaker shows it
+            as the job's FailureReason).
     """
     import yaml
 
@@ -105,9 +116,9 @@ def run_training_job(params_path: Path, root: Path, registry: bool) -> int:
         merged.setdefault("output", {})["metrics"] = None
         params = parse_params(merged, params_path)
         data = find_data_file(root / "input" / "data" / CHANNEL)
-        print(f"SageMaker training: {data.name} with {len(overrides)} override(s)", flush=True)
+        say(f"SageMaker training: {data.name} with {len(overrides)} override(s)")
         with tempfile.TemporaryDirectory(prefix="mlship-sm-") as tmp:
-            result = train(params, data=str(data), out=Path(tmp) / "bundle")
+            result = train(params, data=str(data), out=Path(tmp) / "bundle", say=say)
             model_dir = root / "model"
             model_dir.mkdir(parents=True, exist_ok=True)
             for file in sorted(result.bundle_dir.iterdir()):
@@ -118,5 +129,5 @@ def run_training_job(params_path: Path, root: Path, registry: bool) -> int:
         failure.parent.mkdir(parents=True, exist_ok=True)
         failure.write_text(str(e)[:_FAILURE_LIMIT])
         raise
-    print(f"bundle {result.bundle_version} written to {model_dir}", flush=True)
-    return 0
+    say(f"bundle {result.bundle_version} written to {model_dir}")
+    return result.bundle_version
