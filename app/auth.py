@@ -2,8 +2,10 @@
 Bearer``, compared in constant time. 401 when no key is sent, 403 when it is not a known one.
 
 Digests come from ``MLSHIP_API_KEY_HASHES``, ``MLSHIP_API_KEYS_FILE`` and an AWS Secrets
-Manager secret (``MLSHIP_API_KEYS_SECRET``), read once at start. With none configured the API
-is open (and the start-up log says so).
+Manager secret (``MLSHIP_API_KEYS_SECRET``), read once at start. With keys configured every
+prediction route requires one, ``/invocations`` included unless ``MLSHIP_INVOCATIONS_AUTH`` is
+false. With none configured the API is open (and the start-up log says so); a setting that
+looks like keys but yields none refuses to start.
 """
 
 from __future__ import annotations
@@ -155,9 +157,10 @@ async def require_api_key_on_invocations(
     api_key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> None:
-    """``/invocations``: keys only when ``MLSHIP_INVOCATIONS_AUTH`` is on (IAM guards it)."""
+    """``/invocations``: keys like every prediction route, unless ``MLSHIP_INVOCATIONS_AUTH``
+    is false (where IAM guards it, as on SageMaker)."""
     keys, settings = _checker(request)
-    if settings.invocations_auth:
+    if settings.keys_on_invocations:
         keys.check(_presented(api_key, bearer))
 
 

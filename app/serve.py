@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.logs import configure_logging, log_config
-from app.settings import AppSettings
+from app.settings import AppSettings, unknown_variables
 from core.errors import ConfigError
 
 log = logging.getLogger("mlship.app")
@@ -45,21 +45,21 @@ def load_settings(**overrides: Any) -> AppSettings:
         raise ConfigError(f"{name}: {err['msg']}.") from None
 
 
-# MLSHIP_ variables read by other mlship commands, not by the service.
-_OTHER_COMMANDS_VARIABLES = frozenset({"MLSHIP_API_KEY"})
-
-
 def _warn_unknown_variables() -> None:
     """A misspelt variable (say MLSHIP_API_KEYS_HASHES) would silently leave a default in
-    place, possibly an open API: name it and the closest known one."""
-    import difflib
+    place, possibly an open API: refuse a key-like one, warn about the others.
 
-    known = {f"MLSHIP_{name.upper()}" for name in AppSettings.model_fields}
-    for name in sorted(os.environ):
-        if name.startswith("MLSHIP_") and name not in known | _OTHER_COMMANDS_VARIABLES:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            print(f"warning: {name} is not an mlship serve setting{hint}", file=sys.stderr)
+    Raises:
+        ConfigError: naming the variable and the closest setting, for a key-like name.
+    """
+    for name, closest, refuse in unknown_variables(os.environ):
+        hint = f"; did you mean {closest}?" if closest else ""
+        if refuse:
+            raise ConfigError(
+                f"{name} is not an mlship serve setting{hint or '.'} It looks like an API-key "
+                "setting: fix its name (or unset it) so the keys you meant are enforced."
+            )
+        print(f"warning: {name} is not an mlship serve setting{hint}", file=sys.stderr)
 
 
 def serve(settings: AppSettings) -> int:

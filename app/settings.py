@@ -6,8 +6,10 @@ in ``app/`` reads the environment.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +27,37 @@ def cpus_available() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+# Service settings that decide who may call it: a misspelt variable near one of these must stop
+# the start (a typo would otherwise leave the API open), not just warn.
+KEY_SETTINGS = ("api_key_hashes", "api_keys_file", "api_keys_secret", "invocations_auth")
+# MLSHIP_ variables read by other mlship commands, not by the service.
+OTHER_COMMANDS_VARIABLES = frozenset({"MLSHIP_API_KEY"})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None, bool]]:
+    """``MLSHIP_`` variables the service does not read: (name, closest setting, refuse).
+
+    ``refuse`` is True when the name looks like a key setting (its closest setting is one of
+    :data:`KEY_SETTINGS`, or it mentions KEY or AUTH): a typo there must stop the start.
+    """
+    known = {f"MLSHIP_{name.upper()}": name for name in AppSettings.model_fields}
+    found = []
+    for name in sorted(environ):
+        if not name.startswith("MLSHIP_") or name in known or name in OTHER_COMMANDS_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, list(known), n=1)
+        closest = close[0] if close else None
+        refuse = (closest is not None and known[closest] in KEY_SETTINGS) or any(
+            word in name for word in ("KEY", "AUTH")
+        )
+        if refuse and (closest is None or known[closest] not in KEY_SETTINGS):
+            keys = [f"MLSHIP_{k.upper()}" for k in KEY_SETTINGS]
+            close = difflib.get_close_matches(name, keys, n=1, cutoff=0.5)
+            closest = close[0] if close else None
+        found.append((name, closest, refuse))
+    return found
 
 
 def parse_key_hashes(raw: str, source: str) -> list[str]:
@@ -94,10 +127,11 @@ class AppSettings(BaseSettings):
         description="AWS Secrets Manager secret (name or ARN) holding the digests: a JSON list, "
         'a JSON object {"api_key_hashes": [...]}, or one digest per line.',
     )
-    invocations_auth: bool = Field(
-        default=False,
-        description="Require an API key on /invocations too (SageMaker already authenticates "
-        "callers with IAM, so it is off by default).",
+    invocations_auth: bool | None = Field(
+        default=None,
+        description="API key on /invocations. Unset: required whenever API keys are "
+        "configured, as on every prediction route. false: open even with keys, only where "
+        "something else guards it (SageMaker authenticates /invocations callers with IAM).",
     )
     graceful_timeout: int = Field(
         default=25,
@@ -159,11 +193,25 @@ class AppSettings(BaseSettings):
     @field_validator("api_key_hashes", mode="before")
     @classmethod
     def _split_hashes(cls, value: object) -> object:
-        if isinstance(value, str):
-            return parse_key_hashes(value, "MLSHIP_API_KEY_HASHES")
-        if isinstance(value, list):
+        if isinstance(value, list):  # from code (the default is []); the environment gives str
             return parse_key_hashes(",".join(str(v) for v in value), "MLSHIP_API_KEY_HASHES")
-        return value
+        if not isinstance(value, str):
+            return value
+        hashes = parse_key_hashes(value, "MLSHIP_API_KEY_HASHES")
+        if not hashes:
+            # Set, but no key in it (",", "", spaces): an intent to protect that protects
+            # nothing must not leave the API open.
+            raise ValueError(
+                "MLSHIP_API_KEY_HASHES is set but holds no SHA-256 digest. Set it to the "
+                'comma-separated digests of your keys (`printf %s "$KEY" | sha256sum`), or '
+                "unset it to run without API keys"
+            )
+        return hashes
+
+    @property
+    def keys_on_invocations(self) -> bool:
+        """Whether /invocations asks for a key when keys are configured (see the field)."""
+        return self.invocations_auth is not False
 
     @field_validator("log_level", mode="before")
     @classmethod

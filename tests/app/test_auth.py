@@ -89,18 +89,69 @@ def test_auth_protects_model_routes_and_leaves_health_open(
     assert keyed.post("/v2/models/mlship/infer", json=infer).status_code == 401
 
 
-def test_auth_invocations_open_by_default_and_guarded_when_asked(
+def test_auth_invocations_guarded_whenever_keys_are_configured(
     make_client: ClientFactory, X: np.ndarray
 ) -> None:
+    # Secure by default: keys configured means keys on every prediction route (on EKS nothing
+    # else guards /invocations); only an explicit false opens it, for SageMaker's IAM.
     default = make_client(api_key_hashes=API_KEY_HASH)
-    guarded = make_client(api_key_hashes=API_KEY_HASH, invocations_auth=True)
+    iam_guarded = make_client(api_key_hashes=API_KEY_HASH, invocations_auth=False)
     body = {"features": X[0].tolist()}
 
-    assert default.post("/invocations", json=body).status_code == 200
-    assert guarded.post("/invocations", json=body).status_code == 401
-    assert guarded.post("/invocations", json=body, headers={"X-API-Key": "no"}).status_code == 403
-    ok = guarded.post("/invocations", json=body, headers={"X-API-Key": API_KEY})
+    assert default.post("/invocations", json=body).status_code == 401
+    assert default.post("/invocations", json=body, headers={"X-API-Key": "no"}).status_code == 403
+    ok = default.post("/invocations", json=body, headers={"X-API-Key": API_KEY})
     assert ok.status_code == 200
+    assert iam_guarded.post("/invocations", json=body).status_code == 200
+    assert iam_guarded.post("/v1/predict", json=body).status_code == 401
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "sagemaker"])
+def test_auth_every_prediction_route_per_deploy_target(
+    target: str, aws: str, make_client: ClientFactory, X: np.ndarray
+) -> None:
+    """The container environment each stack sets: with the stack's keys secret on EKS every
+    prediction route needs a key; SageMaker sets no keys (IAM guards /invocations)."""
+    from infra.components import kubernetes, sagemaker
+
+    boto3.client("secretsmanager").create_secret(Name="mlship/keys", SecretString=API_KEY_HASH)
+    if target == "kubernetes":
+        env = kubernetes.container_environment(
+            model_uri="unused", log_level="INFO", api_keys_secret="mlship/keys"
+        )
+    else:
+        env = sagemaker.container_environment(log_level="INFO")
+    overrides = {
+        k.removeprefix("MLSHIP_").lower(): v
+        for k, v in env.items()
+        if k not in ("MLSHIP_MODEL_URI", "MLSHIP_MODEL_CACHE_DIR")
+    }
+    client = make_client(**overrides)
+    body = {"features": X[0].tolist()}
+    infer = {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": X[0].tolist()}]}
+    routes = [("/invocations", body), ("/v1/predict", body), ("/v2/models/mlship/infer", infer)]
+
+    for path, payload in routes:
+        status = client.post(path, json=payload).status_code
+        assert status == (401 if target == "kubernetes" else 200), path
+        keyed = client.post(path, json=payload, headers={"X-API-Key": API_KEY})
+        assert keyed.status_code == 200, path
+
+
+@pytest.mark.parametrize("value", [",", "", " , ", "\n"])
+def test_auth_key_variable_set_without_keys_refuses_to_start(value: str) -> None:
+    with pytest.raises(ValidationError, match="MLSHIP_API_KEY_HASHES is set but holds no"):
+        AppSettings(api_key_hashes=value)
+
+
+def test_auth_keys_file_without_keys_refuses_to_start(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    empty = tmp_path / "keys"
+    empty.write_text("# nothing yet\n")
+
+    with pytest.raises(ConfigError, match="holds no key digests; add one or unset the variable"):
+        make_client(api_keys_file=empty)
 
 
 def test_auth_open_without_keys(client: TestClient, X: np.ndarray) -> None:

@@ -54,13 +54,14 @@ REQUESTS: list[tuple[str, dict[str, str], bytes]] = [
     ("/v1/predict", {"X-API-Key": API_KEY}, b"{not json"),  # 400
     ("/v1/predict", {"X-API-Key": API_KEY, "Content-Type": "text/plain"}, b"FEATURES"),  # 415
     ("/v1/predict", {"X-API-Key": API_KEY, "Accept": "text/csv"}, b"FEATURES"),  # 406
-    ("/invocations", {}, b"FEATURES"),
-    ("/invocations", {"Accept": "text/csv"}, b"FEATURES"),
+    ("/invocations", {"X-API-Key": API_KEY}, b"FEATURES"),
+    ("/invocations", {"X-API-Key": API_KEY, "Accept": "text/csv"}, b"FEATURES"),
     ("/v2/models/mlship/infer", {"X-API-Key": API_KEY}, b"V2"),
     ("/v2/models/other/infer", {"X-API-Key": API_KEY}, b"V2"),  # 404
     ("/v2/models/mlship/versions/VERSION/infer", {"X-API-Key": API_KEY}, b"V2"),
     ("/v2/models/mlship/versions/nope/infer", {"X-API-Key": API_KEY}, b"V2"),
     ("/v2/models/mlship/infer", {}, b"V2"),  # 401
+    ("/invocations", {}, b"FEATURES"),  # 401: keys are configured
 ]
 
 
@@ -116,6 +117,7 @@ def test_fast_path_answers_exactly_as_the_router(
         404,
         200,
         404,
+        401,
         401,
     ]
 

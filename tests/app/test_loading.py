@@ -208,11 +208,35 @@ def test_settings_misspelt_variable_is_named(
 ) -> None:
     from app.serve import load_settings
 
-    monkeypatch.setenv("MLSHIP_API_KEYS_HASHES", "a" * 64)
+    monkeypatch.setenv("MLSHIP_LOG_LEVLE", "DEBUG")
 
     load_settings()
 
     assert capsys.readouterr().err == (
-        "warning: MLSHIP_API_KEYS_HASHES is not an mlship serve setting; did you mean "
-        "MLSHIP_API_KEY_HASHES?\n"
+        "warning: MLSHIP_LOG_LEVLE is not an mlship serve setting; did you mean MLSHIP_LOG_LEVEL?\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "closest"),
+    [
+        ("MLSHIP_API_KEYS_HASHES", "; did you mean MLSHIP_API_KEY_HASHES?"),
+        ("MLSHIP_API_KEY_FILE", "; did you mean MLSHIP_API_KEYS_FILE?"),
+        ("MLSHIP_INVOCATION_AUTH", "; did you mean MLSHIP_INVOCATIONS_AUTH?"),
+        ("MLSHIP_KEYS", "; did you mean MLSHIP_API_KEYS_FILE?"),
+    ],
+)
+def test_settings_misspelt_key_variable_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, closest: str
+) -> None:
+    from app.serve import load_settings
+
+    monkeypatch.setenv(name, "a" * 64)
+
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+
+    assert str(e.value) == (
+        f"{name} is not an mlship serve setting{closest} It looks like an API-key setting: "
+        "fix its name (or unset it) so the keys you meant are enforced."
     )
