@@ -18,7 +18,7 @@ from app.monitoring import DriftMonitor
 from app.predictor import Predictor
 from app.runtime import build_predictor
 from app.settings import AppSettings
-from core.errors import InvalidInput, MlshipError, ModelLoadError
+from core.errors import MlshipError, ModelLoadError
 from core.features import FeatureSchema
 from core.model import Model, Prediction, load_model
 from core.sources import resolve_model_uri
@@ -39,17 +39,8 @@ class Service:
 
     async def predict(self, X: np.ndarray) -> Prediction:
         """Predict a validated matrix and record it in the metrics and monitors."""
-        try:
-            prediction = await self.predictor.predict(X)
-        except ValueError as e:
-            # Only scikit-learn's own input checks raise ValueError here, on rows that passed the
-            # schema but that the fitted pipeline cannot take (values so large that scaling
-            # overflows, or beyond float32 for trees): the client's rows, so a 422, not a 500.
-            reason = str(e).splitlines()[0][:200].rstrip(".") if str(e) else type(e).__name__
-            raise InvalidInput(
-                f"The model cannot score these rows ({reason}). Send values in the range of "
-                "the training data."
-            ) from e
+        # Rows the model cannot score raise InvalidInput (422) in core.model, for every runtime.
+        prediction = await self.predictor.predict(X)
         self.metrics.count_predictions(prediction.labels)
         if self.monitor is not None:
             self.monitor.observe(X)

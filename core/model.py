@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.bundle import Bundle, load_bundle, load_estimator
+from core.errors import InvalidInput
 from core.manifest import Manifest
 
 
@@ -70,8 +71,47 @@ class Model:
         return len(self.feature_names)
 
     def predict(self, X: np.ndarray) -> Prediction:
-        """Predict a (rows, n_features) float64 matrix already checked against the schema."""
-        return sklearn_predict(self.estimator, X, self.has_probabilities)
+        """Predict a (rows, n_features) float64 matrix already checked against the schema.
+
+        Raises:
+            InvalidInput: when the model cannot score the rows (see :func:`finite`).
+        """
+        estimator = self.estimator
+        try:
+            prediction = sklearn_predict(estimator, X, self.has_probabilities)
+        except ValueError as e:
+            # Only scikit-learn's own input checks raise ValueError here, on rows that passed
+            # the schema but that the fitted pipeline cannot take (values so large that scaling
+            # overflows, or beyond float32 for trees): the caller's rows, not a bug.
+            reason = str(e).splitlines()[0][:200].rstrip(".") if str(e) else type(e).__name__
+            raise InvalidInput(f"The model cannot score these rows ({reason}). {_IN_RANGE}") from e
+        return finite(prediction)
+
+
+_IN_RANGE = "Send values in the range of the training data."
+
+
+def finite(prediction: Prediction) -> Prediction:
+    """The prediction, refused when any output is NaN or infinite.
+
+    Extreme inputs (rows mixing values near ±1e308) can overflow inside a model: scikit-learn
+    refuses them, onnxruntime computes NaN. No runtime may hand such a result on as an answer.
+
+    Raises:
+        InvalidInput: naming the first row whose output is not finite.
+    """
+    bad = np.zeros(len(prediction), dtype=bool)
+    if prediction.probabilities is not None:
+        bad |= ~np.isfinite(prediction.probabilities).all(axis=1)
+    if prediction.labels.dtype.kind in "fc":
+        bad |= ~np.isfinite(prediction.labels)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InvalidInput(
+            f"The model cannot score these rows (row {row}: its output is not a finite number, "
+            f"the input is too far outside the training data). {_IN_RANGE}"
+        )
+    return prediction
 
 
 def sklearn_predict(estimator: Any, X: np.ndarray, has_probabilities: bool) -> Prediction:

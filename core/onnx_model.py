@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.bundle import Bundle, BundleError
-from core.model import Model, Prediction
+from core.model import Model, Prediction, finite
 
 # The float64 input of an exported graph (named at export, fed at predict).
 ONNX_INPUT_NAME = "input"
@@ -77,4 +77,4 @@ class OnnxModel(Model):
 
     def predict(self, X: np.ndarray) -> Prediction:
         """Predict a (rows, n_features) float64 matrix already checked against the schema."""
-        return session_predict(self.session, X, self._classes)
+        return finite(session_predict(self.session, X, self._classes))

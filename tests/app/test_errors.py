@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -261,3 +262,51 @@ def test_values_the_fitted_pipeline_cannot_take_are_422(client: TestClient) -> N
         "The model cannot score these rows (Input X contains infinity or a value too large for "
         "dtype('float64')). Send values in the range of the training data."
     )
+
+
+@pytest.fixture(scope="module")
+def onnx_bundle(logistic_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The logistic bundle with its parity-checked model.onnx, as training writes it."""
+    import shutil
+
+    from pipelines.onnx_export import add_onnx
+    from tests.app.conftest import test_split
+
+    bundle = tmp_path_factory.mktemp("onnx") / "logistic"
+    shutil.copytree(logistic_bundle, bundle)
+    add_onnx(bundle, test_split(logistic_bundle))
+    return bundle
+
+
+_EXTREME = [1e308 if j % 2 == 0 else -1e308 for j in range(30)]  # overflows inside the model
+_V2 = {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": _EXTREME}]}
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "sklearn"])
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/v1/predict", "application/json", {"features": _EXTREME}),
+        ("/invocations", "application/json", {"instances": [[1.0] * 30, _EXTREME]}),
+        ("/invocations", "text/csv", f"{','.join(['1.0'] * 30)}\n{','.join(map(str, _EXTREME))}"),
+        ("/v2/models/mlship/infer", "application/json", _V2),
+    ],
+)
+def test_no_route_answers_200_with_a_non_finite_prediction(
+    make_client: ClientFactory,
+    onnx_bundle: Path,
+    runtime: str,
+    path: str,
+    content_type: str,
+    body: object,
+) -> None:
+    # onnxruntime computed NaN probabilities (answered 200 with nulls and an arbitrary label,
+    # CSV "0,nan,nan"); scikit-learn refused the row. Both runtimes now answer one 422.
+    client = make_client(onnx_bundle, runtime=runtime)  # runtime=onnx refuses to start without it
+    data = body if isinstance(body, str) else json.dumps(body)
+
+    response = client.post(path, content=data, headers={"Content-Type": content_type})
+
+    message = _error(response, 422)
+    assert message.startswith("The model cannot score these rows (")
+    assert message.endswith("). Send values in the range of the training data.")
