@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,39 @@ class Metrics:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        _forget_dead_workers(self.multiprocess_dir)
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
         merged.register(_WorkerLabelled(self.collectors))
         return generate_latest(merged), CONTENT_TYPE_LATEST
+
+
+_LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def _forget_dead_workers(directory: Path) -> None:
+    """Drop the live gauges (requests in flight) of worker processes that no longer exist.
+
+    A worker killed with requests in flight (``kill -9``, out of memory) never decrements its
+    gauge; prometheus_client keeps summing its file until ``mark_process_dead`` is called,
+    which a supervisor may never do. Checked at each scrape, so the figure heals itself.
+    """
+    from prometheus_client import multiprocess
+
+    for file in directory.glob("gauge_live*.db"):
+        match = _LIVE_FILE.match(file.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

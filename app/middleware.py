@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import request_id_var
@@ -16,6 +17,7 @@ from app.metrics import Metrics
 log = logging.getLogger("mlship.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
+CLIENT_CLOSED_REQUEST = 499
 # Honour the caller's id only when it is short and plain, so it is safe to log and echo.
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:/+=@-]{1,128}$")
 
@@ -47,6 +49,11 @@ class ObservabilityMiddleware:
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-request: nothing can be answered, and it is not a
+            # server error (counting it as 500 would feed the 5xx alert). 499 is the
+            # conventional "client closed request" status (nginx).
+            status = CLIENT_CLOSED_REQUEST
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.in_flight.dec()

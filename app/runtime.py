@@ -8,6 +8,7 @@ prediction cache (``app/cache.py``) when they are on; no route changes.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -82,9 +83,14 @@ def runtime_model(model: Model, settings: AppSettings) -> Model:
         problem = "onnxruntime is not installed (the `onnx` dependency group)"
     else:
         try:
-            return OnnxModel(model.bundle)
+            started = time.perf_counter()
+            onnx = OnnxModel(model.bundle)
         except Exception as e:  # onnxruntime raises its own types for an unloadable graph
             problem = f"onnxruntime cannot load model.onnx ({e})"
+        else:
+            model.load_seconds += time.perf_counter() - started
+            onnx.load_seconds = model.load_seconds
+            return onnx
     if settings.runtime == "onnx":
         raise ModelLoadError(f"MLSHIP_RUNTIME=onnx, but {problem}. Unset it to use scikit-learn.")
     if model.bundle.onnx_path is not None:

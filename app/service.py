@@ -53,19 +53,21 @@ def load_service_model(settings: AppSettings) -> Model:
     Raises:
         ModelLoadError: naming the URI and what is wrong; the service must not start.
     """
+    started = time.perf_counter()
     try:
         # The estimator itself loads in app.runtime.runtime_model, only if it predicts.
         local = resolve_model_uri(settings.model_uri, settings.model_cache_dir)
-        return load_model(local, estimator=False)
+        model = load_model(local, estimator=False)
     except ModelLoadError:
         raise
     except MlshipError as e:
         raise ModelLoadError(f"Cannot load MLSHIP_MODEL_URI={settings.model_uri}: {e}") from e
+    model.load_seconds = time.perf_counter() - started  # the download too
+    return model
 
 
 def build_service(settings: AppSettings, metrics: Metrics, model: Model | None = None) -> Service:
     """Load everything the request path needs, so requests do no set-up work."""
-    started = time.perf_counter()
     if model is None:
         model = load_service_model(settings)
     keys = KeyChecker(load_key_hashes(settings))
@@ -75,17 +77,19 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
     if monitor is not None:
         monitor.register(metrics.collectors)
     metrics.set_model(model.name, model.version, model.manifest.task, model.classes)
-    metrics.model_load_seconds.set(time.perf_counter() - started)
     if not keys.enabled:
         log.warning(
             "no API keys configured: /v1 and /v2 model routes are open "
             "(set MLSHIP_API_KEY_HASHES, MLSHIP_API_KEYS_FILE or MLSHIP_API_KEYS_SECRET)"
         )
+    predictor = build_predictor(model, settings, metrics.collectors)
+    # Resolving, verifying and loading, wherever it happened (serve loads before binding).
+    metrics.model_load_seconds.set(model.load_seconds)
     return Service(
         settings=settings,
         model=model,
         schema=FeatureSchema(model.manifest, settings.max_batch_rows),
-        predictor=build_predictor(model, settings, metrics.collectors),
+        predictor=predictor,
         metrics=metrics,
         keys=keys,
         monitor=monitor,

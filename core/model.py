@@ -7,6 +7,7 @@ without any caller changing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ class Model:
         self.classes: list[Any] | None = bundle.manifest.target.classes
         # Training records golden probabilities exactly when the model has predict_proba.
         self.has_probabilities = self.is_classifier and bundle.golden.probabilities is not None
+        # Seconds spent resolving, verifying and loading it, added to by each loading step.
+        self.load_seconds = 0.0
 
     @property
     def estimator(self) -> Any:
@@ -56,7 +59,10 @@ class Model:
 
     def load_estimator(self) -> None:
         """Load the scikit-learn model now (a server does, before it accepts requests)."""
-        _ = self.estimator
+        if self._estimator is None:
+            started = time.perf_counter()
+            _ = self.estimator
+            self.load_seconds += time.perf_counter() - started
 
     @property
     def name(self) -> str:
@@ -131,4 +137,7 @@ def load_model(path: Path | str, *, estimator: bool = True) -> Model:
         estimator: Load the scikit-learn model now; without it, it loads on first use (see
             :func:`core.bundle.load_bundle`).
     """
-    return Model(load_bundle(path, estimator=estimator))
+    started = time.perf_counter()
+    model = Model(load_bundle(path, estimator=estimator))
+    model.load_seconds = time.perf_counter() - started
+    return model
