@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from app.auth import Protected
-from app.errors import NotFound
+from app.errors import NotFound, UnsupportedMediaType
 from app.inputs import parse_json
 from app.oip import (
     available_outputs,
@@ -133,8 +133,17 @@ async def infer_version(request: Request, name: str, model_version: str) -> Resp
     return await _infer(request, _model(request, name, model_version))
 
 
+BINARY_HEADER = "inference-header-content-length"
+
+
 async def _infer(request: Request, service: Service) -> Response:
-    require_content_type(request, (JSON,))
+    if BINARY_HEADER in request.headers:
+        raise UnsupportedMediaType(
+            "The binary tensor data extension (Inference-Header-Content-Length) is not "
+            "supported; send tensor data as JSON (tritonclient: binary_data=False)."
+        )
+    # A request without Content-Type is JSON, the protocol's only body (tritonclient sends none).
+    require_content_type(request, (JSON,), default=JSON)
     body = await read_body(request, service.settings.max_body_bytes)
     try:
         parsed = InferenceRequest.model_validate(parse_json(body))
