@@ -105,12 +105,26 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
         v2_schema = InferenceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(v2_schema.pop("$defs", {}))
         components["InferenceRequest"] = v2_schema
-        if service is not None:  # exact for the loaded bundle: cache it
+        if service is not None:  # exact for the loaded bundle and keys: cache it
+            _declare_security(spec, service.keys.enabled, settings.keys_on_invocations)
             app.openapi_schema = spec
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _declare_security(spec: dict[str, Any], keys: bool, on_invocations: bool) -> None:
+    """Declare API-key security (and its 401/403) only on the operations that ask for a key
+    in this configuration: none without keys, /invocations only when it is guarded too."""
+    for path, operations in spec.get("paths", {}).items():
+        for operation in operations.values():
+            if "security" not in operation:
+                continue
+            if not keys or (path == "/invocations" and not on_invocations):
+                del operation["security"]
+                for status in ("401", "403"):
+                    operation.get("responses", {}).pop(status, None)
 
 
 def _package_version() -> str:

@@ -149,12 +149,20 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
     if schema is None:
         row: dict[str, Any] = {"type": "array", "items": _value(None), "minItems": 1}
         record: dict[str, Any] = {"type": "object", "additionalProperties": _value(None)}
+        columns: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": _value(None), "minItems": 1},
+        }
     else:
         specs = schema.features
+        # One item schema for every position (no prefixItems / "items": false: OpenAPI 3.0
+        # tools and client generators reject them); the order is in the description, and
+        # the service checks each value against its feature.
+        kinds = {repr(_value(s)): _value(s) for s in specs}
+        item = next(iter(kinds.values())) if len(kinds) == 1 else {"anyOf": list(kinds.values())}
         row = {
             "type": "array",
-            "prefixItems": [_value(s) for s in specs],
-            "items": False,
+            "items": item,
             "minItems": schema.n,
             "maxItems": schema.n,
             "description": "Feature values in this order: " + ", ".join(schema.names),
@@ -162,6 +170,15 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
         record = {
             "type": "object",
             "properties": {s.name: _value(s) for s in specs},
+            "required": list(schema.names),
+            "additionalProperties": False,
+        }
+        columns = {
+            "type": "object",
+            "description": "One list of values per feature, all of the same length.",
+            "properties": {
+                s.name: {"type": "array", "items": _value(s), "minItems": 1} for s in specs
+            },
             "required": list(schema.names),
             "additionalProperties": False,
         }
@@ -181,14 +198,17 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
     return {
         "FeatureRow": row,
         "FeatureRecord": record,
+        "FeatureColumns": columns,
         PREDICT_REQUEST: {
-            "description": "One row or a batch, as lists in feature order or as objects keyed "
-            "by feature name.",
+            "description": "One row or a batch: lists in feature order, objects keyed by feature "
+            "name, or (under inputs) one list per feature. The shapes app.inputs.json_to_matrix "
+            "parses, no more and no fewer (a test checks both ways).",
             "anyOf": [
                 wrapped("features", ref_row, rows, ref_record),
                 wrapped("instances", rows, records),
-                wrapped("inputs", rows, records),
+                wrapped("inputs", rows, records, {"$ref": "#/components/schemas/FeatureColumns"}),
                 wrapped("records", records),
+                ref_row,
                 rows,
                 records,
                 ref_record,

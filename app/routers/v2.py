@@ -35,7 +35,12 @@ from app.transport import JSON, json_response, read_body, require_content_type
 from core.errors import InvalidInput
 
 health = APIRouter(prefix="/v2", tags=["v2"])
-models = APIRouter(prefix="/v2/models", tags=["v2"], dependencies=[Protected])
+models = APIRouter(
+    prefix="/v2/models",
+    tags=["v2"],
+    dependencies=[Protected],
+    responses={status: ERROR_RESPONSES[status] for status in (401, 403, 503)},
+)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown model or version"}
 }

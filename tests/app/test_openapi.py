@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
+
+from tests.app.conftest import API_KEY_HASH, ClientFactory
 
 ROUTES = {
     ("get", "/ping"),
@@ -46,13 +51,42 @@ def test_openapi_request_schemas_follow_the_bundle(
     assert set(body["content"]) == {"application/json", "text/csv"}
 
 
-def test_openapi_declares_api_key_security_on_model_routes_only(client: TestClient) -> None:
-    spec = client.get("/openapi.json").json()
+def _secured(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method, path)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if op.get("security")
+    }
 
-    assert set(spec["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
-    assert spec["paths"]["/v1/predict"]["post"]["security"]
-    assert "security" not in spec["paths"]["/ping"]["get"]
-    assert "security" not in spec["paths"]["/v2/health/ready"]["get"]
+
+MODEL_ROUTES = {
+    ("post", "/invocations"),
+    ("post", "/v1/predict"),
+    ("get", "/v2/models/{name}"),
+    ("get", "/v2/models/{name}/versions/{model_version}"),
+    ("get", "/v2/models/{name}/ready"),
+    ("get", "/v2/models/{name}/versions/{model_version}/ready"),
+    ("post", "/v2/models/{name}/infer"),
+    ("post", "/v2/models/{name}/versions/{model_version}/infer"),
+}
+
+
+def test_openapi_declares_api_key_security_exactly_where_a_key_is_asked(
+    make_client: ClientFactory, client: TestClient
+) -> None:
+    keyed = make_client(api_key_hashes=API_KEY_HASH).get("/openapi.json").json()
+    iam = make_client(api_key_hashes=API_KEY_HASH, invocations_auth=False)
+    iam_spec = iam.get("/openapi.json").json()
+    open_spec = client.get("/openapi.json").json()
+
+    assert set(keyed["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
+    assert _secured(keyed) == MODEL_ROUTES
+    for method, path in MODEL_ROUTES:  # every route that can answer 401/403 declares them
+        assert {"401", "403"} <= set(keyed["paths"][path][method]["responses"]), path
+    assert _secured(iam_spec) == MODEL_ROUTES - {("post", "/invocations")}
+    assert "401" not in iam_spec["paths"]["/invocations"]["post"]["responses"]
+    assert _secured(open_spec) == set()  # no keys configured: nothing asks for one
 
 
 def test_docs_page_is_served(client: TestClient) -> None:
@@ -75,3 +109,62 @@ def test_readme_documents_every_setting() -> None:
         if f"MLSHIP_{n.upper()}`" not in readme
     ]
     assert missing == []
+
+
+def _body_validator(client: TestClient) -> Any:
+    import jsonschema
+
+    components = client.get("/openapi.json").json()["components"]
+    root = {"$ref": "#/components/schemas/PredictRequest", "components": components}
+    return jsonschema.Draft202012Validator(root)
+
+
+def _bodies(names: list[str], X: Any) -> dict[str, Any]:
+    row = X[0].tolist()
+    rec = dict(zip(names, row, strict=True))
+    return {
+        "features row": {"features": row},
+        "features rows": {"features": [row, row]},
+        "features record": {"features": rec},
+        "instances rows": {"instances": [row]},
+        "instances records": {"instances": [rec]},
+        "inputs rows": {"inputs": [row]},
+        "inputs records": {"inputs": [rec, rec]},
+        "inputs columns": {"inputs": {n: [v, v] for n, v in rec.items()}},
+        "records": {"records": [rec]},
+        "bare row": row,
+        "bare rows": [row, row],
+        "bare records": [rec],
+        "one record": rec,
+    }
+
+
+def test_openapi_request_schema_documents_exactly_what_the_parser_accepts(
+    client: TestClient, feature_names: list[str], X: Any
+) -> None:
+    from app.inputs import json_to_matrix
+    from core.errors import InvalidInput
+
+    schema = client.app.state.service.schema  # type: ignore[attr-defined]
+    validator = _body_validator(client)
+    good = _bodies(feature_names, X)
+    row, rec = X[0].tolist(), dict(zip(feature_names, X[0].tolist(), strict=True))
+    bad = {
+        "short row": {"features": row[:-1]},
+        "unknown key": {"feature": row},
+        "extra key": {"features": row, "id": 1},
+        "records of rows": {"records": [row]},
+        "inputs bare row": {"inputs": row},
+        "record with extra": {"instances": [{**rec, "x": 1.0}]},
+        "ragged columns": {"inputs": {**{n: [1.0, 2.0] for n in rec}, feature_names[0]: "x"}},
+        "string value": {"features": ["1"] * len(row)},
+        "empty": {"instances": []},
+    }
+
+    for name, body in good.items():
+        assert json_to_matrix(body, schema).shape[1] == len(feature_names), name
+        assert validator.is_valid(body), name
+    for name, body in bad.items():
+        with pytest.raises(InvalidInput):
+            json_to_matrix(body, schema)
+        assert not validator.is_valid(body), name
