@@ -85,7 +85,8 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
         raise BadRequest(f"The CSV body is not UTF-8 ({e.reason} at byte {e.start}).") from e
     if '"' in text:
         try:
-            rows = [r for r in csv.reader(io.StringIO(text)) if r]
+            # strict: an unterminated quote is a malformed body (400), not a short row
+            rows = [r for r in csv.reader(io.StringIO(text), strict=True) if r]
         except csv.Error as e:
             raise BadRequest(f"The CSV body cannot be parsed: {e}.") from e
     else:
@@ -93,6 +94,9 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     if rows and [c.strip() for c in rows[0]] == schema.names:
         rows = rows[1:]
     schema.check_count(len(rows), "")
+    # float() also reads "1_000" and non-ASCII digits (Arabic-Indic, full-width); CSV numbers
+    # are ASCII.
+    unusual = not text.isascii() or "_" in text
     out = np.empty((len(rows), schema.n), dtype=np.float64)
     for i, row in enumerate(rows):
         if len(row) != schema.n:
@@ -106,6 +110,8 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
                 out[i, j] = math.nan
                 continue
             try:
+                if unusual and (not cell.isascii() or "_" in cell):
+                    raise ValueError(cell)  # noqa: TRY301 - the same refusal as float()'s
                 out[i, j] = float(cell)
             except ValueError:
                 raise InvalidInput(

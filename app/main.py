@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from app.errors import install_error_handlers
 from app.fastpath import PredictFastPath
 from app.metrics import Metrics
-from app.middleware import ObservabilityMiddleware
+from app.middleware import HeadAsGet, ObservabilityMiddleware
 from app.routers import health, rest, sagemaker, v2
 from app.schemas import InferenceRequest, request_schemas
 from app.service import Service, build_service
@@ -87,6 +87,7 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
     # requests keep their request id, access log and metrics.
     app.add_middleware(PredictFastPath, fastapi_app=app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(HeadAsGet)
 
     def openapi() -> dict[str, Any]:
         service: Service | None = app.state.service

@@ -96,3 +96,26 @@ def _request_id(scope: Scope) -> str:
         if name == REQUEST_ID_HEADER and _SAFE_ID.match(value):
             return str(value.decode())
     return uuid.uuid4().hex
+
+
+class HeadAsGet:
+    """``HEAD`` on a ``GET`` route answers like ``GET`` without the body (RFC 9110 9.3.2).
+
+    FastAPI declares only GET on these routes, so HEAD (load balancers, uptime checks) got a
+    405. The response keeps GET's status and headers, Content-Length included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)

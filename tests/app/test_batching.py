@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.batching import MicroBatcher, split_prediction
+from core.errors import InvalidInput
 from core.model import Model, Prediction
 from tests.compare import assert_same_prediction
 
@@ -105,7 +106,9 @@ def test_batcher_failing_request_fails_alone_and_others_get_results(
 
     good_a, failed, good_b = asyncio.run(run())
 
-    assert isinstance(failed, ValueError)
+    # the model's refusal (core.model turns scikit-learn's ValueError into a 422 error)
+    assert isinstance(failed, InvalidInput)
+    assert isinstance(failed.__cause__, ValueError)
     assert "NaN" in str(failed)
     assert isinstance(good_a, Prediction)
     assert isinstance(good_b, Prediction)

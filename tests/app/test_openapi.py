@@ -112,7 +112,7 @@ def test_readme_documents_every_setting() -> None:
 
 
 def _body_validator(client: TestClient) -> Any:
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]
 
     components = client.get("/openapi.json").json()["components"]
     root = {"$ref": "#/components/schemas/PredictRequest", "components": components}
