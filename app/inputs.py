@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from typing import Any
 
 import numpy as np
@@ -94,9 +93,6 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     if rows and [c.strip() for c in rows[0]] == schema.names:
         rows = rows[1:]
     schema.check_count(len(rows), "")
-    # float() also reads "1_000" and non-ASCII digits (Arabic-Indic, full-width); CSV numbers
-    # are ASCII.
-    unusual = not text.isascii() or "_" in text
     out = np.empty((len(rows), schema.n), dtype=np.float64)
     for i, row in enumerate(rows):
         if len(row) != schema.n:
@@ -105,17 +101,5 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
                 "in that order, without a header."
             )
         for j, cell in enumerate(row):
-            cell = cell.strip()
-            if not cell:
-                out[i, j] = math.nan
-                continue
-            try:
-                if unusual and (not cell.isascii() or "_" in cell):
-                    raise ValueError(cell)  # noqa: TRY301 - the same refusal as float()'s
-                out[i, j] = float(cell)
-            except ValueError:
-                raise InvalidInput(
-                    f"CSV row {i}: feature {schema.names[j]!r} is not a number; send numeric "
-                    "rows without a header."
-                ) from None
+            out[i, j] = schema.text_value(cell, i, j, f"CSV row {i}: ")
     return schema.validate(out)

@@ -119,7 +119,8 @@ class Metrics:
             self._value_child.inc(labels.shape[0])
             return
         if labels.shape[0] == 1:
-            self._class(labels[0].item()).inc()
+            label = labels[0]
+            self._class(label.item() if isinstance(label, np.generic) else label).inc()
             return
         values, counts = np.unique(labels, return_counts=True)
         for value, count in zip(values.tolist(), counts.tolist(), strict=True):

@@ -140,7 +140,7 @@ def response_outputs(prediction: Prediction, names: list[str]) -> list[dict[str,
                     "name": LABELS,
                     "shape": [labels.shape[0]],
                     "datatype": datatype_of(labels),
-                    "data": labels if labels.dtype.kind in "biuf" else labels.astype(str),
+                    "data": labels if labels.dtype.kind in "biuf" else labels.astype(str).tolist(),
                 }
             )
         else:

@@ -21,7 +21,7 @@ class ErrorResponse(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    prediction: list[Label] = Field(description="One prediction per row, in request order.")
+    predictions: list[Label] = Field(description="One prediction per row, in request order.")
     probabilities: list[list[float]] | None = Field(
         default=None, description="Classifiers: per row, one probability per class."
     )

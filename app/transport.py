@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import Request
 from starlette.responses import Response
@@ -138,6 +139,12 @@ def _too_large(size: int, limit: int) -> str:
         f"The body is {size} bytes or more; at most {limit} bytes are accepted "
         "(MLSHIP_MAX_BODY_BYTES). Split the batch."
     )
+
+
+def jsonable(values: np.ndarray) -> np.ndarray | list[Any]:
+    """Labels as orjson can write them: numeric arrays as they are (fast), text as a list
+    (orjson serialises no numpy string arrays)."""
+    return values if values.dtype.kind in "biuf" else values.tolist()
 
 
 def json_response(content: Any, status: int = 200) -> Response:

@@ -20,6 +20,7 @@ from app.transport import (
     JSON,
     csv_response,
     json_response,
+    jsonable,
     negotiate,
     read_body,
     require_content_type,
@@ -74,7 +75,7 @@ async def invocations(request: Request) -> Response:
         return csv_response(_csv_lines(prediction))
     return json_response(
         {
-            "predictions": prediction.labels,
+            "predictions": jsonable(prediction.labels),
             "probabilities": prediction.probabilities,
             "classes": service.model.classes,
             "model_version": service.model.version,
@@ -83,10 +84,20 @@ async def invocations(request: Request) -> Response:
 
 
 def _csv_lines(prediction: Prediction) -> list[str]:
-    labels = prediction.labels.tolist()
+    labels = [_csv_cell(v) for v in prediction.labels.tolist()]
     if prediction.probabilities is None:
-        return [repr(v) if isinstance(v, float) else str(v) for v in labels]
+        return labels
     return [
-        ",".join([str(label), *(repr(p) for p in probs)])
+        ",".join([label, *(repr(p) for p in probs)])
         for label, probs in zip(labels, prediction.probabilities.tolist(), strict=True)
     ]
+
+
+def _csv_cell(value: object) -> str:
+    """A label as a CSV field: floats round-trip, text is quoted when it must be (RFC 4180)."""
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text

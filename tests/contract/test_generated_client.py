@@ -101,7 +101,7 @@ def test_generated_client_calls_every_route(
     body = PredictRequestType1.from_dict({"instances": rows.tolist()})
     answer = call("rest", "predict", body=body)
     assert answer.status_code == 200, answer.content
-    assert answer.parsed.prediction == expected.labels.tolist()
+    assert answer.parsed.predictions == expected.labels.tolist()
     assert call("rest", "predict", client=anonymous, body=body).status_code == 401
     invocations = call("sagemaker", "invocations", body=body)
     assert invocations.status_code == 200, invocations.content
