@@ -90,6 +90,12 @@ class Metrics:
             ("class",),
             registry=r,
         )
+        self.unseen_categories = Counter(
+            "mlship_unseen_categories",
+            "Categorical values outside the categories the model was trained on, by feature.",
+            ("feature",),
+            registry=r,
+        )
         self.model_info = Gauge(
             "mlship_model_info",
             "Always 1; the labels describe the model being served.",

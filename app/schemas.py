@@ -92,7 +92,7 @@ class RequestInput(BaseModel):
     shape: list[int] = Field(
         json_schema_extra={"items": {"type": "integer", "minimum": 0}, "minItems": 1}
     )
-    datatype: str = Field(json_schema_extra={"enum": list(NUMERIC_DATATYPES)})
+    datatype: str = Field(json_schema_extra={"enum": [*NUMERIC_DATATYPES, "BYTES"]})
     data: list[Any] = Field(description="Row-major values, flat or nested like the shape.")
     parameters: dict[str, Any] | None = None
 

@@ -189,6 +189,12 @@ class AppSettings(BaseSettings):
     cache_max_entries: int = Field(
         default=10_000, ge=1, description="Rows the prediction cache keeps (LRU)."
     )
+    unseen_categories: Literal["count", "refuse"] = Field(
+        default="count",
+        description="A categorical value the model was not trained on: count it "
+        "(mlship_unseen_categories_total) and predict (the model ignores it), or refuse the "
+        "request with 422.",
+    )
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod

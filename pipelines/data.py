@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,6 +18,7 @@ import numpy as np
 
 from core.errors import DataError
 from core.files import data_format, require_data_format, sha256_file
+from core.manifest import Dtype
 from core.s3 import download, is_s3_uri
 
 if TYPE_CHECKING:
@@ -36,13 +38,23 @@ class Dataset:
 
 @dataclass(frozen=True)
 class XY:
-    """Numeric features and the target, ready for scikit-learn."""
+    """The feature columns as read (text, numbers, booleans) and the target.
 
-    X: np.ndarray
+    Attributes:
+        features: The feature columns, in model input order, values as in the file.
+        dtypes: Each feature's declared type (the column's type, or the params override).
+        y: The labels (text labels as text) or regression targets.
+    """
+
+    features: pd.DataFrame
+    dtypes: dict[str, Dtype]
     y: np.ndarray
-    feature_names: list[str]
     target: str
     classes: list[int | float | str] | None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(c) for c in self.features.columns]
 
 
 def materialise(dataset: BuiltinDataset, path: Path) -> Path:
@@ -133,18 +145,30 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
         ) from e
 
 
-def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the data") -> XY:
-    """Check a table and split it into numeric features and the target.
+def split_xy(
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    source: str = "the data",
+    declared: Mapping[str, Dtype] | None = None,
+) -> XY:
+    """Check a table and split it into the feature columns and the target.
+
+    Each feature's type is the column's own: floats stay floats even when every value is
+    whole, integers are integers, booleans booleans, and text (or anything else) is
+    categorical; ``declared`` (params.yaml ``data.features``) overrides it per column.
 
     Args:
         frame: The table, one row per example.
         target: Name of the label column.
         task: ``classification`` or ``regression``.
         source: Where the table came from, for error messages.
+        declared: Feature types that override the columns' own.
 
     Raises:
-        DataError: for a missing target column (suggesting the closest name), no rows,
-            non-numeric features, missing labels, a single class, or a non-numeric
+        DataError: for a missing target column (suggesting the closest name), no rows, a
+            declared type for a column that is not a feature (with the closest name), a
+            column with no values at all, missing labels, a single class, or a non-numeric
             regression target.
     """
     import pandas as pd
@@ -172,18 +196,22 @@ def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the dat
             f"{source} has only the target column {target!r} and no feature columns. Add the "
             "input columns the model should learn from."
         )
-    non_numeric = [
-        c
-        for c in features
-        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
-    ]
-    if non_numeric:
+    for name in declared or {}:
+        if name not in features:
+            close = difflib.get_close_matches(name, features, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataError(
+                f"params.yaml data.features declares {name!r}, which is not a feature column "
+                f"of {source}.{hint} Fix the name or remove the entry."
+            )
+    empty = [c for c in features if frame[c].isna().all()]
+    if empty:
         raise DataError(
-            f"{source} has non-numeric feature column(s) {', '.join(map(repr, non_numeric))}, "
-            "and mlship trains on numeric features only (there is no encoder in the pipeline). "
-            "Encode them as numbers before training (for example one-hot columns of 0/1, or "
-            "ordinal codes), or drop them from the file."
+            f"{source}: feature column(s) {', '.join(map(repr, empty))} have no values at all, "
+            "so there is nothing to learn from them. Drop the column(s) from the file, or fill "
+            "them in."
         )
+    dtypes = {c: (declared or {}).get(c) or column_dtype(frame[c]) for c in features}
     y_series = frame[target]
     missing_labels = int(y_series.isna().sum())
     if missing_labels:
@@ -191,7 +219,6 @@ def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the dat
             f"{source}: {missing_labels} row(s) have no value in the target column {target!r}. "
             "Drop the unlabelled rows or fill in their labels before training."
         )
-    X = frame[features].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
     classes: list[int | float | str] | None = None
     if task == "classification":
         labels = y_series.unique().tolist()
@@ -214,4 +241,17 @@ def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the dat
                 "target to numbers."
             )
         y = y_series.to_numpy(dtype=np.float64)
-    return XY(X=X, y=y, feature_names=features, target=target, classes=classes)
+    return XY(features=frame[features], dtypes=dtypes, y=y, target=target, classes=classes)
+
+
+def column_dtype(column: pd.Series) -> Dtype:
+    """A column's feature type by its declared dtype, never by its values."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if pd.api.types.is_integer_dtype(column):
+        return "int64"
+    if pd.api.types.is_float_dtype(column):
+        return "float64"
+    return "category"

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from core.errors import ConfigError
+from core.manifest import Dtype
 
 ModelType = Literal[
     "logistic_regression",
@@ -77,6 +78,17 @@ class DataParams(_Strict):
     expectations: str | None = Field(
         default="pipelines/expectations/breast_cancer.json",
         description="Great Expectations suite (JSON) the data must pass; null skips validation.",
+    )
+    features: dict[str, Dtype] = Field(
+        default_factory=dict,
+        description="Feature types that override the columns' own (float64, int64, bool, "
+        "category): e.g. a column of numeric codes declared category.",
+    )
+    max_categories: int = Field(
+        default=50,
+        ge=2,
+        description="Categories kept per categorical column, most frequent first; the rest "
+        "share one 'other' bucket.",
     )
 
 

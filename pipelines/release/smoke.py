@@ -62,8 +62,8 @@ def parse_predictions(body: bytes, expected_rows: int, source: str) -> list[Any]
     """Extract the per-row predictions from a response body.
 
     Accepts ``{"predictions": [...]}`` (every mlship route) or ``{"prediction": [...]}`` (mlship
-    0.1's REST route, still deployed somewhere), where each item is a label/value or an object with a ``label`` (or
-    ``prediction``/``value``) field.
+    0.1's REST route, still deployed somewhere), where each item is a label/value or an object
+    with a ``label`` (or ``prediction``/``value``) field.
 
     Raises:
         InvocationFailed: when the body is not such a document, or the row count differs.
