@@ -39,6 +39,14 @@ class InvocationsResponse(BaseModel):
     model_version: str
 
 
+class ExecutionParameters(BaseModel):
+    """What a Batch Transform job should send this container (GET /execution-parameters)."""
+
+    MaxConcurrentTransforms: int = Field(description="Parallel requests: one per worker.")
+    BatchStrategy: str = Field(description="MULTI_RECORD: many lines per request.")
+    MaxPayloadInMB: int = Field(description="Largest body accepted (MLSHIP_MAX_BODY_BYTES).")
+
+
 class StatusResponse(BaseModel):
     status: str
 
@@ -128,6 +136,7 @@ class InferenceResponse(BaseModel):
 
 PREDICT_REQUEST = "PredictRequest"
 INVOCATIONS_CSV = "InvocationsCsv"
+INVOCATIONS_JSONLINES = "InvocationsJsonLines"
 
 
 def _value(spec: Any | None) -> dict[str, Any]:
@@ -144,7 +153,7 @@ def _value(spec: Any | None) -> dict[str, Any]:
     return base
 
 
-def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, Any]:
+def request_schemas(schema: FeatureSchema | None, max_rows: int | None) -> dict[str, Any]:
     """Component schemas of the prediction request bodies, exact when a model is loaded."""
     if schema is None:
         row: dict[str, Any] = {"type": "array", "items": _value(None), "minItems": 1}
@@ -184,8 +193,9 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
         }
     ref_row = {"$ref": "#/components/schemas/FeatureRow"}
     ref_record = {"$ref": "#/components/schemas/FeatureRecord"}
-    rows = {"type": "array", "items": ref_row, "minItems": 1, "maxItems": max_rows}
-    records = {"type": "array", "items": ref_record, "minItems": 1, "maxItems": max_rows}
+    bound = {} if max_rows is None else {"maxItems": max_rows}
+    rows = {"type": "array", "items": ref_row, "minItems": 1, **bound}
+    records = {"type": "array", "items": ref_record, "minItems": 1, **bound}
 
     def wrapped(key: str, *options: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -218,6 +228,12 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
             "type": "string",
             "minLength": 1,
             "description": "Rows of comma-separated feature values in feature order, no header.",
+        },
+        INVOCATIONS_JSONLINES: {
+            "type": "string",
+            "minLength": 1,
+            "description": "One row per line: a JSON list in feature order or a JSON object "
+            "keyed by feature name.",
         },
     }
 

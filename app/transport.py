@@ -14,6 +14,9 @@ from app.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMe
 
 JSON = "application/json"
 CSV = "text/csv"
+JSONLINES = "application/jsonlines"
+# Other names clients use for JSON Lines.
+JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/x-ndjson")
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -35,6 +38,8 @@ def require_content_type(
     if header is None and default is not None:
         return default
     got = media_type(header)
+    if got in JSONLINES_ALIASES:
+        got = JSONLINES
     if got in accepted:
         return got
     if got.endswith("+json") and JSON in accepted:
@@ -152,5 +157,5 @@ def json_response(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content, option=_ORJSON_OPTIONS), status, media_type=JSON)
 
 
-def csv_response(lines: list[str]) -> Response:
-    return Response("\n".join(lines) + "\n", 200, media_type=CSV)
+def csv_response(body: bytes) -> Response:
+    return Response(body, 200, media_type=CSV)

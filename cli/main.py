@@ -170,6 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="s3:// prefix of headerless CSV files.")
     p.add_argument("--output", required=True, help="s3:// prefix for the .out files.")
     p.add_argument("--instance-count", type=int, default=1, help="Instances.")
+    p.add_argument(
+        "--max-payload-mb", type=int, default=6, help="Largest mini-batch (1-100, default 6)."
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="Requests per instance (default: the container's answer, one per worker).",
+    )
+    p.add_argument(
+        "--content-type",
+        default="text/csv",
+        choices=["text/csv", "application/jsonlines"],
+        help="Input and output format, one record per line (default text/csv).",
+    )
     return parser
 
 

@@ -107,6 +107,8 @@ def test_generated_client_calls_every_route(
     assert invocations.status_code == 200, invocations.content
     assert invocations.parsed.predictions == expected.labels.tolist()
     assert call("sagemaker", "ping", client=anonymous).status_code == 200
+    params = call("sagemaker", "execution_parameters", client=anonymous).parsed
+    assert params.batch_strategy == "MULTI_RECORD" and params.max_payload_in_mb == 6
     for op in ("healthz", "readyz", "metrics"):
         assert call("operations", op, client=anonymous).status_code == 200, op
     name, version = model.name, model.version
