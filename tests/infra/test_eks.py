@@ -110,9 +110,12 @@ def test_kubernetes_resources_use_the_cluster_provider(plans: dict[str, StackPla
     kubeconfig = json.loads(provider.inputs["kubeconfig"])
     assert kubeconfig["users"][0]["user"]["exec"]["command"] == "aws"
     assert kubeconfig["clusters"][0]["cluster"]["server"].startswith("https://")
-    for r in plan.resources:
-        if r.type.startswith("kubernetes:"):
-            assert r.provider.startswith(provider.urn), r.name
+    workloads = [r for r in plan.resources if r.type.startswith("kubernetes:")]
+    # Every object of the service, none left to the ambient kubeconfig's cluster.
+    assert {r.inputs["kind"] for r in workloads} == K8S_KINDS
+    assert len(workloads) == len(K8S_KINDS)
+    outside = [r.name for r in workloads if not r.provider.startswith(f"{provider.urn}::")]
+    assert outside == []
 
 
 def test_cluster_is_private_encrypted_and_logged(plans: dict[str, StackPlan]) -> None:

@@ -72,8 +72,13 @@ def test_artifact_bucket_is_encrypted_with_the_stack_key(plans: dict[str, StackP
     assert lifecycle.inputs["rules"][0]["noncurrentVersionExpiration"]["noncurrentDays"] == 90
     ownership = one(plan, "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
     assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
-    for k in plan.of_type(rules.KMS_KEY):
-        assert k.inputs["enableKeyRotation"] is True
+    keys = plan.of_type(rules.KMS_KEY)
+    # The artifact key (bucket, ECR, captures) and the alert topic's key.
+    assert sorted(k.name for k in keys) == [
+        "mlship-dev-artifacts-key",
+        "mlship-dev-monitoring-key",
+    ]
+    assert [k.inputs["enableKeyRotation"] for k in keys] == [True, True]
 
 
 def test_production_protects_stateful_resources(plans: dict[str, StackPlan]) -> None:
