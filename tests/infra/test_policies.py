@@ -16,6 +16,7 @@ import yaml
 
 from infra import policies, rules
 from infra.plan import StackPlan
+from infra.rules.base import listify
 
 EXCEPTIONS = Path(__file__).with_name("parliament.yaml")
 ACCOUNT = "123456789012"
@@ -72,7 +73,7 @@ def known_actions() -> frozenset[str]:
 def unknown_actions(doc: dict[str, Any]) -> list[str]:
     missing = []
     for st in doc["Statement"]:
-        for action in rules._listify(st.get("Action")):
+        for action in listify(st.get("Action")):
             if not fnmatch.filter(known_actions(), action.lower()):
                 missing.append(action)
     return missing
@@ -203,7 +204,7 @@ def test_deploy_role_cannot_touch_infrastructure() -> None:
         execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/mlship-prod-sagemaker-execution",
         cluster_arn=None,
     )
-    actions = {a for st in doc["Statement"] for a in rules._listify(st["Action"])}
+    actions = {a for st in doc["Statement"] for a in listify(st["Action"])}
     assert not {a for a in actions if a.startswith(("iam:Create", "iam:Put", "iam:Attach"))}
     assert "sagemaker:DeleteEndpoint" not in actions
     pass_role = next(st for st in doc["Statement"] if st["Sid"] == "PassExecutionRole")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from app.settings import AppSettings
+from infra import manifests as k8s_component
 from infra import rules
 from infra.__main__ import OUTPUTS
-from infra.components import kubernetes as k8s_component
 from infra.components import sagemaker as sm_component
 from infra.mocks import Recorded
 from infra.naming import VARIANT_NAME
