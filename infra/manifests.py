@@ -69,12 +69,15 @@ def deployment_spec(
     env: pulumi.Input[Sequence[EnvVarArgsDict]],
     cpu: str,
     memory: str,
-    replicas: int,
 ) -> DeploymentSpecArgsDict:
-    """The Deployment's spec: one hardened container, rolled one pod at a time."""
+    """The Deployment's spec: one hardened container, rolled one pod at a time.
+
+    No ``replicas``: the HPA owns the count (Kubernetes, "Horizontal Pod Autoscaling": remove
+    spec.replicas when an HPA is enabled, or every apply resets the count it chose). A new
+    Deployment starts with one pod and the HPA raises it to its minimum.
+    """
     resources = {"cpu": cpu, "memory": memory}
     return {
-        "replicas": replicas,
         "selector": {"match_labels": labels},
         "strategy": {
             "type": "RollingUpdate",

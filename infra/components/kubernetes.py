@@ -42,7 +42,7 @@ class KubernetesServiceArgs:
         model_data_key: Key of ``model.tar.gz`` in the bucket.
         log_level: ``MLSHIP_LOG_LEVEL``.
         api_keys_secret: Secrets Manager secret name with API key hashes ("" for none).
-        min_replicas: HPA minimum (and initial replicas).
+        min_replicas: HPA minimum.
         max_replicas: HPA maximum.
         target_cpu_percent: HPA CPU utilisation target.
         cpu: CPU request and limit.
@@ -218,7 +218,6 @@ class KubernetesService(pulumi.ComponentResource):
             env=env,
             cpu=args.cpu,
             memory=args.memory,
-            replicas=args.min_replicas,
         )
         return k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=meta, spec=spec, opts=self._k8s

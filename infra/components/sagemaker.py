@@ -103,6 +103,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     """A real-time (or serverless) endpoint with safe rollouts and autoscaling."""
 
     endpoint_name: pulumi.Output[str]
+    endpoint_config_name: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
 
     def __init__(
@@ -121,12 +122,20 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
-        if args.serverless is None:
+        if args.serverless is None and args.autoscaling.scales:
             self._create_autoscaling(name, args, endpoint)
         self.endpoint_name = endpoint.name
+        # The configuration this update asked for (not the endpoint's read-back attribute, which
+        # shows whatever SageMaker kept after a rollback): the rollout compares the live endpoint
+        # with it (infra/rollout.py).
+        self.endpoint_config_name = config.name
         self.execution_role_arn = role.arn
         self.register_outputs(
-            {"endpoint_name": self.endpoint_name, "execution_role_arn": self.execution_role_arn}
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_config_name": self.endpoint_config_name,
+                "execution_role_arn": self.execution_role_arn,
+            }
         )
 
     def _create_execution_role(self, name: str, args: SageMakerEndpointArgs) -> aws.iam.Role:
@@ -145,7 +154,11 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             f"{name}-execution-policy",
             role=role.id,
             policy=pulumi.Output.all(
-                args.bucket_arn, args.repository_arn, args.key_arn, args.account_id
+                args.bucket_arn,
+                args.repository_arn,
+                args.key_arn,
+                args.account_id,
+                pulumi.Output.all(*args.rollback_alarm_names),
             ).apply(
                 lambda v: policies.dumps(
                     policies.sagemaker_execution_policy(
@@ -154,6 +167,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                         key_arn=v[2],
                         account_id=v[3],
                         region=args.region,
+                        rollback_alarms=v[4] if args.serverless is None else (),
+                        in_vpc=bool(args.subnet_ids),
                     )
                 )
             ),

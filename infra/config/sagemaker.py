@@ -11,6 +11,12 @@ from infra.config.keys import Reader
 
 Strategy = Literal["all_at_once", "canary", "linear"]
 _SAGEMAKER_INSTANCE_RE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|micro)$")
+# Burstable performance families (ml.t2, ml.t3, ...): SageMaker refuses to auto scale them.
+BURSTABLE_RE = re.compile(r"^ml\.t\d[a-z]*\.")
+# The provider's range for MaximumExecutionTimeoutInSeconds (terraform-provider-aws,
+# internal/service/sagemaker/endpoint.go: validation.IntBetween(600, 14400)); botocore's
+# SageMaker model has the same bounds.
+ROLLOUT_TIMEOUT_SECONDS = (600, 14_400)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,11 @@ class Autoscaling:
     max_capacity: int
     target_invocations: int
     target_cpu_percent: int
+
+    @property
+    def scales(self) -> bool:
+        """False for a fixed fleet (minimum = maximum): nothing to register for scaling."""
+        return self.max_capacity > self.min_capacity
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,22 @@ def parse_capacity(r: Reader, *, target: str) -> Capacity:
             f"{autoscaling.min_capacity}-{autoscaling.max_capacity}: set it between "
             "mlship:autoscalingMinCapacity and mlship:autoscalingMaxCapacity."
         )
+    if (
+        target == "sagemaker"
+        and serverless is None
+        and autoscaling.scales
+        and BURSTABLE_RE.match(instance_type)
+    ):
+        # "Configure model auto scaling with the console": registering a variant as a scalable
+        # target fails for burstable performance instances such as T2.
+        raise ConfigError(
+            f"mlship:instanceType is {instance_type!r}, a burstable instance, and "
+            f"mlship:autoscalingMaxCapacity ({autoscaling.max_capacity}) exceeds "
+            f"mlship:autoscalingMinCapacity ({autoscaling.min_capacity}): SageMaker does not "
+            "auto scale burstable instances (T2, T3 ...), so the scaling target cannot be "
+            "registered. Use a non-burstable type such as ml.m5.large or ml.c5.large, or a "
+            "fixed fleet (both capacities equal to mlship:instanceCount)."
+        )
     return Capacity(instance_type, instance_count, serverless, autoscaling)
 
 
@@ -108,7 +135,7 @@ def parse_rollout(r: Reader, instance_count: int, serverless: Serverless | None)
         strategy=r.choice("rolloutStrategy", ("all_at_once", "canary", "linear")),
         percent=r.integer("rolloutPercent", 1, 50),
         bake_seconds=r.integer("rolloutBakeSeconds", 0, 3600),
-        timeout_seconds=r.integer("rolloutTimeoutSeconds", 600, 28_800),
+        timeout_seconds=r.integer("rolloutTimeoutSeconds", *ROLLOUT_TIMEOUT_SECONDS),
         termination_wait_seconds=r.integer("rolloutTerminationWaitSeconds", 0, 3600),
     )
     if rollout.strategy == "linear" and rollout.percent < 10:

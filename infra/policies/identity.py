@@ -8,10 +8,31 @@ condition).
 
 from __future__ import annotations
 
-from infra.policies.document import Document, allow, document
+from collections.abc import Sequence
+
+from infra.policies.document import Document, Statement, allow, document
 
 # Namespace of the app's own CloudWatch metrics (if it publishes any besides Prometheus).
 METRICS_NAMESPACE = "mlship"
+# Where SageMaker publishes endpoint instance metrics (CPUUtilization, MemoryUtilization, ...):
+# "Monitor Amazon SageMaker AI with Amazon CloudWatch", endpoint instance metrics.
+SAGEMAKER_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+# What an execution role needs for a model in a VPC, exactly as the SageMaker guide lists it
+# ("Give SageMaker AI Hosted Endpoints Access to Resources in Your Amazon VPC" and "CreateModel
+# API: Execution Role Permissions"): SageMaker creates the endpoint's network interfaces in the
+# subnets with this role. The guide grants them on "*" and warns (for processing jobs, the same
+# mechanism) that resource filters or conditions make SageMaker's validation fail.
+SAGEMAKER_VPC_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+)
 
 ECR_PULL = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 ECR_PUSH = (
@@ -41,12 +62,16 @@ def sagemaker_execution_policy(
     key_arn: str,
     region: str,
     account_id: str,
+    rollback_alarms: Sequence[str] = (),
+    in_vpc: bool = False,
     model_prefix: str = "models/",
     capture_prefix: str = "capture/",
 ) -> Document:
-    """What the SageMaker model needs: read the bundle, write captures, pull, log, use the key."""
+    """What the SageMaker model needs: read the bundle, write captures, pull, log, use the key;
+    read the endpoint's auto-rollback alarms (``rollback_alarms``, by name); for a model in a VPC
+    (``in_vpc``), manage the endpoint's network interfaces."""
     log_group = f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/Endpoints/*"
-    return document(
+    statements: list[Statement] = [
         allow("ReadModel", ["s3:GetObject"], f"{bucket_arn}/{model_prefix}*"),
         allow("WriteCapture", ["s3:PutObject"], f"{bucket_arn}/{capture_prefix}*"),
         allow("PullImage", ECR_PULL, repository_arn),
@@ -59,11 +84,32 @@ def sagemaker_execution_policy(
         ),
         allow("PutLogEvents", ["logs:PutLogEvents"], f"{log_group}:log-stream:*"),
         {
+            # The guide's execution-role policy grants PutMetricData; kept to the app's namespace
+            # and the instance-metrics namespace, so the CPU and memory alarms get their data
+            # whoever publishes it. The container cannot use it: it runs network-isolated.
             **allow("PutMetrics", ["cloudwatch:PutMetricData"], "*"),
-            "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            "Condition": {
+                "StringEquals": {
+                    "cloudwatch:namespace": [METRICS_NAMESPACE, SAGEMAKER_INSTANCE_NAMESPACE]
+                }
+            },
         },
         allow("UseKey", KEY_USE, key_arn),
-    )
+    ]
+    if rollback_alarms:
+        # SageMaker evaluates auto-rollback alarms with the execution role ("Auto-Rollback
+        # Configuration and Monitoring": the role needs cloudwatch:DescribeAlarms on them).
+        alarm = f"arn:aws:cloudwatch:{region}:{account_id}:alarm"
+        statements.append(
+            allow(
+                "ReadRollbackAlarms",
+                ["cloudwatch:DescribeAlarms"],
+                [f"{alarm}:{name}" for name in sorted(rollback_alarms)],
+            )
+        )
+    if in_vpc:
+        statements.append(allow("VpcNetworkInterfaces", SAGEMAKER_VPC_ACTIONS, "*"))
+    return document(*statements)
 
 
 def deploy_policy(
@@ -141,7 +187,7 @@ def deploy_policy(
 
 def service_pod_policy(*, bucket_arn: str, key_arn: str, secret_arn: str | None) -> Document:
     """What the Kubernetes pods need: read the bundle, decrypt it, read the API key hashes."""
-    statements = [
+    statements: list[Statement] = [
         allow("ReadModel", ["s3:GetObject"], f"{bucket_arn}/models/*"),
         allow("DecryptModel", ["kms:Decrypt"], key_arn),
     ]

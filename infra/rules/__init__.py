@@ -3,7 +3,8 @@
 The same functions run in ``mlship plan`` (over the inputs the mock runtime recorded) and in the
 Pulumi policy pack of ``infra/policypack`` (over ``pulumi preview --policy-pack`` resources), so
 they read only the wire form Pulumi uses in both places: type tokens and camelCase properties.
-``security`` holds the security rules; ``base`` the types and helpers they share.
+``security`` holds the security rules, ``documented`` the AWS and Kubernetes rules a deploy runs
+into (each with its documentation reference); ``base`` the types and helpers they share.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ from infra.rules.base import (
     Resource,
     Rule,
     policy_documents,
+)
+from infra.rules.documented import (
+    rule_alarm_metric_is_published,
+    rule_autoscaling_not_on_burstable,
+    rule_hpa_has_metrics,
+    rule_hpa_owns_replicas,
+    rule_network_policy_enforced,
+    rule_rollback_alarms_readable,
+    rule_rollback_alarms_watch_the_endpoint,
+    rule_vpc_model_manages_network_interfaces,
 )
 from infra.rules.security import (
     rule_alarm_actions_enabled,
@@ -82,6 +93,8 @@ __all__ = [
     "from_policy_resources",
     "policy_documents",
     "rule_alarm_actions_enabled",
+    "rule_alarm_metric_is_published",
+    "rule_autoscaling_not_on_burstable",
     "rule_bucket_encrypted",
     "rule_bucket_public_access_blocked",
     "rule_bucket_tls_only",
@@ -92,10 +105,16 @@ __all__ = [
     "rule_eks_secrets_encrypted",
     "rule_endpoint_auto_rollback",
     "rule_endpoint_has_alarms",
+    "rule_hpa_has_metrics",
+    "rule_hpa_owns_replicas",
     "rule_iam_no_wildcard_actions",
     "rule_iam_no_writes_on_star",
     "rule_id",
     "rule_kms_rotation",
+    "rule_network_policy_enforced",
+    "rule_rollback_alarms_readable",
+    "rule_rollback_alarms_watch_the_endpoint",
+    "rule_vpc_model_manages_network_interfaces",
     "rule_workloads_non_root",
 ]
 
@@ -115,6 +134,15 @@ RULES: tuple[Rule, ...] = (
     rule_data_capture_in_prod,
     rule_eks_secrets_encrypted,
     rule_workloads_non_root,
+    # Documented AWS / Kubernetes rules (infra/rules/documented.py, each with its reference).
+    rule_autoscaling_not_on_burstable,
+    rule_rollback_alarms_watch_the_endpoint,
+    rule_rollback_alarms_readable,
+    rule_alarm_metric_is_published,
+    rule_vpc_model_manages_network_interfaces,
+    rule_hpa_owns_replicas,
+    rule_network_policy_enforced,
+    rule_hpa_has_metrics,
 )
 
 

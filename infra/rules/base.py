@@ -39,6 +39,17 @@ ENVIRONMENT_TAG = "mlship:environment"
 # Actions AWS does not scope to resources: "*" is the only Resource they accept.
 UNSCOPABLE_ACTIONS = frozenset({"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"})
 READ_ONLY_PREFIXES = ("Describe", "Get", "List")
+# Actions the SageMaker guide grants an execution role on "*" for a model in a VPC ("Give
+# SageMaker AI Hosted Endpoints Access to Resources in Your Amazon VPC"): SageMaker creates the
+# network interfaces, so there is nothing to scope them to beforehand.
+SAGEMAKER_VPC_ACTIONS = frozenset(
+    {
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+    }
+)
 
 
 class Resource(Protocol):

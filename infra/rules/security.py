@@ -19,6 +19,9 @@ from infra.rules.base import (
     K8S_SERVICE,
     KMS_KEY,
     READ_ONLY_PREFIXES,
+    ROLE,
+    ROLE_POLICY,
+    SAGEMAKER_VPC_ACTIONS,
     UNSCOPABLE_ACTIONS,
     WORKLOADS,
     Finding,
@@ -115,17 +118,34 @@ def rule_iam_no_wildcard_actions(resources: Sequence[Resource]) -> Iterator[Find
                     yield finding("iam_no_wildcard_actions", r, f"allows {action!r}")
 
 
+def _sagemaker_roles(resources: Sequence[Resource]) -> set[str]:
+    """Names of the roles SageMaker assumes (their trust policy names sagemaker.amazonaws.com)."""
+    return {
+        str(r.inputs.get("name"))
+        for r in of_type(resources, ROLE)
+        if any(
+            "sagemaker.amazonaws.com" in listify(dig(st, "Principal", "Service"))
+            for st in statements(r.inputs.get("assumeRolePolicy"))
+        )
+    }
+
+
 def rule_iam_no_writes_on_star(resources: Sequence[Resource]) -> Iterator[Finding]:
-    """Identity policies grant on ``*`` only reads or actions AWS cannot scope to a resource."""
+    """Identity policies grant on ``*`` only reads or actions AWS cannot scope to a resource
+    (and, in a role SageMaker assumes, the network-interface actions of its VPC policy)."""
+    sagemaker_roles = _sagemaker_roles(resources)
     for r, kind, doc in policy_documents(resources):
         if kind != "identity":
             continue  # in key policies "*" means "this key"; trust policies have no Resource
+        unscopable = UNSCOPABLE_ACTIONS
+        if r.type == ROLE_POLICY and r.inputs.get("role") in sagemaker_roles:
+            unscopable = UNSCOPABLE_ACTIONS | SAGEMAKER_VPC_ACTIONS
         for st in statements(doc):
             if st.get("Effect") != "Allow" or "*" not in listify(st.get("Resource")):
                 continue
             for action in listify(st.get("Action")):
                 verb = action.split(":", 1)[-1]
-                if action not in UNSCOPABLE_ACTIONS and not verb.startswith(READ_ONLY_PREFIXES):
+                if action not in unscopable and not verb.startswith(READ_ONLY_PREFIXES):
                     yield finding("iam_no_writes_on_star", r, f"allows {action} on '*'")
 
 

@@ -300,6 +300,17 @@ PROD = {
         ),
         ({**PROD, "rolloutStrategy": "all_at_once"}, "mlship:rolloutStrategy", "canary or linear"),
         ({**PROD, "alertEmails": "[]"}, "mlship:alertEmails", "at least one"),
+        (
+            {"instanceType": "ml.t2.medium", "autoscalingMaxCapacity": "2"},
+            "mlship:instanceType",
+            "does not auto scale burstable instances",
+        ),
+        (
+            {"instanceType": "ml.t3.large", "autoscalingMaxCapacity": "3"},
+            "mlship:instanceType",
+            "ml.m5.large",
+        ),
+        ({"rolloutTimeoutSeconds": "28800"}, "mlship:rolloutTimeoutSeconds", "and 14400"),
     ],
 )
 def test_invalid_value_names_key_problem_and_fix(
@@ -315,6 +326,13 @@ def test_invalid_value_names_key_problem_and_fix(
 def test_region_is_required() -> None:
     with pytest.raises(ConfigError, match="aws:region"):
         _parse({}, region=None)
+
+
+def test_burstable_instances_are_fine_for_a_fixed_fleet_or_on_eks() -> None:
+    fixed = _parse({"instanceType": "ml.t2.medium", "autoscalingMaxCapacity": "1"})
+    assert not fixed.autoscaling.scales
+    eks = _parse({"target": "eks", "instanceType": "ml.t2.medium", "autoscalingMaxCapacity": "4"})
+    assert eks.autoscaling.scales
 
 
 def test_valid_production_config_is_accepted() -> None:

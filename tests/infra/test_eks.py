@@ -188,5 +188,32 @@ def test_eks_alarms_watch_container_insights(plans: dict[str, StackPlan]) -> Non
         assert dims["ClusterName"] == "mlship-eks-cluster"
         assert dims["Namespace"] == "mlship"
         assert a.inputs["actionsEnabled"] is True
-    addon = one(plans["eks"], "aws:eks/addon:Addon").inputs
-    assert addon["addonName"] == "amazon-cloudwatch-observability"
+    addons = {a.inputs["addonName"] for a in plans["eks"].of_type("aws:eks/addon:Addon")}
+    assert "amazon-cloudwatch-observability" in addons
+
+
+def test_cluster_add_ons_enforce_network_policy_and_serve_resource_metrics(
+    plans: dict[str, StackPlan],
+) -> None:
+    plan = plans["eks"]
+    addons = {a.inputs["addonName"]: a for a in plan.of_type("aws:eks/addon:Addon")}
+    assert set(addons) == {"vpc-cni", "metrics-server", "amazon-cloudwatch-observability"}
+    # Amazon EKS User Guide, "Limit Pod traffic with Kubernetes network policies".
+    assert json.loads(addons["vpc-cni"].inputs["configurationValues"]) == {
+        "enableNetworkPolicy": "true"
+    }
+    cluster = one(plan, rules.EKS_CLUSTER).inputs["name"]
+    assert {a.inputs["clusterName"] for a in addons.values()} == {cluster}
+
+
+def test_hpa_owns_the_replica_count(plans: dict[str, StackPlan]) -> None:
+    """Kubernetes HPA docs: a Deployment an HPA scales leaves spec.replicas out."""
+    plan = plans["eks"]
+    deployment = one(plan, "kubernetes:apps/v1:Deployment").inputs
+    hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert "replicas" not in deployment["spec"]

@@ -21,7 +21,8 @@ def test_plan_dev_prints_the_tree_and_says_it_is_offline(
     assert "cloud computes" in out
     assert "└─ aws:appautoscaling/policy:Policy mlship-dev-sagemaker-scaling-policy" in out
     assert "aws:sagemaker/endpoint:Endpoint mlship-dev-sagemaker-endpoint" in out
-    assert "Policies: 15 rules, 0 violation(s)" in out
+    assert f"Policies: {len(rules.RULES)} rules, 0 violation(s)" in out
+    assert len(rules.RULES) == 23
 
 
 def test_plan_json_lists_resources_outputs_and_findings(
