@@ -40,6 +40,7 @@ class Recorded:
     inputs: dict[str, Any]
     protect: bool = False
     provider: str = ""
+    retain_on_delete: bool = False
 
 
 def _suffix(name: str) -> str:
@@ -163,6 +164,7 @@ class RecordingMonitor(MockMonitor):
                     inputs=_plain(inputs),
                     protect=bool(request.protect),
                     provider=request.provider,
+                    retain_on_delete=bool(request.retainOnDelete),
                 )
             )
         return response

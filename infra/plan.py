@@ -211,6 +211,7 @@ def to_json(plan: StackPlan) -> dict[str, Any]:
                 "parent": r.parent,
                 "custom": r.custom,
                 "protect": r.protect,
+                "retainOnDelete": r.retain_on_delete,
                 "inputs": r.inputs,
             }
             for r in plan.resources
@@ -244,6 +245,7 @@ def render(plan: StackPlan) -> str:
             last = i == len(kids) - 1
             props = _key_props(r)
             lock = "  [protected]" if r.protect else ""
+            lock += "  [retained on delete]" if r.retain_on_delete else ""
             lines.append(f"{indent}{'└─' if last else '├─'} {r.type} {r.name}{props}{lock}")
             walk(r.urn, indent + ("   " if last else "│  "))
 

@@ -111,6 +111,13 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     ) -> None:
         super().__init__(RESOURCE_TYPE, name, None, opts)
         self._child = pulumi.ResourceOptions(parent=self)
+        # Each release replaces the model and the endpoint configuration; Pulumi then deletes the
+        # old ones. When SageMaker rolls the update back, the endpoint keeps serving the old
+        # configuration the provider believed replaced (terraform-provider-aws #48997, #46663),
+        # and with it deleted the next update fails ("Could not find endpoint configuration",
+        # #40048). So they stay in SageMaker, and the rollout prunes them once a release is
+        # verified (infra/rollout.py).
+        self._retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         role = self._create_execution_role(name, args)
         model = self._create_model(name, args, role)
         config = self._create_endpoint_config(name, args, model)
@@ -200,7 +207,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             enable_network_isolation=args.serverless is None,
             vpc_config=vpc,
             tags=args.tags,
-            opts=self._child,
+            opts=self._retained,
         )
 
     def _create_endpoint_config(
@@ -239,7 +246,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             # Encrypts the instances' ML storage volumes (not available for serverless).
             kms_key_arn=args.key_arn if args.serverless is None else None,
             tags=args.tags,
-            opts=self._child,
+            opts=self._retained,
         )
 
     @staticmethod

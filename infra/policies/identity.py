@@ -127,7 +127,8 @@ def deploy_policy(
 
     SageMaker target (``execution_role_arn`` set): push the image, upload the bundle, create the
     model and endpoint configuration and update the endpoint (all named ``<prefix>-*``), pass the
-    execution role to SageMaker only, read the alarms, invoke the endpoint for smoke tests.
+    execution role to SageMaker only, read the alarms, invoke the endpoint for smoke tests, list
+    and delete retired models and configurations.
     EKS target (``cluster_arn`` set): push, upload, describe the cluster (Kubernetes RBAC comes
     from the cluster access entry, limited to the service's namespace).
     """
@@ -165,6 +166,9 @@ def deploy_policy(
                     f"{sm}:endpoint/{name_prefix}-*",
                 ],
             ),
+            # The rollout prunes retired configurations and models (infra/rollout.py); List
+            # actions have no resource-level permissions.
+            allow("ListRetired", ["sagemaker:ListEndpointConfigs", "sagemaker:ListModels"], "*"),
             {
                 # An endpoint configuration with a KMS key makes SageMaker create a grant on it.
                 **allow("GrantKeyToSageMaker", ["kms:CreateGrant"], key_arn),

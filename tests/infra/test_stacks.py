@@ -318,3 +318,17 @@ def test_names_fit_aws_limits_for_the_longest_environment_and_region() -> None:
         assert len(naming.name(role)) <= 64  # IAM role names
     assert len(f"{naming.name('cluster')}-control-plane") <= 64
     assert re.match(r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$", naming.bucket("123456789012", "eu-west-1"))
+
+
+def test_models_and_configurations_outlive_a_rolled_back_update(
+    plans: dict[str, StackPlan],
+) -> None:
+    """Retained on delete: after a SageMaker rollback the endpoint still runs the previous ones
+    (terraform-provider-aws #48997); the rollout prunes them later (infra/rollout.py)."""
+    plan = plans["prod"]
+    retained = {r.type for r in plan.resources if r.retain_on_delete}
+    assert retained == {"aws:sagemaker/model:Model", rules.ENDPOINT_CONFIG}
+    config = one(plan, rules.ENDPOINT_CONFIG).inputs
+    assert plan.outputs["endpointConfigName"] == config["name"]
+    assert one(plan, rules.ENDPOINT).inputs["endpointConfigName"] == config["name"]
+    assert config["name"].startswith("mlship-prod-sagemaker-config-")
