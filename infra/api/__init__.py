@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.api.calls import NOT_CALLED, Call, calls_for
+from infra.api.calls import NOT_CALLED, calls_for
+from infra.api.request import Call
 from infra.api.shapes import Problem, validate
 from infra.rules.base import Finding, Resource
 

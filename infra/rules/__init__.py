@@ -3,8 +3,9 @@
 The same functions run in ``mlship plan`` (over the inputs the mock runtime recorded) and in the
 Pulumi policy pack of ``infra/policypack`` (over ``pulumi preview --policy-pack`` resources), so
 they read only the wire form Pulumi uses in both places: type tokens and camelCase properties.
-``security`` holds the security rules, ``documented`` the AWS and Kubernetes rules a deploy runs
-into (each with its documentation reference); ``base`` the types and helpers they share.
+``security`` holds the security rules; ``sagemaker``, ``metrics`` and ``eks`` the documented AWS
+and Kubernetes rules a deploy runs into (each citing its page); ``iam`` evaluates role policies
+for them; ``base`` has the types and helpers they share.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from infra.rules.base import (
     Rule,
     policy_documents,
 )
-from infra.rules.documented import (
-    rule_alarm_metric_is_published,
-    rule_autoscaling_not_on_burstable,
+from infra.rules.eks import (
     rule_hpa_has_metrics,
     rule_hpa_owns_replicas,
     rule_network_policy_enforced,
+)
+from infra.rules.metrics import rule_alarm_metric_is_published
+from infra.rules.sagemaker import (
+    rule_autoscaling_not_on_burstable,
     rule_rollback_alarms_readable,
     rule_rollback_alarms_watch_the_endpoint,
     rule_vpc_model_manages_network_interfaces,
@@ -134,7 +137,7 @@ RULES: tuple[Rule, ...] = (
     rule_data_capture_in_prod,
     rule_eks_secrets_encrypted,
     rule_workloads_non_root,
-    # Documented AWS / Kubernetes rules (infra/rules/documented.py, each with its reference).
+    # Documented AWS / Kubernetes rules (sagemaker.py, metrics.py, eks.py; each cites its page).
     rule_autoscaling_not_on_burstable,
     rule_rollback_alarms_watch_the_endpoint,
     rule_rollback_alarms_readable,

@@ -146,3 +146,8 @@ def policy_documents(resources: Sequence[Resource]) -> Iterator[tuple[Resource, 
                 yield r, "identity", dig(inline, "policy")
         elif r.type in (KMS_KEY, BUCKET_POLICY, TOPIC_POLICY) and r.inputs.get("policy"):
             yield r, "resource", r.inputs.get("policy")
+
+
+def by_name(resources: Sequence[Resource], type_: str, prop: str = "name") -> dict[Any, Resource]:
+    """The resources of ``type_`` by the value of their ``prop`` input (their AWS name)."""
+    return {r.inputs.get(prop): r for r in of_type(resources, type_)}

@@ -316,7 +316,7 @@ def test_vpc_actions_on_star_only_in_a_role_sagemaker_assumes(
 
 
 def test_iam_allows_reads_actions_resources_and_namespace_conditions() -> None:
-    from infra.rules.documented import iam_allows
+    from infra.rules.iam import iam_allows
 
     doc = {
         "Statement": [
