@@ -47,7 +47,8 @@ def test_fleet_size_is_read_before_the_update_and_set_as_the_instance_count() ->
     assert step["if"] == "steps.outputs.outputs.endpoint != ''"  # not on a first deployment
     script = step["run"]
     assert "python -m infra.rollout capacity" in script
-    assert 'pulumi config set --stack "$STACK" mlship:instanceCount "$count"' in script
+    # An integer, as Pulumi.yaml declares it (a plain `config set` stores a string).
+    assert 'pulumi config set --type int --stack "$STACK" mlship:instanceCount "$count"' in script
     up = steps()[index("pulumi up")]["run"]
     assert "config set" not in up  # nothing changes the configuration after the fleet size
 
