@@ -34,6 +34,7 @@ import joblib
 import numpy as np
 
 from benchmarks.load import LoadResult, run_wrk, write_script
+from benchmarks.payloads import bench_payloads, render_payloads
 from benchmarks.report import render, targets
 from benchmarks.scoring import (
     generate_parquet,
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-rows", type=int, default=100_000, help="Batch-scoring chunk.")
     parser.add_argument("--skip-http", action="store_true", help="Only in-process and batch.")
     parser.add_argument("--skip-batch", action="store_true", help="Only HTTP and in-process.")
+    parser.add_argument(
+        "--only-payloads", action="store_true", help="Only the Batch Transform payload figures."
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results directory.")
     args = parser.parse_args(argv)
     rows = [int(r) for r in args.rows.split(",") if r]
@@ -73,13 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="mlship-bench-") as tmp:
         work = Path(tmp)
-        for kind in args.models.split(","):
-            print(f"== {kind}", file=sys.stderr, flush=True)
-            results["models"][kind] = bench_model(kind, work, args, rows)
+        if not args.only_payloads:
+            for kind in args.models.split(","):
+                print(f"== {kind}", file=sys.stderr, flush=True)
+                results["models"][kind] = bench_model(kind, work, args, rows)
+        if not args.skip_http:
+            results["payloads"] = bench_payloads(work)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
 
     print(render(results))
+    if "payloads" in results:
+        print("\n".join(render_payloads(results["payloads"])))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for name in (f"bench-{stamp}.json", "latest.json"):
