@@ -75,23 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "prepare",
         _lazy("train", "prepare"),
-        "Write a scikit-learn bundled dataset as CSV (DVC stage).",
+        "Write a bundled dataset as CSV (DVC stage): breast_cancer, diabetes or penguins.",
     )
-    p.add_argument("--dataset", choices=["breast_cancer", "diabetes"], default="breast_cancer")
-    p.add_argument("--out", type=Path, default=Path("data/breast_cancer.csv"), help="CSV path.")
+    # pipelines.data.BUILTIN_SOURCES, written out: the serving image imports this parser.
+    p.add_argument(
+        "--dataset", choices=["breast_cancer", "diabetes", "penguins"], default="breast_cancer"
+    )
+    p.add_argument("--out", type=Path, help="CSV path (default: data/DATASET.csv).")
 
     p = add(
         "expectations",
         _lazy("train", "expectations"),
-        "Regenerate the data expectation suite (JSON).",
+        "Generate a data expectation suite (JSON) from reference data.",
     )
     p.add_argument("--data", default="data/breast_cancer.csv", help="Reference CSV/Parquet.")
     p.add_argument("--target", default="target", help="Label column (default: target).")
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("pipelines/expectations/breast_cancer.json"),
-        help="Suite file to write.",
+        help="Suite file to write (default: pipelines/expectations/<data file stem>.json).",
     )
     p.add_argument("--tolerance", type=float, default=0.1, help="Range widening (share of span).")
 

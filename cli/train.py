@@ -85,10 +85,11 @@ def models(args: argparse.Namespace) -> int:
 
 def prepare(args: argparse.Namespace) -> int:
     """``mlship prepare``: write a bundled dataset as CSV."""
-    from pipelines.data import materialise
+    from pipelines.data import BUILTIN_SOURCES, materialise
 
-    path = materialise(args.dataset, args.out)
-    print(f"wrote scikit-learn's {args.dataset} data to {path}")
+    out = args.out if args.out is not None else Path("data") / f"{args.dataset}.csv"
+    path = materialise(args.dataset, out)
+    print(f"wrote the {args.dataset} data (from {BUILTIN_SOURCES[args.dataset]}) to {path}")
     return 0
 
 
@@ -96,6 +97,10 @@ def expectations(args: argparse.Namespace) -> int:
     """``mlship expectations``: regenerate a suite from reference data and write it."""
     from pipelines.validate import expectations_from
 
-    suite = expectations_from(args.data, args.target, args.out, args.tolerance)
-    print(f"wrote {len(suite['expectations'])} expectations from {args.data} to {args.out}")
+    out = args.out
+    if out is None:
+        stem = Path(args.data).name.split(".")[0]
+        out = Path("pipelines") / "expectations" / f"{stem}.json"
+    suite = expectations_from(args.data, args.target, out, args.tolerance)
+    print(f"wrote {len(suite['expectations'])} expectations from {args.data} to {out}")
     return 0
