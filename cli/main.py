@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="Parameters file.")
     p.add_argument("--out", type=Path, help="Bundle directory (default: params.yaml).")
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="Override a params.yaml key (dotted, e.g. model.type=ridge; the value is YAML). "
+        "Repeatable.",
+    )
+    p.add_argument("--target", help="Label column (shorthand for --set data.target=COL).")
+    p.add_argument(
         "--sagemaker",
         nargs="?",
         const="/opt/ml",

@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.registry import RegistrySettings
 
 
@@ -19,13 +20,22 @@ def train(args: argparse.Namespace) -> int:
     if args.sagemaker is not None:
         from pipelines.sagemaker.training import run_training_job
 
+        if args.overrides or args.target is not None:
+            raise ConfigError(
+                "--set and --target do not apply with --sagemaker: a training job takes its "
+                "overrides as hyper-parameters (mlship sagemaker-train --hyperparameter "
+                "KEY=VALUE)."
+            )
         registry = os.environ.get("MLFLOW_TRACKING_URI") is not None
         run_training_job(args.params, Path(args.sagemaker), registry, say=_say)
         return 0
-    from pipelines.params import load_params
+    from pipelines.params import load_params, parse_overrides
     from pipelines.train import train as run_training
 
-    params = load_params(args.params)
+    overrides = parse_overrides(args.overrides)
+    if args.target is not None:
+        overrides["data.target"] = args.target
+    params = load_params(args.params, overrides)
     print(f"training {params.model.type} ({params.task}) from {args.params}", flush=True)
     result = run_training(params, data=args.data, out=args.out, say=_say)
     print()
@@ -33,7 +43,7 @@ def train(args: argparse.Namespace) -> int:
     print(f"version   {result.bundle_version}")
     if result.registered_version is not None:
         print(
-            f"registry  {params.registry.model_name} version {result.registered_version} "
+            f"registry  {params.registered_name} version {result.registered_version} "
             f"(alias {params.registry.alias}; run {result.run_id})"
         )
     else:
@@ -49,8 +59,8 @@ def _registry_settings() -> RegistrySettings:
     if params_path.is_file():
         from pipelines.params import load_params
 
-        registry = load_params(params_path).registry
-        return RegistrySettings.from_env(registry.model_name, registry.experiment)
+        params = load_params(params_path)
+        return RegistrySettings.from_env(params.registered_name, params.registry.experiment)
     return RegistrySettings.from_env()
 
 

@@ -210,7 +210,7 @@ def train(
         from core.registry import RegistrySettings
         from pipelines.registry import aliased
 
-        settings = RegistrySettings.from_env(params.registry.model_name, params.registry.experiment)
+        settings = RegistrySettings.from_env(params.registered_name, params.registry.experiment)
         champion = aliased(settings, "champion")
     result = gate(
         metrics,

@@ -1,5 +1,5 @@
 """The bundled datasets (breast_cancer, diabetes, penguins): written from installed packages,
-byte-stable, with `mlship prepare`.
+byte-stable, with `mlship prepare`, and the penguins example params.
 
 Training on penguins needs text features (island, sex), which the pipeline does not encode
 yet; these tests cover the data, its committed suite and the example's params, not a train.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from palmerpenguins import load_penguins
@@ -18,6 +19,11 @@ from cli.main import build_parser
 from cli.main import main as mlship
 from core.errors import DataError
 from pipelines.data import BUILTIN_SOURCES, materialise
+from pipelines.params import load_params
+from pipelines.validate import load_suite, validate
+from tests.pipelines.conftest import REPO
+
+EXAMPLE = REPO / "examples" / "penguins" / "params.yaml"
 
 
 def _digest(path: Path) -> str:
@@ -89,3 +95,38 @@ def test_prepare_choices_are_the_bundled_datasets() -> None:
     prepare = sub.choices["prepare"]  # type: ignore[index]
     dataset = next(a for a in prepare._actions if a.dest == "dataset")
     assert list(dataset.choices or []) == list(BUILTIN_SOURCES)
+
+
+def test_penguins_example_params_and_suite(tmp_path: Path) -> None:
+    params = load_params(EXAMPLE)
+    assert params.registered_name == "penguins"
+    assert params.task == "classification"
+    assert params.data.target == "species"
+    assert params.data.builtin == "penguins"
+    assert params.resolve(params.data.path).resolve() == REPO / "data" / "penguins.csv"
+    assert params.data.expectations is not None
+    suite_path = params.resolve(params.data.expectations).resolve()
+    assert suite_path == REPO / "pipelines" / "expectations" / "penguins.json"
+    assert params.gate.thresholds == {"accuracy": 0.95, "f1": 0.95, "roc_auc": 0.98}
+    assert params.model.hyperparameters == {"C": 1.0, "max_iter": 1000}
+    assert params.resolve(params.output.dir).resolve() == REPO / "models" / "penguins"
+    # a forest is one override away
+    forest = load_params(EXAMPLE, {"model.type": "random_forest"})
+    assert forest.model.hyperparameters == {"n_estimators": 200}
+
+    data = materialise("penguins", tmp_path / "penguins.csv")
+    suite = load_suite(suite_path)
+    assert suite["meta"]["mlship"]["target"] == "species"
+    frame = pd.read_csv(data)
+    assert validate(frame, suite) == len(suite["expectations"])
+    # an unknown species or island is refused; missing sex within the reference's share is not
+    odd = frame.copy()
+    odd.loc[0, "species"] = "Emperor"
+    odd.loc[1, "island"] = "Atlantis"
+    odd.loc[2:12, "sex"] = np.nan
+    with pytest.raises(DataError) as info:
+        validate(odd, suite, source="odd.csv")
+    message = str(info.value)
+    assert message.startswith(f"odd.csv fails 2 of {len(suite['expectations'])} expectations")
+    assert "expect_column_values_to_be_in_set on column 'species'" in message
+    assert "expect_column_values_to_be_in_set on column 'island'" in message
