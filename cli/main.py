@@ -79,8 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("version", help="Model version number, as listed by `mlship models`.")
     p.add_argument("--alias", default="champion", help="Alias to move (default: champion).")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="Promote even when the version's task differs from the current holder's.",
+    )
+    _add_params_arg(p)
 
-    add("models", _lazy("train", "models"), "List registered model versions, aliases and metrics.")
+    p = add(
+        "models",
+        _lazy("train", "models"),
+        "List registered model versions: aliases, task, data hash and metrics.",
+    )
+    _add_params_arg(p)
 
     p = add(
         "prepare",
@@ -183,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="s3:// prefix for the .out files.")
     p.add_argument("--instance-count", type=int, default=1, help="Instances.")
     return parser
+
+
+def _add_params_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="Parameters file whose model name (registry.model_name, else name) is used.",
+    )
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:

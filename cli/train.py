@@ -53,9 +53,12 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registry_settings() -> RegistrySettings:
-    """Registry settings for ``mlship promote`` / ``models``: model name from ./params.yaml."""
-    params_path = Path("params.yaml")
+def _registry_settings(params_path: Path) -> RegistrySettings:
+    """Registry settings for ``mlship promote`` / ``models``: the model name of a params file.
+
+    The name is params.yaml's ``registry.model_name``, by default its top-level ``name``; with
+    no params file, ``mlship``.
+    """
     if params_path.is_file():
         from pipelines.params import load_params
 
@@ -68,28 +71,33 @@ def promote(args: argparse.Namespace) -> int:
     """``mlship promote VERSION``: move ``--alias`` (default champion) to VERSION."""
     from pipelines.registry import promote as move_alias
 
-    settings = _registry_settings()
-    move_alias(settings, args.version, args.alias)
-    print(f"{settings.model_name}@{args.alias} -> version {args.version}")
+    settings = _registry_settings(args.params)
+    before = move_alias(settings, args.version, args.alias, force=args.force)
+    was = f" (was version {before.version})" if before is not None else ""
+    print(f"{settings.model_name}@{args.alias} -> version {args.version}{was}")
     return 0
 
 
 def models(args: argparse.Namespace) -> int:
-    """``mlship models``: print every version with its aliases and metrics."""
-    from core.registry import list_versions
+    """``mlship models``: every version with its aliases, task, data hash and metrics."""
+    from pipelines.registry import versions
 
-    settings = _registry_settings()
-    rows = list_versions(settings)
+    settings = _registry_settings(args.params)
+    rows = versions(settings)
     if not rows:
         print(f"No versions of {settings.model_name!r} in {settings.tracking_uri} yet.")
         print("Run `mlship train` to register one.")
         return 0
     print(f"{settings.model_name} in {settings.tracking_uri}")
-    print(f"{'version':>7}  {'aliases':<20}  {'bundle':<26}  metrics")
+    print(f"{'version':>7}  {'aliases':<20}  {'task':<14}  {'data':<12}  {'bundle':<26}  metrics")
     for row in rows:
         metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(row.metrics.items()))
         aliases = ",".join(row.aliases) or "-"
-        print(f"{row.version:>7}  {aliases:<20}  {row.bundle_version or '-':<26}  {metrics}")
+        data = (row.dataset_sha256 or "-")[:12]
+        print(
+            f"{row.version:>7}  {aliases:<20}  {row.task or '-':<14}  {data:<12}  "
+            f"{row.bundle_version or '-':<26}  {metrics}"
+        )
     return 0
 
 

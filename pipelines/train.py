@@ -219,6 +219,8 @@ def train(
         champion,
         params.champion_metric,
         params.gate.champion_tolerance,
+        task=params.task,
+        dataset_sha256=dataset.sha256,
     )
     commit = git_commit(params.resolve("."))
     created = datetime.now(UTC)
@@ -230,6 +232,7 @@ def train(
     tags = {
         "mlship.bundle_version": bundle_version,
         "mlship.dataset_sha256": dataset.sha256,
+        "mlship.task": params.task,
         "mlship.git_commit": commit or "none",
         "mlship.data_source": source,
         "mlship.gate": "passed" if result.passed else "failed",
