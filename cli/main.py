@@ -227,6 +227,8 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mlship`` CLI; returns the process exit code."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # onnxruntime's telemetry writes a session file ($TMPDIR/.ses) that nothing removes.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
