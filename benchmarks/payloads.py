@@ -35,7 +35,7 @@ def _body(rows: np.ndarray) -> tuple[bytes, bytes]:
     csv = buffer.getvalue().encode()
     csv = csv[: csv.rfind(b"\n", 0, PAYLOAD_BYTES) + 1]  # whole lines, at most 6 MB
     parsed = np.loadtxt(io.BytesIO(csv), delimiter=",", ndmin=2)
-    jsonl = b"".join(json.dumps(r).encode() + b"\n" for r in parsed.tolist())
+    jsonl = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in parsed.tolist())
     return csv, jsonl
 
 
@@ -70,8 +70,10 @@ def bench_payloads(work: Path) -> dict[str, Any]:
         port = free_port()
         argv = [sys.executable, "-m", "cli", "serve", "--model", str(bundle), "--host",
                 "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
-        service = Service("ours", argv, "/ping", {"MLSHIP_CACHE_ENABLED": "false",
-                                                   "MLSHIP_ACCESS_LOG": "false"})  # fmt: skip
+        # The body limit a transform job with MaxPayloadInMB=8 sets (JSON Lines is larger).
+        env = {"MLSHIP_CACHE_ENABLED": "false", "MLSHIP_ACCESS_LOG": "false",
+               "MLSHIP_MAX_BODY_BYTES": str(8 * 1024 * 1024)}  # fmt: skip
+        service = Service("ours", argv, "/ping", env)
         figures: dict[str, Any] = {"rows": n, "bytes": len(csv)}
         with running(service, port, work / f"payload-{kind}.log") as url:
             for name, body in (("text/csv", csv), ("application/jsonlines", jsonl)):

@@ -24,7 +24,13 @@ from core.s3 import download, is_s3_uri
 if TYPE_CHECKING:
     import pandas as pd
 
-BuiltinDataset = Literal["breast_cancer", "diabetes"]
+BuiltinDataset = Literal["breast_cancer", "diabetes", "penguins"]
+# Where each bundled dataset comes from: a package installed with the pipelines group, no download.
+BUILTIN_SOURCES: dict[str, str] = {
+    "breast_cancer": "scikit-learn",
+    "diabetes": "scikit-learn",
+    "penguins": "palmerpenguins",
+}
 
 
 @dataclass(frozen=True)
@@ -58,27 +64,32 @@ class XY:
 
 
 def materialise(dataset: BuiltinDataset, path: Path) -> Path:
-    """Write one of scikit-learn's bundled datasets as a CSV (no download).
+    """Write one of the bundled datasets as a CSV (no download).
 
-    Feature names have spaces replaced by ``_``; the label is the column ``target``. The bytes
-    are the same on every run, so DVC and the dataset hash see the same file.
+    ``breast_cancer`` (classification) and ``diabetes`` (regression) come from scikit-learn,
+    their feature names with spaces replaced by ``_`` and the label in the column ``target``.
+    ``penguins`` is the Palmer penguins table shipped inside the ``palmerpenguins`` package
+    (344 rows; text columns ``species``, the usual label, ``island`` and ``sex``; missing
+    values, written as empty cells). The bytes are the same on every run, so DVC and the
+    dataset hash see the same file.
 
     Args:
-        dataset: ``breast_cancer`` (classification) or ``diabetes`` (regression).
+        dataset: ``breast_cancer``, ``diabetes`` or ``penguins``.
         path: The CSV file to write (parent directories are created).
 
     Returns:
         The path written.
-    """
-    from sklearn.datasets import load_breast_cancer, load_diabetes
 
-    loaders = {"breast_cancer": load_breast_cancer, "diabetes": load_diabetes}
-    if dataset not in loaders:
+    Raises:
+        DataError: for an unknown dataset name (with the closest one).
+    """
+    if dataset not in BUILTIN_SOURCES:
+        close = difflib.get_close_matches(str(dataset), list(BUILTIN_SOURCES), n=1)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
         raise DataError(
-            f"Unknown bundled dataset {dataset!r}. Use one of: {', '.join(sorted(loaders))}."
+            f"Unknown bundled dataset {dataset!r}. {hint}Use one of: {', '.join(BUILTIN_SOURCES)}."
         )
-    frame = loaders[dataset](as_frame=True).frame
-    frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
+    frame = _load_builtin(dataset)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -90,6 +101,20 @@ def materialise(dataset: BuiltinDataset, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _load_builtin(dataset: str) -> pd.DataFrame:
+    if dataset == "penguins":
+        from palmerpenguins import load_penguins
+
+        frame: pd.DataFrame = load_penguins()
+        return frame
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    loader = load_breast_cancer if dataset == "breast_cancer" else load_diabetes
+    frame = loader(as_frame=True).frame
+    frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
+    return frame
 
 
 def read_table(source: str | Path) -> Dataset:

@@ -252,7 +252,7 @@ def train(
         from core.registry import RegistrySettings
         from pipelines.registry import aliased
 
-        settings = RegistrySettings.from_env(params.registry.model_name, params.registry.experiment)
+        settings = RegistrySettings.from_env(params.registered_name, params.registry.experiment)
         champion = aliased(settings, "champion")
     result = gate(
         metrics,
@@ -261,6 +261,8 @@ def train(
         champion,
         params.champion_metric,
         params.gate.champion_tolerance,
+        task=params.task,
+        dataset_sha256=dataset.sha256,
     )
     commit = git_commit(params.resolve("."))
     created = datetime.now(UTC)
@@ -272,6 +274,7 @@ def train(
     tags = {
         "mlship.bundle_version": bundle_version,
         "mlship.dataset_sha256": dataset.sha256,
+        "mlship.task": params.task,
         "mlship.git_commit": commit or "none",
         "mlship.data_source": source,
         "mlship.gate": "passed" if result.passed else "failed",
