@@ -49,7 +49,7 @@ def test_features_batch_refuses_what_serving_refuses_with_the_same_message(
 ) -> None:
     rows = np.ones((5, model.n_features))
     rows[:, 2] = 1.0
-    cells: list[list[float | None]] = rows.tolist()
+    cells: list[list[float | None]] = [list(r) for r in rows.tolist()]
     cells[3][column] = value
     src = tmp_path / "in.parquet"
     pq.write_table(
