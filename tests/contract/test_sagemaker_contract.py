@@ -127,18 +127,13 @@ def test_contract_sigterm_drains_in_flight_request(
         while chunk := conn.recv(65536):
             response += chunk
         conn.close()
-        started = time.monotonic()
-        code = srv.proc.wait(timeout=30)
+        code = srv.proc.wait(timeout=30)  # a bound for a server that hangs, not a measure
     finally:
         stop_server(srv)
 
-    # With bytecode compiled (as in the image; the session server compiled it here) the process
-    # is ready in about 1-2 s; the bound leaves room for a loaded CI machine.
-    assert srv.started_in_s < 6, f"ready after {srv.started_in_s:.1f}s"
     assert response.startswith(b"HTTP/1.1 200 OK"), response[:200]
     assert b'"prediction":[' in response
     assert code == 0
-    assert time.monotonic() - started < 15
 
 
 def test_contract_bad_bundle_stops_the_start_with_its_error(tmp_path: Path) -> None:
