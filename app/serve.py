@@ -1,14 +1,15 @@
 """``mlship serve`` / the container's ``serve``: check everything that can fail, then listen.
 
-Every check a start can fail (settings, the bundle, the model, API keys, the port) runs
-before the port is bound: in this process for one worker, and in the
+Every check a start can fail (settings, the bundle, the model, API keys, the port, the
+open-file limit) runs before the port is bound: in this process for one worker, and in the
 supervisor before it spawns any worker for several. A failed start therefore ends with exit 1
 and one ``error:`` line, and nothing ever listened. A ``model.tar.gz`` or ``s3://`` bundle is
 extracted once into a directory that is removed when the server stops (or the start fails).
 
 One worker serves in this process (``app/server.py``); several run under ``app/supervisor.py``,
-each on its own ``SO_REUSEPORT`` socket. SIGTERM stops accepting, lets requests in progress
-finish for up to ``MLSHIP_GRACEFUL_TIMEOUT`` seconds, then exits 0.
+each on its own ``SO_REUSEPORT`` socket. SIGTERM stops accepting, answers what was read (the
+last answer on each connection says ``Connection: close``) for up to
+``MLSHIP_GRACEFUL_TIMEOUT`` seconds, then exits 0.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def serve(settings: AppSettings) -> int:
     Raises:
         MlshipError: when the start fails (nothing was bound); the CLI prints it.
     """
-    from app.server import exit_on_sigterm
+    from app.protocol import ConnectionLimits
+    from app.server import ensure_fd_limit, exit_on_sigterm
     from core.sources import local_bundle
 
     started = time.perf_counter()
@@ -88,6 +90,7 @@ def serve(settings: AppSettings) -> int:
     # uvicorn drains on SIGTERM, then re-raises it: end with exit code 0 instead of dying by
     # the signal (a SIGTERM during the model load also stops the start here).
     signal.signal(signal.SIGTERM, exit_on_sigterm)
+    ensure_fd_limit(ConnectionLimits.from_settings(settings))
     with local_bundle(settings.model_uri, settings.model_cache_dir) as bundle:
         local = settings.model_copy(update={"model_uri": str(bundle)})
         model = _load_model(bundle, settings.model_uri)

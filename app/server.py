@@ -1,5 +1,5 @@
 """One server process: the app's lifespan first (the model loads), then the listening socket,
-then uvicorn until SIGTERM.
+then uvicorn with mlship's connection protocol (``app/protocol.py``) until SIGTERM.
 
 The port is bound only once the lifespan has succeeded, so a process whose start fails never
 holds it. With several workers each one binds its own socket with ``SO_REUSEPORT`` and the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from app.logs import configure_logging, log_config
+from app.protocol import ConnectionLimits, protocol_class
 from app.settings import AppSettings
 from core.errors import ConfigError, MlshipError
 
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from app.supervisor import WorkerLink
 
 log = logging.getLogger("mlship.app")
+
+# Files a worker keeps open besides its connections: model, libraries, logs, metrics files.
+_FD_RESERVE = 256
 
 
 def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -58,18 +63,39 @@ def check_port_free(host: str, port: int) -> None:
     bind(host, port, reuse_port=False).close()
 
 
+def ensure_fd_limit(limits: ConnectionLimits) -> None:
+    """Raise this process's open-file limit to what ``MLSHIP_MAX_CONNECTIONS`` needs (workers
+    inherit it), or refuse the start when the hard limit is lower.
+
+    Raises:
+        ConfigError: naming the setting, the limit and the fix.
+    """
+    need = limits.max_connections + limits.max_lingering + _FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+        return
+    raise ConfigError(
+        f"MLSHIP_MAX_CONNECTIONS={limits.max_connections} needs {need} open files per worker, "
+        f"but this process may open at most {hard} (ulimit -n). Lower MLSHIP_MAX_CONNECTIONS "
+        "or raise the limit."
+    )
+
+
 def uvicorn_config(app: FastAPI, settings: AppSettings) -> uvicorn.Config:
     import uvicorn
 
     return uvicorn.Config(
         app,
         lifespan="off",  # run_server runs the app's lifespan itself, before binding
-        http="httptools",
+        http=protocol_class(ConnectionLimits.from_settings(settings)),
         ws="none",
         log_config=log_config(settings.log_level),
         access_log=False,  # the app's middleware writes the access log
         server_header=False,
-        timeout_keep_alive=5,
+        timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=settings.graceful_timeout,
     )
 
@@ -79,8 +105,8 @@ def run_server(
 ) -> None:
     """Run the app's lifespan, then ``listen()`` for the socket, then serve until SIGTERM.
 
-    SIGTERM stops accepting at once; requests in progress finish for up to
-    ``MLSHIP_GRACEFUL_TIMEOUT`` seconds.
+    SIGTERM stops accepting at once; requests that were read are answered (the last one on
+    each connection with ``Connection: close``) for up to ``MLSHIP_GRACEFUL_TIMEOUT`` seconds.
 
     Raises:
         MlshipError: from the lifespan (model, keys) or from ``listen`` (the port).
