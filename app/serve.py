@@ -25,13 +25,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from app.logs import configure_logging
 from app.settings import AppSettings
 from core.errors import ConfigError, MlshipError, ModelLoadError
+
+if TYPE_CHECKING:
+    from core.model import Model
 
 log = logging.getLogger("mlship.app")
 
@@ -104,11 +107,13 @@ def serve(settings: AppSettings) -> int:
         if settings.workers == 1:
             _serve_here(local, model)
         else:
-            _serve_workers(local, model)
+            _check_for_workers(local, model)
+            del model  # the supervisor needs no model while the workers serve
+            _serve_workers(local)
     return 0
 
 
-def _load_model(bundle: Path, uri: str) -> Any:
+def _load_model(bundle: Path, uri: str) -> Model:
     from core.model import load_model
 
     try:
@@ -118,7 +123,7 @@ def _load_model(bundle: Path, uri: str) -> Any:
         raise ModelLoadError(f"Cannot load MLSHIP_MODEL_URI={uri}: {e}") from e
 
 
-def _serve_here(settings: AppSettings, model: Any) -> None:
+def _serve_here(settings: AppSettings, model: Model) -> None:
     """One worker, this process: the lifespan (keys, predictor) runs before the bind."""
     from app.main import create_app
     from app.server import bind, run_server
@@ -129,17 +134,23 @@ def _serve_here(settings: AppSettings, model: Any) -> None:
     run_server(create_app(settings, model), settings, listen)
 
 
-def _serve_workers(settings: AppSettings, model: Any) -> None:
-    """Several workers: make here every check a worker would fail, then start them."""
+def _check_for_workers(settings: AppSettings, model: Model) -> None:
+    """Make here every check a worker could fail, so that none starts when one would fail."""
     from app.auth import load_key_hashes
     from app.runtime import runtime_model
-    from app.server import check_port_free, worker_main
-    from app.supervisor import Supervisor
+    from app.server import check_port_free
 
     runtime_model(model, settings)
     load_key_hashes(settings)
     check_port_free(settings.host, settings.port)
     log.info("start checks passed", extra={"workers": settings.workers})
+
+
+def _serve_workers(settings: AppSettings) -> None:
+    """Several workers under the supervisor, until SIGTERM."""
+    from app.server import worker_main
+    from app.supervisor import Supervisor
+
     with _metrics_dir(settings.metrics_dir) as metrics_dir:
         # Workers keep their HTTP and prediction metrics in files here, so that /metrics, which
         # one worker answers, adds up all of them (prometheus_client's multiprocess mode, which
