@@ -67,6 +67,9 @@ def test_drain_sigterm_under_keep_alive_load_loses_no_request(
         str(workers),
         MLSHIP_ACCESS_LOG="false",
         MLSHIP_GRACEFUL_TIMEOUT="25",
+        # A client thread of this busy process may stall between two requests; the keep-alive
+        # timer must not close its connection meanwhile (that is not what this test is about).
+        MLSHIP_KEEP_ALIVE_TIMEOUT="20",
     )
     body = json.dumps({"features": logistic_X[0].tolist()}).encode()
     clients = [Client() for _ in range(CLIENTS)]
