@@ -84,7 +84,7 @@ def serve(settings: AppSettings) -> int:
     Raises:
         MlshipError: when the start fails (nothing was bound); the CLI prints it.
     """
-    from app.protocol import ConnectionLimits
+    from app.connections import ConnectionLimits
     from app.server import ensure_fd_limit, exit_on_sigterm
     from core.sources import local_bundle
 

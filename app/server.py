@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from app.connections import ConnectionLimits
 from app.logs import configure_logging, log_config
-from app.protocol import ConnectionLimits, protocol_class
+from app.protocol import protocol_class
 from app.settings import AppSettings
 from core.errors import ConfigError, MlshipError
 

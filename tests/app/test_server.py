@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.protocol import ConnectionLimits
+from app.connections import ConnectionLimits
 from app.server import bind, check_port_free, ensure_fd_limit
 from core.errors import ConfigError
 
