@@ -170,6 +170,8 @@ class MonitoringArgs:
         emails: Addresses subscribed to the topic.
         target: What is watched, for the dashboard title.
         tags: Tags on every taggable child.
+        publishers: AWS services besides CloudWatch that publish to the topic (EventBridge
+            rules, the Prometheus alert manager): the topic policy and its key let them.
     """
 
     name_prefix: str
@@ -179,6 +181,7 @@ class MonitoringArgs:
     emails: Sequence[str]
     target: Literal["sagemaker", "eks"]
     tags: dict[str, str] = field(default_factory=dict)
+    publishers: Sequence[str] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -250,7 +253,8 @@ class Monitoring(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: policies.dumps(
                     policies.key_policy(
-                        account_id=account, service_principals=["cloudwatch.amazonaws.com"]
+                        account_id=account,
+                        service_principals=sorted({"cloudwatch.amazonaws.com", *args.publishers}),
                     )
                 )
             ),
@@ -269,7 +273,9 @@ class Monitoring(pulumi.ComponentResource):
             arn=topic.arn,
             policy=pulumi.Output.all(topic.arn, args.account_id).apply(
                 lambda v: policies.dumps(
-                    policies.alarm_topic_policy(topic_arn=v[0], account_id=v[1])
+                    policies.alarm_topic_policy(
+                        topic_arn=v[0], account_id=v[1], publishers=args.publishers
+                    )
                 )
             ),
             opts=self._child,
