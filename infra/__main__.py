@@ -24,6 +24,7 @@ from infra.components.monitoring import (
     sagemaker_alarm_specs,
 )
 from infra.components.network import Network, NetworkArgs
+from infra.components.prometheus import ManagedPrometheus, ManagedPrometheusArgs
 from infra.components.registry import ImageRepository, ImageRepositoryArgs
 from infra.components.retrain import DriftRetrain, DriftRetrainArgs
 from infra.components.sagemaker import SageMakerEndpoint, SageMakerEndpointArgs
@@ -253,6 +254,20 @@ def _eks(b: _Base) -> _Serving:
         ),
     )
     _signals(b, log_group_name("eks", endpoint_name="", cluster_name=cluster_name), service)
+    if cfg.signals is not None and cfg.signals.prometheus_workspace:
+        ManagedPrometheus(
+            naming.name("prometheus"),
+            ManagedPrometheusArgs(
+                name_prefix=naming.prefix,
+                region=cfg.region,
+                cluster_name=cluster.cluster_name,
+                cluster_arn=cluster.cluster_arn,
+                subnet_ids=subnet_ids,
+                topic_arn=monitoring.topic_arn,
+                tags=b.tags,
+            ),
+            provider=cluster.provider,
+        )
     return (
         deploy,
         monitoring,
@@ -270,6 +285,8 @@ def _monitoring(b: _Base, specs: list[AlarmSpec]) -> Monitoring:
     if b.cfg.signals is not None:
         specs = [*specs, *signal_alarm_specs(b.naming.prefix, b.cfg.signals)]
     publishers = ["events.amazonaws.com"] if b.cfg.batch is not None else []
+    if b.cfg.signals is not None and b.cfg.signals.prometheus_workspace:
+        publishers.append("aps.amazonaws.com")  # the AMP alert manager
     return Monitoring(
         b.naming.name("monitoring"),
         MonitoringArgs(

@@ -1,6 +1,7 @@
 """The calls pulumi-aws makes for what runs without us: SageMaker pipelines (and the job
 requests their steps become at run time), EventBridge Scheduler schedules, EventBridge rules,
-targets, connections and API destinations, and CloudWatch Logs metric filters."""
+targets, connections and API destinations, CloudWatch Logs metric filters, and Amazon Managed
+Service for Prometheus (workspace, scraper, rules, alert manager)."""
 
 from __future__ import annotations
 
@@ -228,7 +229,69 @@ def _metric_filter(i: Inputs, region: str) -> list[Call]:
     ]
 
 
+def _amp_workspace(i: Inputs, region: str) -> list[Call]:
+    return [
+        call(
+            "amp",
+            "CreateWorkspace",
+            alias=i.get("alias"),
+            kmsKeyArn=i.get("kmsKeyArn"),
+            tags=i.get("tags") or None,
+        )
+    ]
+
+
+def _amp_scraper(i: Inputs, region: str) -> list[Call]:
+    eks = (i.get("source") or {}).get("eks") or {}
+    amp = (i.get("destination") or {}).get("amp") or {}
+    return [
+        call(
+            "amp",
+            "CreateScraper",
+            alias=i.get("alias"),
+            scrapeConfiguration={"configurationBlob": i.get("scrapeConfiguration")},
+            source={
+                "eksConfiguration": {
+                    "clusterArn": eks.get("clusterArn"),
+                    "subnetIds": eks.get("subnetIds"),
+                    "securityGroupIds": eks.get("securityGroupIds"),
+                }
+            },
+            destination={"ampConfiguration": {"workspaceArn": amp.get("workspaceArn")}},
+            tags=i.get("tags") or None,
+        )
+    ]
+
+
+def _amp_rules(i: Inputs, region: str) -> list[Call]:
+    return [
+        call(
+            "amp",
+            "CreateRuleGroupsNamespace",
+            workspaceId=i.get("workspaceId"),
+            name=i.get("name"),
+            data=i.get("data"),
+            tags=i.get("tags") or None,
+        )
+    ]
+
+
+def _amp_alertmanager(i: Inputs, region: str) -> list[Call]:
+    return [
+        call(
+            "amp",
+            "CreateAlertManagerDefinition",
+            workspaceId=i.get("workspaceId"),
+            data=i.get("definition"),
+        )
+    ]
+
+
 CONVERTERS: dict[str, Converter] = {
+    "aws:amp/workspace:Workspace": _amp_workspace,
+    "aws:amp/scraper:Scraper": _amp_scraper,
+    "aws:amp/ruleGroupNamespace:RuleGroupNamespace": _amp_rules,
+    "aws:amp/alertManagerDefinition:AlertManagerDefinition": _amp_alertmanager,
     "aws:sagemaker/pipeline:Pipeline": _pipeline,
     "aws:scheduler/schedule:Schedule": _schedule,
     "aws:cloudwatch/eventRule:EventRule": _event_rule,

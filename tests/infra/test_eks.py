@@ -20,6 +20,9 @@ K8S_KINDS = {
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "NetworkPolicy",
+    # The managed Prometheus scraper's read-only access (tests/infra/test_prometheus.py).
+    "ClusterRole",
+    "ClusterRoleBinding",
 }
 
 
