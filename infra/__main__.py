@@ -7,6 +7,7 @@ under Pulumi's mock runtime. Nothing here runs at import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -33,6 +34,7 @@ from infra.components.signals import (
     ModelSignals,
     ModelSignalsArgs,
     signal_alarm_specs,
+    signal_widgets,
 )
 from infra.components.storage import ArtifactStore, ArtifactStoreArgs
 from infra.config import StackConfig
@@ -282,8 +284,10 @@ def _eks(b: _Base) -> _Serving:
 def _monitoring(b: _Base, specs: list[AlarmSpec]) -> Monitoring:
     # Model-signal alarms (drift, data quality) sit with the service alarms: same topic, same
     # dashboard. EventBridge publishes failed batch runs to the topic.
+    widgets: list[dict[str, Any]] = []
     if b.cfg.signals is not None:
         specs = [*specs, *signal_alarm_specs(b.naming.prefix, b.cfg.signals)]
+        widgets = signal_widgets(b.naming.prefix, b.cfg.region)
     publishers = ["events.amazonaws.com"] if b.cfg.batch is not None else []
     if b.cfg.signals is not None and b.cfg.signals.prometheus_workspace:
         publishers.append("aps.amazonaws.com")  # the AMP alert manager
@@ -298,6 +302,7 @@ def _monitoring(b: _Base, specs: list[AlarmSpec]) -> Monitoring:
             target=b.cfg.target,
             tags=b.tags,
             publishers=publishers,
+            extra_widgets=widgets,
         ),
     )
 

@@ -144,7 +144,8 @@ class ScheduledBatch(pulumi.ComponentResource):
         # MaxPayloadInMB, as pipelines/sagemaker/requests.transform_environment sets it.
         return aws.sagemaker.Model(
             f"{name}-model",
-            name=f"{args.name_prefix}-batch-model",
+            # Auto-named (like the endpoint's model): a new image tag replaces the model, and
+            # the replacement is created before the old one is deleted.
             execution_role_arn=role.arn,
             primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
                 image=pulumi.Output.concat(args.repository_url, ":", args.image_tag),

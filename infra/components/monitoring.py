@@ -170,6 +170,8 @@ class MonitoringArgs:
         emails: Addresses subscribed to the topic.
         target: What is watched, for the dashboard title.
         tags: Tags on every taggable child.
+        extra_widgets: Dashboard widgets placed after the alarm graphs (their ``y`` is offset
+            below them), e.g. the model signals per feature.
         publishers: AWS services besides CloudWatch that publish to the topic (EventBridge
             rules, the Prometheus alert manager): the topic policy and its key let them.
     """
@@ -182,6 +184,7 @@ class MonitoringArgs:
     target: Literal["sagemaker", "eks"]
     tags: dict[str, str] = field(default_factory=dict)
     publishers: Sequence[str] = ()
+    extra_widgets: Sequence[Mapping[str, Any]] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -226,7 +229,9 @@ class Monitoring(pulumi.ComponentResource):
         aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=dashboard_name,
-            dashboard_body=json.dumps(dashboard_body(args.specs, args.region, dashboard_name)),
+            dashboard_body=json.dumps(
+                dashboard_body(args.specs, args.region, dashboard_name, args.extra_widgets)
+            ),
             opts=self._child,
         )
         self.topic_arn = topic.arn
@@ -293,8 +298,14 @@ class Monitoring(pulumi.ComponentResource):
         return topic
 
 
-def dashboard_body(specs: Sequence[AlarmSpec], region: str, title: str) -> dict[str, Any]:
-    """A CloudWatch dashboard: one graph per alarmed metric, with its threshold line."""
+def dashboard_body(
+    specs: Sequence[AlarmSpec],
+    region: str,
+    title: str,
+    extra_widgets: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """A CloudWatch dashboard: one graph per alarmed metric, with its threshold line; then
+    ``extra_widgets``."""
     widgets: list[dict[str, Any]] = [
         {
             "type": "text",
@@ -328,4 +339,6 @@ def dashboard_body(specs: Sequence[AlarmSpec], region: str, title: str) -> dict[
                 },
             }
         )
+    below = 2 + ((len(specs) + 1) // 2) * 6
+    widgets += [{**w, "y": below + int(w.get("y", 0))} for w in extra_widgets]
     return {"widgets": widgets}

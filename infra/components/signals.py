@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.components.monitoring import AlarmSpec
 from infra.config.signals import Signals
-from infra.signals import SIGNALS_BY_KEY, filter_specs, namespace
+from infra.signals import SIGNALS, SIGNALS_BY_KEY, filter_specs, namespace
 
 RESOURCE_TYPE = "mlship:signals:ModelSignals"
 DRIFT_ALARM_ROLE = "drift-psi"
@@ -105,3 +106,30 @@ class ModelSignals(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
             )
         self.register_outputs({"metric_namespace": self.metric_namespace})
+
+
+def signal_widgets(name_prefix: str, region: str) -> list[dict[str, Any]]:
+    """Dashboard graphs of every signal per feature (or class) and model version: a CloudWatch
+    ``SEARCH`` over the namespace ("Use search expressions in graphs"), so features the stack
+    does not know still appear."""
+    ns = namespace(name_prefix)
+    widgets = []
+    for i, s in enumerate(SIGNALS):
+        query = f'{{{ns},{s.dimension},ModelVersion}} MetricName="{s.metric}"'
+        widgets.append(
+            {
+                "type": "metric",
+                "x": (i % 2) * 12,
+                "y": (i // 2) * 6,
+                "width": 12,
+                "height": 6,
+                "properties": {
+                    "title": f"{s.metric} by {s.dimension.lower()} and model version",
+                    "region": region,
+                    "metrics": [[{"expression": f"SEARCH('{query}', 'Maximum', 300)", "id": "e1"}]],
+                    "view": "timeSeries",
+                    "period": 300,
+                },
+            }
+        )
+    return widgets

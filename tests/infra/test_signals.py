@@ -8,6 +8,7 @@ itself, the EKS event is Fluent Bit's record with the line's fields under ``log_
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -202,3 +203,31 @@ def test_alarm_on_a_filtered_metric_needs_a_log_group_the_stack_writes(
         "mlship-prod-monitoring-missing-values",
         "mlship-prod-monitoring-out-of-range",
     }
+
+
+@pytest.mark.parametrize("stack", ["prod", "eks"])
+def test_dashboard_searches_each_signal_by_exactly_its_filters_dimensions(
+    plans: dict[str, StackPlan], stack: str
+) -> None:
+    """A SEARCH schema {namespace,dim,...} finds only metrics with exactly those dimension names
+    (CloudWatch "Search expression syntax"), so each must equal a filter's dimension set."""
+    plan = plans[stack]
+    (dashboard,) = plan.of_type("aws:cloudwatch/dashboard:Dashboard")
+    searches = {}
+    for w in json.loads(dashboard.inputs["dashboardBody"])["widgets"]:
+        for metric in w.get("properties", {}).get("metrics", []):
+            expr = metric[0].get("expression", "") if isinstance(metric[0], dict) else ""
+            m = re.match(r"^SEARCH\('\{([^}]*)\} MetricName=\"(\w+)\"', 'Maximum', 300\)$", expr)
+            if m:
+                namespace, *dims = m.group(1).split(",")
+                searches[m.group(2)] = (namespace, frozenset(dims))
+    filtered = {
+        (f.inputs["metricTransformation"]["name"]): (
+            f.inputs["metricTransformation"]["namespace"],
+            frozenset(f.inputs["metricTransformation"]["dimensions"]),
+        )
+        for f in plan.of_type(METRIC_FILTER)
+        if f.inputs["metricTransformation"].get("dimensions")
+    }
+    assert searches == filtered
+    assert len(searches) == len(SIGNALS)
