@@ -264,8 +264,16 @@ def test_job_and_pipeline_roles_are_least_privilege(plans: dict[str, StackPlan])
 
 def test_failed_or_stopped_runs_reach_the_alert_topic(plans: dict[str, StackPlan]) -> None:
     plan = plans["prod"]
-    (rule,) = [r for r in plan.of_type("aws:cloudwatch/eventRule:EventRule")]
-    (target,) = plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    (rule,) = [
+        r
+        for r in plan.of_type("aws:cloudwatch/eventRule:EventRule")
+        if r.inputs["name"] == "mlship-prod-batch-scoring-status"
+    ]
+    (target,) = [
+        t
+        for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+        if t.inputs["rule"] == rule.inputs["name"]
+    ]
     (topic,) = plan.of_type("aws:sns/topic:Topic")
     assert target.inputs["arn"] == "arn:aws:sns:eu-west-1:123456789012:mlship-prod-alerts"
     assert topic.inputs["name"] == "mlship-prod-alerts"

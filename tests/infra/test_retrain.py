@@ -121,10 +121,13 @@ def test_the_rule_role_may_only_invoke_that_destination(retrain_plan: StackPlan)
     assert retrain_plan.findings == []
 
 
-def test_route_is_off_by_default(plans: dict[str, StackPlan]) -> None:
-    for plan in plans.values():
-        assert plan.of_type(CONNECTION) == []
-        assert plan.of_type(DESTINATION) == []
+def test_route_is_on_only_where_a_stack_enables_it(plans: dict[str, StackPlan]) -> None:
+    for stack in ("dev", "eks"):  # off by default
+        assert plans[stack].of_type(CONNECTION) == []
+        assert plans[stack].of_type(DESTINATION) == []
+    prod = plans["prod"]  # Pulumi.prod.yaml turns it on: it is in `mlship plan prod`
+    assert one(prod, DESTINATION)["invocationEndpoint"].endswith("/example-org/mlship/dispatches")
+    assert prod.findings == []
 
 
 def test_route_needs_the_token_secret_and_a_repository() -> None:
