@@ -71,11 +71,15 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
     if model is None:
         model = load_service_model(settings)
     keys = KeyChecker(load_key_hashes(settings))
-    monitor = (
-        DriftMonitor(model.manifest, settings.drift_window_rows) if settings.monitoring else None
-    )
-    if monitor is not None:
-        monitor.register(metrics.collectors)
+    monitor = None
+    if settings.monitoring:
+        monitor = DriftMonitor(
+            model.manifest,
+            settings.drift_window_rows,
+            directory=metrics.shared_dir,
+            workers=settings.workers,
+        )
+        metrics.register_merged(monitor)
     metrics.set_model(model.name, model.version, model.manifest.task, model.classes)
     if not keys.enabled:
         log.warning(

@@ -1,0 +1,71 @@
+"""A bundle whose model accepts missing values (an imputer first), for data-quality tests."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from core.bundle import write_bundle
+from core.manifest import Golden, ManifestDraft, TargetSpec
+from pipelines.profile import describe_features
+
+# Trained with a tenth of this feature missing: the manifest marks it nullable.
+NULLABLE_FEATURE = "mean_texture"
+
+
+@pytest.fixture(scope="session")
+def nullable_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logistic-regression bundle on the breast-cancer data with ``mean_texture`` nullable.
+
+    The held-out rows and labels are saved beside it (``<name>-test_X.npy``, ``-test_y.npy``).
+    """
+    data = load_breast_cancer()
+    names = [str(n).replace(" ", "_") for n in data.feature_names]
+    X = np.asarray(data.data, dtype=np.float64)
+    j = names.index(NULLABLE_FEATURE)
+    X[np.random.default_rng(0).random(len(X)) < 0.1, j] = np.nan
+    y = np.asarray(data.target)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    model = Pipeline(
+        [
+            ("impute", SimpleImputer()),
+            ("scale", StandardScaler()),
+            ("model", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(X_train, y_train)
+    features, reference = describe_features(X_train, names)
+    assert features[j].nullable
+    golden_X = X_test[:20]
+    golden = Golden(
+        inputs=[[None if np.isnan(v) else float(v) for v in row] for row in golden_X],
+        predictions=model.predict(golden_X).tolist(),
+        probabilities=model.predict_proba(golden_X).tolist(),
+    )
+    manifest = ManifestDraft(
+        name="mlship",
+        version="test-nullable-0",
+        created_at=datetime.now(UTC).isoformat(),
+        git_commit=None,
+        dataset_sha256=hashlib.sha256(np.nan_to_num(X).tobytes()).hexdigest(),
+        task="classification",
+        params={"model": "logistic"},
+        metrics={},
+        features=features,
+        target=TargetSpec(name="target", classes=np.unique(y).tolist()),
+        reference=reference,
+    )
+    out = tmp_path_factory.mktemp("bundles") / "nullable"
+    bundle = write_bundle(out, model, manifest, golden)
+    np.save(out.parent / "nullable-test_X.npy", X_test)
+    np.save(out.parent / "nullable-test_y.npy", y_test)
+    return bundle
