@@ -102,6 +102,24 @@ class Metrics:
         self._class_children: dict[Any, Any] = {}
         self._value_child: Any = None
 
+    def capture_counters(self) -> tuple[Counter, Counter]:
+        """Counters of the prediction capture: records written, records dropped by reason."""
+        written = Counter(
+            "mlship_capture_records",
+            "Predictions written to the capture files.",
+            registry=self.registry,
+        )
+        dropped = Counter(
+            "mlship_capture_dropped",
+            "Predictions not captured: the write queue was full (queue_full) or writing failed "
+            "(write_error).",
+            ("reason",),
+            registry=self.registry,
+        )
+        for reason in ("queue_full", "write_error"):
+            dropped.labels(reason)
+        return written, dropped
+
     def set_model(self, name: str, version: str, task: str, classes: list[Any] | None) -> None:
         """Record the served model; pre-create the per-class children (no lookups per request)."""
         self.model_info.labels(name=name, version=version, task=task).set(1)

@@ -1,0 +1,272 @@
+"""Prediction capture: every predicted request and its answer, as SageMaker Data Capture writes.
+
+With ``MLSHIP_CAPTURE_DIR`` set, each prediction becomes one JSON line in the documented format
+of SageMaker Data Capture (``captureData.endpointInput`` / ``endpointOutput`` with
+``observedContentType``, ``mode``, ``data`` and ``encoding``; ``eventMetadata`` with
+``eventId``, ``inferenceId`` and ``inferenceTime``; ``eventVersion``), so the same tools read
+what SageMaker captures on its endpoints and what any other target captures here
+(``mlship report``). The input is the validated rows the model saw, as an ``/invocations`` JSON
+body (``{"instances": [...]}``, null for missing values); the output is the ``/invocations``
+JSON answer. ``inferenceId`` is the request id (the caller's ``X-Request-Id`` when it sent one,
+echoed in the response), the key for joining labels that arrive later.
+
+The request path only appends to a bounded in-memory queue (no I/O, no serialisation, no lock
+shared with the writer); when the queue holds ``max_queued_rows`` rows, new records are dropped
+and counted (``mlship_capture_dropped_total``), never waited for. A writer thread serialises
+and writes them. Files:
+
+- ``<dir>/yyyy/mm/dd/hh/<MM-SS-mmm>-<pid>-<id>.jsonl`` (UTC, the hour the file was opened, as
+  SageMaker lays out its capture prefix), one writer per worker process, so no two processes
+  ever write one file;
+- written as ``….jsonl.part`` and renamed to ``….jsonl`` once complete (after ``fsync``), every
+  ``rotate_seconds``, past 64 MiB, at the turn of the hour and at shutdown: a ``*.jsonl`` file
+  is always whole;
+- :meth:`CaptureWriter.close` (the app's shutdown, after in-flight requests finished) writes
+  everything still queued, so a SIGTERM loses no record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from core.model import Prediction
+
+log = logging.getLogger("mlship.app")
+
+JSON = "application/json"
+EVENT_VERSION = "0"
+PART_SUFFIX = ".part"
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# How often the writer thread looks for queued records (and for a file to complete).
+POLL_SECONDS = 0.05
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+_Item = tuple[float, str | None, np.ndarray, Prediction]
+
+
+class CaptureWriter:
+    """Writes captured predictions of one worker process, off the request path.
+
+    Args:
+        directory: The capture root (``MLSHIP_CAPTURE_DIR``).
+        model_version: The served version, written in every output like ``/invocations`` does.
+        classes: The model's classes (None for regressors), idem.
+        max_queued_rows: Rows waiting to be written beyond which records are dropped.
+        rotate_seconds: Longest a file stays open before it is completed.
+        records: Counter of records written; ``dropped``: counter of records dropped, with a
+            ``reason`` label (``queue_full``, ``write_error``). None in tests that need none.
+        worker: Process id in file names.
+        clock: Seconds since the epoch (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        model_version: str,
+        classes: list[Any] | None,
+        max_queued_rows: int = 100_000,
+        rotate_seconds: float = 60.0,
+        records: Any = None,
+        dropped: Any = None,
+        worker: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.directory = directory
+        self.clock = clock
+        self.model_version = model_version
+        self.classes = classes
+        self.max_queued_rows = max_queued_rows
+        self.rotate_seconds = rotate_seconds
+        self.worker = os.getpid() if worker is None else worker
+        self.written = 0
+        self.dropped_full = 0  # request path only
+        self.dropped_error = 0  # writer thread only
+        self._records = records
+        self._dropped_full = None if dropped is None else dropped.labels("queue_full")
+        self._dropped_error = None if dropped is None else dropped.labels("write_error")
+        self._queue: deque[_Item] = deque()
+        # Rows appended (request path only) and rows taken (writer only): each has one writer,
+        # so the queue's size needs no lock between them.
+        self._rows_in = 0
+        self._rows_out = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._file: IO[bytes] | None = None
+        self._part: Path | None = None
+        self._opened_at = 0.0
+        self._hour = ""
+        self._size = 0
+
+    # -- request path -----------------------------------------------------------------------
+
+    def submit(self, X: np.ndarray, prediction: Prediction, inference_id: str | None) -> None:
+        """Queue one prediction; never blocks: drops and counts it when the queue is full."""
+        rows = X.shape[0]
+        if self._rows_in - self._rows_out + rows > self.max_queued_rows or self._stop.is_set():
+            self.dropped_full += 1
+            if self._dropped_full is not None:
+                self._dropped_full.inc()
+            return
+        self._rows_in += rows
+        self._queue.append((self.clock(), inference_id, X, prediction))
+
+    @property
+    def dropped(self) -> int:
+        """Records not written: the queue was full, or writing failed."""
+        return self.dropped_full + self.dropped_error
+
+    # -- writer thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="mlship-capture", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Write every queued record, complete the open file, stop the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        else:  # never started: write what was queued from here
+            self._drain()
+            self._complete()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(POLL_SECONDS):
+                self._drain()
+                if self._file is not None and self._due(self.clock()):
+                    self._complete()
+            self._drain()  # what was queued before close()
+        finally:
+            self._complete()
+
+    def _drain(self) -> None:
+        while self._queue:
+            batch: list[_Item] = []
+            rows = 0
+            while self._queue and len(batch) < 1024:
+                item = self._queue.popleft()
+                batch.append(item)
+                rows += item[2].shape[0]
+            try:
+                self._write(batch)
+            except OSError as e:
+                log.warning("capture: %d records not written: %s", len(batch), e)
+                self.dropped_error += len(batch)
+                if self._dropped_error is not None:
+                    self._dropped_error.inc(len(batch))
+                # Keep what was written before: readers skip a partial last line.
+                self._complete()
+            else:
+                self.written += len(batch)
+                if self._records is not None:
+                    self._records.inc(len(batch))
+            finally:
+                self._rows_out += rows
+
+    def _write(self, batch: list[_Item]) -> None:
+        file = self._file
+        for item in batch:
+            line = self.line(*item)
+            if file is None or self._due(item[0]) or self._size >= MAX_FILE_BYTES:
+                self._complete()
+                file = self._open(item[0])
+            file.write(line)
+            self._size += len(line)
+        if file is not None:
+            file.flush()  # to the OS: a crash of this process loses nothing written
+
+    def line(
+        self, at: float, inference_id: str | None, X: np.ndarray, prediction: Prediction
+    ) -> bytes:
+        """One capture record, as a JSON line."""
+        labels: Any = prediction.labels
+        if labels.dtype.kind not in "biuf":
+            labels = labels.tolist()  # orjson serialises numeric arrays only
+        request = orjson.dumps({"instances": X}, option=_NUMPY)
+        answer = orjson.dumps(
+            {
+                "predictions": labels,
+                "probabilities": prediction.probabilities,
+                "classes": self.classes,
+                "model_version": self.model_version,
+            },
+            option=_NUMPY,
+        )
+        record = {
+            "captureData": {
+                "endpointInput": {
+                    "observedContentType": JSON,
+                    "mode": "INPUT",
+                    "data": request.decode(),
+                    "encoding": "JSON",
+                },
+                "endpointOutput": {
+                    "observedContentType": JSON,
+                    "mode": "OUTPUT",
+                    "data": answer.decode(),
+                    "encoding": "JSON",
+                },
+            },
+            "eventMetadata": {
+                "eventId": str(uuid.uuid4()),
+                "inferenceId": inference_id or uuid.uuid4().hex,
+                "inferenceTime": datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "eventVersion": EVENT_VERSION,
+        }
+        return orjson.dumps(record) + b"\n"
+
+    def _due(self, now: float) -> bool:
+        hour = datetime.fromtimestamp(now, UTC).strftime("%Y/%m/%d/%H")
+        return now - self._opened_at >= self.rotate_seconds or hour != self._hour
+
+    def _open(self, at: float) -> IO[bytes]:
+        when = datetime.fromtimestamp(at, UTC)
+        folder = self.directory / when.strftime("%Y/%m/%d/%H")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{when:%M-%S}-{when.microsecond // 1000:03d}-{self.worker}-{uuid.uuid4().hex[:8]}"
+        self._part = folder / f"{name}.jsonl{PART_SUFFIX}"
+        self._file = self._part.open("xb")
+        self._opened_at = at
+        self._hour = when.strftime("%Y/%m/%d/%H")
+        self._size = 0
+        return self._file
+
+    def _complete(self) -> None:
+        """fsync the open file and give it its final name (readers only read ``*.jsonl``)."""
+        if self._file is None or self._part is None:
+            return
+        file, part = self._file, self._part
+        self._file = self._part = None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            final = part.with_name(part.name.removesuffix(PART_SUFFIX))
+            os.replace(part, final)
+            _fsync_dir(final.parent)
+        except OSError as e:
+            log.warning("capture: could not complete %s: %s", part, e)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
