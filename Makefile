@@ -9,8 +9,9 @@ export MLFLOW_DISABLE_TELEMETRY := true
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen --no-sync
-# Debian packages the tests and benchmarks drive: promtool (alert rules) and wrk (HTTP load).
-SYSTEM_TOOLS := promtool:prometheus wrk:wrk
+# Debian packages the tests and benchmarks drive: promtool and the Prometheus server (alert
+# rules, scraping the service), wrk (HTTP load), Chromium (the report, headless).
+SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus wrk:wrk chromium:chromium
 
 .PHONY: help
 help: ## List the targets
@@ -22,7 +23,7 @@ setup: ## Install uv (with pip) if missing, then the locked dependencies into .v
 	@$(UV) sync --frozen --quiet
 
 .PHONY: system-tools
-system-tools: ## Install the Debian tools the tests use (promtool, wrk) when missing
+system-tools: ## Install the Debian tools the tests use (prometheus, wrk, chromium) when missing
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \

@@ -69,3 +69,37 @@ def nullable_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(out.parent / "nullable-test_X.npy", X_test)
     np.save(out.parent / "nullable-test_y.npy", y_test)
     return bundle
+
+
+@pytest.fixture(scope="session")
+def iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-class logistic regression on the 4 iris features (version ``test-iris-0``): the
+    model of the hand-written SageMaker capture fixture."""
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    names = [str(n).replace(" ", "_") for n in data.feature_names]
+    X = np.asarray(data.data, dtype=np.float64)
+    y = np.asarray(data.target)
+    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0)
+    model = LogisticRegression(max_iter=1000).fit(X_train, y_train)
+    features, reference = describe_features(X_train, names)
+    golden = Golden(
+        inputs=X_test[:10].tolist(),
+        predictions=model.predict(X_test[:10]).tolist(),
+        probabilities=model.predict_proba(X_test[:10]).tolist(),
+    )
+    manifest = ManifestDraft(
+        name="iris",
+        version="test-iris-0",
+        created_at=datetime.now(UTC).isoformat(),
+        git_commit=None,
+        dataset_sha256=hashlib.sha256(X.tobytes()).hexdigest(),
+        task="classification",
+        params={"model": "logistic"},
+        metrics={"accuracy": 0.97, "f1": 0.97, "roc_auc": 0.99},
+        features=features,
+        target=TargetSpec(name="species", classes=[0, 1, 2]),
+        reference=reference,
+    )
+    return write_bundle(tmp_path_factory.mktemp("bundles") / "iris", model, manifest, golden)
