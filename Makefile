@@ -33,7 +33,7 @@ system-tools: ## Install the Debian tools the tests use (prometheus, wrk, chromi
 	fi
 
 .PHONY: demo
-demo: setup ## Train the bundled model, register it, serve it, predict, and plan the dev stack
+demo: setup ## Train the bundled model, register it, serve it with capture, predict, report, plan the dev stack
 	@$(RUN) python -m cli.demo
 
 .PHONY: test

@@ -32,7 +32,7 @@ from pipelines.monitoring.capture import Captured
 
 SCHEMA = "mlship-report/1"
 # Time buckets of the timeline: the smallest giving at most MAX_BUCKETS buckets.
-BUCKET_SECONDS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
+BUCKET_SECONDS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 48
 LABEL_COLUMNS = ("inference_id", "label")
 

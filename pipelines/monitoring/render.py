@@ -79,13 +79,14 @@ def _page(data: dict[str, Any]) -> str:
         f"from {_e(capture['source'])} ({capture['files']} files). Generated "
         f"{_e(data['generated_at'])}.</p></header>",
         '<nav><a href="#summary">Summary</a><a href="#drift">Input drift</a>'
-        '<a href="#quality">Data quality</a><a href="#predictions">Predictions</a>'
-        '<a href="#labels">Live quality</a></nav><main>',
+        '<a href="#predictions">Predictions</a><a href="#labels">Live quality</a>'
+        '<a href="#quality">Data quality</a><a href="#histograms">Histograms</a></nav><main>',
         _summary(data),
         _drift(data),
-        _quality(data),
         _predictions(data),
         _labels(data),
+        _quality(data),
+        _histograms(data),
         "</main>",
         f'<script type="application/json" id="{DATA_ELEMENT_ID}">{_json(data)}</script>',
         "</body></html>",
@@ -136,11 +137,6 @@ def _drift(data: dict[str, Any]) -> str:
         f"<td>{f['values']:,.0f}</td></tr>"
         for f in ordered
     )
-    charts = "".join(
-        _figure(f"hist-{f['name']}", _histogram_chart(f), "")
-        for f in features
-        if f["tracked"] and f["live"] is not None
-    )
     return (
         '<section id="drift"><h2>Input drift</h2>'
         f'<p class="note">Population Stability Index of the served values against the '
@@ -153,8 +149,20 @@ def _drift(data: dict[str, Any]) -> str:
         + "<table><tr><th>feature</th><th>PSI</th><th>status</th><th>values</th></tr>"
         + rows
         + "</table></div>"
-        + "<h3>Share of values per training bin (bins of about equal training share, marked "
-        "by their lower edge)</h3>" + f'<div class="grid">{charts}</div></section>'
+        + '<p class="note"><a href="#histograms">Histograms per feature</a> below.</p></section>'
+    )
+
+
+def _histograms(data: dict[str, Any]) -> str:
+    charts = "".join(
+        _figure(f"hist-{f['name']}", _histogram_chart(f), "")
+        for f in data["drift"]["features"]
+        if f["tracked"] and f["live"] is not None
+    )
+    return (
+        '<section id="histograms"><h2>Histograms per feature</h2><p class="note">Share of '
+        "values per training bin, training vs served (bins of about equal training share, "
+        f'marked by their lower edge).</p><div class="grid">{charts}</div></section>'
     )
 
 
@@ -190,13 +198,12 @@ def _quality(data: dict[str, Any]) -> str:
 
 def _predictions(data: dict[str, Any]) -> str:
     predictions = data["predictions"]
-    minutes = predictions["bucket_seconds"] / 60
     return (
         '<section id="predictions"><h2>Predictions</h2>'
         + _figure(
             "timeline",
             _timeline_chart(predictions, data["model"]["classes"]),
-            f"Predictions over time, per {minutes:g} minute(s)",
+            f"Predictions over time, per {_duration(predictions['bucket_seconds'])}",
         )
         + _figure(
             "distribution",
@@ -225,7 +232,11 @@ def _labels(data: dict[str, Any]) -> str:
     chart = ""
     timeline = data["predictions"]["timeline"]
     if any("accuracy" in b or "mae" in b for b in timeline):
-        chart = _figure("live-quality", _live_chart(timeline), "Live quality over time")
+        chart = _figure(
+            "live-quality",
+            _live_chart(data["predictions"]),
+            f"Live quality over time, per {_duration(data['predictions']['bucket_seconds'])}",
+        )
     return (
         '<section id="labels"><h2>Live quality</h2>'
         f'<p class="note">{labels["matched_rows"]:,} captured rows joined with '
@@ -339,8 +350,7 @@ def _timeline_chart(predictions: dict[str, Any], classes: list[Any] | None) -> s
     rows.set_ylabel("rows")
     rows.set_ylim(bottom=0)
     step = max(1, len(buckets) // 12)
-    ax.set_xticks(x[::step], [b["start"][5:16].replace("T", " ") for b in buckets][::step],
-                  rotation=30, fontsize=6)  # fmt: skip
+    ax.set_xticks(x[::step], _ticks(predictions)[::step], rotation=30, fontsize=6)
     ax.legend(fontsize=6, frameon=False, loc="upper left")
     return _svg(fig, "timeline")
 
@@ -363,7 +373,8 @@ def _distribution_chart(predictions: dict[str, Any], classes: list[Any] | None) 
     return _svg(fig, "distribution")
 
 
-def _live_chart(timeline: list[dict[str, Any]]) -> str:
+def _live_chart(predictions: dict[str, Any]) -> str:
+    timeline = predictions["timeline"]
     fig = _new_figure(7.5, 2.2)
     ax = fig.add_subplot()
     key = "accuracy" if any("accuracy" in b for b in timeline) else "mae"
@@ -371,9 +382,8 @@ def _live_chart(timeline: list[dict[str, Any]]) -> str:
     ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=LIVE_COLOUR)
     ax.set_ylabel(key)
     step = max(1, len(timeline) // 12)
-    ax.set_xticks(list(range(len(timeline)))[::step],
-                  [b["start"][5:16].replace("T", " ") for b in timeline][::step],
-                  rotation=30, fontsize=6)  # fmt: skip
+    ax.set_xticks(list(range(len(timeline)))[::step], _ticks(predictions)[::step], rotation=30,
+                  fontsize=6)  # fmt: skip
     return _svg(fig, "live")
 
 
@@ -395,6 +405,22 @@ def _num(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return _e(str(value))
+
+
+def _ticks(predictions: dict[str, Any]) -> list[str]:
+    """Bucket starts as axis labels: down to the second for buckets under a minute."""
+    starts = [b["start"] for b in predictions["timeline"]]  # 2026-11-30T14:06:18Z
+    if predictions["bucket_seconds"] < 60:
+        return [t[11:19] for t in starts]
+    return [t[5:16].replace("T", " ") for t in starts]
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''}"
+    return f"{seconds:g} s"
 
 
 def _short(value: float) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 from pipelines.monitoring.render import LIVE_COLOUR, REFERENCE_COLOUR
 from tests.monitoring.test_report import DATA_BLOCK, FIXTURE, FIXTURE_LABELS, run_report
 
-WIDTH, HEIGHT = 1280, 2000
+WIDTH, HEIGHT = 1280, 5000  # tall enough for the whole page of the iris report
 # How Chromium logs a page's console output with --enable-logging=stderr --v=0.
 CONSOLE_MESSAGE = re.compile(r":CONSOLE[:(]\d*\)?.*|Uncaught .*")
 
