@@ -54,12 +54,12 @@ class Service:
         return prediction
 
     async def aclose(self) -> None:
-        """Stop the predictor, then write what the capture still holds (shutdown)."""
+        """Stop the predictor, then write what the capture still holds (shutdown). The drift
+        monitor's file stays mapped until the process ends: its counts are part of the
+        totals that the other workers still report."""
         await self.predictor.aclose()
         if self.capture is not None:
             await asyncio.to_thread(self.capture.close)
-        if self.monitor is not None:
-            self.monitor.close()
 
 
 def load_service_model(settings: AppSettings) -> Model:
