@@ -53,9 +53,13 @@ def read_labels(source: str, manifest: Manifest) -> Labels:
     Raises:
         DataError: naming the file, the line and the problem.
     """
-    path = Path(source)
     if is_s3_uri(source):
-        path = download(source, Path(tempfile.mkdtemp(prefix="mlship-labels-")) / "labels.csv")
+        with tempfile.TemporaryDirectory(prefix="mlship-labels-") as tmp:
+            return _read_labels(download(source, Path(tmp) / "labels.csv"), source, manifest)
+    return _read_labels(Path(source), source, manifest)
+
+
+def _read_labels(path: Path, source: str, manifest: Manifest) -> Labels:
     if not path.is_file():
         raise DataError(f"--labels {source}: no such file.")
     classes = manifest.target.classes

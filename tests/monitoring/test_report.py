@@ -308,3 +308,44 @@ def test_report_labels_must_be_classes_of_the_model(
     assert mlship([*argv, "--labels", str(labels), "--out", str(tmp_path / "r.html")]) == 1
 
     assert "line 2: label 'setosa' is not a class of the model (0, 1, 2)" in capsys.readouterr().err
+
+
+def test_report_of_a_regressor_scores_values_against_labels(
+    regression_bundle: Path, regression_X: np.ndarray, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    model = load_model(regression_bundle)
+    data = load_diabetes()
+    _, X, _, y = train_test_split(data.data, data.target, test_size=0.25, random_state=0)
+    np.testing.assert_array_equal(X, regression_X)  # the split make_bundle held out
+    capture = tmp_path / "capture"
+    settings = AppSettings(model_uri=str(regression_bundle), capture_dir=capture)
+    with TestClient(create_app(settings)) as client:
+        for i in range(0, len(X), 3):  # requests of 3 rows
+            body = {"instances": X[i : i + 3].tolist()}
+            r = client.post("/v1/predict", json=body, headers={"X-Request-Id": f"r-{i}"})
+            assert r.status_code == 200
+    labels = tmp_path / "labels.csv"
+    rows = ["inference_id,label,row"]
+    rows += [f"r-{i - i % 3},{float(y[i])!r},{i % 3}" for i in range(len(X))]
+    labels.write_text("\n".join(rows) + "\n")
+
+    data_ = run_report(str(capture), regression_bundle, tmp_path / "r.html", str(labels))
+
+    predicted = model.predict(X).labels
+    predictions = data_["predictions"]
+    assert predictions["mean"] == pytest.approx(float(np.mean(predicted)))
+    assert predictions["quantiles"]["p50"] == pytest.approx(float(np.median(predicted)))
+    assert predictions["histogram"]["counts"] == np.histogram(predicted, bins=20)[0].tolist()
+    live = data_["labels"]
+    assert live["matched_rows"] == len(X)
+    assert live["metrics"] == pytest.approx(
+        {
+            "rmse": float(np.sqrt(np.mean((predicted - y) ** 2))),
+            "mae": float(np.mean(np.abs(predicted - y))),
+            "r2": metrics.r2_score(y, predicted),
+        }
+    )
+    assert all("mae" in b for b in predictions["timeline"])
