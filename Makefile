@@ -7,7 +7,18 @@ export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
 
 PYTHON ?= python3
+# uv: the one on PATH; else the interpreter's uv module; else a private copy in .tools/, a virtual
+# environment of its own (uv's advice for a Python that PEP 668 marks externally managed: never
+# pip-install into the system interpreter). `make UV=/path/to/uv` overrides all three.
+TOOLS := $(CURDIR)/.tools
+UV_ON_PATH := $(shell command -v uv 2>/dev/null)
+ifneq ($(UV_ON_PATH),)
+UV := $(UV_ON_PATH)
+else ifeq ($(shell $(PYTHON) -m uv --version >/dev/null 2>&1 && echo yes),yes)
 UV := $(PYTHON) -m uv
+else
+UV := $(TOOLS)/bin/uv
+endif
 RUN := $(UV) run --frozen --no-sync
 # Debian packages the tests and benchmarks drive: promtool and the Prometheus server (alert
 # rules, scraping the service), wrk (HTTP load), Chromium (the report, headless).
@@ -18,9 +29,13 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## Install uv (with pip) if missing, then the locked dependencies into .venv
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+setup: $(filter $(TOOLS)/bin/uv,$(UV)) ## The locked dependencies into .venv (uv from PATH, else into .tools/)
 	@$(UV) sync --frozen --quiet
+
+$(TOOLS)/bin/uv:
+	@echo "uv is not on PATH: installing it into $(TOOLS) (a virtual environment of its own)"
+	@$(PYTHON) -m venv $(TOOLS) || { echo "error: '$(PYTHON) -m venv' failed. On Debian or Ubuntu: apt-get install python3-venv; or install uv (https://docs.astral.sh/uv/getting-started/installation/) and run make again." >&2; exit 1; }
+	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv
 
 .PHONY: system-tools
 system-tools: ## Install the Debian tools the tests use (prometheus, wrk, chromium) when missing
@@ -58,5 +73,9 @@ bench: setup system-tools ## Serving and batch benchmarks, side by side with the
 	@$(RUN) python -m benchmarks.run
 
 .PHONY: clean
-clean: ## Remove local artefacts (models, MLflow store, caches)
-	rm -rf .mlship models .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove models and caches; keeps the local registry .mlship/ (see clean-all)
+	rm -rf models .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: clean-all
+clean-all: clean ## Also remove the local MLflow registry (.mlship/) and the private uv (.tools/)
+	rm -rf .mlship .tools

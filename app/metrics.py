@@ -86,6 +86,12 @@ class Metrics:
             ("class",),
             registry=r,
         )
+        self.unseen_categories = Counter(
+            "mlship_unseen_categories",
+            "Categorical values outside the categories the model was trained on, by feature.",
+            ("feature",),
+            registry=r,
+        )
         self.model_info = Gauge(
             "mlship_model_info",
             "Always 1; the labels describe the model being served.",
@@ -133,7 +139,8 @@ class Metrics:
             self._value_child.inc(labels.shape[0])
             return
         if labels.shape[0] == 1:
-            self._class(labels[0].item()).inc()
+            label = labels[0]
+            self._class(label.item() if isinstance(label, np.generic) else label).inc()
             return
         values, counts = np.unique(labels, return_counts=True)
         for value, count in zip(values.tolist(), counts.tolist(), strict=True):

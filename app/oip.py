@@ -41,11 +41,22 @@ def metadata(model: Model) -> ModelMetadata:
         outputs.append(
             MetadataTensor(name=PROBABILITIES, datatype="FP64", shape=[-1, len(model.classes)])
         )
+    features = model.manifest.features
+    if any(f.is_categorical for f in features):
+        # Text and numbers do not share a tensor type: one [rows] tensor per feature.
+        inputs = [
+            MetadataTensor(
+                name=f.name, datatype="BYTES" if f.is_categorical else "FP64", shape=[-1]
+            )
+            for f in features
+        ]
+    else:
+        inputs = [MetadataTensor(name=OIP_INPUT_NAME, datatype="FP64", shape=[-1, len(features)])]
     return ModelMetadata(
         name=model.name,
         versions=[model.version],
         platform="sklearn",
-        inputs=[MetadataTensor(name=OIP_INPUT_NAME, datatype="FP64", shape=[-1, model.n_features])],
+        inputs=inputs,
         outputs=outputs,
     )
 
@@ -57,9 +68,10 @@ def _label_datatype(model: Model) -> str:
 
 
 def request_to_matrix(request: InferenceRequest, schema: FeatureSchema) -> np.ndarray:
-    """One ``[rows, n_features]`` tensor (any name), or one ``[rows]`` tensor per feature."""
+    """One ``[rows, n_features]`` tensor (any name), or one ``[rows]`` tensor per feature
+    (``BYTES`` for categorical features, as text)."""
     for tensor in request.inputs:
-        _check_tensor(tensor)
+        _check_tensor(tensor, schema.any_categorical)
     names = [t.name for t in request.inputs]
     if len(request.inputs) == 1 and not (schema.n == 1 and names[0] in schema.names):
         return schema.validate(_single_tensor(request.inputs[0], schema))
@@ -72,12 +84,13 @@ def request_to_matrix(request: InferenceRequest, schema: FeatureSchema) -> np.nd
     return schema.validate(schema.columns_to_matrix(columns, "inputs: "))
 
 
-def _check_tensor(t: RequestInput) -> None:
+def _check_tensor(t: RequestInput, text: bool) -> None:
     where = f"input {t.name[:64]!r}"
-    if t.datatype not in NUMERIC:
+    if t.datatype not in NUMERIC and not (text and t.datatype == "BYTES"):
+        also = " and BYTES for its categorical features" if text else ""
         raise InvalidInput(
             f"{where}: datatype {t.datatype[:32]!r} is not supported; the model takes numbers "
-            "(FP64, FP32, INT64, ... or BOOL)."
+            f"(FP64, FP32, INT64, ... or BOOL){also}."
         )
     if any(not isinstance(d, int) or d < 0 for d in t.shape) or not t.shape:
         raise InvalidInput(f"{where}: shape must be a list of non-negative integers.")
@@ -140,7 +153,7 @@ def response_outputs(prediction: Prediction, names: list[str]) -> list[dict[str,
                     "name": LABELS,
                     "shape": [labels.shape[0]],
                     "datatype": datatype_of(labels),
-                    "data": labels if labels.dtype.kind in "biuf" else labels.astype(str),
+                    "data": labels if labels.dtype.kind in "biuf" else labels.astype(str).tolist(),
                 }
             )
         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 from prometheus_client import CollectorRegistry
 
 from app.batching import BatchingPredictor
@@ -18,6 +17,7 @@ from app.cache import CachingPredictor, PredictionCache, is_deterministic
 from app.predictor import DirectPredictor, Predictor
 from app.settings import AppSettings
 from core.errors import MlshipError, ModelLoadError
+from core.features import FeatureSchema
 from core.model import Model
 
 log = logging.getLogger("mlship.app")
@@ -44,7 +44,7 @@ def build_predictor(
         predictor = DirectPredictor(runtime)
     cache_on = settings.cache_enabled
     if cache_on is None:
-        golden = np.array(model.bundle.golden.inputs, dtype=np.float64)
+        golden = FeatureSchema(model.manifest).rows_to_matrix(model.bundle.golden.inputs)
         cache_on = is_deterministic(runtime.predict, golden)
         if not cache_on:
             log.warning("prediction cache off: the model predicts its golden rows differently")

@@ -21,7 +21,7 @@ class ErrorResponse(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    prediction: list[Label] = Field(description="One prediction per row, in request order.")
+    predictions: list[Label] = Field(description="One prediction per row, in request order.")
     probabilities: list[list[float]] | None = Field(
         default=None, description="Classifiers: per row, one probability per class."
     )
@@ -37,6 +37,14 @@ class InvocationsResponse(BaseModel):
     probabilities: list[list[float]] | None = None
     classes: list[Label] | None = None
     model_version: str
+
+
+class ExecutionParameters(BaseModel):
+    """What a Batch Transform job should send this container (GET /execution-parameters)."""
+
+    MaxConcurrentTransforms: int = Field(description="Parallel requests: one per worker.")
+    BatchStrategy: str = Field(description="MULTI_RECORD: many lines per request.")
+    MaxPayloadInMB: int = Field(description="Largest body accepted (MLSHIP_MAX_BODY_BYTES).")
 
 
 class StatusResponse(BaseModel):
@@ -92,7 +100,7 @@ class RequestInput(BaseModel):
     shape: list[int] = Field(
         json_schema_extra={"items": {"type": "integer", "minimum": 0}, "minItems": 1}
     )
-    datatype: str = Field(json_schema_extra={"enum": list(NUMERIC_DATATYPES)})
+    datatype: str = Field(json_schema_extra={"enum": [*NUMERIC_DATATYPES, "BYTES"]})
     data: list[Any] = Field(description="Row-major values, flat or nested like the shape.")
     parameters: dict[str, Any] | None = None
 
@@ -128,6 +136,7 @@ class InferenceResponse(BaseModel):
 
 PREDICT_REQUEST = "PredictRequest"
 INVOCATIONS_CSV = "InvocationsCsv"
+INVOCATIONS_JSONLINES = "InvocationsJsonLines"
 
 
 def _value(spec: Any | None) -> dict[str, Any]:
@@ -144,7 +153,7 @@ def _value(spec: Any | None) -> dict[str, Any]:
     return base
 
 
-def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, Any]:
+def request_schemas(schema: FeatureSchema | None, max_rows: int | None) -> dict[str, Any]:
     """Component schemas of the prediction request bodies, exact when a model is loaded."""
     if schema is None:
         row: dict[str, Any] = {"type": "array", "items": _value(None), "minItems": 1}
@@ -184,8 +193,9 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
         }
     ref_row = {"$ref": "#/components/schemas/FeatureRow"}
     ref_record = {"$ref": "#/components/schemas/FeatureRecord"}
-    rows = {"type": "array", "items": ref_row, "minItems": 1, "maxItems": max_rows}
-    records = {"type": "array", "items": ref_record, "minItems": 1, "maxItems": max_rows}
+    bound = {} if max_rows is None else {"maxItems": max_rows}
+    rows = {"type": "array", "items": ref_row, "minItems": 1, **bound}
+    records = {"type": "array", "items": ref_record, "minItems": 1, **bound}
 
     def wrapped(key: str, *options: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -218,6 +228,12 @@ def request_schemas(schema: FeatureSchema | None, max_rows: int) -> dict[str, An
             "type": "string",
             "minLength": 1,
             "description": "Rows of comma-separated feature values in feature order, no header.",
+        },
+        INVOCATIONS_JSONLINES: {
+            "type": "string",
+            "minLength": 1,
+            "description": "One row per line: a JSON list in feature order or a JSON object "
+            "keyed by feature name.",
         },
     }
 

@@ -47,6 +47,10 @@ class Service:
         # Rows the model cannot score raise InvalidInput (422) in core.model, for every runtime.
         prediction = await self.predictor.predict(X)
         self.metrics.count_predictions(prediction.labels)
+        if self.schema.any_categorical:
+            counts = self.schema.unseen(X).sum(axis=0)
+            for j in np.flatnonzero(counts):
+                self.metrics.unseen_categories.labels(self.schema.names[j]).inc(int(counts[j]))
         if self.monitor is not None:
             self.monitor.observe(X)
         if self.capture is not None:
@@ -108,7 +112,11 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
     return Service(
         settings=settings,
         model=model,
-        schema=FeatureSchema(model.manifest, settings.max_batch_rows),
+        schema=FeatureSchema(
+            model.manifest,
+            settings.max_batch_rows,
+            refuse_unseen=settings.unseen_categories == "refuse",
+        ),
         predictor=predictor,
         metrics=metrics,
         keys=keys,

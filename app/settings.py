@@ -107,13 +107,18 @@ class AppSettings(BaseSettings):
         description="Server worker processes (default: one per CPU, as SageMaker's own "
         "containers run); each loads the model before it accepts requests.",
     )
-    max_batch_rows: int = Field(
-        default=10_000, ge=1, description="Most rows one request may carry (422 above)."
+    max_batch_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most rows one request may carry (422 above). Unset: no row limit, the "
+        "body size bounds a request (a Batch Transform mini-batch is bytes, not rows).",
     )
     max_body_bytes: int = Field(
         default=6 * 1024 * 1024,
         ge=1024,
-        description="Largest request body accepted (413 above); 6 MiB is SageMaker's limit.",
+        le=100 * 1024 * 1024,
+        description="Largest request body accepted (413 above): 6 MiB is SageMaker's "
+        "real-time limit; a Batch Transform job sets its MaxPayloadInMB here (up to 100 MiB).",
     )
     api_key_hashes: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -188,6 +193,12 @@ class AppSettings(BaseSettings):
     )
     cache_max_entries: int = Field(
         default=10_000, ge=1, description="Rows the prediction cache keeps (LRU)."
+    )
+    unseen_categories: Literal["count", "refuse"] = Field(
+        default="count",
+        description="A categorical value the model was not trained on: count it "
+        "(mlship_unseen_categories_total) and predict (the model ignores it), or refuse the "
+        "request with 422.",
     )
 
     @field_validator("api_key_hashes", mode="before")

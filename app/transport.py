@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import Request
 from starlette.responses import Response
@@ -13,6 +14,9 @@ from app.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMe
 
 JSON = "application/json"
 CSV = "text/csv"
+JSONLINES = "application/jsonlines"
+# Other names clients use for JSON Lines.
+JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/x-ndjson")
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -34,6 +38,8 @@ def require_content_type(
     if header is None and default is not None:
         return default
     got = media_type(header)
+    if got in JSONLINES_ALIASES:
+        got = JSONLINES
     if got in accepted:
         return got
     if got.endswith("+json") and JSON in accepted:
@@ -140,10 +146,16 @@ def _too_large(size: int, limit: int) -> str:
     )
 
 
+def jsonable(values: np.ndarray) -> np.ndarray | list[Any]:
+    """Labels as orjson can write them: numeric arrays as they are (fast), text as a list
+    (orjson serialises no numpy string arrays)."""
+    return values if values.dtype.kind in "biuf" else values.tolist()
+
+
 def json_response(content: Any, status: int = 200) -> Response:
     """Serialise with orjson (numpy arrays included) without a per-response model object."""
     return Response(orjson.dumps(content, option=_ORJSON_OPTIONS), status, media_type=JSON)
 
 
-def csv_response(lines: list[str]) -> Response:
-    return Response("\n".join(lines) + "\n", 200, media_type=CSV)
+def csv_response(body: bytes) -> Response:
+    return Response(body, 200, media_type=CSV)

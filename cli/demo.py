@@ -18,11 +18,16 @@ def _step(title: str) -> None:
 
 
 def _promote_challenger() -> int:
-    """Make the version just registered the champion, so models:/mlship@champion resolves."""
+    """Make the version just registered the champion, so models:/NAME@champion resolves."""
+    from pathlib import Path
+
     from core.registry import RegistrySettings
+    from pipelines.params import load_params
     from pipelines.registry import aliased
 
-    challenger = aliased(RegistrySettings.from_env(), alias="challenger")
+    params = load_params(Path("params.yaml"))
+    settings = RegistrySettings.from_env(params.registered_name, params.registry.experiment)
+    challenger = aliased(settings, alias="challenger")
     if challenger is None:
         return 0
     print(f"\n$ mlship promote {challenger.version}", flush=True)

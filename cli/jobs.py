@@ -56,6 +56,9 @@ def sagemaker_transform(args: argparse.Namespace) -> int:
         output_uri=args.output,
         instance_type=args.instance_type,
         instance_count=args.instance_count,
+        max_concurrent=args.max_concurrent,
+        max_payload_mb=args.max_payload_mb,
+        content_type=args.content_type,
         kms_key_id=args.kms_key_id,
     )
     client = sagemaker_client()

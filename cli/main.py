@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="Parameters file.")
     p.add_argument("--out", type=Path, help="Bundle directory (default: params.yaml).")
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="Override a params.yaml key (dotted, e.g. model.type=ridge; the value is YAML). "
+        "Repeatable.",
+    )
+    p.add_argument("--target", help="Label column (shorthand for --set data.target=COL).")
+    p.add_argument(
         "--sagemaker",
         nargs="?",
         const="/opt/ml",
@@ -69,29 +79,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("version", help="Model version number, as listed by `mlship models`.")
     p.add_argument("--alias", default="champion", help="Alias to move (default: champion).")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="Promote even when the version's task differs from the current holder's.",
+    )
+    _add_params_arg(p)
 
-    add("models", _lazy("train", "models"), "List registered model versions, aliases and metrics.")
+    p = add(
+        "models",
+        _lazy("train", "models"),
+        "List registered model versions: aliases, task, data hash and metrics.",
+    )
+    _add_params_arg(p)
 
     p = add(
         "prepare",
         _lazy("train", "prepare"),
-        "Write a scikit-learn bundled dataset as CSV (DVC stage).",
+        "Write a bundled dataset as CSV (DVC stage): breast_cancer, diabetes or penguins.",
     )
-    p.add_argument("--dataset", choices=["breast_cancer", "diabetes"], default="breast_cancer")
-    p.add_argument("--out", type=Path, default=Path("data/breast_cancer.csv"), help="CSV path.")
+    # pipelines.data.BUILTIN_SOURCES, written out: the serving image imports this parser.
+    p.add_argument(
+        "--dataset", choices=["breast_cancer", "diabetes", "penguins"], default="breast_cancer"
+    )
+    p.add_argument("--out", type=Path, help="CSV path (default: data/DATASET.csv).")
 
     p = add(
         "expectations",
         _lazy("train", "expectations"),
-        "Regenerate the data expectation suite (JSON).",
+        "Generate a data expectation suite (JSON) from reference data.",
     )
     p.add_argument("--data", default="data/breast_cancer.csv", help="Reference CSV/Parquet.")
     p.add_argument("--target", default="target", help="Label column (default: target).")
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("pipelines/expectations/breast_cancer.json"),
-        help="Suite file to write.",
+        help="Suite file to write (default: pipelines/expectations/<data file stem>.json).",
     )
     p.add_argument("--tolerance", type=float, default=0.1, help="Range widening (share of span).")
 
@@ -186,7 +209,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="s3:// prefix of headerless CSV files.")
     p.add_argument("--output", required=True, help="s3:// prefix for the .out files.")
     p.add_argument("--instance-count", type=int, default=1, help="Instances.")
+    p.add_argument(
+        "--max-payload-mb", type=int, default=6, help="Largest mini-batch (1-100, default 6)."
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="Requests per instance (default: the container's answer, one per worker).",
+    )
+    p.add_argument(
+        "--content-type",
+        default="text/csv",
+        choices=["text/csv", "application/jsonlines"],
+        help="Input and output format, one record per line (default text/csv).",
+    )
     return parser
+
+
+def _add_params_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="Parameters file whose model name (registry.model_name, else name) is used.",
+    )
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
@@ -211,6 +257,8 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mlship`` CLI; returns the process exit code."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # onnxruntime's telemetry writes a session file ($TMPDIR/.ses) that nothing removes.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)

@@ -1,5 +1,11 @@
 """The feature-value rules: one check of input rows against the bundle's schema.
 
+Categorical features take text; the model sees each value as a number, its code: the
+position of the value in ``FeatureSpec.categories`` (0 .. k-1), or k for any other value (the
+'other' bucket when training capped the categories, else a value never seen in training). A
+missing value is NaN. :func:`category_codes` is that one mapping, used by training, serving
+and batch scoring alike.
+
 The service (every body shape, JSON or CSV) and batch scoring (``mlship predict``) both turn
 their input into a float64 matrix and call :meth:`FeatureSchema.validate`, so a value one of
 them refuses the other refuses too, with the same message. Checks are vectorised numpy
@@ -16,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InvalidInput
-from core.manifest import Manifest
+from core.manifest import FeatureSpec, Manifest
 
 _NUMERIC_KINDS = "fiub"
 
@@ -24,15 +30,35 @@ _NUMERIC_KINDS = "fiub"
 class FeatureSchema:
     """The model's input columns, as arrays ready for vectorised checks."""
 
-    def __init__(self, manifest: Manifest, max_rows: int | None = None) -> None:
+    def __init__(
+        self, manifest: Manifest, max_rows: int | None = None, refuse_unseen: bool = False
+    ) -> None:
+        """
+        Args:
+            manifest: The bundle's manifest.
+            max_rows: Most rows one request may carry (None: no limit, batch scoring).
+            refuse_unseen: Refuse a categorical value outside the known categories (422)
+                instead of passing it to the model (which learnt to ignore it).
+        """
         self.features = manifest.features
         self.names = [f.name for f in manifest.features]
         self.n = len(self.names)
         self.max_rows = max_rows
+        self.refuse_unseen = refuse_unseen
         self._index = {name: i for i, name in enumerate(self.names)}
         self.nullable = np.array([f.nullable for f in self.features], dtype=bool)
         self.integer = np.array([f.dtype == "int64" for f in self.features], dtype=bool)
         self.boolean = np.array([f.dtype == "bool" for f in self.features], dtype=bool)
+        self.categorical = np.array([f.is_categorical for f in self.features], dtype=bool)
+        self.any_categorical = bool(self.categorical.any())
+        self.codes: list[dict[str, float] | None] = [
+            {c: float(k) for k, c in enumerate(f.categories or [])} if f.is_categorical else None
+            for f in self.features
+        ]
+        # The code of a value outside the known categories, per feature (NaN: not categorical).
+        self.outside = np.array(
+            [len(f.categories or []) if f.is_categorical else np.nan for f in self.features]
+        )
         self.any_nullable = bool(self.nullable.any())
 
     def expected(self) -> str:
@@ -53,6 +79,7 @@ class FeatureSchema:
             arr = None  # ragged or mixed: the slow path below says where
         if (
             arr is None
+            or self.any_categorical
             or arr.dtype.kind not in _NUMERIC_KINDS
             or arr.ndim != 2
             or _has_bool(rows)  # numpy turns true/false into 1/0 silently
@@ -108,6 +135,31 @@ class FeatureSchema:
             self._check_names(record.keys(), where, i)
         return [record[n] for n in self.names]
 
+    def text_value(self, cell: str, i: int, j: int, where: str) -> float:
+        """A value that arrived as text (a CSV cell, an OIP BYTES element): a category's code,
+        or a number; empty is missing.
+
+        Raises:
+            InvalidInput: when a number is expected and ``cell`` is not one.
+        """
+        cell = cell.strip()
+        if not cell:
+            return math.nan
+        codes = self.codes[j]
+        if codes is not None:
+            return codes.get(cell, float(self.outside[j]))
+        # float() also reads "1_000" and non-ASCII digits (Arabic-Indic, full-width); a
+        # number in text is ASCII.
+        try:
+            if not cell.isascii() or "_" in cell:
+                raise ValueError(cell)  # noqa: TRY301 - the same refusal as float()'s
+            return float(cell)
+        except ValueError:
+            raise InvalidInput(
+                f"{where}feature {self.names[j]!r} is not a number; send numeric "
+                "rows without a header."
+            ) from None
+
     def _slow_matrix(self, rows: Sequence[Any], where: str) -> np.ndarray:
         out = np.empty((len(rows), self.n), dtype=np.float64)
         for i, row in enumerate(rows):
@@ -127,6 +179,14 @@ class FeatureSchema:
     def _scalar(self, value: Any, i: int, j: int, where: str) -> float:
         if value is None:
             return math.nan
+        codes = self.codes[j]
+        if codes is not None:
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return codes.get(category_text(value), float(self.outside[j]))
+            raise InvalidInput(
+                f"{where}feature {self.names[j]!r} (row {i}) must be text (a category) or null, "
+                f"not {_json_type(value)}."
+            )
         if isinstance(value, bool) and not self.boolean[j]:
             raise InvalidInput(
                 f"{where}feature {self.names[j]!r} (row {i}) must be a number, not true/false."
@@ -186,7 +246,23 @@ class FeatureSchema:
                 raise InvalidInput(
                     f"feature {name!r} (row {first_row + i}) must be 0, 1, true or false."
                 )
+        if self.refuse_unseen and self.any_categorical:
+            unseen = self.unseen(X)
+            if unseen.any():
+                i, j = np.argwhere(unseen)[0]
+                known = self.features[j].categories or []
+                shown = ", ".join(known[:8]) + (", …" if len(known) > 8 else "")
+                raise InvalidInput(
+                    f"feature {self.names[j]!r} (row {first_row + i}) is not one of the "
+                    f"categories the model was trained on ({shown}); send one of them "
+                    "(MLSHIP_UNSEEN_CATEGORIES=refuse)."
+                )
         return X
+
+    def unseen(self, X: np.ndarray) -> np.ndarray:
+        """(rows, n) mask of categorical values outside the known categories."""
+        with np.errstate(invalid="ignore"):
+            return np.asarray(self.outside == X, dtype=bool)
 
 
 def _has_bool(rows: Sequence[Any]) -> bool:
@@ -199,3 +275,32 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "an object" if isinstance(value, dict) else "that value"
+
+
+def category_codes(values: Sequence[Any] | np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The codes of a column of a categorical feature: the position of each value in
+    ``spec.categories``, k for any other value, NaN for a missing one (None or NaN).
+
+    Numbers are read as their text (``2007`` and ``2007.0`` both as ``"2007"``), so a column
+    of codes or years may be declared categorical.
+    """
+    codes = {c: float(k) for k, c in enumerate(spec.categories or [])}
+    outside = float(len(codes))
+    return np.fromiter(
+        (math.nan if _missing(v) else codes.get(category_text(v), outside) for v in values),
+        dtype=np.float64,
+        count=len(values),
+    )
+
+
+def category_text(value: Any) -> str:
+    """How a categorical value is named: text as it is, whole numbers without ``.0``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))

@@ -21,23 +21,46 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Dtype = Literal["float64", "int64", "bool", "category"]
+
+
 class FeatureSpec(_Frozen):
-    """One input column, as seen in the training data."""
+    """One input column, as seen in the training data.
+
+    ``dtype`` is the column's declared type in the training data (a float column stays float
+    even when every value is whole) or the override in params.yaml. A ``category`` feature
+    takes text values; the model sees each as its position in ``categories`` (see
+    :mod:`core.features`).
+    """
 
     name: str
-    dtype: Literal["float64", "int64", "bool"]
-    min: float | None = Field(description="Smallest value in the training data.")
-    max: float | None = Field(description="Largest value in the training data.")
-    nullable: bool = Field(description="True when the model accepts missing values (NaN).")
+    dtype: Dtype
+    min: float | None = Field(description="Smallest value in the training data (numbers).")
+    max: float | None = Field(description="Largest value in the training data (numbers).")
+    nullable: bool = Field(description="True when the model accepts missing values.")
     categories: list[str] | None = Field(
         default=None,
-        description="Allowed values of a categorical feature (mlship trains on numeric "
-        "features only today, so this is always None).",
+        description="category: the values the model knows, most frequent first (capped at "
+        "data.max_categories).",
     )
+    other: bool = Field(
+        default=False,
+        description="category: the training data had more values than the cap; the rest, and "
+        "any value seen later, fall in one 'other' bucket the model learnt.",
+    )
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.dtype == "category"
 
 
 class DriftReference(_Frozen):
-    """Histogram of one feature in the training data, the reference for drift detection."""
+    """The training distribution of one feature, the reference for drift detection.
+
+    Numbers: a histogram (``bin_edges``, ``frequencies`` per bin). Categories: ``frequencies``
+    per known category in ``FeatureSpec.categories`` order, then one last share for values
+    outside them ('other', or unseen), and no bin edges.
+    """
 
     bin_edges: list[float]
     frequencies: list[float]
@@ -80,8 +103,8 @@ class Manifest(ManifestDraft):
 
 
 class Golden(_Frozen):
-    """Held-out rows and the predictions the model gave them at training time."""
+    """Held-out rows (as a client sends them) and the predictions recorded at training time."""
 
-    inputs: list[list[float | None]]
+    inputs: list[list[float | str | None]]
     predictions: list[int | float | str]
     probabilities: list[list[float]] | None = None

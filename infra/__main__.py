@@ -38,6 +38,7 @@ OUTPUTS = (
     "dashboardUrl",
     "alertTopicArn",
     "endpointName",
+    "endpointConfigName",
     "executionRoleArn",
     "clusterName",
     "serviceUrl",
@@ -156,7 +157,11 @@ def _sagemaker(b: _Base) -> _Serving:
     return (
         deploy,
         monitoring,
-        {"endpointName": endpoint.endpoint_name, "executionRoleArn": endpoint.execution_role_arn},
+        {
+            "endpointName": endpoint.endpoint_name,
+            "endpointConfigName": endpoint.endpoint_config_name,
+            "executionRoleArn": endpoint.execution_role_arn,
+        },
     )
 
 

@@ -16,6 +16,16 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
 MOCK_ACCOUNT = "123456789012"
 CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
+# Resources the provider names when the program does not (Pulumi's auto-naming: the logical
+# name plus a random suffix, chosen at check time, so the name is among the inputs `pulumi up`
+# sends). The plan records the mock's stand-in name there too; the property per type token.
+AUTONAMED = {
+    "aws:sagemaker/model:Model": "name",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": "name",
+    "aws:iam/rolePolicy:RolePolicy": "name",
+    "aws:appautoscaling/policy:Policy": "name",
+    "aws:eks/nodeGroup:NodeGroup": "nodeGroupName",
+}
 
 
 @dataclass
@@ -30,6 +40,7 @@ class Recorded:
     inputs: dict[str, Any]
     protect: bool = False
     provider: str = ""
+    retain_on_delete: bool = False
 
 
 def _suffix(name: str) -> str:
@@ -132,6 +143,7 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.recorded: list[Recorded] = []
+        self._mocks = mocks
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -139,6 +151,9 @@ class RecordingMonitor(MockMonitor):
             from pulumi.runtime import rpc
 
             inputs = rpc.deserialize_properties(request.object)
+            autonamed = AUTONAMED.get(request.type)
+            if autonamed is not None and autonamed not in inputs:
+                inputs[autonamed] = self._mocks.by_name[(request.type, request.name)]["name"]
             self.recorded.append(
                 Recorded(
                     type=request.type,
@@ -149,6 +164,7 @@ class RecordingMonitor(MockMonitor):
                     inputs=_plain(inputs),
                     protect=bool(request.protect),
                     provider=request.provider,
+                    retain_on_delete=bool(request.retainOnDelete),
                 )
             )
         return response

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from core.errors import ConfigError
+from infra.api import validate_plan
 from infra.config import StackConfig
 from infra.mocks import MOCK_ACCOUNT, Recorded, RecordingMocks, RecordingMonitor
 from infra.rules import RULES, Finding, evaluate
@@ -187,7 +188,9 @@ def _run(project: str, stack: str, raw: dict[str, str]) -> StackPlan:
     exported: dict[str, Any] = getattr(root, "outputs", {})
     outputs = {k: _sync_await(pulumi.Output.from_input(v).future()) for k, v in exported.items()}
     resources = monitor.recorded
-    return StackPlan(project, stack, config, resources, outputs, evaluate(resources))
+    # The policy rules, then every AWS request checked against botocore's service models.
+    findings = evaluate(resources) + validate_plan(resources, config.region)
+    return StackPlan(project, stack, config, resources, outputs, findings)
 
 
 def to_json(plan: StackPlan) -> dict[str, Any]:
@@ -208,12 +211,13 @@ def to_json(plan: StackPlan) -> dict[str, Any]:
                 "parent": r.parent,
                 "custom": r.custom,
                 "protect": r.protect,
+                "retainOnDelete": r.retain_on_delete,
                 "inputs": r.inputs,
             }
             for r in plan.resources
         ],
         "outputs": plan.outputs,
-        "rules": [rule.__name__.removeprefix("rule_") for rule in RULES],
+        "rules": [rule.__name__.removeprefix("rule_") for rule in RULES] + ["api_request"],
         "findings": [f.as_dict() for f in plan.findings],
     }
 
@@ -241,6 +245,7 @@ def render(plan: StackPlan) -> str:
             last = i == len(kids) - 1
             props = _key_props(r)
             lock = "  [protected]" if r.protect else ""
+            lock += "  [retained on delete]" if r.retain_on_delete else ""
             lines.append(f"{indent}{'└─' if last else '├─'} {r.type} {r.name}{props}{lock}")
             walk(r.urn, indent + ("   " if last else "│  "))
 
@@ -250,7 +255,11 @@ def render(plan: StackPlan) -> str:
         f"  {k}: {v if v not in (None, '') else '(unknown until deployed)'}"
         for k, v in sorted(plan.outputs.items())
     ]
-    lines += ["", f"Policies: {len(RULES)} rules, {len(plan.findings)} violation(s)"]
+    lines += [
+        "",
+        f"Policies: {len(RULES)} rules and the API requests checked against botocore's service "
+        f"models, {len(plan.findings)} violation(s)",
+    ]
     lines += [f"  VIOLATION {f.rule}: {f.resource}: {f.message}" for f in plan.findings]
     return "\n".join(lines) + "\n"
 

@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core.errors import DataError
-from core.features import FeatureSchema
+from core.features import FeatureSchema, category_codes
 from core.files import DESCRIBED, DataFormat, data_format
 from core.model import Model, Prediction
 from core.s3 import download, is_s3_uri, upload
@@ -193,7 +193,7 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
     """The chunk's features as a (rows, n_features) float64 matrix, checked like a request.
 
     Raises:
-        DataError: for a non-numeric column.
+        DataError: for a non-numeric column where the model expects numbers.
         InvalidInput: for a value the service refuses too (infinite, missing where the model
             had none, fractional in an integer feature, not 0/1 in a boolean one), naming the
             feature and the input row (0-based, header excluded).
@@ -204,6 +204,9 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
         zip(plan.feature_columns, model.manifest.features, strict=True)
     ):
         column = table.column(name)
+        if spec.is_categorical:  # text (or codes) to category codes, as the service does
+            X[:, j] = category_codes(column.to_numpy(zero_copy_only=False), spec)
+            continue
         if not (
             pa.types.is_integer(column.type)
             or pa.types.is_floating(column.type)

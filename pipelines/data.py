@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,12 +18,19 @@ import numpy as np
 
 from core.errors import DataError
 from core.files import data_format, require_data_format, sha256_file
+from core.manifest import Dtype
 from core.s3 import download, is_s3_uri
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BuiltinDataset = Literal["breast_cancer", "diabetes"]
+BuiltinDataset = Literal["breast_cancer", "diabetes", "penguins"]
+# Where each bundled dataset comes from: a package installed with the pipelines group, no download.
+BUILTIN_SOURCES: dict[str, str] = {
+    "breast_cancer": "scikit-learn",
+    "diabetes": "scikit-learn",
+    "penguins": "palmerpenguins",
+}
 
 
 @dataclass(frozen=True)
@@ -36,37 +44,52 @@ class Dataset:
 
 @dataclass(frozen=True)
 class XY:
-    """Numeric features and the target, ready for scikit-learn."""
+    """The feature columns as read (text, numbers, booleans) and the target.
 
-    X: np.ndarray
+    Attributes:
+        features: The feature columns, in model input order, values as in the file.
+        dtypes: Each feature's declared type (the column's type, or the params override).
+        y: The labels (text labels as text) or regression targets.
+    """
+
+    features: pd.DataFrame
+    dtypes: dict[str, Dtype]
     y: np.ndarray
-    feature_names: list[str]
     target: str
     classes: list[int | float | str] | None
 
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(c) for c in self.features.columns]
+
 
 def materialise(dataset: BuiltinDataset, path: Path) -> Path:
-    """Write one of scikit-learn's bundled datasets as a CSV (no download).
+    """Write one of the bundled datasets as a CSV (no download).
 
-    Feature names have spaces replaced by ``_``; the label is the column ``target``. The bytes
-    are the same on every run, so DVC and the dataset hash see the same file.
+    ``breast_cancer`` (classification) and ``diabetes`` (regression) come from scikit-learn,
+    their feature names with spaces replaced by ``_`` and the label in the column ``target``.
+    ``penguins`` is the Palmer penguins table shipped inside the ``palmerpenguins`` package
+    (344 rows; text columns ``species``, the usual label, ``island`` and ``sex``; missing
+    values, written as empty cells). The bytes are the same on every run, so DVC and the
+    dataset hash see the same file.
 
     Args:
-        dataset: ``breast_cancer`` (classification) or ``diabetes`` (regression).
+        dataset: ``breast_cancer``, ``diabetes`` or ``penguins``.
         path: The CSV file to write (parent directories are created).
 
     Returns:
         The path written.
-    """
-    from sklearn.datasets import load_breast_cancer, load_diabetes
 
-    loaders = {"breast_cancer": load_breast_cancer, "diabetes": load_diabetes}
-    if dataset not in loaders:
+    Raises:
+        DataError: for an unknown dataset name (with the closest one).
+    """
+    if dataset not in BUILTIN_SOURCES:
+        close = difflib.get_close_matches(str(dataset), list(BUILTIN_SOURCES), n=1)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
         raise DataError(
-            f"Unknown bundled dataset {dataset!r}. Use one of: {', '.join(sorted(loaders))}."
+            f"Unknown bundled dataset {dataset!r}. {hint}Use one of: {', '.join(BUILTIN_SOURCES)}."
         )
-    frame = loaders[dataset](as_frame=True).frame
-    frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
+    frame = _load_builtin(dataset)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -78,6 +101,20 @@ def materialise(dataset: BuiltinDataset, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _load_builtin(dataset: str) -> pd.DataFrame:
+    if dataset == "penguins":
+        from palmerpenguins import load_penguins
+
+        frame: pd.DataFrame = load_penguins()
+        return frame
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    loader = load_breast_cancer if dataset == "breast_cancer" else load_diabetes
+    frame = loader(as_frame=True).frame
+    frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
+    return frame
 
 
 def read_table(source: str | Path) -> Dataset:
@@ -133,18 +170,30 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
         ) from e
 
 
-def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the data") -> XY:
-    """Check a table and split it into numeric features and the target.
+def split_xy(
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    source: str = "the data",
+    declared: Mapping[str, Dtype] | None = None,
+) -> XY:
+    """Check a table and split it into the feature columns and the target.
+
+    Each feature's type is the column's own: floats stay floats even when every value is
+    whole, integers are integers, booleans booleans, and text (or anything else) is
+    categorical; ``declared`` (params.yaml ``data.features``) overrides it per column.
 
     Args:
         frame: The table, one row per example.
         target: Name of the label column.
         task: ``classification`` or ``regression``.
         source: Where the table came from, for error messages.
+        declared: Feature types that override the columns' own.
 
     Raises:
-        DataError: for a missing target column (suggesting the closest name), no rows,
-            non-numeric features, missing labels, a single class, or a non-numeric
+        DataError: for a missing target column (suggesting the closest name), no rows, a
+            declared type for a column that is not a feature (with the closest name), a
+            column with no values at all, missing labels, a single class, or a non-numeric
             regression target.
     """
     import pandas as pd
@@ -172,18 +221,22 @@ def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the dat
             f"{source} has only the target column {target!r} and no feature columns. Add the "
             "input columns the model should learn from."
         )
-    non_numeric = [
-        c
-        for c in features
-        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
-    ]
-    if non_numeric:
+    for name in declared or {}:
+        if name not in features:
+            close = difflib.get_close_matches(name, features, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataError(
+                f"params.yaml data.features declares {name!r}, which is not a feature column "
+                f"of {source}.{hint} Fix the name or remove the entry."
+            )
+    empty = [c for c in features if frame[c].isna().all()]
+    if empty:
         raise DataError(
-            f"{source} has non-numeric feature column(s) {', '.join(map(repr, non_numeric))}, "
-            "and mlship trains on numeric features only (there is no encoder in the pipeline). "
-            "Encode them as numbers before training (for example one-hot columns of 0/1, or "
-            "ordinal codes), or drop them from the file."
+            f"{source}: feature column(s) {', '.join(map(repr, empty))} have no values at all, "
+            "so there is nothing to learn from them. Drop the column(s) from the file, or fill "
+            "them in."
         )
+    dtypes = {c: (declared or {}).get(c) or column_dtype(frame[c]) for c in features}
     y_series = frame[target]
     missing_labels = int(y_series.isna().sum())
     if missing_labels:
@@ -191,7 +244,6 @@ def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the dat
             f"{source}: {missing_labels} row(s) have no value in the target column {target!r}. "
             "Drop the unlabelled rows or fill in their labels before training."
         )
-    X = frame[features].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
     classes: list[int | float | str] | None = None
     if task == "classification":
         labels = y_series.unique().tolist()
@@ -214,4 +266,17 @@ def split_xy(frame: pd.DataFrame, target: str, task: str, source: str = "the dat
                 "target to numbers."
             )
         y = y_series.to_numpy(dtype=np.float64)
-    return XY(X=X, y=y, feature_names=features, target=target, classes=classes)
+    return XY(features=frame[features], dtypes=dtypes, y=y, target=target, classes=classes)
+
+
+def column_dtype(column: pd.Series) -> Dtype:
+    """A column's feature type by its declared dtype, never by its values."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if pd.api.types.is_integer_dtype(column):
+        return "int64"
+    if pd.api.types.is_float_dtype(column):
+        return "float64"
+    return "category"

@@ -17,10 +17,16 @@ from pipelines.params import LOWER_IS_BETTER, Task
 
 @dataclass(frozen=True)
 class Champion:
-    """The registered champion's version and metrics, for comparison."""
+    """A registered version (the champion) with what the gate compares: task and metrics.
+
+    ``task`` and ``dataset_sha256`` are the version's ``mlship.task`` and
+    ``mlship.dataset_sha256`` tags; None for a version registered without them.
+    """
 
     version: str
     metrics: dict[str, float]
+    task: str | None = None
+    dataset_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,16 +164,24 @@ def gate(
     champion: Champion | None,
     champion_metric: str,
     tolerance: float,
+    task: Task,
+    dataset_sha256: str | None = None,
 ) -> GateResult:
     """Decide whether a model may be registered.
+
+    The champion is compared only when it was trained for the same task: a regressor's RMSE
+    says nothing against a classifier's ROC AUC. Otherwise, and when there is no champion, the
+    notes say why nothing was compared.
 
     Args:
         metrics: Held-out metrics of the new model.
         thresholds: Minimum (or maximum for rmse/mae) per metric.
         checks: The passed and failed behavioural checks.
-        champion: The current champion, or None when there is none yet.
+        champion: The current champion of the same registered name, or None.
         champion_metric: The metric compared with the champion.
         tolerance: How much worse than the champion (absolute) is still accepted.
+        task: The new model's task.
+        dataset_sha256: The new model's data, to note when the champion's was other data.
     """
     passed, failures = list(checks[0]), list(checks[1])
     notes: list[str] = []
@@ -180,6 +194,13 @@ def gate(
             passed.append(f"{metric} {value:.4f} {op} {bound}")
     if champion is None:
         notes.append("no champion registered yet: nothing to compare with")
+    elif champion.task is None:
+        notes.append(f"champion v{champion.version} has no recorded task: not compared")
+    elif champion.task != task:
+        notes.append(
+            f"champion v{champion.version} is a {champion.task} model and this is a {task} "
+            "model: not compared"
+        )
     elif champion_metric not in champion.metrics:
         notes.append(f"champion v{champion.version} has no {champion_metric}: not compared")
     else:
@@ -196,5 +217,15 @@ def gate(
             passed.append(
                 f"{champion_metric} {ours:.4f} vs champion v{champion.version} {theirs:.4f} "
                 f"(tolerance {tolerance})"
+            )
+        if (
+            dataset_sha256 is not None
+            and champion.dataset_sha256 is not None
+            and champion.dataset_sha256 != dataset_sha256
+        ):
+            notes.append(
+                f"champion v{champion.version} was evaluated on other data (sha256 "
+                f"{champion.dataset_sha256[:12]}, this run {dataset_sha256[:12]}): its "
+                f"{champion_metric} is from other held-out rows"
             )
     return GateResult(passed_checks=passed, failures=failures, notes=notes)

@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from core.registry import RegistrySettings
 
 
-def golden_rows(model: Any, X: np.ndarray, task: str, rows: int = 20) -> Golden:
-    """The first ``rows`` held-out rows with the predictions the model gives them now."""
+def golden_rows(
+    model: Any, X: np.ndarray, raw: list[list[float | str | None]], task: str, rows: int = 20
+) -> Golden:
+    """The first ``rows`` held-out rows, as a client sends them (``raw``), with the
+    predictions the model gives them now (computed on their encoded form ``X``)."""
     sample = X[:rows]
-    inputs = [[None if np.isnan(v) else float(v) for v in row] for row in sample]
     return Golden(
-        inputs=inputs,
+        inputs=raw[:rows],
         predictions=np.asarray(model.predict(sample)).tolist(),
         probabilities=model.predict_proba(sample).tolist() if task == "classification" else None,
     )

@@ -1,54 +1,168 @@
-"""Profile the training matrix into the bundle's feature schema and drift reference.
+"""Profile the training columns into the bundle's feature schema and drift reference, and
+encode columns into the matrix the model takes.
 
-What the service validates (kind, range, nullability per feature) and what the drift monitor
-compares against (a histogram per feature) both come from the training rows, here.
+What the service validates (type, range, nullability, categories per feature) and what the
+drift monitor compares against (a histogram per feature, over category codes for categorical
+features) both come from the training rows, here. Categorical values become codes through
+:func:`core.features.category_codes`, the same rule serving and batch scoring apply.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from core.manifest import DriftReference, FeatureSpec
+from core.features import category_codes, category_text
+from core.manifest import DriftReference, Dtype, FeatureSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_MAX_CATEGORIES = 50
+HISTOGRAM_BINS = 10
+
+
+def profile(
+    frame: pd.DataFrame,
+    dtypes: Mapping[str, Dtype],
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    say: Callable[[str], None] | None = None,
+) -> tuple[list[FeatureSpec], dict[str, DriftReference]]:
+    """Feature specs and drift references of the training rows.
+
+    Args:
+        frame: The training rows' feature columns, values as read.
+        dtypes: Each column's feature type (see :func:`pipelines.data.column_dtype`).
+        max_categories: Categories kept per categorical column, most frequent first; the
+            rest fall in one 'other' bucket.
+        say: Where notes go (capped or constant columns).
+    """
+    specs: list[FeatureSpec] = []
+    reference: dict[str, DriftReference] = {}
+    for name in (str(c) for c in frame.columns):
+        column = frame[name]
+        if dtypes[name] == "category":
+            spec = _categorical(name, column, max_categories, say)
+            codes = category_codes(column.to_numpy(dtype=object), spec)
+            reference[name] = _category_reference(codes, spec)
+        else:
+            values = _numbers(column, dtypes[name])
+            spec = _numeric(name, values, dtypes[name])
+            present = values[~np.isnan(values)]
+            if present.size:
+                reference[name] = histogram(present)
+        if say is not None and column.nunique(dropna=True) == 1:
+            say(f"note: column {name!r} is constant in the training rows; it informs nothing")
+        specs.append(spec)
+    return specs, reference
 
 
 def describe_features(
-    X: np.ndarray, names: list[str], bins: int = 10
+    X: np.ndarray, names: list[str]
 ) -> tuple[list[FeatureSpec], dict[str, DriftReference]]:
-    """Feature schema and drift reference histograms of a numeric training matrix.
-
-    Args:
-        X: Training features, shape (rows, len(names)), NaN for missing values.
-        names: Column names, in model input order.
-        bins: Histogram bins per feature (quantile edges, so each bin holds about the same
-            share of the training rows).
-
-    Returns:
-        The feature specs and, per feature, bin edges and relative frequencies.
-    """
+    """Specs and references of an all-numeric float matrix (columns declared float64)."""
     X = np.asarray(X, dtype=np.float64)
-    features: list[FeatureSpec] = []
-    reference: dict[str, DriftReference] = {}
+    specs, reference = [], {}
     for j, name in enumerate(names):
-        col = X[:, j]
-        present = col[~np.isnan(col)]
-        is_int = present.size > 0 and bool(np.all(present == np.round(present)))
-        is_bool = is_int and set(np.unique(present).tolist()) <= {0.0, 1.0}
-        dtype = "bool" if is_bool else "int64" if is_int else "float64"
-        features.append(
-            FeatureSpec(
-                name=name,
-                dtype=dtype,
-                min=float(present.min()) if present.size else None,
-                max=float(present.max()) if present.size else None,
-                nullable=bool(present.size < col.size),
-            )
-        )
+        specs.append(_numeric(name, X[:, j], "float64"))
+        present = X[:, j][~np.isnan(X[:, j])]
         if present.size:
-            edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, bins + 1)))
-            if edges.size < 2:
-                edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
-            counts, _ = np.histogram(present, bins=edges)
-            reference[name] = DriftReference(
-                bin_edges=edges.tolist(), frequencies=(counts / counts.sum()).tolist()
-            )
-    return features, reference
+            reference[name] = histogram(present)
+    return specs, reference
+
+
+def encode(frame: pd.DataFrame, specs: list[FeatureSpec]) -> np.ndarray:
+    """The (rows, features) float64 matrix the model takes: numbers as they are (booleans
+    0/1), categories as their codes, missing values NaN."""
+    X = np.empty((len(frame), len(specs)), dtype=np.float64)
+    for j, spec in enumerate(specs):
+        column = frame[spec.name]
+        if spec.is_categorical:
+            X[:, j] = category_codes(column.to_numpy(dtype=object), spec)
+        else:
+            X[:, j] = _numbers(column, spec.dtype)
+    return X
+
+
+def raw_rows(frame: pd.DataFrame, specs: list[FeatureSpec]) -> list[list[float | str | None]]:
+    """Rows as a client sends them: numbers, text for categories, None for missing."""
+    rows: list[list[float | str | None]] = []
+    for record in frame[[s.name for s in specs]].itertuples(index=False):
+        row: list[float | str | None] = []
+        for spec, value in zip(specs, record, strict=True):
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                row.append(None)
+            elif spec.is_categorical:
+                row.append(category_text(value))
+            else:
+                row.append(float(value))
+        rows.append(row)
+    return rows
+
+
+def histogram(present: np.ndarray, bins: int = HISTOGRAM_BINS) -> DriftReference:
+    """Quantile-edged histogram (each bin about the same share of the training rows)."""
+    edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, bins + 1)))
+    if edges.size < 2:
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    counts, _ = np.histogram(present, bins=edges)
+    return DriftReference(bin_edges=edges.tolist(), frequencies=(counts / counts.sum()).tolist())
+
+
+def _numbers(column: Any, dtype: Dtype) -> np.ndarray:
+    import pandas as pd
+
+    values = pd.to_numeric(column, errors="coerce") if dtype != "bool" else column.astype(float)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _numeric(name: str, values: np.ndarray, dtype: Dtype) -> FeatureSpec:
+    present = values[~np.isnan(values)]
+    return FeatureSpec(
+        name=name,
+        dtype=dtype,
+        min=float(present.min()) if present.size else None,
+        max=float(present.max()) if present.size else None,
+        nullable=bool(present.size < values.size),
+    )
+
+
+def _categorical(
+    name: str, column: Any, cap: int, say: Callable[[str], None] | None
+) -> FeatureSpec:
+    present = [category_text(v) for v in column.dropna().tolist()]
+    counts = Counter(present)
+    ranked = sorted(counts, key=lambda c: (-counts[c], c))
+    other = len(ranked) > cap
+    if other and say is not None:
+        say(
+            f"note: column {name!r} has {len(ranked)} categories; the {cap} most frequent are "
+            "kept and the rest share one 'other' bucket (data.max_categories)"
+        )
+    kept = ranked[:cap]
+    return FeatureSpec(
+        name=name,
+        dtype="category",
+        min=0.0,
+        max=float(len(kept) if other else len(kept) - 1),
+        nullable=bool(column.isna().any()),
+        categories=kept,
+        other=other,
+    )
+
+
+def _category_reference(codes: np.ndarray, spec: FeatureSpec) -> DriftReference:
+    """Shares per category code, then one for 'other'/unseen: a histogram over codes with unit
+    bins, so the drift monitor compares categories like any other feature (PSI)."""
+    k = len(spec.categories or [])
+    edges = np.arange(k + 2, dtype=np.float64) - 0.5
+    present = codes[~np.isnan(codes)]
+    counts, _ = np.histogram(present, bins=edges)
+    total = counts.sum()
+    return DriftReference(
+        bin_edges=edges.tolist(),
+        frequencies=(counts / total if total else counts.astype(float)).tolist(),
+    )

@@ -9,6 +9,7 @@ imported only inside these functions.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.registry import (
@@ -38,11 +39,41 @@ def _experiment_id(client: MlflowClient, settings: RegistrySettings) -> str:
     return str(client.create_experiment(settings.experiment, artifact_location=location))
 
 
-def aliased(settings: RegistrySettings, alias: str = "champion") -> Champion | None:
-    """The version behind ``alias`` (default champion) and its run's metrics, or None."""
-    from mlflow.exceptions import MlflowException
+TASK_TAG = "mlship.task"
+DATASET_TAG = "mlship.dataset_sha256"
+VERSION_TAGS = (TASK_TAG, DATASET_TAG)
 
+
+def _describe(client: MlflowClient, mv: Any) -> Champion:
+    """A registered version with its run's metrics, its task and its data hash.
+
+    The task is the version's ``mlship.task`` tag; a version registered before that tag
+    existed falls back to the task of its run's ``model.type`` parameter.
+    """
     from pipelines.evaluate import Champion
+    from pipelines.params import MODELS
+
+    run = client.get_run(mv.run_id) if mv.run_id else None
+    metrics = dict(run.data.metrics) if run is not None else {}
+    task = mv.tags.get(TASK_TAG)
+    if task is None and run is not None:
+        model_type = run.data.params.get("model.type")
+        task = MODELS[model_type][0] if model_type in MODELS else None
+    return Champion(
+        version=str(mv.version),
+        metrics=metrics,
+        task=task,
+        dataset_sha256=mv.tags.get(DATASET_TAG),
+    )
+
+
+def aliased(settings: RegistrySettings, alias: str = "champion") -> Champion | None:
+    """The version behind ``alias`` (default champion) with its metrics, task and data hash.
+
+    Returns:
+        None when the model or the alias does not exist.
+    """
+    from mlflow.exceptions import MlflowException
 
     client = mlflow_client(settings)
     try:
@@ -51,8 +82,48 @@ def aliased(settings: RegistrySettings, alias: str = "champion") -> Champion | N
         if is_not_found(e):
             return None
         raise RegistryError(f"Cannot read alias {alias!r} from {settings.tracking_uri}: {e}") from e
-    metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
-    return Champion(version=str(mv.version), metrics=metrics)
+    return _describe(client, mv)
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One row of ``mlship models``: a version, its aliases, task, metrics and data hash."""
+
+    version: str
+    aliases: list[str]
+    task: str | None
+    metrics: dict[str, float]
+    dataset_sha256: str | None
+    bundle_version: str | None
+
+
+def versions(settings: RegistrySettings) -> list[VersionRecord]:
+    """Every registered version of the model, oldest first (empty when there is none)."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(settings)
+    try:
+        by_alias = dict(client.get_registered_model(settings.model_name).aliases)
+    except MlflowException as e:
+        if is_not_found(e):
+            return []
+        raise RegistryError(
+            f"Cannot read model {settings.model_name!r} from {settings.tracking_uri}: {e}"
+        ) from e
+    rows = []
+    for mv in sorted_versions(client, settings.model_name):
+        described = _describe(client, mv)
+        rows.append(
+            VersionRecord(
+                version=described.version,
+                aliases=sorted(a for a, v in by_alias.items() if str(v) == described.version),
+                task=described.task,
+                metrics=described.metrics,
+                dataset_sha256=described.dataset_sha256,
+                bundle_version=mv.tags.get("mlship.bundle_version"),
+            )
+        )
+    return rows
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
@@ -118,6 +189,9 @@ def log_failed_run(
 def register(settings: RegistrySettings, run_id: str, alias: str, tags: dict[str, str]) -> str:
     """Register the run's bundle as a new version and point ``alias`` at it.
 
+    The version is tagged with ``tags`` and with the run's ``mlship.task`` and
+    ``mlship.dataset_sha256`` tags.
+
     All or nothing: if any step fails, the version (and a registered model created just now)
     is deleted and the run marked FAILED, so no half-registered entry is left.
 
@@ -138,11 +212,14 @@ def register(settings: RegistrySettings, run_id: str, alias: str, tags: dict[str
             client.create_registered_model(settings.model_name)
             created_model = True
         run = client.get_run(run_id)
+        # the task and the data hash go on the version too: the gate and `mlship promote`
+        # compare versions by them
+        copied = {k: run.data.tags[k] for k in VERSION_TAGS if k in run.data.tags}
         mv = client.create_model_version(
             settings.model_name,
             source=f"{run.info.artifact_uri}/{BUNDLE_ARTIFACT}",
             run_id=run_id,
-            tags=tags,
+            tags={**copied, **tags},
         )
         version = str(mv.version)
         client.set_registered_model_alias(settings.model_name, alias, version)
@@ -178,13 +255,30 @@ def delete_version(settings: RegistrySettings, version: str, run_id: str) -> Non
     _undo_registration(mlflow_client(settings), settings.model_name, version, False, run_id)
 
 
-def promote(settings: RegistrySettings, version: str, alias: str = "champion") -> None:
-    """Point ``alias`` at an existing version."""
+def promote(
+    settings: RegistrySettings, version: str, alias: str = "champion", force: bool = False
+) -> Champion | None:
+    """Point ``alias`` at an existing version.
+
+    Args:
+        settings: The registry and the model name.
+        version: The version to promote.
+        alias: The alias to move (default champion).
+        force: Move it even when the version's task differs from the current holder's.
+
+    Returns:
+        The version the alias pointed at before, or None.
+
+    Raises:
+        RegistryError: the version does not exist, or its task differs from the task of the
+            version behind ``alias`` (a regressor never silently replaces a classifier: every
+            client of ``models:/NAME@ALIAS`` would get another kind of answer).
+    """
     from mlflow.exceptions import MlflowException
 
     client = mlflow_client(settings)
     try:
-        client.get_model_version(settings.model_name, version)
+        mv = client.get_model_version(settings.model_name, version)
     except MlflowException as e:
         known = ", ".join(str(v.version) for v in sorted_versions(client, settings.model_name))
         raise RegistryError(
@@ -192,4 +286,22 @@ def promote(settings: RegistrySettings, version: str, alias: str = "champion") -
             f"{settings.tracking_uri} (versions: {known or 'none'}). Run `mlship models` to "
             "list them, or `mlship train` to register one."
         ) from e
+    current = aliased(settings, alias)
+    candidate = _describe(client, mv)
+    if (
+        not force
+        and current is not None
+        and current.version != candidate.version
+        and current.task != candidate.task
+    ):
+        name = settings.model_name
+        raise RegistryError(
+            f"Version {version} of {name!r} is a {candidate.task or 'unknown-task'} model, but "
+            f"{name}@{alias} (version {current.version}) is a {current.task or 'unknown-task'} "
+            f"model: promoting it would change the kind of answer every client of "
+            f"models:/{name}@{alias} gets. Register it under its own name instead (set `name` "
+            f"in params.yaml, e.g. `--set name=my-{candidate.task or 'model'}`, and train "
+            "again), or pass --force to replace it anyway."
+        )
     client.set_registered_model_alias(settings.model_name, alias, version)
+    return current

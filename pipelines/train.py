@@ -24,7 +24,7 @@ import numpy as np
 
 from core.bundle import MANIFEST_FILE
 from core.errors import ConfigError, DataError, GateFailed
-from core.manifest import ManifestDraft, TargetSpec
+from core.manifest import FeatureSpec, ManifestDraft, TargetSpec
 from pipelines.packaging import Registration, golden_rows, package
 from pipelines.params import MODELS, Params
 
@@ -62,13 +62,19 @@ class _Progress:
         self.say(f"      {message}")
 
 
-def build_pipeline(params: Params, impute: bool = True) -> Any:
-    """The scikit-learn Pipeline of a params file: median imputer, scaler, model.
+def build_pipeline(params: Params, specs: list[FeatureSpec] | None = None) -> Any:
+    """The scikit-learn Pipeline of a params file, over the encoded feature matrix.
+
+    Numbers are scaled (after a median imputer when the training data has missing values);
+    categorical codes are one-hot encoded over the known categories (plus 'other' when the
+    categories were capped), a missing or never-seen value encoding as all zeros. Without
+    categorical features the pipeline is imputer (if needed), scaler, model, as onnxruntime
+    runs it (it has no float64 imputer: a model without missing values stays exportable).
 
     Args:
-        impute: Include the imputer. Training leaves it out when the training data has no
-            missing values: the features are then not nullable, serving refuses NaN for them,
-            and the pipeline stays exportable to ONNX (onnxruntime has no float64 Imputer).
+        params: The training parameters (model type, hyper-parameters, seed).
+        specs: The feature specs from :func:`pipelines.profile.profile` (None: numeric
+            features without missing values).
     """
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -80,8 +86,33 @@ def build_pipeline(params: Params, impute: bool = True) -> Any:
     if "random_state" in estimator.get_params():
         settings["random_state"] = params.seed
     estimator.set_params(**settings)
-    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))] if impute else []
-    return Pipeline([*steps, ("scale", StandardScaler()), ("model", estimator)])
+    specs = specs or []
+    numeric = [j for j, f in enumerate(specs) if not f.is_categorical]
+    categorical = [j for j, f in enumerate(specs) if f.is_categorical]
+
+    def numbers(nullable: bool) -> list[tuple[str, Any]]:
+        impute = [("impute", SimpleImputer(strategy="median"))] if nullable else []
+        return [*impute, ("scale", StandardScaler())]
+
+    if not categorical:
+        return Pipeline([*numbers(any(f.nullable for f in specs)), ("model", estimator)])
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    known = [
+        np.arange(len(specs[j].categories or []) + specs[j].other, dtype=np.float64)
+        for j in categorical
+    ]
+    onehot = ("onehot", OneHotEncoder(categories=known, handle_unknown="ignore"))
+    # A missing value (NaN) becomes -1, which no category has: all zeros, like an unseen one.
+    impute = ("impute", SimpleImputer(strategy="constant", fill_value=-1.0))
+    nullable = any(specs[j].nullable for j in categorical)
+    encode_categories = Pipeline([impute, onehot] if nullable else [onehot])
+    parts: list[tuple[str, Any, list[int]]] = [("categories", encode_categories, categorical)]
+    if numeric:
+        nullable = any(specs[j].nullable for j in numeric)
+        parts.insert(0, ("numbers", Pipeline(numbers(nullable)), numeric))
+    return Pipeline([("features", ColumnTransformer(parts)), ("model", estimator)])
 
 
 def git_commit(cwd: Path) -> str | None:
@@ -127,17 +158,19 @@ def _read(params: Params, data: str | None, say: Callable[[str], None]) -> tuple
         say(f"materialised scikit-learn's {builtin} data as {source}")
     dataset = read_table(source)
     # Structural problems first (target, rows, types): their messages are the most actionable.
-    xy = split_xy(dataset.frame, params.data.target, params.task, source=source)
+    xy = split_xy(
+        dataset.frame, params.data.target, params.task, source=source, declared=params.data.features
+    )
     return dataset, xy, source
 
 
 def _split(params: Params, xy: XY, source: str) -> list[np.ndarray]:
+    """Training and held-out row positions."""
     from sklearn.model_selection import train_test_split
 
     try:
         parts: list[np.ndarray] = train_test_split(
-            xy.X,
-            xy.y,
+            np.arange(len(xy.y)),
             test_size=params.split.test_size,
             random_state=params.seed,
             stratify=xy.y if params.task == "classification" else None,
@@ -171,7 +204,7 @@ def train(
         RegistryError: the MLflow registry refused the run (nothing is left registered).
     """
     from pipelines.evaluate import behavioural_checks, compute_metrics, gate
-    from pipelines.profile import describe_features
+    from pipelines.profile import encode, profile, raw_rows
 
     progress = _Progress(6, say)
     out_dir = out if out is not None else params.resolve(params.output.dir)
@@ -191,8 +224,17 @@ def train(
         checked = validate(dataset.frame, load_suite(suite_path), source=source)
         progress(f"validated against {suite_path.name}: {checked} expectations passed")
 
-    X_train, X_test, y_train, y_test = _split(params, xy, source)
-    model = _fit(build_pipeline(params, impute=bool(np.isnan(X_train).any())), X_train, y_train)
+    train_rows, test_rows = _split(params, xy, source)
+    # The schema (categories, ranges, types) comes from the training rows only.
+    features, reference = profile(
+        xy.features.iloc[train_rows], xy.dtypes, params.data.max_categories, progress.note
+    )
+    X_train, X_test = (
+        encode(xy.features.iloc[train_rows], features),
+        encode(xy.features.iloc[test_rows], features),
+    )
+    y_train, y_test = xy.y[train_rows], xy.y[test_rows]
+    model = _fit(build_pipeline(params, features), X_train, y_train)
     progress(
         f"fitted {params.model.type} on {len(y_train)} rows "
         f"({len(xy.feature_names)} features, seed {params.seed})"
@@ -210,7 +252,7 @@ def train(
         from core.registry import RegistrySettings
         from pipelines.registry import aliased
 
-        settings = RegistrySettings.from_env(params.registry.model_name, params.registry.experiment)
+        settings = RegistrySettings.from_env(params.registered_name, params.registry.experiment)
         champion = aliased(settings, "champion")
     result = gate(
         metrics,
@@ -219,6 +261,8 @@ def train(
         champion,
         params.champion_metric,
         params.gate.champion_tolerance,
+        task=params.task,
+        dataset_sha256=dataset.sha256,
     )
     commit = git_commit(params.resolve("."))
     created = datetime.now(UTC)
@@ -230,6 +274,7 @@ def train(
     tags = {
         "mlship.bundle_version": bundle_version,
         "mlship.dataset_sha256": dataset.sha256,
+        "mlship.task": params.task,
         "mlship.git_commit": commit or "none",
         "mlship.data_source": source,
         "mlship.gate": "passed" if result.passed else "failed",
@@ -247,7 +292,6 @@ def train(
         )
     progress("gate passed: " + "; ".join(result.passed_checks + result.notes))
 
-    features, reference = describe_features(X_train, xy.feature_names)
     manifest = ManifestDraft(
         name=params.name,
         version=bundle_version,
@@ -266,7 +310,9 @@ def train(
         if settings is not None
         else None
     )
-    golden = golden_rows(model, X_test, params.task)
+    golden = golden_rows(
+        model, X_test, raw_rows(xy.features.iloc[test_rows], features), params.task
+    )
     onnx_check = X_test if params.output.onnx else None
     version, run_id = package(
         out_dir, model, manifest, golden, registration, onnx_check, progress.note

@@ -1,10 +1,12 @@
 """Data validation with a Great Expectations (1.x) suite generated from reference data.
 
-The suite is plain JSON committed to the repository (``pipelines/expectations/*.json``), so a
-change to what "valid data" means shows up in review. It checks the column set, numeric types,
-no missing values, value ranges widened by a tolerance, the allowed target values and no
+The suite is plain JSON committed to the repository (``pipelines/expectations/*.json``, one per
+bundled dataset), so a change to what "valid data" means shows up in review. It checks the
+column set, types, missing values (none, or no more than the reference had plus a tolerance),
+value ranges widened by a tolerance, the values of text columns and of the target, and no
 duplicate rows (``expect_compound_columns_to_be_unique`` over every column: a row equal to
-another row in all columns is a duplicate).
+another row in all columns is a duplicate). :func:`build_suite` writes a suite that the data it
+was built from passes.
 
 Great Expectations takes about 5 s to import, so it is imported only when validation runs.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +25,17 @@ from core.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float32", "float64", "Int64", "Float64"]
+# Names as Great Expectations matches them against a pandas dtype: numpy names, and pandas'
+# nullable dtypes by class name (GE does not resolve pandas' own "Int64" / "boolean").
+NUMERIC_TYPES = [
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float32", "float64", "Int64Dtype", "Float64Dtype",
+]  # fmt: skip
+# numpy's bool and pandas' nullable boolean; a bool column may also arrive as 0/1 integers.
+BOOL_TYPES = ["bool", "BooleanDtype"]
 MAX_TARGET_CLASSES = 20
+# A text column with more distinct values than this is free text: no value set.
+MAX_CATEGORIES = 50
 
 
 def _gx() -> Any:
@@ -33,17 +45,45 @@ def _gx() -> Any:
     return gx
 
 
+def _is_bool(series: pd.Series) -> bool:
+    """A bool column, also when missing values made pandas read it as ``object``."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series):
+        return True
+    values = series.dropna()
+    return len(values) > 0 and pd.api.types.infer_dtype(values, skipna=True) == "boolean"
+
+
+def _value_set(values: pd.Series) -> list[Any]:
+    """The distinct values as JSON-friendly Python values, in a stable order."""
+    return sorted(values.unique().tolist(), key=lambda v: (str(type(v)), v))
+
+
 def build_suite(
     frame: pd.DataFrame, target: str, name: str, tolerance: float = 0.1
 ) -> dict[str, Any]:
     """Generate an expectation suite (as its JSON dict) from reference data.
 
+    The suite passes on ``frame`` itself, whatever its columns hold:
+
+    - every column: not null; a column that has missing values only for at least ``mostly``
+      of the rows, its observed non-null share less ``tolerance`` (none when that is 0);
+    - numeric columns: a numeric dtype, and the observed range widened by ``tolerance`` of
+      the span on each side (a numeric target with at most 20 distinct values: that set);
+    - bool columns (also bool with missing values, which CSV readers load as ``object``):
+      a numeric or bool dtype, and the observed values;
+    - text (or categorical) columns: the observed values when there are at most 50 of them;
+      a text target always gets its set (the classes);
+    - the exact column set, at least one row, and no duplicate rows unless the reference has
+      some.
+
     Args:
         frame: The reference data, target column included.
-        target: The label column; its observed values become the allowed set when there are at
-            most 20 distinct values (a classification target).
+        target: The label column.
         name: Suite name.
-        tolerance: Ranges are widened by this share of the observed span on each side.
+        tolerance: Ranges are widened by this share of the observed span on each side, and
+            the non-null share of a column with missing values may drop by this much.
 
     Returns:
         The suite as a JSON-serialisable dict (``ExpectationSuite.to_json_dict()``).
@@ -60,16 +100,46 @@ def build_suite(
     suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
     for column in columns:
         series = frame[column]
-        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
+        values = series.dropna()
+        missing = len(series) - len(values)
+        if missing == 0:
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
+        else:
+            mostly = math.floor((len(values) / len(series) - tolerance) * 100) / 100
+            if mostly > 0:
+                suite.add_expectation(
+                    gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=mostly)
+                )
+        if len(values) == 0:
+            continue
+        if _is_bool(series):
+            type_list = [*NUMERIC_TYPES, *BOOL_TYPES]
+            if str(series.dtype) not in type_list:
+                type_list.append(str(series.dtype))
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=type_list)
+            )
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToBeInSet(column=column, value_set=_value_set(values))
+            )
+            continue
         if not pd.api.types.is_numeric_dtype(series):
+            # text and categorical columns; other kinds (dates, mixed objects) get no set
+            kind = pd.api.types.infer_dtype(values, skipna=True)
+            if kind in ("string", "categorical") and (
+                column == target or values.nunique() <= MAX_CATEGORIES
+            ):
+                suite.add_expectation(
+                    gxe.ExpectColumnValuesToBeInSet(column=column, value_set=_value_set(values))
+                )
             continue
         suite.add_expectation(
             gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES)
         )
-        values = series.dropna()
         if column == target and values.nunique() <= MAX_TARGET_CLASSES:
-            allowed = sorted(values.unique().tolist())
-            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=allowed))
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToBeInSet(column=column, value_set=_value_set(values))
+            )
             continue
         low, high = float(values.min()), float(values.max())
         margin = tolerance * (high - low)
@@ -78,7 +148,8 @@ def build_suite(
                 column=column, min_value=low - margin, max_value=high + margin
             )
         )
-    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=columns))
+    if not frame.duplicated().any():  # a reference with duplicates would fail its own suite
+        suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=columns))
     data: dict[str, Any] = suite.to_json_dict()
     data.pop("id", None)
     data["meta"] = {"mlship": {"target": target, "tolerance": tolerance, "rows": len(frame)}}

@@ -26,11 +26,13 @@ from core.bundle import write_bundle
 from core.manifest import Golden, ManifestDraft, TargetSpec
 from pipelines.profile import describe_features
 
-Kind = Literal["logistic", "forest", "regression"]
+Kind = Literal["logistic", "forest", "regression", "narrow"]
 
 
 def make_bundle(out_dir: Path, kind: Kind = "logistic", seed: int = 0) -> Path:
     """Fit a small real model on scikit-learn's bundled data and write it as a bundle.
+
+    ``narrow`` is the logistic model on the first 5 breast-cancer features.
 
     Returns the bundle directory; the held-out split is stored as ``test_X.npy`` beside it
     (outside the bundle) for tests that compare predictions on the whole test split.
@@ -42,12 +44,14 @@ def make_bundle(out_dir: Path, kind: Kind = "logistic", seed: int = 0) -> Path:
         data = load_breast_cancer(as_frame=False)
         estimator = (
             LogisticRegression(max_iter=1000)
-            if kind == "logistic"
+            if kind in ("logistic", "narrow")
             else RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
         )
     X = np.asarray(data.data, dtype=np.float64)
     y = np.asarray(data.target)
     names = [str(n).replace(" ", "_") for n in data.feature_names]
+    if kind == "narrow":  # 5 features: short CSV lines, many rows per megabyte
+        X, names = X[:, :5], names[:5]
     X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.25, random_state=seed)
     model = Pipeline([("scale", StandardScaler()), ("model", estimator)]).fit(X_train, y_train)
     features, reference = describe_features(X_train, names)

@@ -9,7 +9,7 @@ from app.auth import Protected
 from app.inputs import json_to_matrix, parse_json
 from app.routers import get_service
 from app.schemas import ERROR_RESPONSES, PREDICT_REQUEST, PredictResponse, json_body
-from app.transport import JSON, json_response, negotiate, read_body, require_content_type
+from app.transport import JSON, json_response, jsonable, negotiate, read_body, require_content_type
 
 router = APIRouter(prefix="/v1", tags=["rest"], dependencies=[Protected])
 
@@ -29,7 +29,7 @@ async def predict(request: Request) -> Response:
     prediction = await service.predict(X)
     return json_response(
         {
-            "prediction": prediction.labels,
+            "predictions": jsonable(prediction.labels),
             "probabilities": prediction.probabilities,
             "classes": service.model.classes,
             "model_version": service.model.version,

@@ -1,8 +1,9 @@
-"""EksCluster: the cluster, its roles, a managed node group, IRSA and a Kubernetes provider.
+"""EksCluster: the cluster, its roles, a managed node group, IRSA, add-ons, a k8s provider.
 
 Secrets are envelope-encrypted with the stack's KMS key, every control-plane log type goes to
 CloudWatch, the API endpoint is private unless CIDRs are listed, and access is managed with EKS
-access entries (no aws-auth ConfigMap).
+access entries (no aws-auth ConfigMap). Add-ons: vpc-cni with network policy enforcement,
+metrics-server (the HPA's CPU metrics), amazon-cloudwatch-observability (Container Insights).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ RESOURCE_TYPE = "mlship:eks:EksCluster"
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # Container Insights (the metrics the EKS alarms watch) comes from this add-on.
 OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
+# The Amazon VPC CNI enforces Kubernetes NetworkPolicies only when its add-on is configured so
+# (Amazon EKS User Guide, "Limit Pod traffic with Kubernetes network policies": off by default).
+VPC_CNI_ADDON = "vpc-cni"
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+# The HPA scales on CPU from the Metrics Server, which EKS does not deploy by default (Amazon EKS
+# User Guide, "View resource usage with the Kubernetes Metrics Server").
+METRICS_SERVER_ADDON = "metrics-server"
 CLOUDWATCH_AGENT_POLICY = "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"
 
 
@@ -117,7 +125,28 @@ class EksCluster(pulumi.ComponentResource):
         super().__init__(RESOURCE_TYPE, name, None, opts)
         self._child = pulumi.ResourceOptions(parent=self)
         cluster = self._create_cluster(name, args)
-        nodes = self._create_nodes(name, args, cluster)
+        # Before the nodes, so every pod starts under the network policy agent (a node that
+        # joins first runs the self-managed CNI without it until the add-on replaces it).
+        vpc_cni = aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=cluster.name,
+            addon_name=VPC_CNI_ADDON,
+            configuration_values=json.dumps(VPC_CNI_CONFIGURATION),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=args.tags,
+            opts=self._child,
+        )
+        nodes = self._create_nodes(name, args, cluster, depends_on=[vpc_cni])
+        aws.eks.Addon(
+            f"{name}-metrics-server",
+            cluster_name=cluster.name,
+            addon_name=METRICS_SERVER_ADDON,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes]),
+        )
         self.oidc_issuer = cluster.identities.apply(_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
@@ -215,7 +244,11 @@ class EksCluster(pulumi.ComponentResource):
         )
 
     def _create_nodes(
-        self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster
+        self,
+        name: str,
+        args: EksClusterArgs,
+        cluster: aws.eks.Cluster,
+        depends_on: Sequence[pulumi.Resource],
     ) -> aws.eks.NodeGroup:
         role = aws.iam.Role(
             f"{name}-node-role",
@@ -247,5 +280,5 @@ class EksCluster(pulumi.ComponentResource):
             },
             update_config={"max_unavailable": 1},
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, *depends_on]),
         )

@@ -1,11 +1,9 @@
 """KubernetesService: the model server on EKS, locked down.
 
-Namespace (Pod Security "restricted"), an IRSA service account, a Deployment (non-root,
-read-only root filesystem, no privilege escalation, all capabilities dropped, probes on
-``/readyz`` and ``/healthz``, requests equal to limits, ``MLSHIP_`` settings as env, Prometheus
-scrape annotations), a load-balanced Service, an HPA, a PodDisruptionBudget and a NetworkPolicy
-allowing only the service port in and DNS/HTTPS out. The deploy role gets edit rights in this
-namespace only, through an EKS access entry.
+Namespace (Pod Security "restricted"), an IRSA service account, a hardened Deployment, a
+load-balanced Service, an HPA, a PodDisruptionBudget and a NetworkPolicy; their specs are the
+pure functions of ``infra/manifests.py``. The deploy role gets edit rights in this namespace
+only, through an EKS access entry.
 """
 
 from __future__ import annotations
@@ -16,35 +14,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
-from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 
-from infra import policies
-from infra.naming import CONTAINER_PORT
+from infra import manifests, policies
 
 RESOURCE_TYPE = "mlship:kubernetes:KubernetesService"
-MODEL_CACHE_DIR = "/tmp/mlship"  # noqa: S108 - an emptyDir volume, not the shared host /tmp
-RUN_AS = 10001
-
-
-def container_environment(
-    *, model_uri: str, log_level: str, api_keys_secret: str
-) -> dict[str, str]:
-    """The container's ``MLSHIP_`` settings (names are ``AppSettings`` fields)."""
-    env = {
-        "MLSHIP_MODEL_URI": model_uri,
-        "MLSHIP_LOG_LEVEL": log_level,
-        "MLSHIP_PORT": str(CONTAINER_PORT),
-        "MLSHIP_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
-        # One server process per pod: the HPA scales pods, the CPU limit fits one process, and
-        # each pod's /metrics then covers all of its traffic (Prometheus scrapes every pod).
-        # The app's default (one worker per visible CPU) counts the node's CPUs, not the limit.
-        "MLSHIP_WORKERS": "1",
-    }
-    if api_keys_secret:
-        env["MLSHIP_API_KEYS_SECRET"] = api_keys_secret
-    return env
 
 
 @dataclass(frozen=True)
@@ -67,7 +42,7 @@ class KubernetesServiceArgs:
         model_data_key: Key of ``model.tar.gz`` in the bucket.
         log_level: ``MLSHIP_LOG_LEVEL``.
         api_keys_secret: Secrets Manager secret name with API key hashes ("" for none).
-        min_replicas: HPA minimum (and initial replicas).
+        min_replicas: HPA minimum.
         max_replicas: HPA maximum.
         target_cpu_percent: HPA CPU utilisation target.
         cpu: CPU request and limit.
@@ -142,7 +117,7 @@ class KubernetesService(pulumi.ComponentResource):
         deployment = self._create_deployment(name, args, meta)
         service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=self._meta(_lb_annotations(args.internal)),
+            metadata=self._meta(manifests.lb_annotations(args.internal)),
             spec={
                 "type": "LoadBalancer",
                 "selector": self._labels,
@@ -153,7 +128,7 @@ class KubernetesService(pulumi.ComponentResource):
         self._create_scaling(name, args, meta, deployment)
         self._create_network_policy(name, meta)
         self.role_arn = role.arn
-        self.service_url = service.status.apply(_service_url)
+        self.service_url = service.status.apply(manifests.service_url)
         self.register_outputs({"role_arn": self.role_arn, "service_url": self.service_url})
 
     def _meta(
@@ -228,63 +203,22 @@ class KubernetesService(pulumi.ComponentResource):
         self, name: str, args: KubernetesServiceArgs, meta: ObjectMetaArgsDict
     ) -> k8s.apps.v1.Deployment:
         model_uri = pulumi.Output.concat("s3://", args.bucket_name, "/", args.model_data_key)
-        env: pulumi.Output[Sequence[EnvVarArgsDict]] = model_uri.apply(lambda uri: _env(uri, args))
-        resources = {"cpu": args.cpu, "memory": args.memory}
-        spec: DeploymentSpecArgsDict = {
-            "replicas": args.min_replicas,
-            "selector": {"match_labels": self._labels},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
-            },
-            "template": {
-                "metadata": {
-                    "labels": self._labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(CONTAINER_PORT),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "service_account_name": args.app_name,
-                    "automount_service_account_token": False,
-                    "termination_grace_period_seconds": 30,
-                    "security_context": {
-                        "run_as_non_root": True,
-                        "run_as_user": RUN_AS,
-                        "run_as_group": RUN_AS,
-                        "fs_group": RUN_AS,
-                        "seccomp_profile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": args.app_name,
-                            "image": args.image,
-                            "ports": [{"name": "http", "container_port": CONTAINER_PORT}],
-                            "env": env,
-                            "readiness_probe": {
-                                "http_get": {"path": "/readyz", "port": "http"},
-                                "period_seconds": 5,
-                                "failure_threshold": 3,
-                            },
-                            "liveness_probe": _health_probe(failures=3),
-                            # Up to 5 minutes to download and load a large bundle.
-                            "startup_probe": _health_probe(failures=30),
-                            "resources": {"requests": resources, "limits": resources},
-                            "security_context": {
-                                "allow_privilege_escalation": False,
-                                "read_only_root_filesystem": True,
-                                "run_as_non_root": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],  # noqa: S108
-                        }
-                    ],
-                    "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "2Gi"}}],
-                },
-            },
-        }
+        env: pulumi.Output[Sequence[EnvVarArgsDict]] = model_uri.apply(
+            lambda uri: manifests.env_vars(
+                model_uri=uri,
+                log_level=args.log_level,
+                api_keys_secret=args.api_keys_secret,
+                region=args.region,
+            )
+        )
+        spec = manifests.deployment_spec(
+            app_name=args.app_name,
+            labels=self._labels,
+            image=args.image,
+            env=env,
+            cpu=args.cpu,
+            memory=args.memory,
+        )
         return k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=meta, spec=spec, opts=self._k8s
         )
@@ -299,27 +233,12 @@ class KubernetesService(pulumi.ComponentResource):
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=meta,
-            spec={
-                "scale_target_ref": {
-                    "api_version": "apps/v1",
-                    "kind": "Deployment",
-                    "name": deployment.metadata.name,
-                },
-                "min_replicas": args.min_replicas,
-                "max_replicas": args.max_replicas,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {
-                                "type": "Utilization",
-                                "average_utilization": args.target_cpu_percent,
-                            },
-                        },
-                    }
-                ],
-            },
+            spec=manifests.hpa_spec(
+                deployment_name=deployment.metadata.name,
+                min_replicas=args.min_replicas,
+                max_replicas=args.max_replicas,
+                cpu_percent=args.target_cpu_percent,
+            ),
             opts=self._k8s,
         )
         k8s.policy.v1.PodDisruptionBudget(
@@ -333,47 +252,6 @@ class KubernetesService(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata=meta,
-            spec={
-                "pod_selector": {"match_labels": self._labels},
-                "policy_types": ["Ingress", "Egress"],
-                "ingress": [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
-                "egress": [
-                    {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                    # S3, STS and Secrets Manager are HTTPS endpoints.
-                    {"ports": [{"protocol": "TCP", "port": 443}]},
-                ],
-            },
+            spec=manifests.network_policy_spec(self._labels),
             opts=self._k8s,
         )
-
-
-def _env(model_uri: str, args: KubernetesServiceArgs) -> Sequence[EnvVarArgsDict]:
-    settings = container_environment(
-        model_uri=model_uri, log_level=args.log_level, api_keys_secret=args.api_keys_secret
-    )
-    env = [EnvVarArgsDict(name=k, value=v) for k, v in settings.items()]
-    return [*env, EnvVarArgsDict(name="AWS_DEFAULT_REGION", value=args.region)]
-
-
-def _health_probe(*, failures: int) -> ProbeArgsDict:
-    return {
-        "http_get": {"path": "/healthz", "port": "http"},
-        "period_seconds": 10,
-        "failure_threshold": failures,
-    }
-
-
-def _lb_annotations(internal: bool) -> dict[str, str]:
-    prefix = "service.beta.kubernetes.io/aws-load-balancer"
-    return {
-        f"{prefix}-type": "nlb",
-        f"{prefix}-scheme": "internal" if internal else "internet-facing",
-        f"{prefix}-internal": "true" if internal else "false",
-    }
-
-
-def _service_url(status: object) -> str:
-    """``http://<load balancer hostname>`` once AWS has assigned one."""
-    ingress = getattr(getattr(status, "load_balancer", None), "ingress", None) or []
-    host = getattr(ingress[0], "hostname", None) if ingress else None
-    return f"http://{host}" if host else ""

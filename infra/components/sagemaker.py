@@ -103,6 +103,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     """A real-time (or serverless) endpoint with safe rollouts and autoscaling."""
 
     endpoint_name: pulumi.Output[str]
+    endpoint_config_name: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
 
     def __init__(
@@ -110,6 +111,13 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     ) -> None:
         super().__init__(RESOURCE_TYPE, name, None, opts)
         self._child = pulumi.ResourceOptions(parent=self)
+        # Each release replaces the model and the endpoint configuration; Pulumi then deletes the
+        # old ones. When SageMaker rolls the update back, the endpoint keeps serving the old
+        # configuration the provider believed replaced (terraform-provider-aws #48997, #46663),
+        # and with it deleted the next update fails ("Could not find endpoint configuration",
+        # #40048). So they stay in SageMaker, and the rollout prunes them once a release is
+        # verified (infra/rollout.py).
+        self._retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         role = self._create_execution_role(name, args)
         model = self._create_model(name, args, role)
         config = self._create_endpoint_config(name, args, model)
@@ -121,12 +129,20 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
-        if args.serverless is None:
+        if args.serverless is None and args.autoscaling.scales:
             self._create_autoscaling(name, args, endpoint)
         self.endpoint_name = endpoint.name
+        # The configuration this update asked for (not the endpoint's read-back attribute, which
+        # shows whatever SageMaker kept after a rollback): the rollout compares the live endpoint
+        # with it (infra/rollout.py).
+        self.endpoint_config_name = config.name
         self.execution_role_arn = role.arn
         self.register_outputs(
-            {"endpoint_name": self.endpoint_name, "execution_role_arn": self.execution_role_arn}
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_config_name": self.endpoint_config_name,
+                "execution_role_arn": self.execution_role_arn,
+            }
         )
 
     def _create_execution_role(self, name: str, args: SageMakerEndpointArgs) -> aws.iam.Role:
@@ -145,7 +161,11 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             f"{name}-execution-policy",
             role=role.id,
             policy=pulumi.Output.all(
-                args.bucket_arn, args.repository_arn, args.key_arn, args.account_id
+                args.bucket_arn,
+                args.repository_arn,
+                args.key_arn,
+                args.account_id,
+                pulumi.Output.all(*args.rollback_alarm_names),
             ).apply(
                 lambda v: policies.dumps(
                     policies.sagemaker_execution_policy(
@@ -154,6 +174,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                         key_arn=v[2],
                         account_id=v[3],
                         region=args.region,
+                        rollback_alarms=v[4] if args.serverless is None else (),
+                        in_vpc=bool(args.subnet_ids),
                     )
                 )
             ),
@@ -185,7 +207,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             enable_network_isolation=args.serverless is None,
             vpc_config=vpc,
             tags=args.tags,
-            opts=self._child,
+            opts=self._retained,
         )
 
     def _create_endpoint_config(
@@ -224,7 +246,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             # Encrypts the instances' ML storage volumes (not available for serverless).
             kms_key_arn=args.key_arn if args.serverless is None else None,
             tags=args.tags,
-            opts=self._child,
+            opts=self._retained,
         )
 
     @staticmethod

@@ -4,7 +4,7 @@ A target is either a SageMaker endpoint (``sagemaker-runtime`` InvokeEndpoint, w
 AWS configuration, ``AWS_ENDPOINT_URL`` included) or the base URL of an mlship service, called
 over HTTP with an API key. Both take the same JSON body, ``{"instances": [[...], ...]}``, rows in
 the bundle's feature order: SageMaker's ``/invocations`` answers ``{"predictions": [...]}``, the
-REST route ``/v1/predict`` answers ``{"prediction": [...]}``, one per row, with the class
+REST route ``/v1/predict`` answers ``{"predictions": [...]}``, one per row, with the class
 probabilities of classifiers alongside.
 
 The gate has two phases:
@@ -46,18 +46,24 @@ class SmokeFailed(MlshipError):
     exit_code = 4
 
 
-def request_body(rows: Sequence[Sequence[float | None]]) -> bytes:
+Row = Sequence[float | str | None]
+
+
+def request_body(rows: Sequence[Row]) -> bytes:
     """The SageMaker-contract request for these rows (NaN and None both become null)."""
-    clean = [[None if v is None or math.isnan(v) else v for v in row] for row in rows]
+    clean = [
+        [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
+        for row in rows
+    ]
     return json.dumps({"instances": clean}, allow_nan=False).encode()
 
 
 def parse_predictions(body: bytes, expected_rows: int, source: str) -> list[Any]:
     """Extract the per-row predictions from a response body.
 
-    Accepts ``{"predictions": [...]}`` (SageMaker route) or ``{"prediction": [...]}`` (REST
-    route), where each item is a label/value or an object with a ``label`` (or
-    ``prediction``/``value``) field.
+    Accepts ``{"predictions": [...]}`` (every mlship route) or ``{"prediction": [...]}`` (mlship
+    0.1's REST route, still deployed somewhere), where each item is a label/value or an object
+    with a ``label`` (or ``prediction``/``value``) field.
 
     Raises:
         InvocationFailed: when the body is not such a document, or the row count differs.
@@ -166,9 +172,7 @@ class LoadResult:
         return percentile(self.latencies_s, q) if self.latencies_s else None
 
 
-def run_load(
-    target: Target, rows: Sequence[Sequence[float | None]], requests: int, concurrency: int
-) -> LoadResult:
+def run_load(target: Target, rows: Sequence[Row], requests: int, concurrency: int) -> LoadResult:
     """Send ``requests`` single-row requests, ``concurrency`` at a time, cycling over ``rows``.
 
     A request counts as an error when it raises or its answer is not exactly one prediction;

@@ -32,8 +32,11 @@ if TYPE_CHECKING:
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 IMAGE_RE = re.compile(r"^\S+\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+[:@]\S+$")
-# SageMaker sends at most this many MB per request; the service refuses bodies over 6 MiB.
-MAX_PAYLOAD_MB = 5
+# Batch Transform's MaxPayloadInMB range (CreateTransformJob); the serving container is told
+# the same limit (MLSHIP_MAX_BODY_BYTES), so every mini-batch the job may send is accepted.
+PAYLOAD_MB_RANGE = (1, 100)
+MIB = 1024 * 1024
+TRANSFORM_CONTENT_TYPES = ("text/csv", "application/jsonlines")
 
 
 def _check_name(name: str, what: str) -> None:
@@ -165,7 +168,10 @@ class TransformJobSpec:
         output_uri: ``s3://`` prefix for the ``.out`` files (one line per input row).
         instance_type: ``ml.*`` instance type.
         instance_count: Instances.
-        max_concurrent: Concurrent requests per instance.
+        max_concurrent: Concurrent requests per instance (None: the container's
+            ``/execution-parameters`` answer, one per server worker).
+        max_payload_mb: Largest mini-batch SageMaker sends; the container accepts exactly it.
+        content_type: ``text/csv`` or ``application/jsonlines`` in and out, one line per row.
         kms_key_id: KMS key for the output (None: the bucket's default).
         tags: Tags on the model and the job.
     """
@@ -178,7 +184,9 @@ class TransformJobSpec:
     output_uri: str
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
-    max_concurrent: int = 2
+    max_concurrent: int | None = None
+    max_payload_mb: int = 6
+    content_type: str = "text/csv"
     kms_key_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -198,7 +206,7 @@ def transform_model_request(spec: TransformJobSpec) -> dict[str, Any]:
         "PrimaryContainer": {
             "Image": spec.image_uri,
             "ModelDataUrl": spec.model_data_uri,
-            "Environment": {"MLSHIP_MODEL_URI": "/opt/ml/model"},
+            "Environment": transform_environment(spec),
         },
         "ExecutionRoleArn": spec.role_arn,
         "EnableNetworkIsolation": True,
@@ -208,16 +216,36 @@ def transform_model_request(spec: TransformJobSpec) -> dict[str, Any]:
     return request
 
 
+def transform_environment(spec: TransformJobSpec) -> dict[str, str]:
+    """The serving container's settings in a transform job (names are AppSettings fields):
+    its body limit is the job's MaxPayloadInMB, so no mini-batch is refused for its size."""
+    return {
+        "MLSHIP_MODEL_URI": "/opt/ml/model",
+        "MLSHIP_MAX_BODY_BYTES": str(spec.max_payload_mb * MIB),
+    }
+
+
 def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
     """The CreateTransformJob parameters for ``spec`` (validated; raises ConfigError)."""
     _check_name(spec.name, "Transform job name")
     parse_s3_uri(spec.input_uri)
     parse_s3_uri(spec.output_uri)
-    if not 1 <= spec.max_concurrent <= 16:
+    if spec.max_concurrent is not None and not 1 <= spec.max_concurrent <= 16:
         raise ConfigError(f"--max-concurrent {spec.max_concurrent} must be between 1 and 16.")
+    low, high = PAYLOAD_MB_RANGE
+    if not low <= spec.max_payload_mb <= high:
+        raise ConfigError(
+            f"--max-payload-mb {spec.max_payload_mb} must be between {low} and {high} "
+            "(SageMaker's MaxPayloadInMB range)."
+        )
+    if spec.content_type not in TRANSFORM_CONTENT_TYPES:
+        raise ConfigError(
+            f"--content-type {spec.content_type!r} is not one the service reads line by line; "
+            f"use {' or '.join(TRANSFORM_CONTENT_TYPES)}."
+        )
     output: dict[str, Any] = {
         "S3OutputPath": spec.output_uri,
-        "Accept": "text/csv",
+        "Accept": spec.content_type,
         "AssembleWith": "Line",
     }
     if spec.kms_key_id:
@@ -225,12 +253,11 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
     request: dict[str, Any] = {
         "TransformJobName": spec.name,
         "ModelName": spec.name,
-        "MaxConcurrentTransforms": spec.max_concurrent,
-        "MaxPayloadInMB": MAX_PAYLOAD_MB,
+        "MaxPayloadInMB": spec.max_payload_mb,
         "BatchStrategy": "MultiRecord",
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.input_uri}},
-            "ContentType": "text/csv",
+            "ContentType": spec.content_type,
             "CompressionType": "None",
             "SplitType": "Line",
         },
@@ -240,6 +267,8 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
             "InstanceCount": spec.instance_count,
         },
     }
+    if spec.max_concurrent is not None:  # else SageMaker asks GET /execution-parameters
+        request["MaxConcurrentTransforms"] = spec.max_concurrent
     if spec.tags:
         request["Tags"] = _tag_list(spec.tags)
     return request

@@ -15,7 +15,6 @@ SageMaker starts our image as ``docker run IMAGE train`` and talks to it through
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import tempfile
@@ -34,7 +33,7 @@ _FAILURE_LIMIT = 1024
 
 def read_hyperparameters(path: Path) -> dict[str, Any]:
     """Read SageMaker's hyperparameters.json; values are YAML scalars sent as strings."""
-    import yaml
+    from pipelines.params import parse_value
 
     if not path.is_file():
         return {}
@@ -46,25 +45,7 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
         ) from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a JSON object of hyper-parameters.")
-    return {str(k): yaml.safe_load(v) if isinstance(v, str) else v for k, v in raw.items()}
-
-
-def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Set dotted keys (``model.hyperparameters.C``) in a copy of a params mapping."""
-    merged = copy.deepcopy(raw)
-    for dotted, value in overrides.items():
-        parts = dotted.split(".")
-        node = merged
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(
-                    f"Hyper-parameter {dotted!r}: {part!r} is a value in params.yaml, not a "
-                    "section. Use a dotted path to a leaf, e.g. model.hyperparameters.C."
-                )
-            node = child
-        node[parts[-1]] = value
-    return merged
+    return {str(k): parse_value(v) if isinstance(v, str) else v for k, v in raw.items()}
 
 
 def find_data_file(channel_dir: Path) -> Path:
@@ -110,11 +91,11 @@ def run_training_job(
     try:
         raw = yaml.safe_load(params_path.read_text()) if params_path.is_file() else {}
         overrides = read_hyperparameters(root / "input" / "config" / "hyperparameters.json")
-        merged = apply_overrides(raw or {}, overrides)
-        merged.setdefault("registry", {})["enabled"] = registry
         # The metrics file lives in the bundle's manifest; nothing else is written outside it.
-        merged.setdefault("output", {})["metrics"] = None
-        params = parse_params(merged, params_path)
+        forced = {"registry.enabled": registry, "output.metrics": None}
+        params = parse_params(
+            raw or {}, params_path, {**overrides, **forced}, origin="hyper-parameter"
+        )
         data = find_data_file(root / "input" / "data" / CHANNEL)
         say(f"SageMaker training: {data.name} with {len(overrides)} override(s)")
         with tempfile.TemporaryDirectory(prefix="mlship-sm-") as tmp:

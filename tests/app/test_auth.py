@@ -112,11 +112,12 @@ def test_auth_every_prediction_route_per_deploy_target(
 ) -> None:
     """The container environment each stack sets: with the stack's keys secret on EKS every
     prediction route needs a key; SageMaker sets no keys (IAM guards /invocations)."""
-    from infra.components import kubernetes, sagemaker
+    from infra import manifests
+    from infra.components import sagemaker
 
     boto3.client("secretsmanager").create_secret(Name="mlship/keys", SecretString=API_KEY_HASH)
     if target == "kubernetes":
-        env = kubernetes.container_environment(
+        env = manifests.container_environment(
             model_uri="unused", log_level="INFO", api_keys_secret="mlship/keys"
         )
     else:

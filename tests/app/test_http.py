@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 GET_ROUTES = [
     "/ping",
+    "/execution-parameters",
     "/healthz",
     "/readyz",
     "/metrics",

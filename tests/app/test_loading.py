@@ -24,7 +24,7 @@ from tests.app.conftest import ClientFactory, test_split
 def _predictions(client: TestClient, X: np.ndarray) -> list[int]:
     response = client.post("/v1/predict", json={"instances": X.tolist()})
     assert response.status_code == 200, response.text
-    labels: list[int] = response.json()["prediction"]
+    labels: list[int] = response.json()["predictions"]
     return labels
 
 

@@ -11,6 +11,7 @@ from tests.app.conftest import API_KEY_HASH, ClientFactory
 
 ROUTES = {
     ("get", "/ping"),
+    ("get", "/execution-parameters"),
     ("post", "/invocations"),
     ("post", "/v1/predict"),
     ("get", "/v2"),
@@ -48,7 +49,7 @@ def test_openapi_request_schemas_follow_the_bundle(
     assert schemas["FeatureRecord"]["required"] == feature_names
     assert schemas["FeatureRecord"]["additionalProperties"] is False
     body = client.get("/openapi.json").json()["paths"]["/invocations"]["post"]["requestBody"]
-    assert set(body["content"]) == {"application/json", "text/csv"}
+    assert set(body["content"]) == {"application/json", "text/csv", "application/jsonlines"}
 
 
 def _secured(spec: dict[str, Any]) -> set[tuple[str, str]]:

@@ -24,7 +24,7 @@ def test_parity_whole_test_split_every_route(
 
     rest = client.post("/v1/predict", json={"instances": X.tolist()}).json()
     single = [
-        client.post("/v1/predict", json={"features": row}).json()["prediction"][0]
+        client.post("/v1/predict", json={"features": row}).json()["predictions"][0]
         for row in X[:25].tolist()
     ]
     sagemaker = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
@@ -43,13 +43,13 @@ def test_parity_whole_test_split_every_route(
     ).json()
 
     if kind == "regression":
-        np.testing.assert_allclose(rest["prediction"], expected.labels, rtol=1e-12)
+        np.testing.assert_allclose(rest["predictions"], expected.labels, rtol=1e-12)
         np.testing.assert_allclose(single, expected.labels[:25], rtol=1e-12)
         np.testing.assert_allclose(sagemaker.json()["predictions"], expected.labels, rtol=1e-12)
         np.testing.assert_allclose(v2["outputs"][0]["data"], expected.labels, rtol=1e-12)
         return
     assert expected.probabilities is not None
-    assert rest["prediction"] == expected.labels.tolist()
+    assert rest["predictions"] == expected.labels.tolist()
     assert single == expected.labels[:25].tolist()
     assert sagemaker.json()["predictions"] == expected.labels.tolist()
     assert v2["outputs"][0]["data"] == expected.labels.tolist()

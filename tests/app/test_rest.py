@@ -18,7 +18,7 @@ def test_rest_seed_request_answers_prediction_list(client: TestClient, X: np.nda
     body = response.json()
     model: Model = client.app.state.service.model  # type: ignore[attr-defined]
     expected = model.predict(X[:1])
-    assert body["prediction"] == expected.labels.tolist()
+    assert body["predictions"] == expected.labels.tolist()
     assert expected.probabilities is not None
     np.testing.assert_allclose(body["probabilities"], expected.probabilities, rtol=1e-12)
     assert body["classes"] == [0, 1]
@@ -30,7 +30,7 @@ def test_rest_batch_of_rows(client: TestClient, X: np.ndarray) -> None:
     response = client.post("/v1/predict", json={"features": X[:5].tolist()})
 
     assert response.status_code == 200
-    assert len(response.json()["prediction"]) == 5
+    assert len(response.json()["predictions"]) == 5
 
 
 def test_rest_named_records_equal_positional_rows(
@@ -44,9 +44,9 @@ def test_rest_named_records_equal_positional_rows(
     by_position = client.post("/v1/predict", json={"instances": X[:4].tolist()}).json()
     single = client.post("/v1/predict", json={"features": records[0]}).json()
 
-    assert by_name["prediction"] == by_position["prediction"]
+    assert by_name["predictions"] == by_position["predictions"]
     assert by_name["probabilities"] == by_position["probabilities"]
-    assert single["prediction"] == by_position["prediction"][:1]
+    assert single["predictions"] == by_position["predictions"][:1]
 
 
 def test_rest_every_json_shape_gives_the_same_answer(
@@ -100,6 +100,6 @@ def test_rest_regression_has_no_probabilities(
     body = client.post("/v1/predict", json={"features": X[:2].tolist()}).json()
 
     model: Model = client.app.state.service.model  # type: ignore[attr-defined]
-    np.testing.assert_allclose(body["prediction"], model.predict(X[:2]).labels, rtol=1e-12)
+    np.testing.assert_allclose(body["predictions"], model.predict(X[:2]).labels, rtol=1e-12)
     assert body["probabilities"] is None
     assert body["classes"] is None

@@ -84,7 +84,7 @@ def test_invocations_unacceptable_accept_is_406(client: TestClient, X: np.ndarra
     assert response.status_code == 406
     assert response.json() == {
         "error": "Accept 'application/xml' asks for nothing this route produces; accept "
-        "application/json or text/csv."
+        "application/json or text/csv or application/jsonlines."
     }
 
 
@@ -158,5 +158,5 @@ def test_invocations_unsupported_content_type_is_415(client: TestClient) -> None
     assert response.status_code == 415
     assert response.json() == {
         "error": "Content-Type 'application/x-npy' is not supported here; send "
-        "application/json or text/csv."
+        "application/json or text/csv or application/jsonlines."
     }

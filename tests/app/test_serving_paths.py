@@ -40,7 +40,7 @@ def _no_mlship_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def as_prediction(model: Model, answers: list[dict[str, Any]]) -> Prediction:
-    labels = np.array([a["prediction"][0] for a in answers])
+    labels = np.array([a["predictions"][0] for a in answers])
     if not model.is_classifier:
         return Prediction(labels=labels.astype(np.float64), probabilities=None)
     return Prediction(
@@ -204,7 +204,7 @@ print(json.dumps({{"status": answer.status_code, "body": answer.json(), "loaded"
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == 200
-    assert result["body"]["prediction"] == expected
+    assert result["body"]["predictions"] == expected
     assert result["loaded"] == []
 
 

@@ -134,7 +134,7 @@ def test_invoke_prints_the_service_answer(
     monkeypatch.setenv("MLSHIP_API_KEY", API_KEY)
     assert mlship(["invoke", "--url", service, "--bundle", str(logistic_bundle)]) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert len(answer["prediction"]) == 1
+    assert len(answer["predictions"]) == 1
     assert answer["model_version"] == "test-logistic-0"
 
 

@@ -170,7 +170,7 @@ def test_deploy_runs_only_from_main() -> None:
 def test_production_is_behind_its_environment_after_dev() -> None:
     jobs = workflow("deploy.yml")["jobs"]
     role_jobs = {job_id: job for job_id, job in jobs.items() if uses_aws_role(job)}
-    assert set(role_jobs) == {"dev", "prod"}
+    assert set(role_jobs) == {"dev", "prod", "eks"}
     assert jobs["prod"]["environment"]["name"] == "production"
     assert jobs["dev"]["environment"]["name"] == "dev"
     assert jobs["prod"]["needs"] == "dev"
@@ -179,6 +179,7 @@ def test_production_is_behind_its_environment_after_dev() -> None:
         for job_id, job in role_jobs.items()
     }
     assert stacks["prod"].endswith("}prod") and stacks["dev"].endswith("}dev")
+    assert stacks["eks"].endswith("}eks")
 
 
 def test_one_rollout_at_a_time_per_environment() -> None:
@@ -189,7 +190,7 @@ def test_one_rollout_at_a_time_per_environment() -> None:
             assert job["environment"]["name"] in concurrency["group"], job_id
             assert concurrency["cancel-in-progress"] is False, "never cancel a rollout midway"
             groups.append(concurrency["group"])
-    assert len(groups) == len(set(groups)) == 2
+    assert len(groups) == len(set(groups)) == 3
 
 
 def test_build_and_train_get_no_credentials() -> None:
@@ -323,7 +324,7 @@ def test_readme_documents_every_variable_and_secret() -> None:
 def test_each_stack_trusts_the_github_environment_its_rollout_job_runs_in() -> None:
     """The deploy role's OIDC trust names GitHub environments: they must be the workflow's."""
     jobs = workflow("deploy.yml")["jobs"]
-    for job_id in ("dev", "prod"):
+    for job_id in ("dev", "prod", "eks"):
         job = jobs[job_id]
         stack_ref = next(s["with"]["stack"] for s in job["steps"] if s.get("id") == "rollout")
         stack = stack_ref.rsplit("}", 1)[-1]

@@ -101,12 +101,14 @@ def test_generated_client_calls_every_route(
     body = PredictRequestType1.from_dict({"instances": rows.tolist()})
     answer = call("rest", "predict", body=body)
     assert answer.status_code == 200, answer.content
-    assert answer.parsed.prediction == expected.labels.tolist()
+    assert answer.parsed.predictions == expected.labels.tolist()
     assert call("rest", "predict", client=anonymous, body=body).status_code == 401
     invocations = call("sagemaker", "invocations", body=body)
     assert invocations.status_code == 200, invocations.content
     assert invocations.parsed.predictions == expected.labels.tolist()
     assert call("sagemaker", "ping", client=anonymous).status_code == 200
+    params = call("sagemaker", "execution_parameters", client=anonymous).parsed
+    assert params.batch_strategy == "MULTI_RECORD" and params.max_payload_in_mb == 6
     for op in ("healthz", "readyz", "metrics"):
         assert call("operations", op, client=anonymous).status_code == 200, op
     name, version = model.name, model.version

@@ -44,3 +44,23 @@ def byo_vpc_plan() -> StackPlan:
             "mlship:serviceInternal": "false",
         },
     )
+
+
+@pytest.fixture(scope="session")
+def sagemaker_vpc_plan() -> StackPlan:
+    """The prod stack with its model in existing private subnets (SageMaker in a VPC)."""
+    return run_stack(
+        "prod",
+        overrides={
+            "mlship:subnetIds": '["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]',
+            "mlship:securityGroupIds": '["sg-0123456789abcdef0"]',
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def every_plan(
+    plans: dict[str, StackPlan], sagemaker_vpc_plan: StackPlan, serverless_plan: StackPlan
+) -> dict[str, StackPlan]:
+    """The committed stacks plus the VPC and serverless variants, by name."""
+    return {**plans, "prod-vpc": sagemaker_vpc_plan, "serverless": serverless_plan}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from core.errors import ConfigError
-from infra.config import KEYS, KEYS_BY_NAME, StackConfig
+from infra.config import KEYS, KEYS_BY_NAME, StackConfig, declared_keys, reference_table
+from infra.config.keys import Reader
 from infra.plan import ROOT, read_stack_config
+
+CONFIG_PACKAGE = ROOT / "infra" / "config"
+READER_METHODS = {name for name in vars(Reader) if not name.startswith("_")}
 
 VALID = {
     "environment": "dev",
@@ -35,6 +41,111 @@ def test_pulumi_yaml_declares_every_key_with_type_default_and_description() -> N
         # The keys Pulumi's project schema allows in a config type declaration.
         assert set(entry) <= {"type", "items", "description", "secret", "default"}
         assert key.type in ("string", "integer", "boolean", "array")
+
+
+def keys_read(paths: list[Path]) -> tuple[set[str], list[str]]:
+    """Names passed to ``Reader`` methods (``r.integer("instanceCount", ...)``) in ``paths``,
+    and the calls whose key is not a string literal (which this check could not see)."""
+    names: set[str] = set()
+    opaque: list[str] = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in READER_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "r"
+            ):
+                continue
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                names.add(first.value)
+            else:
+                opaque.append(f"{path.name}:{node.lineno}")
+    return names, opaque
+
+
+def test_keys_read_by_the_parsers_are_exactly_the_declared_keys() -> None:
+    read, opaque = keys_read(sorted(CONFIG_PACKAGE.glob("*.py")))
+    declared = {k.name for k in declared_keys()}
+    assert opaque == [], "read keys by literal name so this check sees them"
+    assert len(read) >= 40
+    assert read - declared == set(), "read in code but not declared in Pulumi.yaml"
+    assert declared - read == set(), "declared in Pulumi.yaml but never read"
+
+
+def test_key_check_sees_an_undeclared_read_and_an_unread_declaration(tmp_path: Path) -> None:
+    module = tmp_path / "section.py"
+    module.write_text(
+        "def parse(r, name):\n"
+        "    r.integer('instanceCount', 1, 100)\n"
+        "    r.string('instanceTyp')\n"
+        "    r.boolean(name)\n"
+    )
+    read, opaque = keys_read([module])
+    assert read == {"instanceCount", "instanceTyp"}
+    assert read - {k.name for k in declared_keys()} == {"instanceTyp"}
+    assert opaque == ["section.py:4"]
+
+
+def test_reading_an_undeclared_key_is_a_programming_error() -> None:
+    with pytest.raises(KeyError, match="instanceTyp"):
+        Reader({}).string("instanceTyp")
+
+
+def test_declaration_without_type_or_description_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: x\nconfig:\n  mlship:size:\n    type: integer\n    default: 1\n"
+    )
+    with pytest.raises(ConfigError, match=r"mlship:size without a type .* or a description"):
+        declared_keys(tmp_path)
+
+
+def test_readme_reference_table_is_the_declaration() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("<!-- section:infra -->", 1)[1].split("<!-- /section:infra -->", 1)[0]
+    table = reference_table()
+    assert table.count("\n") == len(declared_keys()) + 2
+    documented = [line for line in section.splitlines() if line.startswith("| `mlship:")]
+    assert documented == table.splitlines()[2:], (
+        "README's stack configuration reference differs from Pulumi.yaml; replace it with "
+        f"infra.config.reference_table():\n{table}"
+    )
+
+
+# Integer keys whose description states their range, e.g. "(0-3600 s)": the other settings
+# that key needs to be read at all, and how a value just below the range is refused.
+RANGED: dict[str, tuple[dict[str, str], str]] = {
+    "serverlessMemoryMb": ({"dataCapturePercent": "0"}, "use 1024, 2048"),
+    "serverlessMaxConcurrency": ({"serverlessMemoryMb": "1024", "dataCapturePercent": "0"}, ""),
+    "rolloutBakeSeconds": ({"rolloutTimeoutSeconds": "7200"}, ""),
+    "rolloutTimeoutSeconds": ({}, ""),
+    "rolloutTerminationWaitSeconds": ({"rolloutTimeoutSeconds": "7200"}, ""),
+}
+
+
+def test_every_range_in_a_description_is_checked_here() -> None:
+    stated = {
+        k.name
+        for k in declared_keys()
+        if k.type == "integer" and re.search(r"\((\d+)-(\d+)\b", k.description)
+    }
+    assert stated == set(RANGED)
+
+
+@pytest.mark.parametrize("name", sorted(RANGED))
+def test_description_range_is_what_the_parser_accepts(name: str) -> None:
+    """The documented range (README, Pulumi.yaml) is the one StackConfig enforces."""
+    match = re.search(r"\((\d+)-(\d+)\b", KEYS_BY_NAME[name].description)
+    assert match is not None
+    low, high = int(match.group(1)), int(match.group(2))
+    extra, below = RANGED[name]
+    for value in (low, high):
+        _parse({**extra, name: str(value)})
+    for value, hint in ((low - 1, below or "it must be between"), (high + 1, "must be between")):
+        with pytest.raises(ConfigError, match=f"^mlship:{name} is {value}: .*{hint}"):
+            _parse({**extra, name: str(value)})
 
 
 PYTHON_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool, "array": list}
@@ -189,6 +300,17 @@ PROD = {
         ),
         ({**PROD, "rolloutStrategy": "all_at_once"}, "mlship:rolloutStrategy", "canary or linear"),
         ({**PROD, "alertEmails": "[]"}, "mlship:alertEmails", "at least one"),
+        (
+            {"instanceType": "ml.t2.medium", "autoscalingMaxCapacity": "2"},
+            "mlship:instanceType",
+            "does not auto scale burstable instances",
+        ),
+        (
+            {"instanceType": "ml.t3.large", "autoscalingMaxCapacity": "3"},
+            "mlship:instanceType",
+            "ml.m5.large",
+        ),
+        ({"rolloutTimeoutSeconds": "28800"}, "mlship:rolloutTimeoutSeconds", "and 14400"),
     ],
 )
 def test_invalid_value_names_key_problem_and_fix(
@@ -204,6 +326,13 @@ def test_invalid_value_names_key_problem_and_fix(
 def test_region_is_required() -> None:
     with pytest.raises(ConfigError, match="aws:region"):
         _parse({}, region=None)
+
+
+def test_burstable_instances_are_fine_for_a_fixed_fleet_or_on_eks() -> None:
+    fixed = _parse({"instanceType": "ml.t2.medium", "autoscalingMaxCapacity": "1"})
+    assert not fixed.autoscaling.scales
+    eks = _parse({"target": "eks", "instanceType": "ml.t2.medium", "autoscalingMaxCapacity": "4"})
+    assert eks.autoscaling.scales
 
 
 def test_valid_production_config_is_accepted() -> None:

@@ -110,9 +110,12 @@ def test_kubernetes_resources_use_the_cluster_provider(plans: dict[str, StackPla
     kubeconfig = json.loads(provider.inputs["kubeconfig"])
     assert kubeconfig["users"][0]["user"]["exec"]["command"] == "aws"
     assert kubeconfig["clusters"][0]["cluster"]["server"].startswith("https://")
-    for r in plan.resources:
-        if r.type.startswith("kubernetes:"):
-            assert r.provider.startswith(provider.urn), r.name
+    workloads = [r for r in plan.resources if r.type.startswith("kubernetes:")]
+    # Every object of the service, none left to the ambient kubeconfig's cluster.
+    assert {r.inputs["kind"] for r in workloads} == K8S_KINDS
+    assert len(workloads) == len(K8S_KINDS)
+    outside = [r.name for r in workloads if not r.provider.startswith(f"{provider.urn}::")]
+    assert outside == []
 
 
 def test_cluster_is_private_encrypted_and_logged(plans: dict[str, StackPlan]) -> None:
@@ -185,5 +188,32 @@ def test_eks_alarms_watch_container_insights(plans: dict[str, StackPlan]) -> Non
         assert dims["ClusterName"] == "mlship-eks-cluster"
         assert dims["Namespace"] == "mlship"
         assert a.inputs["actionsEnabled"] is True
-    addon = one(plans["eks"], "aws:eks/addon:Addon").inputs
-    assert addon["addonName"] == "amazon-cloudwatch-observability"
+    addons = {a.inputs["addonName"] for a in plans["eks"].of_type("aws:eks/addon:Addon")}
+    assert "amazon-cloudwatch-observability" in addons
+
+
+def test_cluster_add_ons_enforce_network_policy_and_serve_resource_metrics(
+    plans: dict[str, StackPlan],
+) -> None:
+    plan = plans["eks"]
+    addons = {a.inputs["addonName"]: a for a in plan.of_type("aws:eks/addon:Addon")}
+    assert set(addons) == {"vpc-cni", "metrics-server", "amazon-cloudwatch-observability"}
+    # Amazon EKS User Guide, "Limit Pod traffic with Kubernetes network policies".
+    assert json.loads(addons["vpc-cni"].inputs["configurationValues"]) == {
+        "enableNetworkPolicy": "true"
+    }
+    cluster = one(plan, rules.EKS_CLUSTER).inputs["name"]
+    assert {a.inputs["clusterName"] for a in addons.values()} == {cluster}
+
+
+def test_hpa_owns_the_replica_count(plans: dict[str, StackPlan]) -> None:
+    """Kubernetes HPA docs: a Deployment an HPA scales leaves spec.replicas out."""
+    plan = plans["eks"]
+    deployment = one(plan, "kubernetes:apps/v1:Deployment").inputs
+    hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert "replicas" not in deployment["spec"]

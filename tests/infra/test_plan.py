@@ -21,7 +21,9 @@ def test_plan_dev_prints_the_tree_and_says_it_is_offline(
     assert "cloud computes" in out
     assert "└─ aws:appautoscaling/policy:Policy mlship-dev-sagemaker-scaling-policy" in out
     assert "aws:sagemaker/endpoint:Endpoint mlship-dev-sagemaker-endpoint" in out
-    assert "Policies: 15 rules, 0 violation(s)" in out
+    assert f"Policies: {len(rules.RULES)} rules and the API requests checked" in out
+    assert "service models, 0 violation(s)" in out
+    assert len(rules.RULES) == 23
 
 
 def test_plan_json_lists_resources_outputs_and_findings(
@@ -33,7 +35,9 @@ def test_plan_json_lists_resources_outputs_and_findings(
     assert "unknown" in data["notice"]
     assert data["counts"]["total"] == len(data["resources"])
     assert data["findings"] == []
-    assert len(data["rules"]) == len(rules.RULES)
+    assert data["rules"] == [r.__name__.removeprefix("rule_") for r in rules.RULES] + [
+        "api_request"
+    ]
     assert data["outputs"]["endpointName"] == "mlship-prod-endpoint"
     protected = {r["name"] for r in data["resources"] if r["protect"]}
     assert "mlship-prod-artifacts-bucket" in protected

@@ -16,6 +16,7 @@ import yaml
 
 from infra import policies, rules
 from infra.plan import StackPlan
+from infra.rules.base import listify
 
 EXCEPTIONS = Path(__file__).with_name("parliament.yaml")
 ACCOUNT = "123456789012"
@@ -34,13 +35,15 @@ def _exceptions() -> dict[str, list[dict[str, str]]]:
 
 
 def _excused(finding: Any) -> bool:
-    """parliament's ``ignore_locations`` semantics (regex full match on each location value).
+    """parliament's ``ignore_locations`` semantics (regex full match on each location value;
+    ``detail`` matches the finding's detail, where RESOURCE_STAR names its actions).
 
     Re-implemented because parliament 1.6's own filter drops patterns that come from YAML.
     """
+    where = {**finding.location, "detail": finding.detail}
     for location in _exceptions().get(finding.issue, []):
         if all(
-            re.fullmatch(pattern.lower(), str(finding.location.get(key, "")).lower())
+            re.fullmatch(pattern.lower(), str(where.get(key, "")).lower())
             for key, pattern in location.items()
         ):
             return True
@@ -72,7 +75,7 @@ def known_actions() -> frozenset[str]:
 def unknown_actions(doc: dict[str, Any]) -> list[str]:
     missing = []
     for st in doc["Statement"]:
-        for action in rules._listify(st.get("Action")):
+        for action in listify(st.get("Action")):
             if not fnmatch.filter(known_actions(), action.lower()):
                 missing.append(action)
     return missing
@@ -185,11 +188,51 @@ def test_execution_role_reads_models_and_writes_captures_only() -> None:
     }
     assert by_sid["WriteCapture"]["Resource"] == f"{BUCKET}/capture/*"
     assert by_sid["WriteCapture"]["Action"] == ["s3:PutObject"]
+    # The app's namespace and the one SageMaker's endpoint instance metrics (the CPU and memory
+    # alarms) are published in; nothing else.
     assert by_sid["PutMetrics"]["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": policies.METRICS_NAMESPACE}
+        "StringEquals": {"cloudwatch:namespace": ["mlship", "/aws/sagemaker/Endpoints"]}
     }
     stars = [st["Sid"] for st in doc["Statement"] if st["Resource"] == "*"]
     assert stars == ["EcrLogin", "PutMetrics"]
+    assert "ReadRollbackAlarms" not in by_sid and "VpcNetworkInterfaces" not in by_sid
+
+
+def test_execution_role_reads_exactly_its_rollback_alarms_and_manages_enis_in_a_vpc() -> None:
+    doc = policies.sagemaker_execution_policy(
+        bucket_arn=BUCKET,
+        repository_arn=REPO,
+        key_arn=KEY,
+        region="eu-west-1",
+        account_id=ACCOUNT,
+        rollback_alarms=["mlship-dev-latency-p99", "mlship-dev-errors-5xx"],
+        in_vpc=True,
+    )
+    by_sid = {st["Sid"]: st for st in doc["Statement"]}
+    alarm = f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm"
+    assert by_sid["ReadRollbackAlarms"] == {
+        "Sid": "ReadRollbackAlarms",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:DescribeAlarms"],
+        "Resource": [f"{alarm}:mlship-dev-errors-5xx", f"{alarm}:mlship-dev-latency-p99"],
+    }
+    # The nine actions of the SageMaker guide's VPC policy, on "*" as the guide grants them.
+    assert by_sid["VpcNetworkInterfaces"]["Action"] == sorted(
+        [
+            "ec2:CreateNetworkInterface",
+            "ec2:CreateNetworkInterfacePermission",
+            "ec2:DeleteNetworkInterface",
+            "ec2:DeleteNetworkInterfacePermission",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+        ]
+    )
+    assert by_sid["VpcNetworkInterfaces"]["Resource"] == "*"
+    assert lint(doc) == []
+    assert not unknown_actions(doc)
 
 
 def test_deploy_role_cannot_touch_infrastructure() -> None:
@@ -203,7 +246,7 @@ def test_deploy_role_cannot_touch_infrastructure() -> None:
         execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/mlship-prod-sagemaker-execution",
         cluster_arn=None,
     )
-    actions = {a for st in doc["Statement"] for a in rules._listify(st["Action"])}
+    actions = {a for st in doc["Statement"] for a in listify(st["Action"])}
     assert not {a for a in actions if a.startswith(("iam:Create", "iam:Put", "iam:Attach"))}
     assert "sagemaker:DeleteEndpoint" not in actions
     pass_role = next(st for st in doc["Statement"] if st["Sid"] == "PassExecutionRole")

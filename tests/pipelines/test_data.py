@@ -149,21 +149,43 @@ def test_unrelated_target_lists_columns(breast_cancer_csv: Path) -> None:
         split_xy(frame, "diagnosis_label_xyz", "classification")
 
 
-def test_non_numeric_feature_error(
-    capsys: pytest.CaptureFixture[str],
-    write_params: WriteParams,
-    breast_cancer_csv: Path,
-    tmp_path: Path,
-) -> None:
+def test_feature_types_come_from_the_columns_not_their_values(breast_cancer_csv: Path) -> None:
     frame = pd.read_csv(breast_cancer_csv)
     frame.insert(0, "colour", ["red", "blue"] * (len(frame) // 2) + ["red"])
-    path = tmp_path / "with_text.csv"
-    frame.to_csv(path, index=False)
-    code, err = _train_error(capsys, write_params(), path)
-    assert code == 1
-    assert "non-numeric feature column(s) 'colour'" in err
-    assert "numeric features only" in err
-    assert "one-hot" in err
+    frame.insert(1, "whole", [float(i % 7) for i in range(len(frame))])  # floats, all whole
+    frame.insert(2, "count", list(range(len(frame))))
+    frame.insert(3, "flag", [i % 2 == 0 for i in range(len(frame))])
+
+    xy = split_xy(frame, "target", "classification")
+    declared = split_xy(frame, "target", "classification", declared={"count": "category"})
+
+    assert [xy.dtypes[c] for c in ("colour", "whole", "count", "flag")] == [
+        "category",
+        "float64",
+        "int64",
+        "bool",
+    ]
+    assert declared.dtypes["count"] == "category"
+
+
+def test_declared_type_for_an_unknown_column_names_the_closest(breast_cancer_csv: Path) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+
+    with pytest.raises(DataError) as e:
+        split_xy(frame, "target", "classification", declared={"mean_radus": "category"})
+
+    assert str(e.value) == (
+        "params.yaml data.features declares 'mean_radus', which is not a feature column of "
+        "the data. Did you mean 'mean_radius'? Fix the name or remove the entry."
+    )
+
+
+def test_a_column_with_no_values_is_refused_by_name(breast_cancer_csv: Path) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+    frame["empty"] = None
+
+    with pytest.raises(DataError, match=r"^the data: feature column\(s\) 'empty' have no values"):
+        split_xy(frame, "target", "classification")
 
 
 def test_header_only_data_error(
@@ -208,7 +230,7 @@ def test_string_labels_become_classes(breast_cancer_csv: Path) -> None:
     frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
     xy = split_xy(frame, "target", "classification")
     assert xy.classes == ["benign", "malignant"]
-    assert xy.X.shape == (569, 30)
+    assert xy.features.shape == (569, 30)
     with pytest.raises(
         DataError, match=r"not numeric, but the model in params\.yaml is a regressor"
     ):

@@ -78,9 +78,13 @@ def test_regression_metrics_and_baseline() -> None:
 
 def test_gate_thresholds_respect_metric_direction() -> None:
     ok: tuple[list[str], list[str]] = (["prediction shape"], [])
-    result = gate({"rmse": 2.0, "r2": 0.8}, {"rmse": 3.0, "r2": 0.5}, ok, None, "rmse", 0.0)
+    result = gate(
+        {"rmse": 2.0, "r2": 0.8}, {"rmse": 3.0, "r2": 0.5}, ok, None, "rmse", 0.0, "regression"
+    )
     assert result.passed
-    result = gate({"rmse": 4.0, "r2": 0.4}, {"rmse": 3.0, "r2": 0.5}, ok, None, "rmse", 0.0)
+    result = gate(
+        {"rmse": 4.0, "r2": 0.4}, {"rmse": 3.0, "r2": 0.5}, ok, None, "rmse", 0.0, "regression"
+    )
     assert result.failures == [
         "r2 0.4000 is not >= its threshold 0.5",
         "rmse 4.0000 is not <= its threshold 3.0",
@@ -89,17 +93,61 @@ def test_gate_thresholds_respect_metric_direction() -> None:
 
 def test_gate_against_champion_with_tolerance() -> None:
     ok: tuple[list[str], list[str]] = ([], [])
-    champion = Champion(version="3", metrics={"roc_auc": 0.99})
-    assert gate({"roc_auc": 0.985}, {}, ok, champion, "roc_auc", 0.01).passed
-    worse = gate({"roc_auc": 0.97}, {}, ok, champion, "roc_auc", 0.01)
+    champion = Champion(version="3", metrics={"roc_auc": 0.99}, task="classification")
+    assert gate({"roc_auc": 0.985}, {}, ok, champion, "roc_auc", 0.01, "classification").passed
+    worse = gate({"roc_auc": 0.97}, {}, ok, champion, "roc_auc", 0.01, "classification")
     assert worse.failures == [
         "roc_auc 0.9700 is worse than champion v3 (0.9900) by more than the tolerance 0.01"
     ]
-    rmse_champion = Champion(version="1", metrics={"rmse": 50.0})
-    assert not gate({"rmse": 52.0}, {}, ok, rmse_champion, "rmse", 1.0).passed
-    assert gate({"rmse": 50.5}, {}, ok, rmse_champion, "rmse", 1.0).passed
+    rmse_champion = Champion(version="1", metrics={"rmse": 50.0}, task="regression")
+    assert not gate({"rmse": 52.0}, {}, ok, rmse_champion, "rmse", 1.0, "regression").passed
+    assert gate({"rmse": 50.5}, {}, ok, rmse_champion, "rmse", 1.0, "regression").passed
 
 
 def test_gate_fails_on_behavioural_failure_alone() -> None:
-    result = gate({"accuracy": 0.99}, {}, ([], ["invariance to row order: ..."]), None, "f1", 0.0)
+    result = gate(
+        {"accuracy": 0.99},
+        {},
+        ([], ["invariance to row order: ..."]),
+        None,
+        "f1",
+        0.0,
+        "classification",
+    )
     assert not result.passed
+
+
+def test_gate_never_compares_with_a_champion_of_another_task() -> None:
+    ok: tuple[list[str], list[str]] = (["prediction shape"], [])
+    # a classifier champion whose roc_auc this regressor could never reach
+    classifier = Champion(
+        version="4", metrics={"roc_auc": 0.99, "rmse": 0.0}, task="classification"
+    )
+    result = gate({"rmse": 55.0, "r2": 0.4}, {}, ok, classifier, "rmse", 0.01, "regression")
+    assert result.passed
+    assert result.notes == [
+        "champion v4 is a classification model and this is a regression model: not compared"
+    ]
+    assert not any("champion" in p for p in result.passed_checks)
+    unknown = Champion(version="2", metrics={"rmse": 1.0})
+    result = gate({"rmse": 55.0}, {}, ok, unknown, "rmse", 0.01, "regression")
+    assert result.passed
+    assert result.notes == ["champion v2 has no recorded task: not compared"]
+    assert gate({"rmse": 55.0}, {}, ok, None, "rmse", 0.0, "regression").notes == [
+        "no champion registered yet: nothing to compare with"
+    ]
+
+
+def test_gate_notes_a_champion_trained_on_other_data() -> None:
+    ok: tuple[list[str], list[str]] = ([], [])
+    champion = Champion(
+        version="1", metrics={"roc_auc": 0.95}, task="classification", dataset_sha256="a" * 64
+    )
+    same = gate({"roc_auc": 0.96}, {}, ok, champion, "roc_auc", 0.0, "classification", "a" * 64)
+    assert same.notes == []
+    other = gate({"roc_auc": 0.96}, {}, ok, champion, "roc_auc", 0.0, "classification", "b" * 64)
+    assert other.passed
+    assert other.notes == [
+        "champion v1 was evaluated on other data (sha256 aaaaaaaaaaaa, this run bbbbbbbbbbbb): "
+        "its roc_auc is from other held-out rows"
+    ]

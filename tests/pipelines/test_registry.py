@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,8 @@ from cli.main import main as mlship
 from core.bundle import BundleError, load_bundle
 from core.errors import ConfigError
 from core.registry import RegistryError, RegistrySettings, fetch_bundle, list_versions
-from tests.pipelines.conftest import WriteParams
+from pipelines.registry import aliased, versions
+from tests.pipelines.conftest import REPO, WriteParams
 
 
 def _train(write_params: WriteParams, tmp_path: Path, name: str, **overrides: object) -> str:
@@ -74,9 +77,11 @@ def test_register_promote_fetch_round_trip(
 
     assert mlship(["models"]) == 0
     listing = capsys.readouterr().out
-    assert f"      1  champion              {first}" in listing
-    assert f"      2  challenger            {second}" in listing
+    data = manifest.dataset_sha256[:12]
+    assert f"      1  champion              classification  {data}  {first}" in listing
+    assert f"      2  challenger            classification  {data}  {second}" in listing
     assert "roc_auc=" in listing
+    assert client.get_model_version("mlship", "1").tags["mlship.task"] == "classification"
 
     assert mlship(["promote", "2"]) == 0
     assert [r.aliases for r in list_versions(settings)] == [[], ["challenger", "champion"]]
@@ -154,3 +159,105 @@ def test_default_store_is_under_dot_mlship(
     settings = RegistrySettings.from_env()
     assert settings.tracking_uri == f"sqlite:///{tmp_path / '.mlship' / 'mlflow.db'}"
     assert [r.aliases for r in list_versions(settings)] == [["challenger"]]
+
+
+def _repo_params(tmp_path: Path) -> Path:
+    """The committed params.yaml in tmp_path: its relative data and output paths land there."""
+    path = tmp_path / "params.yaml"
+    shutil.copyfile(REPO / "params.yaml", path)
+    return path
+
+
+REGRESSION = [
+    "--set",
+    "model.type=ridge",
+    "--set",
+    "data.builtin=diabetes",
+    "--set",
+    "data.path=data/diabetes.csv",
+    "--target",
+    "target",
+]
+
+
+def test_regressor_is_never_compared_with_or_promoted_over_a_classifier(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _repo_params(tmp_path)
+    assert mlship(["train"]) == 0
+    assert mlship(["promote", "1"]) == 0
+    capsys.readouterr()
+
+    # the regression example of the README works first time from the committed params.yaml
+    assert mlship(["train", *REGRESSION]) == 0
+    out = capsys.readouterr().out
+    assert "training ridge (regression) from params.yaml" in out
+    assert "validated against diabetes.json" in out
+    assert (
+        "champion v1 is a classification model and this is a regression model: not compared" in out
+    )
+    assert "registry  mlship version 2" in out
+
+    assert mlship(["promote", "2"]) == 1
+    assert capsys.readouterr().err == (
+        "error: Version 2 of 'mlship' is a regression model, but mlship@champion (version 1) "
+        "is a classification model: promoting it would change the kind of answer every client "
+        "of models:/mlship@champion gets. Register it under its own name instead (set `name` in "
+        "params.yaml, e.g. `--set name=my-regression`, and train again), or pass --force to "
+        "replace it anyway.\n"
+    )
+    rows = versions(RegistrySettings.from_env())
+    assert [(r.version, r.aliases, r.task) for r in rows] == [
+        ("1", ["champion"], "classification"),
+        ("2", ["challenger"], "regression"),
+    ]
+    diabetes = hashlib.sha256((tmp_path / "data" / "diabetes.csv").read_bytes()).hexdigest()
+    assert rows[1].dataset_sha256 == diabetes
+    assert set(rows[1].metrics) == {"rmse", "mae", "r2"}
+
+    assert mlship(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert f"      2  challenger            regression      {diabetes[:12]}  " in listing
+    assert "rmse=" in listing
+
+    assert mlship(["promote", "2", "--force"]) == 0
+    assert "mlship@champion -> version 2 (was version 1)" in capsys.readouterr().out
+    # and the other way round: a classifier is not compared with the regressor champion
+    assert mlship(["train"]) == 0
+    assert (
+        "champion v2 is a regression model and this is a classification model: not compared"
+        in capsys.readouterr().out
+    )
+
+
+def test_each_name_has_its_own_champion(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _repo_params(tmp_path)
+    assert mlship(["train"]) == 0
+    assert mlship(["promote", "1"]) == 0
+    capsys.readouterr()
+    assert mlship(["train", *REGRESSION, "--set", "name=diabetes"]) == 0
+    out = capsys.readouterr().out
+    assert "no champion registered yet: nothing to compare with" in out
+    assert "registry  diabetes version 1" in out
+    own = tmp_path / "diabetes.yaml"
+    own.write_text((tmp_path / "params.yaml").read_text().replace("name: mlship", "name: diabetes"))
+    assert mlship(["promote", "1", "--params", str(own)]) == 0
+    assert "diabetes@champion -> version 1" in capsys.readouterr().out
+    assert mlship(["models", "--params", str(own)]) == 0
+    assert "      1  challenger,champion   regression" in capsys.readouterr().out
+    champion = fetch_bundle("models:/mlship@champion", tmp_path / "fetched")
+    assert load_bundle(champion).manifest.task == "classification"
+
+
+def test_champion_without_task_tag_falls_back_to_its_run(
+    write_params: WriteParams, tmp_path: Path
+) -> None:
+    _train(write_params, tmp_path, "one")
+    settings = RegistrySettings.from_env()
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client.delete_model_version_tag("mlship", "1", "mlship.task")  # as registered before the tag
+    client.set_registered_model_alias("mlship", "champion", "1")
+    champion = aliased(settings)
+    assert champion is not None
+    assert champion.task == "classification"
+    assert champion.dataset_sha256 == load_bundle(tmp_path / "one").manifest.dataset_sha256

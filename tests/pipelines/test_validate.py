@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 from cli.main import main as mlship
 from core.errors import ConfigError, DataError
 from core.registry import RegistrySettings
+from pipelines.data import materialise
 from pipelines.validate import build_suite, load_suite, validate
-from tests.pipelines.conftest import SUITE, WriteParams
+from tests.pipelines.conftest import REPO, SUITE, WriteParams
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +23,117 @@ def reference(breast_cancer_csv: Path) -> pd.DataFrame:
     return pd.read_csv(breast_cancer_csv)
 
 
-def test_committed_suite_matches_reference_data(breast_cancer_csv: Path, tmp_path: Path) -> None:
-    out = tmp_path / "breast_cancer.json"
-    assert mlship(["expectations", "--data", str(breast_cancer_csv), "--out", str(out)]) == 0
-    assert json.loads(out.read_text()) == json.loads(SUITE.read_text()), (
-        "pipelines/expectations/breast_cancer.json is stale: regenerate it with "
-        "`mlship expectations` and commit it"
+EXPECTATIONS = REPO / "pipelines" / "expectations"
+# bundled dataset -> its label column
+TARGETS = {"breast_cancer": "target", "diabetes": "target", "penguins": "species"}
+
+
+@pytest.fixture(scope="module", params=sorted(TARGETS))
+def bundled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each bundled dataset as `mlship prepare` writes it."""
+    name: str = request.param
+    return materialise(name, tmp_path_factory.mktemp("bundled") / f"{name}.csv")  # type: ignore[arg-type]
+
+
+def test_generated_suite_passes_on_the_data_it_was_built_from(
+    bundled: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "suite.json"
+    argv = ["expectations", "--data", str(bundled), "--target", TARGETS[bundled.stem]]
+    assert mlship([*argv, "--out", str(out)]) == 0
+    suite = load_suite(out)
+    assert validate(pd.read_csv(bundled), suite) == len(suite["expectations"])
+
+
+def test_committed_suite_is_fresh_and_passes_on_its_data(bundled: Path, tmp_path: Path) -> None:
+    committed = EXPECTATIONS / f"{bundled.stem}.json"
+    out = tmp_path / committed.name
+    argv = ["expectations", "--data", str(bundled), "--target", TARGETS[bundled.stem]]
+    assert mlship([*argv, "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == json.loads(committed.read_text()), (
+        f"{committed.relative_to(REPO)} is stale: regenerate it with `.venv/bin/mlship "
+        f"expectations --data data/{bundled.name} --target {TARGETS[bundled.stem]}` and commit it"
     )
+    suite = load_suite(committed)
+    assert validate(pd.read_csv(bundled), suite) == len(suite["expectations"])
+
+
+def test_expectations_out_defaults_to_the_data_file_name(
+    capsys: pytest.CaptureFixture[str], breast_cancer_csv: Path, tmp_path: Path
+) -> None:
+    assert mlship(["expectations", "--data", str(breast_cancer_csv)]) == 0
+    written = tmp_path / "pipelines" / "expectations" / "breast_cancer.json"
+    assert load_suite(written)["name"] == "breast_cancer"
+    assert f"to {written.relative_to(tmp_path)}" in capsys.readouterr().out
+
+
+def test_suite_of_missing_values_text_and_bool_columns_passes_on_its_data() -> None:
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "x": [np.nan if i % 10 == 0 else float(i) for i in range(n)],  # 10% missing
+            "flag": [i % 2 == 0 for i in range(n)],
+            "flag_holes": [np.nan if i % 8 == 0 else i % 3 == 0 for i in range(n)],
+            "flag_nullable": pd.array([None if i == 3 else i > 5 for i in range(n)], "boolean"),
+            "count": pd.array([None if i == 7 else i for i in range(n)], "Int64"),
+            "share": pd.array([None if i == 9 else i / n for i in range(n)], "Float64"),
+            "colour": [None if i % 4 == 0 else ["red", "green"][i % 2] for i in range(n)],
+            "note": [f"free text {i}" for i in range(n)],
+            "label": ["cat" if i % 3 else "dog" for i in range(n)],
+        }
+    )
+    frame.loc[frame.index[::20], "note"] = None
+    frame["note"] = frame["note"].astype(object)
+    suite = build_suite(frame, "label", name="mixed", tolerance=0.1)
+    kwargs = {(e["type"], e["kwargs"].get("column")): e["kwargs"] for e in suite["expectations"]}
+    not_null = "expect_column_values_to_not_be_null"
+    in_set = "expect_column_values_to_be_in_set"
+    types = "expect_column_values_to_be_in_type_list"
+    assert kwargs[(not_null, "x")] == {"column": "x", "mostly": 0.8}  # 90% present, less 0.1
+    assert kwargs[(not_null, "flag")] == {"column": "flag"}
+    assert kwargs[(not_null, "colour")]["mostly"] == 0.65
+    assert kwargs[(in_set, "colour")]["value_set"] == ["green", "red"]
+    assert kwargs[(in_set, "label")]["value_set"] == ["cat", "dog"]
+    for column in ("flag", "flag_holes", "flag_nullable"):
+        assert {"bool", "BooleanDtype"} <= set(kwargs[(types, column)]["type_list"]), column
+        assert kwargs[(in_set, column)]["value_set"] == [False, True], column
+        assert ("expect_column_values_to_be_between", column) not in kwargs
+    assert len(kwargs[(in_set, "note")]["value_set"]) == 38  # 40 rows, 2 of them missing
+    assert validate(frame, suite) == len(suite["expectations"])
+    # and it still refuses what the reference never had
+    worse = frame.copy()
+    worse.loc[: n // 2, "x"] = np.nan
+    worse.loc[1, "colour"] = "blue"
+    with pytest.raises(DataError) as info:
+        validate(worse, suite, source="worse.csv")
+    message = str(info.value)
+    assert message.startswith(f"worse.csv fails 2 of {len(suite['expectations'])} expectations")
+    assert "expect_column_values_to_not_be_null on column 'x' (mostly=0.8)" in message
+    assert "expect_column_values_to_be_in_set on column 'colour'" in message
+    assert "'blue'" in message
+
+
+def test_free_text_column_gets_no_value_set() -> None:
+    frame = pd.DataFrame({"note": [f"text {i}" for i in range(60)], "y": [0, 1] * 30})
+    suite = build_suite(frame, "y", name="text")
+    columns = {e["kwargs"].get("column") for e in suite["expectations"] if "set" in e["type"]}
+    assert "note" not in columns
+    assert validate(frame, suite) == len(suite["expectations"])
+
+
+def test_column_without_any_value_gets_no_not_null() -> None:
+    frame = pd.DataFrame({"empty": [np.nan] * 10, "x": np.arange(10.0), "y": [0, 1] * 5})
+    suite = build_suite(frame, "y", name="empty")
+    assert [e for e in suite["expectations"] if e["kwargs"].get("column") == "empty"] == []
+    assert validate(frame, suite) == len(suite["expectations"])
+
+
+def test_reference_with_duplicate_rows_gets_no_uniqueness_check() -> None:
+    frame = pd.DataFrame({"x": [1.0, 1.0, 2.0, 3.0], "y": [0, 0, 1, 1]})
+    suite = build_suite(frame, "y", name="dupes")
+    types = [e["type"] for e in suite["expectations"]]
+    assert "expect_compound_columns_to_be_unique" not in types
+    assert validate(frame, suite) == len(suite["expectations"])
 
 
 def test_suite_covers_every_kind_of_check() -> None:

@@ -1,0 +1,113 @@
+"""Batch Transform-sized payloads: ``POST /invocations`` with a full mini-batch, beside the
+same bytes parsed by pyarrow's CSV reader and predicted in-process (issue 13's reference).
+
+For a 30-feature and a 5-feature model, a 6 MB CSV body and the same rows as JSON Lines are
+sent to ``mlship serve`` on 127.0.0.1 (cache off: every row reaches the model); rows/s is the
+best of several requests, and so is the reference's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from benchmarks.servers import Service, free_port, running
+from core.model import load_model
+from tests.factories import make_bundle
+
+PAYLOAD_BYTES = 6 * 1000 * 1000
+REPEATS = 7
+TARGET = 0.6
+
+
+def _body(rows: np.ndarray) -> tuple[bytes, bytes]:
+    buffer = io.StringIO()
+    np.savetxt(buffer, rows, fmt="%.6g", delimiter=",")
+    csv = buffer.getvalue().encode()
+    csv = csv[: csv.rfind(b"\n", 0, PAYLOAD_BYTES) + 1]  # whole lines, at most 6 MB
+    parsed = np.loadtxt(io.BytesIO(csv), delimiter=",", ndmin=2)
+    jsonl = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in parsed.tolist())
+    return csv, jsonl
+
+
+def _best(fn: Any) -> float:
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def bench_payloads(work: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in ("logistic", "narrow"):
+        print(f"   payloads {kind}", file=sys.stderr, flush=True)
+        bundle = make_bundle(work / f"payload-{kind}", kind)
+        model = load_model(bundle)
+        base = np.load(work / f"payload-{kind}-test_X.npy")
+        rng = np.random.default_rng(3)
+        rows = base[rng.integers(0, len(base), 200_000)] * rng.uniform(0.95, 1.05, (200_000, 1))
+        csv, jsonl = _body(rows)
+        n = csv.count(b"\n")
+
+        def reference(csv: bytes = csv, model: Any = model) -> None:
+            table = pacsv.read_csv(
+                pa.py_buffer(csv), read_options=pacsv.ReadOptions(autogenerate_column_names=True)
+            )
+            X = np.column_stack([c.to_numpy() for c in table.columns])
+            model.predict(X)
+
+        port = free_port()
+        argv = [sys.executable, "-m", "cli", "serve", "--model", str(bundle), "--host",
+                "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+        # The body limit a transform job with MaxPayloadInMB=8 sets (JSON Lines is larger).
+        env = {"MLSHIP_CACHE_ENABLED": "false", "MLSHIP_ACCESS_LOG": "false",
+               "MLSHIP_MAX_BODY_BYTES": str(8 * 1024 * 1024)}  # fmt: skip
+        service = Service("ours", argv, "/ping", env)
+        figures: dict[str, Any] = {"rows": n, "bytes": len(csv)}
+        with running(service, port, work / f"payload-{kind}.log") as url:
+            for name, body in (("text/csv", csv), ("application/jsonlines", jsonl)):
+
+                def post(body: bytes = body, media: str = name) -> None:
+                    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
+                        f"{url}/invocations",
+                        data=body,
+                        headers={"Content-Type": media, "Accept": media},
+                    )
+                    with urllib.request.urlopen(request, timeout=120) as r:  # noqa: S310
+                        assert r.status == 200
+                        r.read()
+
+                post()  # warm-up: the first large body imports the parser
+                figures[name] = n / _best(post)
+        figures["reference"] = n / _best(reference)
+        out[kind] = figures
+    return out
+
+
+def render_payloads(figures: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "Batch Transform payload: one 6 MB POST /invocations (rows/s), beside pyarrow CSV "
+        "parse + in-process predict",
+        f"{'model':<10}{'rows':>8} {'CSV':>12} {'JSON Lines':>12} {'reference':>12}  "
+        f"CSV/ref  JSONL/ref (target >= {TARGET:.0%})",
+    ]
+    for kind, f in figures.items():
+        ref = f["reference"]
+        csv, jl = f["text/csv"], f["application/jsonlines"]
+        lines.append(
+            f"{kind:<10}{f['rows']:>8,} {csv:>12,.0f} {jl:>12,.0f} {ref:>12,.0f}  "
+            f"{csv / ref:>6.0%}  {jl / ref:>8.0%}"
+        )
+    return lines

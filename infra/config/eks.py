@@ -1,0 +1,72 @@
+"""EKS settings: Kubernetes version, nodes, API endpoint access, Service and pod sizes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import ConfigError
+from infra.config.keys import CIDR_RE, Reader, cidr
+
+SUPPORTED_KUBERNETES = ("1.30", "1.31", "1.32", "1.33", "1.34")
+_EC2_INSTANCE_RE = re.compile(r"^[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|micro|nano)$")
+_K8S_QUANTITY_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:m|Ki|Mi|Gi)?$")
+
+
+@dataclass(frozen=True)
+class Eks:
+    """EKS cluster and workload settings (used only when ``target`` is ``eks``)."""
+
+    kubernetes_version: str
+    node_instance_type: str
+    node_min_size: int
+    node_max_size: int
+    public_access_cidrs: tuple[str, ...]
+    service_internal: bool
+    pod_cpu: str
+    pod_memory: str
+
+
+def parse_eks(r: Reader) -> Eks:
+    """``kubernetesVersion``, ``node*``, ``clusterPublicAccessCidrs``, ``serviceInternal``,
+    ``podCpu`` and ``podMemory``.
+
+    Raises:
+        ConfigError: naming the first invalid key, the problem and the fix.
+    """
+    version = r.choice("kubernetesVersion", SUPPORTED_KUBERNETES)
+    node_type = r.string("nodeInstanceType")
+    if not _EC2_INSTANCE_RE.match(node_type) or node_type.startswith("ml."):
+        raise ConfigError(
+            f"mlship:nodeInstanceType is {node_type!r}: give an EC2 instance type such as "
+            "t3.large (not a SageMaker ml.* type)."
+        )
+    eks = Eks(
+        kubernetes_version=version,
+        node_instance_type=node_type,
+        node_min_size=r.integer("nodeMinSize", 1, 100),
+        node_max_size=r.integer("nodeMaxSize", 1, 100),
+        public_access_cidrs=tuple(
+            cidr(c, "clusterPublicAccessCidrs")
+            for c in r.strings("clusterPublicAccessCidrs", CIDR_RE, "a CIDR such as 203.0.113.0/24")
+        ),
+        service_internal=r.boolean("serviceInternal"),
+        pod_cpu=r.string("podCpu"),
+        pod_memory=r.string("podMemory"),
+    )
+    if eks.node_max_size < eks.node_min_size:
+        raise ConfigError(
+            f"mlship:nodeMaxSize ({eks.node_max_size}) is below mlship:nodeMinSize "
+            f"({eks.node_min_size}): raise the maximum."
+        )
+    if "0.0.0.0/0" in eks.public_access_cidrs:
+        raise ConfigError(
+            "mlship:clusterPublicAccessCidrs contains 0.0.0.0/0: list the CIDRs of your "
+            "offices or CI runners, or leave it empty for a private-only API endpoint."
+        )
+    for key, value in (("podCpu", eks.pod_cpu), ("podMemory", eks.pod_memory)):
+        if not _K8S_QUANTITY_RE.match(value):
+            raise ConfigError(
+                f"mlship:{key} is {value!r}: give a Kubernetes quantity such as 500m or 1Gi."
+            )
+    return eks

@@ -1,0 +1,187 @@
+"""The Kubernetes objects of the model server, as pure specs (the component creates them).
+
+Hardened by construction: non-root, read-only root filesystem, no privilege escalation, all
+capabilities dropped, requests equal to limits, probes on ``/readyz`` and ``/healthz``,
+Prometheus scrape annotations; the NetworkPolicy lets in only the service port and out only DNS
+and HTTPS. Tests read these through the recorded plan and validate them for the cluster version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
+from pulumi_kubernetes.autoscaling.v2 import HorizontalPodAutoscalerSpecArgsDict
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict
+from pulumi_kubernetes.networking.v1 import NetworkPolicySpecArgsDict
+
+from infra.naming import CONTAINER_PORT
+
+MODEL_CACHE_DIR = "/tmp/mlship"  # noqa: S108 - an emptyDir volume, not the shared host /tmp
+RUN_AS = 10001
+
+
+def container_environment(
+    *, model_uri: str, log_level: str, api_keys_secret: str
+) -> dict[str, str]:
+    """The container's ``MLSHIP_`` settings (names are ``AppSettings`` fields)."""
+    env = {
+        "MLSHIP_MODEL_URI": model_uri,
+        "MLSHIP_LOG_LEVEL": log_level,
+        "MLSHIP_PORT": str(CONTAINER_PORT),
+        "MLSHIP_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+        # One server process per pod: the HPA scales pods, the CPU limit fits one process, and
+        # each pod's /metrics then covers all of its traffic (Prometheus scrapes every pod).
+        # The app's default (one worker per visible CPU) counts the node's CPUs, not the limit.
+        "MLSHIP_WORKERS": "1",
+    }
+    if api_keys_secret:
+        env["MLSHIP_API_KEYS_SECRET"] = api_keys_secret
+    return env
+
+
+def env_vars(
+    *, model_uri: str, log_level: str, api_keys_secret: str, region: str
+) -> Sequence[EnvVarArgsDict]:
+    """The container's environment: its ``MLSHIP_`` settings and the AWS SDK's region."""
+    settings = container_environment(
+        model_uri=model_uri, log_level=log_level, api_keys_secret=api_keys_secret
+    )
+    env = [EnvVarArgsDict(name=k, value=v) for k, v in settings.items()]
+    return [*env, EnvVarArgsDict(name="AWS_DEFAULT_REGION", value=region)]
+
+
+def health_probe(*, failures: int) -> ProbeArgsDict:
+    """An HTTP probe on ``/healthz`` every 10 s, failing after ``failures`` misses."""
+    return {
+        "http_get": {"path": "/healthz", "port": "http"},
+        "period_seconds": 10,
+        "failure_threshold": failures,
+    }
+
+
+def deployment_spec(
+    *,
+    app_name: str,
+    labels: Mapping[str, str],
+    image: pulumi.Input[str],
+    env: pulumi.Input[Sequence[EnvVarArgsDict]],
+    cpu: str,
+    memory: str,
+) -> DeploymentSpecArgsDict:
+    """The Deployment's spec: one hardened container, rolled one pod at a time.
+
+    No ``replicas``: the HPA owns the count (Kubernetes, "Horizontal Pod Autoscaling": remove
+    spec.replicas when an HPA is enabled, or every apply resets the count it chose). A new
+    Deployment starts with one pod and the HPA raises it to its minimum.
+    """
+    resources = {"cpu": cpu, "memory": memory}
+    return {
+        "selector": {"match_labels": labels},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rolling_update": {"max_unavailable": 0, "max_surge": 1},
+        },
+        "template": {
+            "metadata": {
+                "labels": labels,
+                "annotations": {
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(CONTAINER_PORT),
+                    "prometheus.io/path": "/metrics",
+                },
+            },
+            "spec": {
+                "service_account_name": app_name,
+                "automount_service_account_token": False,
+                "termination_grace_period_seconds": 30,
+                "security_context": {
+                    "run_as_non_root": True,
+                    "run_as_user": RUN_AS,
+                    "run_as_group": RUN_AS,
+                    "fs_group": RUN_AS,
+                    "seccomp_profile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": app_name,
+                        "image": image,
+                        "ports": [{"name": "http", "container_port": CONTAINER_PORT}],
+                        "env": env,
+                        "readiness_probe": {
+                            "http_get": {"path": "/readyz", "port": "http"},
+                            "period_seconds": 5,
+                            "failure_threshold": 3,
+                        },
+                        "liveness_probe": health_probe(failures=3),
+                        # Up to 5 minutes to download and load a large bundle.
+                        "startup_probe": health_probe(failures=30),
+                        "resources": {"requests": resources, "limits": resources},
+                        "security_context": {
+                            "allow_privilege_escalation": False,
+                            "read_only_root_filesystem": True,
+                            "run_as_non_root": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],  # noqa: S108
+                    }
+                ],
+                "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "2Gi"}}],
+            },
+        },
+    }
+
+
+def hpa_spec(
+    *, deployment_name: pulumi.Input[str], min_replicas: int, max_replicas: int, cpu_percent: int
+) -> HorizontalPodAutoscalerSpecArgsDict:
+    """Scale the Deployment between the bounds on average CPU utilisation."""
+    return {
+        "scale_target_ref": {
+            "api_version": "apps/v1",
+            "kind": "Deployment",
+            "name": deployment_name,
+        },
+        "min_replicas": min_replicas,
+        "max_replicas": max_replicas,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "average_utilization": cpu_percent},
+                },
+            }
+        ],
+    }
+
+
+def network_policy_spec(labels: Mapping[str, str]) -> NetworkPolicySpecArgsDict:
+    """Only the service port in; only DNS and HTTPS (S3, STS, Secrets Manager) out."""
+    return {
+        "pod_selector": {"match_labels": labels},
+        "policy_types": ["Ingress", "Egress"],
+        "ingress": [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
+        "egress": [
+            {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            {"ports": [{"protocol": "TCP", "port": 443}]},
+        ],
+    }
+
+
+def lb_annotations(internal: bool) -> dict[str, str]:
+    """Service annotations for an NLB, internal (VPC only) or internet-facing."""
+    prefix = "service.beta.kubernetes.io/aws-load-balancer"
+    return {
+        f"{prefix}-type": "nlb",
+        f"{prefix}-scheme": "internal" if internal else "internet-facing",
+        f"{prefix}-internal": "true" if internal else "false",
+    }
+
+
+def service_url(status: object) -> str:
+    """``http://<load balancer hostname>`` once AWS has assigned one."""
+    ingress = getattr(getattr(status, "load_balancer", None), "ingress", None) or []
+    host = getattr(ingress[0], "hostname", None) if ingress else None
+    return f"http://{host}" if host else ""

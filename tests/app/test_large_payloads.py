@@ -1,0 +1,114 @@
+"""Large CSV and JSON Lines bodies take a C++ parser (pyarrow); the answer is the same as the
+exact Python path's in every case, and anything unusual still gets the exact path's error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.inputs import _FAST_PATH_BYTES, csv_to_matrix, jsonlines_to_matrix
+from app.routers.sagemaker import _csv_lines, _jsonlines
+from core.bundle import read_manifest
+from core.errors import InvalidInput
+from core.features import FeatureSchema
+from core.model import Prediction
+from tests.app.conftest import test_split
+
+
+@pytest.fixture(scope="module")
+def schema(logistic_bundle: Path) -> FeatureSchema:
+    manifest = read_manifest(logistic_bundle)
+    features = list(manifest.features)
+    features[3] = features[3].model_copy(update={"nullable": True})
+    return FeatureSchema(manifest.model_copy(update={"features": features}))
+
+
+@pytest.fixture(scope="module")
+def rows(logistic_bundle: Path) -> np.ndarray:
+    base = test_split(logistic_bundle)
+    return np.tile(base, (4, 1))  # ~570 rows of 30 values: past the fast-path size
+
+
+def _csv(rows: np.ndarray) -> str:
+    buffer = io.StringIO()
+    np.savetxt(buffer, rows, fmt="%.6g", delimiter=",")
+    return buffer.getvalue()
+
+
+def test_large_csv_equals_the_exact_path(schema: FeatureSchema, rows: np.ndarray) -> None:
+    text = _csv(rows)
+    # the same rows, one short enough for the exact path each
+    exact = np.vstack([csv_to_matrix(line.encode(), schema) for line in text.splitlines()])
+
+    assert len(text) > _FAST_PATH_BYTES
+    np.testing.assert_array_equal(csv_to_matrix(text.encode(), schema), exact)
+    np.testing.assert_array_equal(csv_to_matrix(text.replace("\n", "\r\n").encode(), schema), exact)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda lines: [*lines[:200], "", *lines[200:]], "CSV row 200 is empty; send one row"),
+        (lambda lines: [*lines[:7], lines[7].rsplit(",", 1)[0], *lines[8:]], "CSV row 7 has 29"),
+        (
+            lambda lines: [*lines[:9], "1_000" + lines[9][lines[9].index(",") :], *lines[10:]],
+            "CSV row 9: feature 'mean_radius' is not a number",
+        ),
+    ],
+)
+def test_large_csv_with_a_bad_line_gets_the_exact_error(
+    schema: FeatureSchema, rows: np.ndarray, edit: object, message: str
+) -> None:
+    lines = edit(_csv(rows).splitlines())  # type: ignore[operator]
+
+    with pytest.raises(InvalidInput, match=f"^{message}"):
+        csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
+
+
+def test_large_csv_empty_cell_is_a_missing_value(schema: FeatureSchema, rows: np.ndarray) -> None:
+    lines = _csv(rows).splitlines()
+    cells = lines[5].split(",")
+    cells[3] = ""
+    lines[5] = ",".join(cells)
+
+    X = csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
+
+    assert np.isnan(X[5, 3]) and np.isfinite(np.delete(X.ravel(), 5 * 30 + 3)).all()
+
+
+def test_large_jsonlines_equals_the_exact_path(schema: FeatureSchema, rows: np.ndarray) -> None:
+    body = "".join(json.dumps(r) + "\n" for r in rows.tolist()).encode()
+    records = "".join(
+        json.dumps(dict(zip(schema.names, r, strict=True))) + "\n" for r in rows.tolist()
+    ).encode()
+
+    assert len(body) > _FAST_PATH_BYTES
+    np.testing.assert_array_equal(jsonlines_to_matrix(body, schema), rows)
+    np.testing.assert_array_equal(jsonlines_to_matrix(records, schema), rows)
+
+
+def test_large_jsonlines_nested_lists_are_not_rows(schema: FeatureSchema, rows: np.ndarray) -> None:
+    lines = [json.dumps(r) for r in rows.tolist()]
+    lines[3] = "[" + lines[3] + "]"
+
+    with pytest.raises(InvalidInput, match=r"^JSON Lines row 3 "):
+        jsonlines_to_matrix(("\n".join(lines) + "\n").encode(), schema)
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1, 1]), np.array(["Adelie", 'say "hi", ok', "x"])])
+def test_csv_and_jsonlines_answers_round_trip_exactly(labels: np.ndarray) -> None:
+    proba = np.array([[0.1, 0.9], [1e-17, 1 - 1e-17], [0.3333333333333333, 0.6666666666666667]])
+    prediction = Prediction(labels=labels, probabilities=proba)
+
+    csv_rows = list(csv.reader(io.StringIO(_csv_lines(prediction).decode())))
+    answers = [json.loads(line) for line in _jsonlines(prediction).splitlines()]
+
+    assert [r[0] for r in csv_rows] == [str(v) for v in labels.tolist()]
+    assert [[float(v) for v in r[1:]] for r in csv_rows] == proba.tolist()
+    assert [a["predictions"][0] for a in answers] == labels.tolist()
+    assert [a["probabilities"][0] for a in answers] == proba.tolist()

@@ -1,0 +1,80 @@
+"""A SageMaker Batch Transform emulator: what a job does with one input file, against a real
+container on 127.0.0.1.
+
+As SageMaker documents it (CreateTransformJob; "Use Batch Transform"): with ``SplitType=Line``
+the input is split into records at line breaks; with ``BatchStrategy=MultiRecord`` as many
+whole records as fit within ``MaxPayloadInMB`` go into one mini-batch (one ``POST
+/invocations`` with the job's ``ContentType`` and ``Accept``); when ``MaxConcurrentTransforms``
+is unset the job asks the container's ``GET /execution-parameters``; with
+``AssembleWith=Line`` the answers are joined in input order, one line break between records,
+into ``<input name>.out``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+MIB = 1024 * 1024  # MaxPayloadInMB counts binary megabytes
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    output: bytes
+    mini_batches: int
+    largest_payload: int
+    concurrency: int
+
+
+def split_mini_batches(data: bytes, max_payload_mb: int) -> list[bytes]:
+    """Whole lines, packed greedily up to ``max_payload_mb`` MiB per mini-batch."""
+    limit = max_payload_mb * MIB
+    records = data.splitlines(keepends=True)
+    batches: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for record in records:
+        if len(record) > limit:
+            raise ValueError("a record is larger than MaxPayloadInMB")
+        if size + len(record) > limit:
+            batches.append(b"".join(current))
+            current, size = [], 0
+        current.append(record)
+        size += len(record)
+    if current:
+        batches.append(b"".join(current))
+    return batches
+
+
+def run_transform(
+    url: str, data: bytes, max_payload_mb: int, content_type: str, accept: str
+) -> TransformResult:
+    """Score ``data`` through the container at ``url`` as a transform job would."""
+    with urllib.request.urlopen(f"{url}/execution-parameters", timeout=10) as r:
+        concurrency = int(json.loads(r.read())["MaxConcurrentTransforms"])
+    batches = split_mini_batches(data, max_payload_mb)
+
+    def post(batch: bytes) -> bytes:
+        request = urllib.request.Request(
+            f"{url}/invocations",
+            data=batch,
+            headers={"Content-Type": content_type, "Accept": accept},
+        )
+        with urllib.request.urlopen(request, timeout=120) as r:
+            status = r.status
+            body = r.read()
+        if status != 200:
+            raise RuntimeError(f"mini-batch answered {status}: {body[:200]!r}")
+        return bytes(body)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        answers = list(pool.map(post, batches))
+    records = [line for answer in answers for line in answer.splitlines()]
+    return TransformResult(
+        output=b"\n".join(records) + b"\n",
+        mini_batches=len(batches),
+        largest_payload=max(len(b) for b in batches),
+        concurrency=concurrency,
+    )

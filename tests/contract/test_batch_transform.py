@@ -1,0 +1,122 @@
+"""SageMaker Batch Transform against the real container: files larger than a mini-batch,
+split into ``MultiRecord`` / ``Line`` mini-batches of 5 and 6 MB exactly as SageMaker does,
+for a wide (30 features) and a narrow (5 features) model, in CSV and JSON Lines. Every output
+line answers the input line at the same position, equal to the in-process prediction.
+
+The container's body limit comes from the launcher's own model environment
+(``transform_environment``), so the job and the service agree by construction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.model import Model, load_model
+from pipelines.sagemaker.requests import TransformJobSpec, transform_environment
+from tests.app.conftest import test_split
+from tests.contract.batch_transform import MIB, run_transform
+from tests.contract.conftest import Server, sagemaker_model_dir, start_server, stop_server
+from tests.factories import make_bundle
+
+pytestmark = pytest.mark.slow
+
+ROWS = {"wide": 30_000, "narrow": 200_000}  # about 8 MB each: a full mini-batch and more
+
+
+def _spec(max_payload_mb: int) -> TransformJobSpec:
+    return TransformJobSpec(
+        name="mlship-transform-test",
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlship:abc",
+        role_arn="arn:aws:iam::123456789012:role/mlship-sagemaker",
+        model_data_uri="s3://bucket/models/v1/model.tar.gz",
+        input_uri="s3://bucket/batch/in/",
+        output_uri="s3://bucket/batch/out/",
+        max_payload_mb=max_payload_mb,
+    )
+
+
+@pytest.fixture(scope="module")
+def bundles(logistic_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    narrow = make_bundle(tmp_path_factory.mktemp("narrow") / "narrow", "narrow")
+    return {"wide": logistic_bundle, "narrow": narrow}
+
+
+@pytest.fixture(scope="module")
+def files(bundles: dict[str, Path]) -> dict[str, tuple[bytes, np.ndarray]]:
+    """CSV text of rows like the held-out ones, at six significant digits (as exports write
+    them), and the same rows parsed."""
+    rng = np.random.default_rng(7)
+    out = {}
+    for kind, bundle in bundles.items():
+        base = test_split(bundle)
+        rows = base[rng.integers(0, len(base), ROWS[kind])] * rng.uniform(0.95, 1.05, (1, 1))
+        buffer = io.StringIO()
+        np.savetxt(buffer, rows * rng.uniform(0.95, 1.05, rows.shape), fmt="%.6g", delimiter=",")
+        text = buffer.getvalue()
+        out[kind] = (text.encode(), np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def servers(
+    bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[tuple[str, int], Server]]:
+    started: dict[tuple[str, int], Server] = {}
+    try:
+        for kind, bundle in bundles.items():
+            model_dir = sagemaker_model_dir(
+                bundle / "model.tar.gz", tmp_path_factory.mktemp(f"sm-{kind}")
+            )
+            for mb in (5, 6):
+                env = transform_environment(_spec(mb))
+                env.pop("MLSHIP_MODEL_URI")  # the test's extracted model directory instead
+                log = tmp_path_factory.mktemp("logs") / f"{kind}-{mb}.log"
+                started[kind, mb] = start_server(model_dir, log, **env)
+        yield started
+    finally:
+        for server in started.values():
+            stop_server(server)
+
+
+def _jsonlines(rows: np.ndarray) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows.tolist())
+
+
+@pytest.mark.parametrize("fmt", ["text/csv", "application/jsonlines"])
+@pytest.mark.parametrize("mb", [5, 6])
+@pytest.mark.parametrize("kind", ["wide", "narrow"])
+def test_batch_transform_scores_every_line_in_order(
+    servers: dict[tuple[str, int], Server],
+    bundles: dict[str, Path],
+    files: dict[str, tuple[bytes, np.ndarray]],
+    kind: str,
+    mb: int,
+    fmt: str,
+) -> None:
+    csv, rows = files[kind]
+    model: Model = load_model(bundles[kind])
+    data = csv if fmt == "text/csv" else _jsonlines(rows)
+
+    result = run_transform(servers[kind, mb].url, data, mb, fmt, fmt)
+
+    lines = result.output.decode().splitlines()
+    expected = model.predict(rows)
+    assert len(data) > mb * MIB  # more than one mini-batch, the first filled up to the limit
+    assert result.mini_batches >= 2 and result.largest_payload > (mb - 1) * MIB
+    assert len(lines) == len(rows)
+    if fmt == "text/csv":
+        labels = [int(line.split(",")[0]) for line in lines]
+        proba = np.array([[float(v) for v in line.split(",")[1:]] for line in lines])
+    else:
+        answers = [json.loads(line) for line in lines]
+        labels = [a["predictions"][0] for a in answers]
+        proba = np.array([a["probabilities"][0] for a in answers])
+    assert labels == expected.labels.tolist()
+    assert expected.probabilities is not None
+    np.testing.assert_allclose(proba, expected.probabilities, rtol=0, atol=1e-15)

@@ -1,0 +1,266 @@
+"""Your own table, end to end: text features and labels, missing values, whole-number floats,
+unseen and high-cardinality categories. Trained, served on every route and scored in batch,
+each answer equal to the bundle's own in-process prediction.
+
+The tables are real (Palmer penguins, shipped inside the ``palmerpenguins`` package; the
+diabetes data under a renamed target) or generated with the awkward properties real exports
+have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import AppSettings
+from core.features import FeatureSchema
+from core.model import Model, load_model
+from pipelines.batch import score_file
+from pipelines.params import load_params
+from pipelines.train import train
+
+
+def _train(tmp: Path, frame: pd.DataFrame, target: str, model: str, **extra: Any) -> Path:
+    data = tmp / "data.csv"
+    frame.to_csv(data, index=False)
+    raw = {
+        "name": f"test-{target}",
+        "data": {"path": str(data), "target": target, "builtin": None, "expectations": None,
+                 **extra.pop("data", {})},
+        "model": {"type": model, "hyperparameters": {}},
+        "gate": {"thresholds": {}},
+        "output": {"dir": str(tmp / "bundle"), "metrics": None, "onnx": True},
+        "registry": {"enabled": False},
+        **extra,
+    }  # fmt: skip
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    return train(load_params(tmp / "params.yaml"), say=lambda _: None).bundle_dir
+
+
+@pytest.fixture(scope="module")
+def penguins() -> pd.DataFrame:
+    from palmerpenguins import load_penguins
+
+    frame: pd.DataFrame = load_penguins()
+    return frame
+
+
+@pytest.fixture(scope="module")
+def penguin_bundle(penguins: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train(tmp_path_factory.mktemp("penguins"), penguins, "species", "logistic_regression")
+
+
+@pytest.fixture(scope="module")
+def penguin_model(penguin_bundle: Path) -> Model:
+    return load_model(penguin_bundle)
+
+
+@pytest.fixture(scope="module")
+def client(penguin_bundle: Path) -> Iterator[TestClient]:
+    settings = AppSettings(model_uri=str(penguin_bundle))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _rows(penguins: pd.DataFrame, model: Model) -> list[list[Any]]:
+    """Rows as a client sends them: text, numbers, null for missing (sex has gaps)."""
+    frame = penguins[model.feature_names].iloc[::7].head(30)
+    return [[None if pd.isna(v) else v for v in row] for row in frame.itertuples(index=False)]
+
+
+def _expected(model: Model, rows: list[list[Any]]) -> list[str]:
+    X = FeatureSchema(model.manifest).rows_to_matrix(rows)
+    return [str(v) for v in model.predict(X).labels.tolist()]
+
+
+def test_penguins_manifest_keeps_text_and_declared_types(penguin_model: Model) -> None:
+    by_name = {f.name: f for f in penguin_model.manifest.features}
+
+    assert penguin_model.manifest.target.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    assert by_name["island"].dtype == "category"
+    assert sorted(by_name["island"].categories or []) == ["Biscoe", "Dream", "Torgersen"]
+    assert by_name["sex"].dtype == "category" and by_name["sex"].nullable
+    # every flipper length in the file is whole, but the column is float: it stays float
+    assert by_name["flipper_length_mm"].dtype == "float64"
+    assert by_name["year"].dtype == "int64"
+    # the golden rows are what a client sends: text for categories
+    assert any(isinstance(v, str) for v in penguin_model.bundle.golden.inputs[0])
+
+
+def test_penguins_every_json_shape_answers_text_labels(
+    client: TestClient, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    rows = _rows(penguins, penguin_model)
+    names = penguin_model.feature_names
+    records = [dict(zip(names, r, strict=True)) for r in rows]
+    columns = {n: [r[j] for r in rows] for j, n in enumerate(names)}
+    expected = _expected(penguin_model, rows)
+
+    for path, body in [
+        ("/v1/predict", {"instances": rows}),
+        ("/v1/predict", {"records": records}),
+        ("/v1/predict", {"inputs": columns}),
+        ("/invocations", {"instances": rows}),
+        ("/invocations", records),
+    ]:
+        answer = client.post(path, json=body)
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.json()["predictions"] == expected, path
+    assert set(expected) <= {"Adelie", "Chinstrap", "Gentoo"}
+
+
+def test_penguins_csv_in_and_out(
+    client: TestClient, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    rows = _rows(penguins, penguin_model)
+    body = "\n".join(",".join("" if v is None else str(v) for v in r) for r in rows)
+
+    answer = client.post(
+        "/invocations", content=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    labels = [line.split(",")[0] for line in answer.text.splitlines()]
+    assert labels == _expected(penguin_model, rows)
+
+
+def test_penguins_oip_bytes_tensor_per_feature(
+    client: TestClient, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    rows = _rows(penguins, penguin_model)
+    metadata = client.get(f"/v2/models/{penguin_model.name}").json()
+    types = {t["name"]: t["datatype"] for t in metadata["inputs"]}
+    inputs = [
+        {"name": n, "shape": [len(rows)], "datatype": types[n], "data": [r[j] for r in rows]}
+        for j, n in enumerate(penguin_model.feature_names)
+    ]
+
+    answer = client.post(f"/v2/models/{penguin_model.name}/infer", json={"inputs": inputs})
+
+    assert types["island"] == "BYTES" and types["bill_length_mm"] == "FP64"
+    assert answer.status_code == 200, answer.text
+    labels = next(o for o in answer.json()["outputs"] if o["name"] == "predict")
+    assert labels["datatype"] == "BYTES"
+    assert labels["data"] == _expected(penguin_model, rows)
+
+
+def test_penguins_whole_number_float_feature_takes_fractions(
+    client: TestClient, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    record = dict(zip(penguin_model.feature_names, _rows(penguins, penguin_model)[0], strict=True))
+    record["flipper_length_mm"] = 181.5
+
+    assert client.post("/v1/predict", json={"features": record}).status_code == 200
+
+
+def test_penguins_unseen_category_is_counted_or_refused(
+    penguin_bundle: Path, client: TestClient, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    record = dict(zip(penguin_model.feature_names, _rows(penguins, penguin_model)[0], strict=True))
+    record["island"] = "Atlantis"
+    strict = AppSettings(model_uri=str(penguin_bundle), unseen_categories="refuse")
+
+    counted = client.post("/v1/predict", json={"features": record})
+    metrics = client.get("/metrics").text
+    with TestClient(create_app(strict), raise_server_exceptions=False) as refusing:
+        refused = refusing.post("/v1/predict", json={"features": record})
+
+    assert counted.status_code == 200
+    assert 'mlship_unseen_categories_total{feature="island"} 1.0' in metrics
+    assert refused.status_code == 422
+    assert refused.json()["error"].startswith(
+        "feature 'island' (row 0) is not one of the categories the model was trained on ("
+    )
+
+
+def test_penguins_batch_scoring_equals_in_process(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    frame = penguins[penguin_model.feature_names]
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), src)
+
+    score_file(penguin_model, str(src), str(tmp_path / "out.csv"))
+
+    out = pd.read_csv(tmp_path / "out.csv")
+    rows = [[None if pd.isna(v) else v for v in r] for r in frame.itertuples(index=False)]
+    assert out["prediction"].astype(str).tolist() == _expected(penguin_model, rows)
+
+
+def test_diabetes_with_a_renamed_target_trains_a_regressor(tmp_path: Path) -> None:
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True).frame.rename(columns={"target": "progression"})
+    bundle = _train(tmp_path, data, "progression", "ridge")
+    model = load_model(bundle)
+    settings = AppSettings(model_uri=str(bundle))
+    rows = data.drop(columns="progression").head(5).to_numpy().tolist()
+
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/invocations", json={"instances": rows}).json()
+
+    assert model.manifest.task == "regression" and model.manifest.target.name == "progression"
+    np.testing.assert_allclose(
+        answer["predictions"], model.predict(np.asarray(rows)).labels, rtol=1e-9
+    )
+
+
+def test_high_cardinality_and_unseen_categories(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 1500
+    city = rng.choice([f"city-{i:03d}" for i in range(120)], size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    x = rng.normal(size=n)
+    y = np.where((colour == "red") ^ (x > 0), "yes", "no")
+    frame = pd.DataFrame({"city": city, "colour": colour, "x": x, "label": y})
+    frame.loc[::50, "colour"] = None  # missing text values
+
+    bundle = _train(tmp_path, frame, "label", "logistic_regression", data={"max_categories": 20})
+    model = load_model(bundle)
+    city_spec = next(f for f in model.manifest.features if f.name == "city")
+    rows: list[list[Any]] = [
+        ["city-999", "red", 0.5],
+        ["city-000", None, -0.5],
+        ["never", "purple", 1.0],
+    ]
+    settings = AppSettings(model_uri=str(bundle))
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/v1/predict", json={"instances": rows})
+
+    assert len(city_spec.categories or []) == 20 and city_spec.other
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == _expected(model, rows)
+    # drift reference: 20 kept cities, then the share of the 'other' bucket
+    assert len(model.manifest.reference["city"].frequencies) == 21
+
+
+def test_penguins_without_gaps_serve_from_onnx_like_scikit_learn(
+    tmp_path: Path, penguins: pd.DataFrame
+) -> None:
+    complete = penguins.dropna()
+    bundle = _train(tmp_path, complete, "species", "logistic_regression")
+    model = load_model(bundle)
+    rows = _rows(complete, model)
+    rows[0][model.feature_names.index("island")] = "Atlantis"  # unseen: encoded as all zeros
+    answers = {}
+    for runtime in ("onnx", "sklearn"):  # runtime=onnx refuses to start without model.onnx
+        settings = AppSettings(model_uri=str(bundle), runtime=runtime, cache_enabled=False)
+        with TestClient(create_app(settings)) as client:
+            answers[runtime] = client.post("/v1/predict", json={"instances": rows}).json()
+
+    assert model.bundle.onnx_path is not None
+    assert answers["onnx"]["predictions"] == answers["sklearn"]["predictions"]
+    assert answers["onnx"]["predictions"] == _expected(model, rows)
+    np.testing.assert_allclose(
+        answers["onnx"]["probabilities"], answers["sklearn"]["probabilities"], atol=1e-6
+    )
