@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.contract.conftest import start_server
+from tests.monitoring.prometheus import predictions_per_worker
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +23,8 @@ def test_capture_loses_nothing_on_sigterm(
 ) -> None:
     X = np.load(logistic_bundle.parent / f"{logistic_bundle.name}-test_X.npy")
     capture = tmp_path / "capture"
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
     # Files complete only at shutdown (rotation is an hour away), so every record is still
     # queued or in a .part file when SIGTERM arrives.
     server = start_server(
@@ -31,8 +34,9 @@ def test_capture_loses_nothing_on_sigterm(
         "2",
         MLSHIP_CAPTURE_DIR=str(capture),
         MLSHIP_CAPTURE_ROTATE_SECONDS="3600",
+        MLSHIP_METRICS_DIR=str(metrics_dir),
     )
-    sent = {f"req-{i}": X[i % len(X)] * (1 + i / 1000) for i in range(300)}
+    sent: dict[str, np.ndarray] = {}
 
     def post(item: tuple[str, np.ndarray]) -> int:
         request_id, row = item
@@ -49,8 +53,16 @@ def test_capture_loses_nothing_on_sigterm(
             return int(r.status)
 
     try:
-        with ThreadPoolExecutor(8) as pool:
-            assert set(pool.map(post, sent.items())) == {200}
+        # Rounds of 100 concurrent requests on fresh connections until both workers have
+        # served some (the kernel picks the worker of each connection).
+        for round_ in range(10):
+            batch = {f"req-{round_}-{i}": X[i % len(X)] * (1 + i / 1000) for i in range(100)}
+            with ThreadPoolExecutor(8) as pool:
+                assert set(pool.map(post, batch.items())) == {200}
+            sent |= batch
+            served = predictions_per_worker(metrics_dir)
+            if len(served) == 2 and all(v > 0 for v in served.values()):
+                break
     finally:
         server.proc.send_signal(signal.SIGTERM)
         code = server.proc.wait(timeout=60)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.factories import free_port
 
@@ -109,3 +110,13 @@ def scalar(url: str, expr: str) -> float | None:
     found = query(url, expr)
     assert len(found) <= 1, found
     return next(iter(found.values()), None)
+
+
+def predictions_per_worker(metrics_dir: Path) -> dict[str, float]:
+    """Rows each worker process predicted, from its own prometheus_client file."""
+    found = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        for family in MultiProcessCollector.merge([str(path)]):  # type: ignore[no-untyped-call]
+            if family.name == "mlship_predictions":
+                found[path.stem] = sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return found

@@ -18,13 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.bundle import read_manifest
 from tests.contract.conftest import sagemaker_model_dir, start_server, stop_server
 from tests.monitoring.conftest import NULLABLE_FEATURE
 from tests.monitoring.direct import direct_psi_all, direct_quality
-from tests.monitoring.prometheus import api, query, running_prometheus, scalar
+from tests.monitoring.prometheus import (
+    api,
+    predictions_per_worker,
+    query,
+    running_prometheus,
+    scalar,
+)
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "alerts.yml"
 
@@ -50,16 +55,6 @@ def _csv_rows(rows: np.ndarray) -> bytes:
     return "\n".join(
         ",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in rows
     ).encode()
-
-
-def _predictions_per_worker(metrics_dir: Path) -> dict[str, float]:
-    """Rows each worker process predicted, from its own prometheus_client file."""
-    found = {}
-    for path in metrics_dir.glob("counter_*.db"):
-        for family in MultiProcessCollector.merge([str(path)]):  # type: ignore[no-untyped-call]
-            if family.name == "mlship_predictions":
-                found[path.stem] = sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return found
 
 
 def _wait_for(condition: Callable[[], bool], within_s: float = 30.0) -> bool:
@@ -108,14 +103,25 @@ def test_workers_prometheus_sees_the_totals_of_both_workers(
             ]
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda c: _post(*c), calls))
+                # The kernel picks the worker of each connection: more distinct rows until
+                # both workers have served some.
+                extra = []
+                for k in range(10):
+                    served = predictions_per_worker(metrics_dir)
+                    if len(served) == 2 and all(v > 0 for v in served.values()):
+                        break
+                    rows = test_X[:40] * (1.02 + k / 100)
+                    list(pool.map(lambda r: _post(f"{server.url}/v1/predict", _json_rows(r[None]),
+                                                  "application/json"), rows))  # fmt: skip
+                    extra.append(rows)
             for row in again:
                 _post(f"{server.url}/v1/predict", _json_rows(row[None]), "application/json")
             sent = np.concatenate(
-                [singles, batches.reshape(-1, test_X.shape[1]), out_of_range, again]
+                [singles, batches.reshape(-1, test_X.shape[1]), out_of_range, *extra, again]
             )
             n = sent.shape[0]
 
-            per_worker = _predictions_per_worker(metrics_dir)
+            per_worker = predictions_per_worker(metrics_dir)
             assert len(per_worker) == 2 and all(v > 0 for v in per_worker.values()), per_worker
             assert sum(per_worker.values()) == n
 
