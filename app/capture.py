@@ -6,8 +6,10 @@ of SageMaker Data Capture (``captureData.endpointInput`` / ``endpointOutput`` wi
 ``eventId``, ``inferenceId`` and ``inferenceTime``; ``eventVersion``), so the same tools read
 what SageMaker captures on its endpoints and what any other target captures here
 (``mlship report``). The input is the validated rows the model saw, as an ``/invocations`` JSON
-body (``{"instances": [...]}``, null for missing values); the output is the ``/invocations``
-JSON answer. ``inferenceId`` is the request id (the caller's ``X-Request-Id`` when it sent one,
+body (``{"instances": [...]}``, null for missing values, categorical values as their category
+text, and ``OTHER_CATEGORY`` for a value the model saw as its 'other' code: read back through
+``core.features`` each gives the code the model saw); the output is the ``/invocations`` JSON
+answer. ``inferenceId`` is the request id (the caller's ``X-Request-Id`` when it sent one,
 echoed in the response), the key for joining labels that arrive later.
 
 The request path only appends to a bounded in-memory queue (no I/O, no serialisation, no lock
@@ -33,7 +35,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -48,6 +50,9 @@ log = logging.getLogger("mlship.app")
 JSON = "application/json"
 EVENT_VERSION = "0"
 PART_SUFFIX = ".part"
+# How a categorical value outside the known categories is captured (the model saw it as the
+# 'other' code; its own text is not kept).
+OTHER_CATEGORY = "(other)"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # How often the writer thread looks for queued records (and for a file to complete).
 POLL_SECONDS = 0.05
@@ -85,6 +90,8 @@ class CaptureWriter:
             ``reason`` label (``queue_full``, ``write_error``). None in tests that need none.
         worker: Process id in file names.
         clock: Seconds since the epoch (tests pass their own).
+        categories: Per feature, the known categories of a categorical one (None for the
+            others): their codes in ``X`` are written as text.
     """
 
     def __init__(
@@ -98,9 +105,14 @@ class CaptureWriter:
         dropped: Any = None,
         worker: int | None = None,
         clock: Callable[[], float] = time.time,
+        categories: Sequence[list[str] | None] | None = None,
     ) -> None:
         self.directory = directory
         self.clock = clock
+        # (column, its categories, the text of its 'other' code) per categorical feature
+        self._categorical = [
+            (j, cats, _other_text(cats)) for j, cats in enumerate(categories or []) if cats
+        ]
         self.model_version = model_version
         self.classes = classes
         self.max_queued_rows = max_queued_rows
@@ -232,7 +244,10 @@ class CaptureWriter:
         labels: Any = prediction.labels
         if labels.dtype.kind not in "biuf":
             labels = labels.tolist()  # orjson serialises numeric arrays only
-        request = orjson.dumps({"instances": X}, option=_NUMPY)
+        if self._categorical:
+            request = orjson.dumps({"instances": self._as_sent(X)})
+        else:
+            request = orjson.dumps({"instances": X}, option=_NUMPY)
         answer = b"".join(
             (
                 b'{"predictions":',
@@ -257,6 +272,17 @@ class CaptureWriter:
                 _RECORD_TAIL,
             )
         )
+
+    def _as_sent(self, X: np.ndarray) -> list[list[Any]]:
+        """Rows with each category code turned back into its text (NaN stays missing)."""
+        rows: list[list[Any]] = X.tolist()
+        for j, cats, other in self._categorical:
+            k = len(cats)
+            for row in rows:
+                code = row[j]
+                if code == code:  # not NaN
+                    row[j] = cats[int(code)] if code < k else other
+        return rows
 
     def _time(self, at: float) -> bytes:
         """``inferenceTime`` (seconds, UTC, as SageMaker writes it); formatted once a second."""
@@ -298,6 +324,14 @@ class CaptureWriter:
             _fsync_dir(final.parent)
         except OSError as e:
             log.warning("capture: could not complete %s: %s", part, e)
+
+
+def _other_text(categories: list[str]) -> str:
+    """A text outside ``categories``, read back as the 'other' code."""
+    text = OTHER_CATEGORY
+    while text in categories:
+        text = f"({text})"
+    return text
 
 
 def _uuid4(hex32: str) -> str:

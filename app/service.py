@@ -151,6 +151,7 @@ def build_capture(settings: AppSettings, metrics: Metrics, model: Model) -> Capt
         rotate_seconds=settings.capture_rotate_seconds,
         records=written,
         dropped=dropped,
+        categories=[f.categories if f.is_categorical else None for f in model.manifest.features],
     )
     capture.start()
     log.info("capturing predictions", extra={"path": str(settings.capture_dir)})

@@ -103,3 +103,28 @@ def iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         reference=reference,
     )
     return write_bundle(tmp_path_factory.mktemp("bundles") / "iris", model, manifest, golden)
+
+
+@pytest.fixture(scope="session")
+def penguins_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Palmer penguins trained by ``mlship train``'s pipeline: text features (island, sex with
+    gaps) and text labels. The table is saved beside it as ``penguins.csv``."""
+    import yaml
+    from palmerpenguins import load_penguins
+
+    from pipelines.params import load_params
+    from pipelines.train import train
+
+    tmp = tmp_path_factory.mktemp("penguins")
+    load_penguins().to_csv(tmp / "penguins.csv", index=False)
+    raw = {
+        "name": "penguins",
+        "data": {"path": str(tmp / "penguins.csv"), "target": "species", "builtin": None,
+                 "expectations": None},
+        "model": {"type": "logistic_regression", "hyperparameters": {}},
+        "gate": {"thresholds": {}},
+        "output": {"dir": str(tmp / "bundle"), "metrics": None, "onnx": False},
+        "registry": {"enabled": False},
+    }  # fmt: skip
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    return train(load_params(tmp / "params.yaml"), say=lambda _: None).bundle_dir

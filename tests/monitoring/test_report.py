@@ -349,3 +349,55 @@ def test_report_of_a_regressor_scores_values_against_labels(
         }
     )
     assert all("mae" in b for b in predictions["timeline"])
+
+
+def test_report_of_text_features_reads_back_the_codes_the_model_saw(
+    penguins_bundle: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from core.features import FeatureSchema, category_codes
+
+    model = load_model(penguins_bundle)
+    manifest = model.manifest
+    frame = pd.read_csv(penguins_bundle.parent / "penguins.csv")
+    sample = frame.sample(n=120, random_state=3).reset_index(drop=True)
+    sample.loc[:9, "island"] = "Atlantis"  # never seen in training
+    names = manifest.feature_names
+    rows = [[None if pd.isna(v) else v for v in r] for r in sample[names].itertuples(index=False)]
+    capture = tmp_path / "capture"
+    settings = AppSettings(model_uri=str(penguins_bundle), capture_dir=capture)
+    with TestClient(create_app(settings)) as client:
+        for i, row in enumerate(rows):
+            r = client.post(
+                "/v1/predict", json={"features": row}, headers={"X-Request-Id": f"p{i}"}
+            )
+            assert r.status_code == 200, r.text
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "inference_id,label\n" + "".join(f"p{i},{s}\n" for i, s in enumerate(sample["species"]))
+    )
+
+    data = run_report(str(capture), penguins_bundle, tmp_path / "r.html", str(labels))
+
+    assert data["capture"]["skipped"] == {}
+    assert data["capture"]["rows"] == len(rows)
+    X = FeatureSchema(manifest).rows_to_matrix(rows)  # the codes the service saw
+    island = next(f for f in manifest.features if f.name == "island")
+    codes = category_codes(sample["island"].to_numpy(dtype=object), island)
+    k = len(island.categories or [])
+    drift = _by_name(data["drift"]["features"])
+    assert drift["island"]["counts"] == np.bincount(codes.astype(int), minlength=k + 1).tolist()
+    assert drift["island"]["counts"][k] == 10  # Atlantis: the 'other' code
+    bins = _direct_bins(X, manifest)
+    assert {n: d["counts"] for n, d in drift.items()} == bins
+    quality = _by_name(data["quality"]["features"])
+    assert quality["sex"]["missing"] == int(sample["sex"].isna().sum()) > 0
+    predicted = model.predict(X).labels
+    assert data["predictions"]["counts"] == {
+        c: int((predicted == c).sum()) for c in ["Adelie", "Chinstrap", "Gentoo"]
+    }
+    truth = sample["species"].tolist()
+    assert data["labels"]["metrics"]["accuracy"] == pytest.approx(
+        metrics.accuracy_score(truth, predicted)
+    )
