@@ -11,8 +11,12 @@ training range count in the first or the last bin (as clipping them into the ran
 never binned. Out of range means outside the training data's ``[min, max]`` of the feature.
 
 Features are tracked when the manifest's ``reference`` has a histogram (``bin_edges`` and
-``frequencies``) for them; any other feature, or a reference entry of another kind, has no
-PSI (NaN) but still counts its missing and out-of-range values.
+``frequencies``, one more edge than frequencies) for them. A categorical feature's reference is
+a histogram over its codes with one unit bin per known category and a last one for 'other'
+(``pipelines/profile.py``), so its PSI compares category shares, and a value outside the known
+categories (code k, beyond the training max k-1 when there is no 'other' bucket) also counts as
+out of range. Any other feature, or a reference entry without such a histogram, has no PSI
+(NaN) but still counts its missing and out-of-range values.
 
 numpy only: the serving image imports this module.
 """

@@ -11,10 +11,12 @@ The documented record (one JSON object per line) is::
 SageMaker writes it for its endpoints (``s3://<capture prefix>/<endpoint>/<variant>/yyyy/mm/dd/
 hh/*.jsonl``) with the request and response bodies as the caller and the container sent them;
 the mlship service writes it for every target (``MLSHIP_CAPTURE_DIR``) with the validated rows
-as ``{"instances": [...]}``. Inputs are read in the shapes the service accepts (CSV rows, or
-JSON rows, records or columns under ``features``/``instances``/``inputs``/``records``); the
-values go through the bundle's feature schema (``core.features``). Outputs are ``/invocations``
-answers: JSON ``{"predictions": [...], "probabilities": [...]}`` or CSV ``label,p1,p2,...``.
+as ``{"instances": [...]}``. Inputs are read in the shapes the service accepts (CSV rows, JSON
+Lines rows, or JSON rows, records or columns under ``features``/``instances``/``inputs``/
+``records``); the values go through the bundle's feature schema (``core.features``). Outputs
+are ``/invocations``
+answers: JSON ``{"predictions": [...], "probabilities": [...]}``, CSV ``label,p1,p2,...``, or
+JSON Lines (one row, and one answer, per line).
 
 A record that cannot be read (a malformed line, an error answer, rows and predictions that do
 not match, another model version) is skipped and counted by reason, never guessed at.
@@ -42,6 +44,15 @@ from core.manifest import Manifest
 from core.s3 import S3Error, is_s3_uri, parse_s3_uri, s3_client
 
 CAPTURE_SUFFIX = ".jsonl"
+JSON = "application/json"
+JSON_LINES = frozenset(
+    {
+        "application/jsonlines",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/x-ndjson",
+    }
+)
 # The JSON wrappers of a request body (the service's accepted shapes).
 _WRAPPERS = ("features", "instances", "inputs", "records")
 
@@ -252,6 +263,14 @@ def _payload(payload: Any) -> tuple[str, str]:
 def _input_rows(media: str, data: str, schema: FeatureSchema) -> np.ndarray:
     if media == "text/csv":
         return schema.validate(_csv_matrix(data, schema))
+    if media in JSON_LINES:  # one row (a list in feature order, or a record) per line
+        try:
+            rows = [json.loads(line) for line in data.splitlines() if line.strip()]
+        except ValueError:
+            raise _Skip("input is not valid JSON Lines") from None
+        if not rows or not all(isinstance(r, list | dict) for r in rows):
+            raise _Skip("JSON Lines input whose lines are not rows")
+        return schema.validate(schema.rows_to_matrix(rows))
     if media == "application/json" or media.endswith("+json"):
         try:
             payload = json.loads(data)
@@ -311,6 +330,14 @@ def _answer(
             except ValueError:
                 raise _Skip("CSV answer with probabilities that are not numbers") from None
         return labels, None, None
+    if media in JSON_LINES:  # one answer per line, as for a request of that row alone
+        answered: list[Any] = []
+        rows: list[list[float]] = []
+        for line in (line for line in data.splitlines() if line.strip()):
+            part, proba, _ = _answer(JSON, line, classes)
+            answered += part
+            rows += proba or []
+        return answered, rows if len(rows) == len(answered) else None, None
     if media == "application/json" or media.endswith("+json"):
         try:
             payload = json.loads(data)
@@ -321,15 +348,15 @@ def _answer(
         found = payload.get("predictions", payload.get("prediction"))
         if not isinstance(found, list):
             raise _Skip("JSON answer without predictions (an error answer?)")
-        labels = [_label(v, classes) for v in found]
+        found_labels = [_label(v, classes) for v in found]
         probabilities = payload.get("probabilities")
         if probabilities is not None and not (
             isinstance(probabilities, list)
-            and len(probabilities) == len(labels)
+            and len(probabilities) == len(found_labels)
             and all(isinstance(p, list) and len(p) == len(classes or []) for p in probabilities)
         ):
             raise _Skip("JSON answer with probabilities that do not match the classes")
-        return labels, probabilities, payload.get("model_version")
+        return found_labels, probabilities, payload.get("model_version")
     raise _Skip(f"answer of content type {media[:40]!r}")
 
 

@@ -401,3 +401,57 @@ def test_report_of_text_features_reads_back_the_codes_the_model_saw(
     assert data["labels"]["metrics"]["accuracy"] == pytest.approx(
         metrics.accuracy_score(truth, predicted)
     )
+
+
+def test_report_reads_what_sagemaker_captures_of_json_lines_and_csv_exchanges(
+    iris_bundle: Path, tmp_path: Path
+) -> None:
+    """Records built as SageMaker's capture builds them, from the bodies that went to and came
+    from the real service's /invocations (JSON Lines in and out, CSV in and out)."""
+    manifest = read_manifest(iris_bundle)
+    names = manifest.feature_names
+    rows = FIXTURE_ROWS[:4]
+    jsonl = "\n".join(json.dumps(dict(zip(names, r.tolist(), strict=True))) for r in rows)
+    csv = "\n".join(",".join(repr(float(v)) for v in r) for r in rows)
+    exchanges = []
+    with TestClient(create_app(AppSettings(model_uri=str(iris_bundle)))) as client:
+        for body, media in ((jsonl, "application/jsonlines"), (csv, "text/csv")):
+            r = client.post(
+                "/invocations", content=body, headers={"Content-Type": media, "Accept": media}
+            )
+            assert r.status_code == 200, r.text
+            exchanges.append((body, media, r.text))
+
+    def record(i: int, body: str, media: str, answer: str) -> str:
+        payload = {"observedContentType": media, "data": body, "encoding": "CSV"}
+        if media != "text/csv":
+            payload["encoding"] = "JSON"
+        return json.dumps(
+            {
+                "captureData": {
+                    "endpointInput": {**payload, "mode": "INPUT"},
+                    "endpointOutput": {**payload, "data": answer, "mode": "OUTPUT"},
+                },
+                "eventMetadata": {"eventId": f"e-{i}", "inferenceTime": f"2026-11-02T10:0{i}:00Z"},
+                "eventVersion": "0",
+            }
+        )
+
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("\n".join(record(i, *e) for i, e in enumerate(exchanges)) + "\n")
+
+    data = run_report(str(capture), iris_bundle, tmp_path / "r.html")
+
+    assert data["capture"]["skipped"] == {}
+    assert (data["capture"]["records"], data["capture"]["rows"]) == (2, 8)
+    predicted = load_model(iris_bundle).predict(rows)
+    assert predicted.probabilities is not None
+    expected = np.concatenate([predicted.labels, predicted.labels])
+    assert data["predictions"]["counts"] == {str(c): int((expected == c).sum()) for c in (0, 1, 2)}
+    assert data["predictions"]["mean_probability"] == pytest.approx(
+        dict(zip(("0", "1", "2"), predicted.probabilities.mean(axis=0).tolist(), strict=True))
+    )
+    assert (
+        _by_name(data["drift"]["features"])[names[0]]["counts"]
+        == _direct_bins(np.concatenate([rows, rows]), manifest)[names[0]]
+    )
