@@ -20,8 +20,9 @@ else
 UV := $(TOOLS)/bin/uv
 endif
 RUN := $(UV) run --frozen --no-sync
-# Debian packages the tests and benchmarks drive: promtool (alert rules) and wrk (HTTP load).
-SYSTEM_TOOLS := promtool:prometheus wrk:wrk
+# Debian packages the tests and benchmarks drive: promtool and the Prometheus server (alert
+# rules, scraping the service), wrk (HTTP load), Chromium (the report, headless).
+SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus wrk:wrk chromium:chromium
 
 .PHONY: help
 help: ## List the targets
@@ -37,7 +38,7 @@ $(TOOLS)/bin/uv:
 	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv
 
 .PHONY: system-tools
-system-tools: ## Install the Debian tools the tests use (promtool, wrk) when missing
+system-tools: ## Install the Debian tools the tests use (prometheus, wrk, chromium) when missing
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -47,7 +48,7 @@ system-tools: ## Install the Debian tools the tests use (promtool, wrk) when mis
 	fi
 
 .PHONY: demo
-demo: setup ## Train the bundled model, register it, serve it, predict, and plan the dev stack
+demo: setup ## Train the bundled model, register it, serve it with capture, predict, report, plan the dev stack
 	@$(RUN) python -m cli.demo
 
 .PHONY: test

@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import Counter
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from core.model import Prediction
@@ -39,19 +40,54 @@ from core.model import Prediction
 PredictFn = Callable[[np.ndarray], Prediction]
 
 
-@dataclass
-class BatchStats:
-    """Counters for ``/metrics`` and the benchmark."""
+_COUNTERS = (
+    ("batches", "Model predict calls made by the micro-batcher."),
+    ("requests", "Requests answered through the micro-batcher."),
+    ("rows", "Rows predicted by the micro-batcher."),
+    ("retried_batches", "Batches that failed and were retried request by request."),
+    ("failed_requests", "Requests whose own rows the model refused."),
+)
 
-    batches: int = 0
-    requests: int = 0
-    rows: int = 0
-    retried_batches: int = 0
-    failed_requests: int = 0
+
+class BatchStats:
+    """Counters of one micro-batcher: ints for the benchmark and tests, and the same counts as
+    prometheus_client counters for ``/metrics`` (with several workers their values live in the
+    multiprocess files, so a scrape sums every worker's)."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.requests = 0
+        self.rows = 0
+        self.retried_batches = 0
+        self.failed_requests = 0
+        self.counters = {
+            name: Counter(f"mlship_microbatch_{name}", doc, registry=None)
+            for name, doc in _COUNTERS
+        }
+        self._batches = self.counters["batches"]
+        self._requests = self.counters["requests"]
+        self._rows = self.counters["rows"]
 
     @property
     def mean_batch_rows(self) -> float:
         return self.rows / self.batches if self.batches else 0.0
+
+    def batch(self, requests: int, rows: int) -> None:
+        """One predict call for ``requests`` requests of ``rows`` rows in all."""
+        self.batches += 1
+        self.requests += requests
+        self.rows += rows
+        self._batches.inc()
+        self._requests.inc(requests)
+        self._rows.inc(rows)
+
+    def retried(self) -> None:
+        self.retried_batches += 1
+        self.counters["retried_batches"].inc()
+
+    def failed(self) -> None:
+        self.failed_requests += 1
+        self.counters["failed_requests"].inc()
 
 
 @dataclass
@@ -173,18 +209,16 @@ class MicroBatcher:
         live = [p for p in batch if not p.future.done()]  # a cancelled request drops out
         if not live:
             return
-        self.stats.batches += 1
-        self.stats.requests += len(live)
         if len(live) == 1:
-            self.stats.rows += live[0].X.shape[0]
+            self.stats.batch(1, live[0].X.shape[0])
             self._resolve_one(live[0])
             return
         sizes = [p.X.shape[0] for p in live]
-        self.stats.rows += sum(sizes)
+        self.stats.batch(len(live), sum(sizes))
         try:
             parts = split_prediction(self._predict_fn(np.concatenate([p.X for p in live])), sizes)
         except Exception:  # one bad request must not fail the others: retry each alone
-            self.stats.retried_batches += 1
+            self.stats.retried()
             for p in live:
                 self._resolve_one(p)
             return
@@ -197,7 +231,7 @@ class MicroBatcher:
             if len(result) != pending.X.shape[0]:
                 split_prediction(result, [pending.X.shape[0]])  # raises with the reason
         except Exception as e:  # handed to the request that caused it, which re-raises it
-            self.stats.failed_requests += 1
+            self.stats.failed()
             pending.future.set_exception(e)
             return
         pending.future.set_result(result)
@@ -216,7 +250,7 @@ class BatchingPredictor:
         await self.batcher.close()
 
     def collector(self) -> Collector:
-        """Prometheus counters of the batcher, read from its stats when scraped."""
+        """The batcher's prometheus_client counters, for a registry to expose."""
         return _BatchCollector(self.batcher.stats)
 
 
@@ -225,13 +259,5 @@ class _BatchCollector(Collector):
         self.stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        s = self.stats
-        for name, doc, value in (
-            ("batches", "Model predict calls made by the micro-batcher.", s.batches),
-            ("requests", "Requests answered through the micro-batcher.", s.requests),
-            ("rows", "Rows predicted by the micro-batcher.", s.rows),
-            ("retried_batches", "Batches that failed and were retried request by request.",
-             s.retried_batches),
-            ("failed_requests", "Requests whose own rows the model refused.", s.failed_requests),
-        ):  # fmt: skip
-            yield CounterMetricFamily(f"mlship_microbatch_{name}", doc, value=value)
+        for counter in self.stats.counters.values():
+            yield from counter.collect()

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import Counter, Gauge
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from app.predictor import Predictor
@@ -63,6 +64,7 @@ class PredictionCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
+        self.metrics = _CacheMetrics()
         self._version: str | None = None
         self._rows: OrderedDict[bytes, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -75,6 +77,7 @@ class PredictionCache:
         with self._lock:
             self._rows.clear()
             self._version = None
+            self.metrics.entries.set(0)
 
     def predict(
         self, version: str, X: np.ndarray, predict_fn: Callable[[np.ndarray], Prediction]
@@ -102,14 +105,20 @@ class PredictionCache:
             if version != self._version:
                 self._rows.clear()
                 self._version = version
+                self.metrics.entries.set(0)
             for key in keys:
                 entry = self._rows.get(key)
                 if entry is not None:
                     self._rows.move_to_end(key)
                 entries.append(entry)
             missing = [i for i, e in enumerate(entries) if e is None]
-            self.hits += len(keys) - len(missing)
+            hits = len(keys) - len(missing)
+            self.hits += hits
             self.misses += len(missing)
+            if hits:
+                self.metrics.hits.inc(hits)
+            if missing:
+                self.metrics.misses.inc(len(missing))
         return Lookup(keys=keys, entries=entries, missing=missing)
 
     def store(self, version: str, found: Lookup, fresh: Prediction | None) -> Prediction:
@@ -159,6 +168,7 @@ class PredictionCache:
                 self._rows.move_to_end(key)
             while len(self._rows) > self.max_entries:
                 self._rows.popitem(last=False)
+            self.metrics.entries.set(len(self._rows))
 
 
 def is_deterministic(predict_fn: Callable[[np.ndarray], Prediction], X: np.ndarray) -> bool:
@@ -195,8 +205,32 @@ class CachingPredictor:
         await self.inner.aclose()
 
     def collector(self) -> Collector:
-        """Prometheus hit/miss counters and the entry gauge, read when scraped."""
+        """The cache's prometheus_client hit/miss counters and entry gauge."""
         return _CacheCollector(self.cache)
+
+
+class _CacheMetrics:
+    """The cache's figures as prometheus_client metrics: with several workers their values
+    live in the multiprocess files, so ``/metrics`` sums every worker's (entries: the live
+    workers')."""
+
+    def __init__(self) -> None:
+        self.hits = Counter(
+            "mlship_prediction_cache_hits",
+            "Rows answered from the prediction cache.",
+            registry=None,
+        )
+        self.misses = Counter(
+            "mlship_prediction_cache_misses",
+            "Rows the prediction cache sent to the model.",
+            registry=None,
+        )
+        self.entries = Gauge(
+            "mlship_prediction_cache_entries",
+            "Rows held in the prediction caches of the live workers.",
+            registry=None,
+            multiprocess_mode="livesum",
+        )
 
 
 class _CacheCollector(Collector):
@@ -204,15 +238,6 @@ class _CacheCollector(Collector):
         self.cache = cache
 
     def collect(self) -> Iterator[Metric]:
-        c = self.cache
-        yield CounterMetricFamily(
-            "mlship_prediction_cache_hits", "Rows answered from the prediction cache.", c.hits
-        )
-        yield CounterMetricFamily(
-            "mlship_prediction_cache_misses",
-            "Rows the prediction cache sent to the model.",
-            c.misses,
-        )
-        yield GaugeMetricFamily(
-            "mlship_prediction_cache_entries", "Rows held in the prediction cache.", len(c)
-        )
+        m = self.cache.metrics
+        for metric in (m.hits, m.misses, m.entries):
+            yield from metric.collect()

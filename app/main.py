@@ -62,7 +62,7 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
             yield
         finally:
             service.ready = False
-            await service.predictor.aclose()
+            await service.aclose()
             app.state.service = None
 
     app = FastAPI(

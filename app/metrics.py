@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -27,43 +28,38 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
-class _WorkerLabelled(Collector):
-    """Per-process collectors seen through one worker: each sample gets a ``worker`` label.
-
-    With several workers a scrape reaches one of them; labelling its own counters by worker
-    keeps each series monotonic (no false counter resets), and ``sum without (worker)``
-    adds the workers up.
-    """
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.worker = str(os.getpid())
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self.registry.collect():
-            labelled = Metric(family.name, family.documentation, family.type, family.unit)
-            for sample in family.samples:
-                labels = {**sample.labels, "worker": self.worker}
-                labelled.add_sample(sample.name, labels, sample.value, sample.timestamp)
-            yield labelled
-
-
 class Metrics:
     """The service's metrics; names are part of the alerting contract (``infra/``).
 
+    Every figure ``/metrics`` shows is the total over all worker processes, whichever worker
+    answers the scrape:
+
+    - prometheus_client metrics (here, and the cache's and micro-batcher's counters) are kept
+      in per-worker files of the multiprocess directory and summed at scrape
+      (prometheus_client's multiprocess mode);
+    - collectors that merge the workers' state themselves (the drift monitor) register with
+      :meth:`register_merged`.
+
     Args:
         multiprocess_dir: Set when several worker processes serve (``serve`` sets it, with
-            ``PROMETHEUS_MULTIPROC_DIR``, before starting them): the HTTP, prediction and
-            model metrics are then kept in files there and ``/metrics`` sums every worker's.
+            ``PROMETHEUS_MULTIPROC_DIR``, before starting them). Used only when
+            prometheus_client is in multiprocess mode (the variable was set when it was
+            imported); otherwise this process's own values are the totals.
     """
 
     def __init__(self, multiprocess_dir: Path | None = None) -> None:
-        self.multiprocess_dir = multiprocess_dir
+        multiprocess = multiprocess_dir is not None and values.ValueClass._multiprocess
+        self.multiprocess_dir = multiprocess_dir if multiprocess else None
         self.registry = CollectorRegistry(auto_describe=True)
-        # Where per-process collectors (drift, cache, batching) register.
+        # Where components register collectors of their own prometheus_client metrics (cache,
+        # micro-batcher): exposed from here in one process; with several, those values are
+        # in the multiprocess files already, so this registry is never read.
         self.collectors = (
-            self.registry if multiprocess_dir is None else CollectorRegistry(auto_describe=True)
+            self.registry
+            if self.multiprocess_dir is None
+            else CollectorRegistry(auto_describe=True)
         )
+        self._merged: list[Collector] = []
         r = self.registry
         self.requests = Counter(
             "mlship_http_requests",
@@ -112,6 +108,24 @@ class Metrics:
         self._class_children: dict[Any, Any] = {}
         self._value_child: Any = None
 
+    def capture_counters(self) -> tuple[Counter, Counter]:
+        """Counters of the prediction capture: records written, records dropped by reason."""
+        written = Counter(
+            "mlship_capture_records",
+            "Predictions written to the capture files.",
+            registry=self.registry,
+        )
+        dropped = Counter(
+            "mlship_capture_dropped",
+            "Predictions not captured: the write queue was full (queue_full) or writing failed "
+            "(write_error).",
+            ("reason",),
+            registry=self.registry,
+        )
+        for reason in ("queue_full", "write_error"):
+            dropped.labels(reason)
+        return written, dropped
+
     def set_model(self, name: str, version: str, task: str, classes: list[Any] | None) -> None:
         """Record the served model; pre-create the per-class children (no lookups per request)."""
         self.model_info.labels(name=name, version=version, task=task).set(1)
@@ -138,16 +152,50 @@ class Metrics:
             child = self._class_children[value] = self.predictions.labels(str(value))
         return child
 
+    @property
+    def shared_dir(self) -> Path | None:
+        """Where components keep state that every worker reads at scrape (None: one process)."""
+        return self.multiprocess_dir
+
+    def register_merged(self, collector: Collector) -> None:
+        """Expose a collector whose figures are already totals over all workers."""
+        if self.multiprocess_dir is None:
+            self.registry.register(collector)
+        else:
+            self._merged.append(collector)
+
     def exposition(self) -> tuple[bytes, str]:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
-        from prometheus_client.multiprocess import MultiProcessCollector
-
         _forget_dead_workers(self.multiprocess_dir)
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
-        merged.register(_WorkerLabelled(self.collectors))
+        merged.register(_MultiProcessFiles(self.multiprocess_dir))
+        for collector in self._merged:
+            merged.register(collector)
         return generate_latest(merged), CONTENT_TYPE_LATEST
+
+
+# prometheus_client's files are <type>_<pid>.db (gauges <gauge>_<mode>_<pid>.db); other files
+# of the directory (the drift monitor's) are not its to read.
+_PROMETHEUS_FILE_TYPES = frozenset({"counter", "gauge", "histogram", "summary"})
+
+
+class _MultiProcessFiles(Collector):
+    """prometheus_client's multiprocess merge over its own files of ``directory`` only."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = [
+            str(p)
+            for p in sorted(self.directory.glob("*.db"))
+            if p.name.split("_", 1)[0] in _PROMETHEUS_FILE_TYPES
+        ]
+        merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        yield from merged
 
 
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
@@ -167,11 +215,12 @@ def _forget_dead_workers(directory: Path) -> None:
         if match is None:
             continue
         pid = int(match.group(1))
-        if not _alive(pid):
+        if not process_alive(pid):
             multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a worker that died is gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

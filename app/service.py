@@ -6,19 +6,23 @@ which also feeds the metrics and the drift monitor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from app.auth import KeyChecker, load_key_hashes
+from app.capture import CaptureWriter
+from app.logs import request_id_var
 from app.metrics import Metrics
 from app.monitoring import DriftMonitor
 from app.predictor import Predictor
 from app.runtime import build_predictor
 from app.settings import AppSettings
-from core.errors import MlshipError, ModelLoadError
+from core.errors import ConfigError, MlshipError, ModelLoadError
 from core.features import FeatureSchema
 from core.model import Model, Prediction, load_model
 from core.sources import resolve_model_uri
@@ -35,10 +39,11 @@ class Service:
     metrics: Metrics
     keys: KeyChecker
     monitor: DriftMonitor | None
+    capture: CaptureWriter | None = None
     ready: bool = field(default=True)
 
     async def predict(self, X: np.ndarray) -> Prediction:
-        """Predict a validated matrix and record it in the metrics and monitors."""
+        """Predict a validated matrix and record it in the metrics, monitors and capture."""
         # Rows the model cannot score raise InvalidInput (422) in core.model, for every runtime.
         prediction = await self.predictor.predict(X)
         self.metrics.count_predictions(prediction.labels)
@@ -48,7 +53,17 @@ class Service:
                 self.metrics.unseen_categories.labels(self.schema.names[j]).inc(int(counts[j]))
         if self.monitor is not None:
             self.monitor.observe(X)
+        if self.capture is not None:
+            self.capture.submit(X, prediction, request_id_var.get())
         return prediction
+
+    async def aclose(self) -> None:
+        """Stop the predictor, then write what the capture still holds (shutdown). The drift
+        monitor's file stays mapped until the process ends: its counts are part of the
+        totals that the other workers still report."""
+        await self.predictor.aclose()
+        if self.capture is not None:
+            await asyncio.to_thread(self.capture.close)
 
 
 def load_service_model(settings: AppSettings) -> Model:
@@ -75,17 +90,22 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
     if model is None:
         model = load_service_model(settings)
     keys = KeyChecker(load_key_hashes(settings))
-    monitor = (
-        DriftMonitor(model.manifest, settings.drift_window_rows) if settings.monitoring else None
-    )
-    if monitor is not None:
-        monitor.register(metrics.collectors)
+    monitor = None
+    if settings.monitoring:
+        monitor = DriftMonitor(
+            model.manifest,
+            settings.drift_window_rows,
+            directory=metrics.shared_dir,
+            workers=settings.workers,
+        )
+        metrics.register_merged(monitor)
     metrics.set_model(model.name, model.version, model.manifest.task, model.classes)
     if not keys.enabled:
         log.warning(
             "no API keys configured: /v1 and /v2 model routes are open "
             "(set MLSHIP_API_KEY_HASHES, MLSHIP_API_KEYS_FILE or MLSHIP_API_KEYS_SECRET)"
         )
+    capture = build_capture(settings, metrics, model)
     predictor = build_predictor(model, settings, metrics.collectors)
     # Resolving, verifying and loading, wherever it happened (serve loads before binding).
     metrics.model_load_seconds.set(model.load_seconds)
@@ -101,4 +121,38 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
         metrics=metrics,
         keys=keys,
         monitor=monitor,
+        capture=capture,
     )
+
+
+def build_capture(settings: AppSettings, metrics: Metrics, model: Model) -> CaptureWriter | None:
+    """The started capture writer when ``MLSHIP_CAPTURE_DIR`` is set."""
+    if settings.capture_dir is None:
+        return None
+    try:
+        settings.capture_dir.mkdir(parents=True, exist_ok=True)
+        writable = os.access(settings.capture_dir, os.W_OK | os.X_OK)
+    except OSError as e:
+        raise ConfigError(
+            f"MLSHIP_CAPTURE_DIR={settings.capture_dir} cannot be created ({e}). Point it at a "
+            "writable directory, or unset it to serve without capture."
+        ) from e
+    if not writable:
+        raise ConfigError(
+            f"MLSHIP_CAPTURE_DIR={settings.capture_dir} is not writable by this process. Mount "
+            "a writable volume there, or unset it to serve without capture."
+        )
+    written, dropped = metrics.capture_counters()
+    capture = CaptureWriter(
+        settings.capture_dir,
+        model_version=model.version,
+        classes=model.classes,
+        max_queued_rows=settings.capture_queue_rows,
+        rotate_seconds=settings.capture_rotate_seconds,
+        records=written,
+        dropped=dropped,
+        categories=[f.categories if f.is_categorical else None for f in model.manifest.features],
+    )
+    capture.start()
+    log.info("capturing predictions", extra={"path": str(settings.capture_dir)})
+    return capture

@@ -287,3 +287,25 @@ class AppSettings(BaseSettings):
                 "waits for idle connections' last request. Lower it or raise the drain time."
             )
         return self
+
+    # -- Prediction capture (app/capture.py) ---------------------------------------------------
+    capture_dir: Path | None = Field(
+        default=None,
+        description="Write every prediction request and answer here as JSON Lines in "
+        "SageMaker Data Capture's format (<dir>/yyyy/mm/dd/hh/*.jsonl, complete files only), "
+        "for `mlship report`. Unset: no capture.",
+    )
+    capture_queue_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Rows of captured predictions waiting to be written, per worker, beyond "
+        "which new ones are dropped and counted (mlship_capture_dropped_total), never waited "
+        "for.",
+    )
+    capture_rotate_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest a capture file stays open before it is completed (renamed from "
+        ".part to .jsonl, fsynced): readers see traffic at most this late.",
+    )

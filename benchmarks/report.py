@@ -9,7 +9,7 @@ THROUGHPUT_TARGETS = {"logistic": 5.0, "forest": 10.0}
 WORKERS_SCALING_TARGET = 1.5  # req/s with 2 workers over 1, 8 connections, 2 CPUs
 BATCH_SHARE_TARGET = 0.8  # batch-scoring rows/s over in-process predict rows/s
 MEMORY_GROWTH_TARGET = 1.5  # peak memory, largest over smallest input
-SERVICES = ("ours", "ours-sklearn", "naive", "noop")
+SERVICES = ("ours", "ours-capture", "ours-sklearn", "naive", "noop")
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,6 +76,29 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     return out
+
+
+def capture_overhead(m: dict[str, Any]) -> str | None:
+    """Capture on vs off, from the same run: req/s ratio and p99 per concurrency, and what was
+    captured."""
+    http = m.get("http") or {}
+    on, off = http.get("ours-capture"), http.get("ours")
+    if not on or not off:
+        return None
+    cells = ", ".join(
+        f"{c}: {on[c]['requests_per_s'] / off[c]['requests_per_s']:.2f}x req/s, "
+        f"p99 {off[c]['p99_ms']:.2f} -> {on[c]['p99_ms']:.2f} ms"
+        for c in ("1", "8", "64")
+    )
+    text = f"capture on / off: {cells}"
+    summary = m.get("capture")
+    if summary:
+        text += (
+            f"; {summary['records']:,} records captured in {summary['files']} files "
+            f"({summary['answered_in_cells']:,} answers counted by wrk), "
+            f"{summary['dropped'] or 0:,.0f} dropped, {summary['incomplete_files']} incomplete"
+        )
+    return text
 
 
 def _target(name: str, value: str, met: bool, margin: str) -> dict[str, Any]:
@@ -164,6 +187,9 @@ def _render_models(results: dict[str, Any]) -> list[str]:
         else:
             note = f"no ONNX: {onnx.get('reason', 'not exported')}"
         lines.append(f"  {kind}: {note}")
+        capture = capture_overhead(m)
+        if capture:
+            lines.append(f"  {kind}: {capture}")
     lines.append("")
 
     lines.append("In-process Model.predict (rows/s) and batch scoring (mlship predict, Parquet)")
@@ -172,6 +198,12 @@ def _render_models(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {kind:<9} in-process  batch 1: {ip['batch_1']:,.0f}; "
             f"batch 256: {ip['batch_256']:,.0f}"
+            + (
+                f"; capture: {ip['capture_cpu_us']:.1f} CPU us per single-row prediction "
+                f"(predict alone: {1e6 / ip['batch_1']:.1f} us)"
+                if "capture_cpu_us" in ip
+                else ""
+            )
         )
         for n, b in (m.get("batch") or {}).items():
             ref = b["in_process_rows_per_s"]

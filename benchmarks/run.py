@@ -4,7 +4,8 @@ For a logistic-regression and a 100-tree random-forest bundle (``tests.factories
 single-row ``POST /v1/predict`` with wrk at 1, 8 and 64 connections against:
 
 - this service (``mlship serve``, its defaults, prediction cache off so that every request
-  reaches the model);
+  reaches the model), and the same with prediction capture on (``MLSHIP_CAPTURE_DIR``), run
+  right after it: the capture's cost;
 - the naive baseline (``benchmarks/naive_service.py``: the seed's tutorial service);
 - a no-op endpoint on the same server stack (the HTTP ceiling of this machine);
 
@@ -30,6 +31,8 @@ import platform
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,14 +133,27 @@ def bench_model(kind: str, work: Path, args: argparse.Namespace, rows: list[int]
         joblib_path = work / f"{kind}.joblib"
         joblib.dump(model.estimator, joblib_path)
         expected = model.predict(script_rows[:1]).labels.tolist()
+        capture_dir = work / f"{kind}-capture"
+        listed = services(bundle, joblib_path, out["onnx"]["included"], capture_dir)
         out["http"] = {
-            name: bench_service(service, work, script, args.seconds, script_rows[0], expected)
-            for name, service in services(bundle, joblib_path, out["onnx"]["included"]).items()
+            name: bench_service(
+                service,
+                work,
+                script,
+                args.seconds,
+                script_rows[0],
+                expected,
+                probe=capture_probe if name == "ours-capture" else None,
+            )
+            for name, service in listed.items()
         }
+        if out["http"].get("ours-capture") is not None:
+            out["capture"] = capture_summary(capture_dir, out["http"]["ours-capture"])
 
     out["in_process"] = {
         "batch_1": in_process_rows_per_s(model, test_X, 1, 1.5),
         "batch_256": in_process_rows_per_s(model, np.concatenate([test_X] * 4), 256, 1.5),
+        "capture_cpu_us": capture_cpu_us(model, test_X, work / f"{kind}-capture-cpu"),
     }
     if not args.skip_batch:
         out["batch"] = {}
@@ -234,11 +250,22 @@ def include_onnx(bundle: Path, test_X: np.ndarray) -> dict[str, Any]:
     return {"included": True, "max_abs_diff": parity.max_abs_diff}
 
 
-def services(bundle: Path, joblib_path: Path, onnx: bool) -> dict[str, Service | None]:
+def services(
+    bundle: Path, joblib_path: Path, onnx: bool, capture_dir: Path
+) -> dict[str, Service | None]:
     ours: Service | None = None
+    ours_capture: Service | None = None
     ours_sklearn: Service | None = None
     if importlib.util.find_spec("app.serve") is not None:
         ours = ours_service("ours", bundle)
+        # The same service writing every prediction to capture files, measured right after
+        # it: the capture's cost on the request path.
+        ours_capture = Service(
+            "ours-capture",
+            ours.argv,
+            ours.ready_path,
+            {**ours.env, "MLSHIP_CAPTURE_DIR": str(capture_dir)},
+        )
         if onnx:  # the same service with scikit-learn computing, for comparison
             ours_sklearn = Service(
                 "ours-sklearn",
@@ -249,6 +276,7 @@ def services(bundle: Path, joblib_path: Path, onnx: bool) -> dict[str, Service |
     workers = os.cpu_count() or 1
     return {
         "ours": ours,
+        "ours-capture": ours_capture,
         "ours-sklearn": ours_sklearn,
         "naive": uvicorn_service(
             "naive",
@@ -268,7 +296,10 @@ def bench_service(
     row: np.ndarray,
     expected: list[Any],
     connections: tuple[int, ...] = CONNECTIONS,
+    probe: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
+    """wrk at each of CONNECTIONS against ``service``; ``probe(url)`` runs before it stops and
+    its figures are kept under ``"probe"``."""
     if service is None:
         return None
     port = free_port()
@@ -282,15 +313,72 @@ def bench_service(
             answer = post_json(f"{url}/v1/predict", {"features": [float(v) for v in row]})
             if service.name != "noop":
                 check_answer(service.name, answer, expected)
-            run_wrk(f"{url}/v1/predict", script, 8, 1.0)  # warm-up, not reported
+            warmup = run_wrk(f"{url}/v1/predict", script, 8, 1.0)  # not reported
             cells: list[LoadResult] = [
                 run_wrk(f"{url}/v1/predict", script, c, seconds) for c in connections
             ]
+            probed = probe(url) if probe is not None else None
     except (RuntimeError, OSError) as e:
         # One broken service must not hide the others' figures; the table shows n/a.
         print(f"   {service.name} failed: {e}", file=sys.stderr, flush=True)
         return None
-    return {str(r.connections): r.to_json() for r in cells}
+    out: dict[str, Any] = {str(r.connections): r.to_json() for r in cells}
+    if probed is not None:
+        out["probe"] = probed | {"warmup_requests": warmup.requests}
+    return out
+
+
+def capture_cpu_us(model: Any, X: np.ndarray, directory: Path, records: int = 20_000) -> float:
+    """CPU microseconds one captured single-row prediction costs the serving process: queueing
+    it on the request path plus serialising and writing it on the writer thread (process CPU
+    time counts every thread; best of 3, as other processes only ever add to it)."""
+    from app.capture import CaptureWriter
+
+    rows = [X[i % len(X)][None, :] for i in range(records)]
+    predictions = [model.predict(r) for r in rows[: len(X)]]
+    best = float("inf")
+    for attempt in range(3):
+        writer = CaptureWriter(
+            directory / str(attempt), model.version, model.classes, max_queued_rows=records
+        )
+        started = time.process_time()
+        writer.start()
+        for i, row in enumerate(rows):
+            writer.submit(row, predictions[i % len(predictions)], f"bench-{i}")
+        writer.close()
+        best = min(best, (time.process_time() - started) / records * 1e6)
+        if writer.written != records:
+            raise RuntimeError(f"capture wrote {writer.written} of {records} records")
+    return best
+
+
+def capture_probe(url: str) -> dict[str, Any]:
+    """Predictions the capture dropped (its queue was full), from ``/metrics``."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:  # noqa: S310 - 127.0.0.1
+        text = r.read().decode()
+    dropped = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mlship_capture_dropped_total")
+    )
+    return {"dropped": dropped}
+
+
+def capture_summary(directory: Path, cells: dict[str, Any]) -> dict[str, Any]:
+    """Records in the complete capture files, next to the requests wrk saw answered (the
+    check and warm-up requests and answers wrk did not count are captured too)."""
+    files = list(directory.rglob("*.jsonl"))
+    records = sum(sum(1 for _ in f.open("rb")) for f in files)
+    answered = sum(cells[str(c)]["requests"] for c in CONNECTIONS)
+    probe = cells.get("probe") or {}
+    return {
+        "files": len(files),
+        "records": records,
+        "answered_in_cells": answered,
+        "warmup_requests": probe.get("warmup_requests"),
+        "dropped": probe.get("dropped"),
+        "incomplete_files": len(list(directory.rglob("*.part"))),
+    }
 
 
 def check_answer(name: str, answer: object, expected: list[Any]) -> None:

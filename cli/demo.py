@@ -5,7 +5,10 @@ Each step prints what it does; a failing step stops the demo with its error.
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
+from typing import Any
 
 from cli.main import main as mlship
 
@@ -48,8 +51,16 @@ def _http(
         return int(e.code), e.read().decode()
 
 
+# Where the demo keeps its captured traffic, the labels of that traffic and the report.
+DEMO_DIR = Path(".mlship") / "demo"
+CAPTURE_DIR = DEMO_DIR / "capture"
+LABELS_FILE = DEMO_DIR / "labels.csv"
+REPORT_FILE = DEMO_DIR / "report.html"
+
+
 def _serve_demo() -> int:
-    """Start `mlship serve` on the trained bundle, send three requests, stop it with SIGTERM."""
+    """Start `mlship serve` on the trained bundle with capture on, send requests, stop it with
+    SIGTERM (the capture files are completed at shutdown)."""
     import json
     import os
     import signal
@@ -57,7 +68,6 @@ def _serve_demo() -> int:
     import subprocess
     import tempfile
     import time
-    from pathlib import Path
 
     from core.bundle import read_manifest
     from pipelines.params import load_params
@@ -72,8 +82,9 @@ def _serve_demo() -> int:
     url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.gettempdir()) / f"mlship-demo-serve-{port}.log"
     argv = ["serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", str(port)]
-    print(f"$ mlship {' '.join(argv)}   (server log: {log})", flush=True)
-    env = {**os.environ, "MLSHIP_WORKERS": "1"}
+    shutil.rmtree(CAPTURE_DIR, ignore_errors=True)
+    print(f"$ MLSHIP_CAPTURE_DIR={CAPTURE_DIR} mlship {' '.join(argv)}   (server log: {log})")
+    env = {**os.environ, "MLSHIP_WORKERS": "1", "MLSHIP_CAPTURE_DIR": str(CAPTURE_DIR)}
     with log.open("wb") as out:
         server = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
             [sys.executable, "-m", "cli", *argv], stdout=out, stderr=out, env=env
@@ -98,9 +109,16 @@ def _serve_demo() -> int:
         bad = json.dumps({"features": rows[0][:3]}).encode()
         print(f"\n$ POST {url}/v1/predict  (invalid: 3 values instead of {len(names)})")
         print(*_http(f"{url}/v1/predict", bad, {"Content-Type": "application/json"}))
+        sent = _send_traffic(url, names, params)
         print(f"\n$ GET {url}/metrics  (a few lines)")
         _, metrics = _http(f"{url}/metrics")
-        wanted = ("mlship_http_requests_total", "mlship_predictions_total", "mlship_model_info")
+        wanted = (
+            "mlship_http_requests_total",
+            "mlship_predictions_total",
+            "mlship_model_info",
+            "mlship_capture_records_total",
+            'mlship_feature_drift_psi{feature="mean_radius"}',
+        )
         for line in metrics.splitlines():
             if line.startswith(wanted):
                 print(line)
@@ -112,7 +130,82 @@ def _serve_demo() -> int:
             server.kill()
             code = server.wait()
     print(f"\nservice stopped (SIGTERM, exit code {code})")
+    if code == 0:
+        files = sorted(CAPTURE_DIR.rglob("*.jsonl"))
+        lines = sum(len(f.read_text().splitlines()) for f in files)
+        print(f"captured {lines} predictions in {len(files)} file(s) under {CAPTURE_DIR}")
+        if lines < sent:
+            print(f"expected at least {sent} captured predictions", file=sys.stderr)
+            return 1
     return 0 if code == 0 else 1
+
+
+def _send_traffic(url: str, names: list[str], params: Any) -> int:
+    """Send 300 rows of the training data in requests of 1 to 5 rows over about 5 seconds,
+    the last 150 drifted (sizes -- radius, perimeter, area -- read 40 % larger, as from a
+    miscalibrated scanner), each with its own X-Request-Id; write their true labels to
+    LABELS_FILE as they would arrive later. Returns the requests sent."""
+    import json
+    import time
+
+    import numpy as np
+
+    from pipelines.data import read_table
+
+    frame = read_table(params.resolve(params.data.path)).frame
+    rng = np.random.default_rng(7)
+    picked = frame.iloc[rng.choice(len(frame), size=300, replace=False)]
+    X = picked[names].to_numpy(dtype=np.float64)
+    sizes = [j for j, n in enumerate(names) if any(w in n for w in ("radius", "perimeter", "area"))]
+    X[150:, sizes] *= 1.4
+    y = picked[params.data.target].tolist()
+    print(
+        f"\n$ POST {url}/v1/predict x N  (300 rows in requests of 1 to 5 rows over ~5 s, the "
+        "last 150 drifted: sizes read 40 % larger; X-Request-Id demo-<n>)",
+        flush=True,
+    )
+    label_lines = ["inference_id,label,row"]
+    start, requests = 0, 0
+    while start < len(X):
+        size = int(rng.integers(1, 6))
+        rows = X[start : start + size]
+        request_id = f"demo-{requests}"
+        status, text = _http(
+            f"{url}/v1/predict",
+            json.dumps({"instances": rows.tolist()}).encode(),
+            {"Content-Type": "application/json", "X-Request-Id": request_id},
+        )
+        if status != 200:
+            raise RuntimeError(f"demo traffic: {status} {text[:200]}")
+        label_lines += [f"{request_id},{y[start + r]},{r}" for r in range(rows.shape[0])]
+        start += size
+        requests += 1
+        time.sleep(0.05)  # traffic over a few seconds: the report's timeline shows it
+    LABELS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    LABELS_FILE.write_text("\n".join(label_lines) + "\n")
+    print(
+        f"{requests} requests answered 200; their labels, as they would arrive later: {LABELS_FILE}"
+    )
+    return requests
+
+
+def _report(bundle: Path) -> int:
+    argv = [
+        "report",
+        "--capture",
+        str(CAPTURE_DIR),
+        "--model",
+        str(bundle),
+        "--labels",
+        str(LABELS_FILE),
+        "--out",
+        str(REPORT_FILE),
+    ]
+    print(f"$ mlship {' '.join(argv)}", flush=True)
+    code = mlship(argv)
+    if code == 0:
+        print(f"open it in a browser: file://{REPORT_FILE.resolve()}")
+    return code
 
 
 def _ping(url: str) -> int:
@@ -134,8 +227,15 @@ def main() -> int:
     code = _serve_demo()
     if code != 0:
         return code
+    _step("3. Monitoring report from the captured traffic: drift, data quality, live accuracy")
+    from pipelines.params import load_params
+
+    params = load_params(Path("params.yaml"))
+    code = _report(params.resolve(params.output.dir))
+    if code != 0:
+        return code
     # Keep this step last: it shows where the model goes next.
-    _step("3. Plan the dev stack offline (Pulumi mock runtime: no cloud account, no Pulumi CLI)")
+    _step("4. Plan the dev stack offline (Pulumi mock runtime: no cloud account, no Pulumi CLI)")
     print("$ mlship plan dev", flush=True)
     return mlship(["plan", "dev"])
 

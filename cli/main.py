@@ -1,7 +1,7 @@
 """The ``mlship`` command line: the parser, exit codes and dispatch.
 
-Each command's handler lives in a module of ``cli/`` (train, serve, batch, release, jobs,
-plan) and is imported only when that command runs, so ``mlship serve`` works in the serving
+Each command's handler lives in a module of ``cli/`` (train, serve, batch, report, release,
+jobs, plan) and is imported only when that command runs, so ``mlship serve`` works in the serving
 image, which has none of the pipeline or infrastructure dependencies. Handlers read the flags
 and the environment once, call library functions and print; nothing imports ``cli``.
 """
@@ -136,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="Output CSV or Parquet file, local or s3://.")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="Rows per chunk.")
     p.add_argument("--id-column", help="Column copied to the output (default: 'id' if present).")
+
+    p = add(
+        "report",
+        _lazy("report", "report"),
+        "Write an HTML monitoring report (drift, data quality, predictions, live quality) "
+        "from captured predictions.",
+    )
+    p.add_argument(
+        "--capture",
+        required=True,
+        help="Capture files: MLSHIP_CAPTURE_DIR, one .jsonl file, or s3://bucket/prefix of an "
+        "endpoint's data capture (SageMaker Data Capture format).",
+    )
+    p.add_argument("--model", required=True, help="The bundle that served them (dir, tar, s3://).")
+    p.add_argument("--labels", help="CSV of inference_id,label[,row] (local or s3://).")
+    p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write.")
 
     p = add(
         "plan",

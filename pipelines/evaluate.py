@@ -43,34 +43,51 @@ class GateResult:
 
 
 def compute_metrics(model: Any, X: np.ndarray, y: np.ndarray, task: Task) -> dict[str, float]:
-    """Held-out metrics: accuracy, F1 and ROC AUC, or RMSE, MAE and R².
+    """Held-out metrics of a fitted model: see :func:`prediction_metrics`."""
+    if task == "regression":
+        return prediction_metrics(y, model.predict(X), None, None, task)
+    return prediction_metrics(
+        y, model.predict(X), model.predict_proba(X), list(model.classes_), task
+    )
 
-    Binary F1 is for the last class (the positive one in scikit-learn's order); with more
-    classes, F1 is macro-averaged and ROC AUC one-vs-rest.
+
+def prediction_metrics(
+    y: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: list[Any] | None,
+    task: Task,
+) -> dict[str, float]:
+    """Accuracy, F1 and ROC AUC, or RMSE, MAE and R², of predictions against labels.
+
+    Training scores the held-out split with it, and ``mlship report`` the served predictions
+    joined with labels that arrived later, so the two are comparable. Binary F1 is for the last
+    class (the positive one in scikit-learn's order); with more classes, F1 is macro-averaged
+    and ROC AUC one-vs-rest. ROC AUC needs ``proba`` (columns in ``classes`` order): without
+    it, it is left out.
     """
     from sklearn import metrics as m
 
     if task == "regression":
-        pred = np.asarray(model.predict(X), dtype=np.float64)
+        values = np.asarray(pred, dtype=np.float64)
         return {
-            "rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
-            "mae": float(m.mean_absolute_error(y, pred)),
-            "r2": float(m.r2_score(y, pred)),
+            "rmse": float(np.sqrt(m.mean_squared_error(y, values))),
+            "mae": float(m.mean_absolute_error(y, values)),
+            "r2": float(m.r2_score(y, values)),
         }
-    pred = model.predict(X)
-    proba = model.predict_proba(X)
-    classes = list(model.classes_)
+    classes = list(classes or [])
     if len(classes) == 2:
         f1 = m.f1_score(y, pred, pos_label=classes[1])
-        auc = m.roc_auc_score(y, proba[:, 1]) if len(np.unique(y)) == 2 else float("nan")
     else:
         f1 = m.f1_score(y, pred, average="macro")
-        auc = m.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
-    return {
-        "accuracy": float(m.accuracy_score(y, pred)),
-        "f1": float(f1),
-        "roc_auc": float(auc),
-    }
+    out = {"accuracy": float(m.accuracy_score(y, pred)), "f1": float(f1)}
+    if proba is not None:
+        if len(classes) == 2:
+            auc = m.roc_auc_score(y, proba[:, 1]) if len(np.unique(y)) == 2 else float("nan")
+        else:
+            auc = m.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+        out["roc_auc"] = float(auc)
+    return out
 
 
 def behavioural_checks(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -126,3 +127,17 @@ def test_metrics_unlisted_class_is_counted_not_fatal() -> None:
     assert (
         _value(metrics.exposition()[0].decode(), "mlship_predictions_total", **{"class": "2"}) == 2
     )
+
+
+def test_metrics_dir_without_multiprocess_mode_still_counts(
+    make_client: ClientFactory, X: np.ndarray, tmp_path: Path
+) -> None:
+    """One process with MLSHIP_METRICS_DIR set (prometheus_client not in multiprocess mode:
+    PROMETHEUS_MULTIPROC_DIR unset when it was imported): its own values are the totals."""
+    client = make_client(metrics_dir=str(tmp_path))
+
+    client.post("/v1/predict", json={"instances": X[:3].tolist()})
+    text = client.get("/metrics").text
+
+    assert _value(text, "mlship_http_requests_total", route="/v1/predict", status="200") == 1
+    assert _value(text, "mlship_drift_rows_total") == 3

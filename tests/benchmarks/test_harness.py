@@ -127,3 +127,24 @@ def test_workers_scaling_target_and_section() -> None:
     assert "  1 worker :    1,000 req/s, p50 1.00 ms, p99 3.00 ms" in text
     assert "  2 workers / 1 worker: 1.60x" in text
     assert "[met   ] logistic: req/s at 8 connections, 2 workers >= 1.5x 1 worker: 1.60x" in text
+
+
+def test_render_shows_the_capture_overhead_from_the_same_run() -> None:
+    results = _results(10_000.0, 3.0, 1.7e5, 590.0)
+    http = results["models"]["forest"]["http"]
+    http["ours-capture"] = {c: _cell(9_000.0, 1.0, 4.5) for c in ("1", "8", "64")}
+    results["models"]["forest"]["capture"] = {
+        "files": 2,
+        "records": 180_123,
+        "answered_in_cells": 180_000,
+        "warmup_requests": 100,
+        "dropped": 0.0,
+        "incomplete_files": 0,
+    }
+    results["models"]["forest"]["in_process"]["capture_cpu_us"] = 4.2
+
+    text = render(results)
+
+    assert "forest: capture on / off: 1: 0.90x req/s, p99 3.00 -> 4.50 ms" in text
+    assert "180,123 records captured in 2 files (180,000 answers counted by wrk), 0 dropped" in text
+    assert "capture: 4.2 CPU us per single-row prediction (predict alone: 3333.3 us)" in text

@@ -188,22 +188,25 @@ def test_contract_several_workers_serve_and_stop(
     assert answers == {200}
     assert code == 0
     assert srv.logs().count('"message":"model ready"') == 2
-    for requests, predicted, workers in scrapes:
+    for requests, predicted, drift_rows, labels in scrapes:
         assert requests == 8
         assert predicted == 8
-        assert len(workers) == 1  # per-worker collectors are labelled by the answering worker
+        assert drift_rows == 8  # the drift monitor's total too, whichever worker answered
+        assert "worker" not in labels  # totals: no per-worker series
 
 
-def _predict_metrics(srv: Server) -> tuple[float, float, set[str]]:
-    """(/v1/predict 200s, predicted rows, worker labels) from one scrape of /metrics."""
+def _predict_metrics(srv: Server) -> tuple[float, float, float, set[str]]:
+    """(/v1/predict 200s, predicted rows, drift monitor rows, every label name) from one
+    scrape of /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"{srv.url}/metrics", timeout=10) as response:
         text = response.read().decode()
-    requests = predicted = 0.0
-    workers: set[str] = set()
+    requests = predicted = drift_rows = 0.0
+    labels: set[str] = set()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
+            labels |= set(sample.labels)
             if sample.name == "mlship_http_requests_total" and sample.labels == {
                 "route": "/v1/predict",
                 "method": "POST",
@@ -213,5 +216,5 @@ def _predict_metrics(srv: Server) -> tuple[float, float, set[str]]:
             elif sample.name == "mlship_predictions_total":
                 predicted += sample.value
             elif sample.name == "mlship_drift_rows_total":
-                workers.add(sample.labels["worker"])
-    return requests, predicted, workers
+                drift_rows += sample.value
+    return requests, predicted, drift_rows, labels

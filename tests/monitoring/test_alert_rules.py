@@ -36,7 +36,7 @@ def test_alert_rules_pass_promtool_check(promtool: str) -> None:
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
 
 
 def test_alert_rules_fire_as_their_unit_tests_expect(promtool: str) -> None:
@@ -50,10 +50,12 @@ def test_alert_rules_fire_as_their_unit_tests_expect(promtool: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alert_rules_name_only_metrics_the_service_exposes(logistic_bundle: Path) -> None:
+def test_alert_rules_name_only_metrics_the_service_exposes(
+    logistic_bundle: Path, tmp_path: Path
+) -> None:
     referenced = set(re.findall(r"\bmlship_[a-z_]+\b", RULES.read_text()))
     X = np.load(logistic_bundle.parent / f"{logistic_bundle.name}-test_X.npy")
-    settings = AppSettings(model_uri=str(logistic_bundle))
+    settings = AppSettings(model_uri=str(logistic_bundle), capture_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
         assert client.post("/v1/predict", json={"features": X[:200].tolist()}).status_code == 200
         assert client.post("/v1/predict", json={"features": [1.0]}).status_code == 422
