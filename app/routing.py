@@ -3,7 +3,7 @@
 With ``MLSHIP_CHALLENGER_URI`` the service loads a second verified bundle beside the champion
 (refused at start unless it takes the same requests: :func:`core.compatibility.
 schema_differences`). A :class:`Rollout` then routes each request by the policy in
-``MLSHIP_FLAGS_URI`` (``app/flags.py``), re-read every ``MLSHIP_FLAGS_REFRESH_SECONDS``:
+``MLSHIP_FLAGS_URI`` (``core/flags.py``), re-read every ``MLSHIP_FLAGS_REFRESH_SECONDS``:
 
 - kill switch: the champion answers everything;
 - flag / split: the ``new_model`` flag's allow and deny lists and its sticky ``percent`` of
@@ -31,7 +31,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.flags import (
+from app.metrics import LATENCY_BUCKETS
+from app.predictor import Predictor
+from app.runtime import build_predictor
+from app.settings import AppSettings
+from core.compatibility import schema_differences
+from core.errors import MlshipError, ModelLoadError
+from core.flags import (
     CHALLENGER_FLAG,
     FeatureFlags,
     FlagsUnreachable,
@@ -39,12 +45,6 @@ from app.flags import (
     parse_flags,
     read_flags_source,
 )
-from app.metrics import LATENCY_BUCKETS
-from app.predictor import Predictor
-from app.runtime import build_predictor
-from app.settings import AppSettings
-from core.compatibility import schema_differences
-from core.errors import MlshipError, ModelLoadError
 from core.model import Model, Prediction, load_model
 from core.sources import resolve_model_uri
 
@@ -63,8 +63,8 @@ class RolloutMetrics:
         per_model = ("model_version", "role", "mode")
         self.requests = Counter(
             "mlship_model_requests",
-            "Prediction requests by model (mode: served answered the caller, shadow was "
-            "scored beside the champion's answer).",
+            "Predict calls by model, failed ones included (mode: served answered the caller, "
+            "shadow was scored beside the champion's answer).",
             per_model,
             registry=registry,
         )
@@ -139,7 +139,6 @@ class Arm:
         return cls(model, predictor, role, children, {}, m)
 
     def count(self, mode: str, labels: np.ndarray) -> None:
-        self.children[f"requests_{mode}"].inc()
         if not self.model.is_classifier:
             self._child(mode, "value").inc(labels.shape[0])
             return
@@ -257,6 +256,7 @@ class Rollout:
             arm = self.challenger if pin == self.challenger.model.version else self.champion
         else:
             arm = self.choose(policy, request, X)
+        arm.children["requests_served"].inc()
         started = time.perf_counter()
         try:
             prediction = await service.predict(X, arm.predictor)
@@ -288,6 +288,7 @@ class Rollout:
 
     async def _compare(self, X: np.ndarray, champion: Prediction) -> None:
         arm = self.challenger
+        arm.children["requests_shadow"].inc()
         started = time.perf_counter()
         try:
             prediction = await arm.predictor.predict(X)

@@ -201,7 +201,7 @@ class AppSettings(BaseSettings):
         "request with 422.",
     )
 
-    # -- rollout: a challenger beside the champion (app/routing.py, app/flags.py) ----------
+    # -- rollout: a challenger beside the champion (app/routing.py, core/flags.py) ----------
     challenger_uri: str | None = Field(
         default=None,
         description="A second bundle served beside MLSHIP_MODEL_URI (same URI forms); it must "

@@ -195,7 +195,7 @@ def test_split_is_sticky_per_key(ab_client: Callable[..., TestClient], X: np.nda
 
 @pytest.mark.parametrize("percent", [1, 10, 30, 50, 90])
 def test_split_weights_within_tolerance(percent: float) -> None:
-    from app.flags import FeatureFlags
+    from core.flags import FeatureFlags
 
     policy = FeatureFlags.model_validate({"flags": {"new_model": {"percent": percent}}})
     n = 10_000
@@ -206,7 +206,7 @@ def test_split_weights_within_tolerance(percent: float) -> None:
 
 
 def test_seed_feature_flag_example() -> None:
-    from app.flags import FeatureFlags
+    from core.flags import FeatureFlags
 
     feature_flag = FeatureFlags.model_validate(
         {"flags": {"new_model": {"allow": ["u1"], "deny": ["u2"], "percent": 0}}}

@@ -1,5 +1,9 @@
 """The rollout policy: a small declarative flags document, and where it is read from.
 
+The service routes by it (``app/routing.py``), the stack compiles its ``rollout`` settings into
+it (``infra/``) and the release gate reads its thresholds (``pipelines/release``): one contract,
+so it lives in ``core``.
+
 The document (JSON, a file or an ``s3://`` object named by ``MLSHIP_FLAGS_URI``)::
 
     {"kill_switch": false,
