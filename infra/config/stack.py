@@ -19,6 +19,7 @@ from infra.config.github import Github, parse_github
 from infra.config.keys import NAMESPACE, Reader, declared_keys
 from infra.config.monitoring import Alarms, parse_alarms
 from infra.config.network import Network, parse_network
+from infra.config.rollout import RolloutSpec, parse_rollout_spec, sagemaker_rollout
 from infra.config.sagemaker import (
     Autoscaling,
     Rollout,
@@ -63,6 +64,7 @@ class StackConfig:
     log_level: str
     api_keys_secret: str
     eks: Eks
+    rollout_spec: RolloutSpec  # steps and the model change (infra/config/rollout.py)
 
     @property
     def is_production(self) -> bool:
@@ -127,6 +129,9 @@ class StackConfig:
             )
         alarms = parse_alarms(r)
         rollout = parse_rollout(r, capacity.instance_count, capacity.serverless)
+        rollout_spec = parse_rollout_spec(r, rollout, model_data_key, target)
+        if target == "sagemaker" and capacity.serverless is None:
+            rollout = sagemaker_rollout(rollout, rollout_spec.steps, capacity.instance_count)
         network = parse_network(r, target=target, serverless=capacity.serverless is not None)
         github = parse_github(r, environment=environment)
         config = cls(
@@ -153,6 +158,7 @@ class StackConfig:
             log_level=r.choice("logLevel", ("DEBUG", "INFO", "WARNING", "ERROR")),
             api_keys_secret=r.string("apiKeysSecret"),
             eks=parse_eks(r),
+            rollout_spec=rollout_spec,
         )
         _check_production(config)
         return config
