@@ -142,6 +142,10 @@ class Arm:
         if not self.model.is_classifier:
             self._child(mode, "value").inc(labels.shape[0])
             return
+        if labels.shape[0] == 1:  # the common single-row request: no np.unique
+            label = labels[0]
+            self._child(mode, label.item() if isinstance(label, np.generic) else label).inc()
+            return
         values, counts = np.unique(labels, return_counts=True)
         for value, n in zip(values.tolist(), counts.tolist(), strict=True):
             self._child(mode, value).inc(n)

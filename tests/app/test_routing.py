@@ -191,6 +191,17 @@ def test_split_is_sticky_per_key(ab_client: Callable[..., TestClient], X: np.nda
         for v in (CHAMPION, CHALLENGER)
     ]
     assert sum(served) == 1000
+    from prometheus_client.parser import text_string_to_metric_families
+
+    rows = {
+        (sample.labels["model_version"], sample.labels["class"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "mlship_model_predictions_total"
+    }
+    assert sum(rows.values()) == 1000  # one row per request, counted once, by the model it hit
+    for version, n in zip((CHAMPION, CHALLENGER), served, strict=True):
+        assert sum(v for (ver, _), v in rows.items() if ver == version) == n
 
 
 @pytest.mark.parametrize("percent", [1, 10, 30, 50, 90])
