@@ -24,6 +24,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -335,21 +336,21 @@ def stamp(response: Response, model: Model) -> Response:
     return response
 
 
-def build_rollout(
-    settings: AppSettings, registry: CollectorRegistry, champion: Model, predictor: Predictor
-) -> Rollout | None:
-    """Load the challenger beside ``champion``, or None when none is configured.
+def load_challenger(settings: AppSettings, champion: Model, local: Path | None = None) -> Model:
+    """Resolve, verify and check ``MLSHIP_CHALLENGER_URI`` against the champion.
+
+    Args:
+        local: Where the URI was already resolved to (``serve`` resolves it once for all
+            workers); resolved here otherwise.
 
     Raises:
         ModelLoadError: the challenger cannot be loaded, has the champion's version, or does
-            not take the champion's requests (the differences named); the service must not
-            start.
+            not take the champion's requests (the differences named).
     """
-    uri = settings.challenger_uri
-    if uri is None:
-        return None
+    uri = str(settings.challenger_uri)
     try:
-        local = resolve_model_uri(uri, settings.model_cache_dir, "MLSHIP_CHALLENGER_URI")
+        if local is None:
+            local = resolve_model_uri(uri, settings.model_cache_dir, "MLSHIP_CHALLENGER_URI")
         challenger = load_model(local, estimator=False)
     except ModelLoadError:
         raise
@@ -367,6 +368,22 @@ def build_rollout(
             f"MLSHIP_CHALLENGER_URI={uri} has the champion's version {champion.version!r}: "
             "answers could not be told apart. Serve another version as challenger."
         )
+    return challenger
+
+
+def build_rollout(
+    settings: AppSettings, registry: CollectorRegistry, champion: Model, predictor: Predictor
+) -> Rollout | None:
+    """Load the challenger beside ``champion``, or None when none is configured.
+
+    Raises:
+        ModelLoadError: the challenger cannot be loaded, has the champion's version, or does
+            not take the champion's requests (the differences named); the service must not
+            start.
+    """
+    if settings.challenger_uri is None:
+        return None
+    challenger = load_challenger(settings, champion)
     metrics = RolloutMetrics(registry)
     rollout = Rollout(
         Arm.build(champion, predictor, "champion", metrics),

@@ -102,7 +102,9 @@ def serve(settings: AppSettings) -> int:
     # Load it once here too, so a bundle that cannot load stops the start with its error
     # before any worker is spawned (uvicorn would restart a failing worker again and again).
     verify = settings.model_copy(update={"model_uri": str(local)})
-    runtime_model(load_service_model(verify), verify)
+    champion = load_service_model(verify)
+    runtime_model(champion, verify)
+    challenger = _challenger(settings, champion)
     log.info(
         "model verified",
         extra={"workers": settings.workers, "seconds": round(time.perf_counter() - started, 3)},
@@ -120,6 +122,7 @@ def serve(settings: AppSettings) -> int:
             "MLSHIP_WORKERS": str(settings.workers),
             "MLSHIP_METRICS_DIR": str(metrics_dir),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **({"MLSHIP_CHALLENGER_URI": challenger} if challenger else {}),
         }
     )
     config = uvicorn.Config(
@@ -131,6 +134,21 @@ def serve(settings: AppSettings) -> int:
         if settings.metrics_dir is None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _challenger(settings: AppSettings, champion: Any) -> str | None:
+    """The challenger resolved once and checked before workers start (app/routing.py), so a
+    bad one stops the start with its error and workers do not each download it."""
+    if settings.challenger_uri is None:
+        return None
+    from app.routing import load_challenger
+    from core.sources import resolve_model_uri
+
+    local = resolve_model_uri(
+        settings.challenger_uri, settings.model_cache_dir, "MLSHIP_CHALLENGER_URI"
+    )
+    load_challenger(settings, champion, local)
+    return str(local)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

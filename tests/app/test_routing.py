@@ -466,3 +466,29 @@ def test_shadow_bounded_in_flight(
         lambda: _count(client, "mlship_shadow_compared_rows_total") == 1,
         "the one shadow comparison",
     )
+
+
+def test_serve_with_workers_refuses_a_bad_challenger_before_starting_them(
+    logistic_bundle: Path, regression_bundle: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.factories import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
+    env |= {
+        "MLSHIP_WORKERS": "2",
+        "MLSHIP_HOST": "127.0.0.1",
+        "MLSHIP_PORT": str(free_port()),
+        "MLSHIP_CHALLENGER_URI": str(regression_bundle),
+    }
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "serve", "--model", str(logistic_bundle)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "does not take the champion's requests: task: champion classification" in done.stderr
+    assert "Application startup" not in done.stderr  # no worker was started
