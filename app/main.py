@@ -50,6 +50,8 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         app.state.service = service
+        if service.rollout is not None:
+            service.rollout.start()
         log.info(
             "model ready",
             extra={
@@ -63,6 +65,8 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
         finally:
             service.ready = False
             await service.aclose()
+            if service.rollout is not None:
+                await service.rollout.aclose()
             app.state.service = None
 
     app = FastAPI(

@@ -108,6 +108,9 @@ def serve(settings: AppSettings) -> int:
             _serve_here(local, model)
         else:
             _check_for_workers(local, model)
+            challenger = _challenger(settings, model)
+            if challenger is not None:  # checked once here; the workers load the local copy
+                local = local.model_copy(update={"challenger_uri": challenger})
             del model  # the supervisor needs no model while the workers serve
             _serve_workers(local)
     return 0
@@ -121,6 +124,21 @@ def _load_model(bundle: Path, uri: str) -> Model:
         return load_model(bundle, estimator=False)
     except MlshipError as e:
         raise ModelLoadError(f"Cannot load MLSHIP_MODEL_URI={uri}: {e}") from e
+
+
+def _challenger(settings: AppSettings, champion: Any) -> str | None:
+    """The challenger resolved once and checked before workers start (app/routing.py), so a
+    bad one stops the start with its error and workers do not each download it."""
+    if settings.challenger_uri is None:
+        return None
+    from app.routing import load_challenger
+    from core.sources import resolve_model_uri
+
+    local = resolve_model_uri(
+        settings.challenger_uri, settings.model_cache_dir, "MLSHIP_CHALLENGER_URI"
+    )
+    load_challenger(settings, champion, local)
+    return str(local)
 
 
 def _serve_here(settings: AppSettings, model: Model) -> None:

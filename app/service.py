@@ -20,6 +20,7 @@ from app.logs import request_id_var
 from app.metrics import Metrics
 from app.monitoring import DriftMonitor
 from app.predictor import Predictor
+from app.routing import Rollout, build_rollout
 from app.runtime import build_predictor
 from app.settings import AppSettings
 from core.errors import ConfigError, MlshipError, ModelLoadError
@@ -41,11 +42,13 @@ class Service:
     monitor: DriftMonitor | None
     capture: CaptureWriter | None = None
     ready: bool = field(default=True)
+    rollout: Rollout | None = None  # a challenger beside the model (app/routing.py)
 
-    async def predict(self, X: np.ndarray) -> Prediction:
-        """Predict a validated matrix and record it in the metrics, monitors and capture."""
+    async def predict(self, X: np.ndarray, predictor: Predictor | None = None) -> Prediction:
+        """Predict a validated matrix (with ``predictor``, the challenger's: app/routing.py)
+        and record it in the metrics, monitors and capture."""
         # Rows the model cannot score raise InvalidInput (422) in core.model, for every runtime.
-        prediction = await self.predictor.predict(X)
+        prediction = await (predictor or self.predictor).predict(X)
         self.metrics.count_predictions(prediction.labels)
         if self.schema.any_categorical:
             counts = self.schema.unseen(X).sum(axis=0)
@@ -122,6 +125,7 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
         keys=keys,
         monitor=monitor,
         capture=capture,
+        rollout=build_rollout(settings, metrics.registry, model, predictor),
     )
 
 

@@ -201,6 +201,38 @@ class AppSettings(BaseSettings):
         "request with 422.",
     )
 
+    # -- rollout: a challenger beside the champion (app/routing.py, core/flags.py) ----------
+    challenger_uri: str | None = Field(
+        default=None,
+        description="A second bundle served beside MLSHIP_MODEL_URI (same URI forms); it must "
+        "take the same requests (task, features, classes) or the start is refused. The flags "
+        "document decides which requests it answers or shadows.",
+    )
+    flags_uri: str | None = Field(
+        default=None,
+        description="The rollout policy (a JSON flags document: file or s3://), re-read every "
+        "MLSHIP_FLAGS_REFRESH_SECONDS; a bad or unreachable document keeps the last good one. "
+        "Unset: the champion answers everything.",
+    )
+    flags_refresh_seconds: float = Field(
+        default=15.0, ge=0.05, le=3600, description="Seconds between reads of the flags document."
+    )
+    shadow_max_in_flight: int = Field(
+        default=32,
+        ge=1,
+        description="Most shadow predictions running at once; sampled requests above it are "
+        "counted (mlship_shadow_skipped_total) and not scored.",
+    )
+
+    @model_validator(mode="after")
+    def _check_rollout(self) -> AppSettings:
+        if self.flags_uri is not None and self.challenger_uri is None:
+            raise ValueError(
+                "MLSHIP_FLAGS_URI is set but MLSHIP_CHALLENGER_URI is not: there is no "
+                "challenger to route to. Set MLSHIP_CHALLENGER_URI or unset MLSHIP_FLAGS_URI."
+            )
+        return self
+
     @field_validator("api_key_hashes", mode="before")
     @classmethod
     def _split_hashes(cls, value: object) -> object:

@@ -43,6 +43,7 @@ import numpy as np
 from benchmarks.load import LoadResult, run_wrk, write_script
 from benchmarks.payloads import bench_payloads, render_payloads
 from benchmarks.report import render, targets
+from benchmarks.routing import bench_routing, render_routing
 from benchmarks.scoring import (
     generate_parquet,
     in_process_rows_per_s,
@@ -82,8 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="Runs of each worker count, interleaved; the best counts (default 3).",
     )
+    parser.add_argument(
+        "--only-routing", action="store_true", help="Only the routing-overhead section."
+    )
     args = parser.parse_args(argv)
     rows = [int(r) for r in args.rows.split(",") if r]
+    if args.only_routing:
+        return routing_only(args)
 
     started = time.monotonic()
     results: dict[str, Any] = {
@@ -95,26 +101,43 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="mlship-bench-") as tmp:
         work = Path(tmp)
-        if not (args.only_payloads or args.workers_scaling):
+        only = args.only_payloads or args.workers_scaling or args.only_routing
+        if not only:
             for kind in args.models.split(","):
                 print(f"== {kind}", file=sys.stderr, flush=True)
                 results["models"][kind] = bench_model(kind, work, args, rows)
-        if args.workers_scaling or not (args.skip_http or args.only_payloads):
+        if args.workers_scaling or not (args.skip_http or only):
             print("== workers", file=sys.stderr, flush=True)
             results["workers_scaling"] = bench_workers(work, args.seconds, args.scaling_rounds)
-        if args.only_payloads or not (args.skip_http or args.workers_scaling):
+        if args.only_payloads or not (args.skip_http or only):
             results["payloads"] = bench_payloads(work)
+        if args.only_routing or not (args.skip_http or only):
+            print("== routing", file=sys.stderr, flush=True)
+            results["routing"] = bench_routing(work, args.seconds)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
 
     print(render(results))
     if "payloads" in results:
         print("\n".join(render_payloads(results["payloads"])))
+    if "routing" in results:
+        print("\n" + render_routing(results["routing"]))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for name in (f"bench-{stamp}.json", "latest.json"):
         (args.out / name).write_text(json.dumps(results, indent=2))
     print(f"\nfigures written to {args.out / f'bench-{stamp}.json'}")
+    return 0
+
+
+def routing_only(args: argparse.Namespace) -> int:
+    """``--only-routing``: the routing section alone (benchmarks/routing.py)."""
+    with tempfile.TemporaryDirectory(prefix="mlship-bench-") as tmp:
+        figures = bench_routing(Path(tmp), args.seconds)
+    print(render_routing(figures))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (args.out / f"routing-{stamp}.json").write_text(json.dumps(figures, indent=2))
     return 0
 
 

@@ -179,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4, help="Load-phase concurrency.")
     p.add_argument("--max-p99-ms", type=float, default=500.0, help="Fail above this p99.")
     p.add_argument("--max-error-rate", type=float, default=0.01, help="Fail above this rate.")
+    p.add_argument(
+        "--evidence",
+        action="store_true",
+        help="Then read the challenger comparison from --url's /metrics and refuse promotion "
+        "below the thresholds (--flags document's, overridden by the options below).",
+    )
+    p.add_argument("--flags", help="Flags document (file or s3://) whose thresholds apply.")
+    p.add_argument("--min-agreement", type=float, help="Least shadow agreement (0-1).")
+    p.add_argument("--max-abs-difference", type=float, help="Largest mean |difference|.")
+    p.add_argument("--max-latency-delta-ms", type=float, help="Challenger minus champion.")
+    p.add_argument("--max-challenger-error-rate", type=float, help="Challenger error rate.")
+    p.add_argument("--min-compared-rows", type=int, help="Rows compared before judging.")
 
     p = add(
         "publish",

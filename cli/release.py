@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from core.errors import MlshipError
+from core.flags import Thresholds
 from pipelines.release.targets import HttpTarget, SageMakerTarget, Target
 
 
@@ -82,7 +83,38 @@ def smoke(args: argparse.Namespace) -> int:
         max_error_rate=args.max_error_rate,
     )
     options.check()
+    thresholds = _thresholds(args) if args.evidence else None
     make_target(args)  # refuses a bad --timeout before the bundle is read
     bundle = load_bundle(Path(args.bundle))
     run_smoke(bundle, lambda attempts, pool: make_target(args, attempts, pool), options)
+    if thresholds is not None:
+        from pipelines.release.evidence import fetch_metrics, run_evidence_gate
+
+        run_evidence_gate(lambda: fetch_metrics(args.url, args.timeout), thresholds)
     return 0
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    """The evidence thresholds: the flags document's, then the command line's."""
+    from core.flags import parse_flags, read_flags_source
+
+    if not args.url:
+        raise MlshipError(
+            "--evidence reads the service's /metrics: give --url (SageMaker endpoints expose "
+            "none; their rollouts are guarded by the rollback alarms)."
+        )
+    base = Thresholds()
+    if args.flags:
+        base = parse_flags(read_flags_source(args.flags), args.flags).thresholds
+    overrides = {
+        "min_agreement": args.min_agreement,
+        "max_abs_difference": args.max_abs_difference,
+        "max_latency_delta_ms": args.max_latency_delta_ms,
+        "max_error_rate": args.max_challenger_error_rate,
+        "min_compared_rows": args.min_compared_rows,
+    }
+    merged = base.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Thresholds.model_validate(merged)
+    except ValueError as e:
+        raise MlshipError(f"Evidence thresholds: {e}") from e

@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.argo_rollouts import ArgoRollouts, ArgoRolloutsArgs
 from infra.components.batch import ScheduledBatch, ScheduledBatchArgs
 from infra.components.eks import EksCluster, EksClusterArgs
 from infra.components.github_oidc import GithubDeployAccess, GithubDeployAccessArgs
@@ -28,6 +29,7 @@ from infra.components.network import Network, NetworkArgs
 from infra.components.prometheus import ManagedPrometheus, ManagedPrometheusArgs
 from infra.components.registry import ImageRepository, ImageRepositoryArgs
 from infra.components.retrain import DriftRetrain, DriftRetrainArgs
+from infra.components.rollout import RolloutPolicy, RolloutPolicyArgs
 from infra.components.sagemaker import SageMakerEndpoint, SageMakerEndpointArgs
 from infra.components.signals import (
     DRIFT_ALARM_ROLE,
@@ -40,6 +42,7 @@ from infra.components.storage import ArtifactStore, ArtifactStoreArgs
 from infra.config import StackConfig
 from infra.config.batch import BatchSchedule
 from infra.naming import VARIANT_NAME, Naming
+from infra.rollout_spec import FLAGS_KEY, flags_json
 from infra.signals import log_group_name
 
 # Stack output names: CI (.github/workflows) and the README refer to these.
@@ -217,6 +220,24 @@ def _eks(b: _Base) -> _Serving:
         ),
     )
     deploy = _deploy_access(b, cluster_arn=cluster.cluster_arn)
+    spec = cfg.rollout_spec
+    if spec.model_change:  # the in-app policy the service follows (infra/rollout_spec.py)
+        RolloutPolicy(
+            naming.name("rollout-policy"),
+            RolloutPolicyArgs(
+                bucket_name=b.store.bucket_name,
+                key_arn=b.store.key_arn,
+                document=flags_json(spec),
+                tags=b.tags,
+            ),
+        )
+    alarm_specs = eks_alarm_specs(
+        cluster_name=cluster_name,
+        namespace=cfg.project,
+        workload=cfg.project,
+        alarms=cfg.alarms,
+        min_pods=cfg.autoscaling.min_capacity,
+    )
     service = KubernetesService(
         naming.name("service"),
         KubernetesServiceArgs(
@@ -242,19 +263,31 @@ def _eks(b: _Base) -> _Serving:
             memory=cfg.eks.pod_memory,
             internal=cfg.eks.service_internal,
             tags=b.tags,
+            argo_rollout=bool(spec.steps),
+            challenger_data_key=spec.challenger_data_key,
+            flags_key=FLAGS_KEY,
         ),
         provider=cluster.provider,
     )
-    monitoring = _monitoring(
-        b,
-        eks_alarm_specs(
-            cluster_name=cluster_name,
-            namespace=cfg.project,
-            workload=cfg.project,
-            alarms=cfg.alarms,
-            min_pods=cfg.autoscaling.min_capacity,
-        ),
-    )
+    if spec.steps:  # image changes: an Argo Rollouts canary, rolled back on the alarms
+        ArgoRollouts(
+            naming.name("argo-rollouts"),
+            ArgoRolloutsArgs(
+                app_name=cfg.project,
+                labels={"app.kubernetes.io/name": cfg.project},
+                steps=spec.steps,
+                bake_seconds=cfg.rollout.bake_seconds,
+                alarms=alarm_specs,
+                role_name=naming.name("argo-rollouts"),
+                region=cfg.region,
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_issuer=cluster.oidc_issuer,
+                tags=b.tags,
+            ),
+            provider=cluster.provider,
+            opts=pulumi.ResourceOptions(depends_on=[service]),
+        )
+    monitoring = _monitoring(b, alarm_specs)
     _signals(b, log_group_name("eks", endpoint_name="", cluster_name=cluster_name), service)
     if cfg.signals is not None and cfg.signals.prometheus_workspace:
         ManagedPrometheus(

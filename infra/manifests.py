@@ -23,7 +23,12 @@ RUN_AS = 10001
 
 
 def container_environment(
-    *, model_uri: str, log_level: str, api_keys_secret: str
+    *,
+    model_uri: str,
+    log_level: str,
+    api_keys_secret: str,
+    challenger_uri: str = "",
+    flags_uri: str = "",
 ) -> dict[str, str]:
     """The container's ``MLSHIP_`` settings (names are ``AppSettings`` fields)."""
     env = {
@@ -38,15 +43,28 @@ def container_environment(
     }
     if api_keys_secret:
         env["MLSHIP_API_KEYS_SECRET"] = api_keys_secret
+    if challenger_uri:  # a model change in progress (infra/rollout_spec.py)
+        env["MLSHIP_CHALLENGER_URI"] = challenger_uri
+        env["MLSHIP_FLAGS_URI"] = flags_uri
     return env
 
 
 def env_vars(
-    *, model_uri: str, log_level: str, api_keys_secret: str, region: str
+    *,
+    model_uri: str,
+    log_level: str,
+    api_keys_secret: str,
+    region: str,
+    challenger_uri: str = "",
+    flags_uri: str = "",
 ) -> Sequence[EnvVarArgsDict]:
     """The container's environment: its ``MLSHIP_`` settings and the AWS SDK's region."""
     settings = container_environment(
-        model_uri=model_uri, log_level=log_level, api_keys_secret=api_keys_secret
+        model_uri=model_uri,
+        log_level=log_level,
+        api_keys_secret=api_keys_secret,
+        challenger_uri=challenger_uri,
+        flags_uri=flags_uri,
     )
     env = [EnvVarArgsDict(name=k, value=v) for k, v in settings.items()]
     return [*env, EnvVarArgsDict(name="AWS_DEFAULT_REGION", value=region)]
@@ -134,13 +152,19 @@ def deployment_spec(
 
 
 def hpa_spec(
-    *, deployment_name: pulumi.Input[str], min_replicas: int, max_replicas: int, cpu_percent: int
+    *,
+    deployment_name: pulumi.Input[str],
+    min_replicas: int,
+    max_replicas: int,
+    cpu_percent: int,
+    argo_rollout: bool = False,
 ) -> HorizontalPodAutoscalerSpecArgsDict:
-    """Scale the Deployment between the bounds on average CPU utilisation."""
+    """Scale the Deployment (or the Argo ``Rollout`` that took it over, of the same name)
+    between the bounds on average CPU utilisation."""
     return {
         "scale_target_ref": {
-            "api_version": "apps/v1",
-            "kind": "Deployment",
+            "api_version": "argoproj.io/v1alpha1" if argo_rollout else "apps/v1",
+            "kind": "Rollout" if argo_rollout else "Deployment",
             "name": deployment_name,
         },
         "min_replicas": min_replicas,

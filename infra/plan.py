@@ -72,6 +72,9 @@ KEY_PROPS: dict[str, tuple[str, ...]] = {
     "aws:eks/nodeGroup:NodeGroup": ("instanceTypes.0", "scalingConfig.minSize"),
     "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZone"),
     "kubernetes:apps/v1:Deployment": ("metadata.name", "spec.replicas"),
+    "kubernetes:argoproj.io/v1alpha1:Rollout": ("spec.strategy.canary.steps",),
+    "kubernetes:helm.sh/v3:Release": ("chart", "version"),
+    "aws:s3/bucketObject:BucketObject": ("key", "serverSideEncryption"),
     "kubernetes:core/v1:Service": ("metadata.name", "spec.type"),
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ("spec.minReplicas", "spec.maxReplicas"),
 }
@@ -217,6 +220,7 @@ def to_json(plan: StackPlan) -> dict[str, Any]:
             for r in plan.resources
         ],
         "outputs": plan.outputs,
+        "rollout": rollout_lines(plan.config),
         "rules": [rule.__name__.removeprefix("rule_") for rule in RULES] + ["api_request"],
         "findings": [f.as_dict() for f in plan.findings],
     }
@@ -250,6 +254,7 @@ def render(plan: StackPlan) -> str:
             walk(r.urn, indent + ("   " if last else "│  "))
 
     walk("", "")
+    lines += ["", *rollout_lines(plan.config)]
     lines += ["", "Outputs (placeholders where the cloud computes the value):"]
     lines += [
         f"  {k}: {v if v not in (None, '') else '(unknown until deployed)'}"
@@ -262,6 +267,13 @@ def render(plan: StackPlan) -> str:
     ]
     lines += [f"  VIOLATION {f.rule}: {f.resource}: {f.message}" for f in plan.findings]
     return "\n".join(lines) + "\n"
+
+
+def rollout_lines(config: StackConfig) -> list[str]:
+    """What the stack's rollout block compiles to (infra/rollout_spec.py)."""
+    from infra.rollout_spec import describe
+
+    return describe(config.target, config.rollout, config.rollout_spec)
 
 
 def _key_props(r: Recorded) -> str:

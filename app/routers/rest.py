@@ -8,6 +8,7 @@ from starlette.responses import Response
 from app.auth import Protected
 from app.inputs import json_to_matrix, parse_json
 from app.routers import get_service
+from app.routing import answer, stamp
 from app.schemas import ERROR_RESPONSES, PREDICT_REQUEST, PredictResponse, json_body
 from app.transport import JSON, json_response, jsonable, negotiate, read_body, require_content_type
 
@@ -26,13 +27,14 @@ async def predict(request: Request) -> Response:
     negotiate(request, (JSON,))
     body = await read_body(request, service.settings.max_body_bytes)
     X = json_to_matrix(parse_json(body), service.schema)
-    prediction = await service.predict(X)
-    return json_response(
+    prediction, model = await answer(service, request, X)
+    response = json_response(
         {
             "predictions": jsonable(prediction.labels),
             "probabilities": prediction.probabilities,
-            "classes": service.model.classes,
-            "model_version": service.model.version,
+            "classes": model.classes,
+            "model_version": model.version,
             "request_id": request.state.request_id,
         }
     )
+    return stamp(response, model)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from app.auth import require_api_key_on_invocations
 from app.inputs import csv_to_matrix, json_to_matrix, jsonlines_to_matrix, parse_json
 from app.routers import get_service
+from app.routing import answer, stamp
 from app.schemas import (
     ERROR_RESPONSES,
     INVOCATIONS_CSV,
@@ -82,19 +83,20 @@ async def invocations(request: Request) -> Response:
         X = jsonlines_to_matrix(body, service.schema)
     else:
         X = json_to_matrix(parse_json(body), service.schema)
-    prediction = await service.predict(X)
+    prediction, model = await answer(service, request, X)
     if out == CSV:
-        return csv_response(_csv_lines(prediction))
+        return stamp(csv_response(_csv_lines(prediction)), model)
     if out == JSONLINES:
-        return Response(_jsonlines(prediction), media_type=JSONLINES)
-    return json_response(
+        return stamp(Response(_jsonlines(prediction), media_type=JSONLINES), model)
+    response = json_response(
         {
             "predictions": jsonable(prediction.labels),
             "probabilities": prediction.probabilities,
-            "classes": service.model.classes,
-            "model_version": service.model.version,
+            "classes": model.classes,
+            "model_version": model.version,
         }
     )
+    return stamp(response, model)
 
 
 def _jsonlines(prediction: Prediction) -> bytes:

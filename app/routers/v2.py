@@ -20,6 +20,7 @@ from app.oip import (
     response_outputs,
 )
 from app.routers import get_service
+from app.routing import answer, stamp
 from app.schemas import (
     ERROR_RESPONSES,
     ErrorResponse,
@@ -79,6 +80,9 @@ def _model(request: Request, name: str, model_version: str | None) -> Service:
         raise NotFound(
             f"Model {name[:64]!r} is not served here; this server serves {model.name!r}."
         )
+    challenger = service.rollout.challenger.model if service.rollout is not None else None
+    if challenger is not None and model_version == challenger.version:
+        return service
     if model_version is not None and model_version != model.version:
         raise NotFound(
             f"Model {name!r} has no version {model_version[:64]!r}; the served version is "
@@ -129,19 +133,19 @@ _INFER: dict[str, Any] = {
 @models.post("/{name}/infer", **_INFER)
 async def infer(request: Request, name: str) -> Response:
     """Inference: one [rows, features] FP64 tensor, or one tensor per feature."""
-    return await _infer(request, _model(request, name, None))
+    return await _infer(request, _model(request, name, None), None)
 
 
 @models.post("/{name}/versions/{model_version}/infer", **_INFER)
 async def infer_version(request: Request, name: str, model_version: str) -> Response:
     """Inference on one model version."""
-    return await _infer(request, _model(request, name, model_version))
+    return await _infer(request, _model(request, name, model_version), model_version)
 
 
 BINARY_HEADER = "inference-header-content-length"
 
 
-async def _infer(request: Request, service: Service) -> Response:
+async def _infer(request: Request, service: Service, pin: str | None) -> Response:
     if BINARY_HEADER in request.headers:
         raise UnsupportedMediaType(
             "The binary tensor data extension (Inference-Header-Content-Length) is not "
@@ -160,13 +164,14 @@ async def _infer(request: Request, service: Service) -> Response:
     requested = [o.name for o in parsed.outputs] if parsed.outputs is not None else None
     check_outputs(requested, available)
     X = request_to_matrix(parsed, service.schema)
-    prediction = await service.predict(X)
-    return json_response(
+    prediction, model = await answer(service, request, X, pin)
+    response = json_response(
         {
-            "model_name": service.model.name,
-            "model_version": service.model.version,
+            "model_name": model.name,
+            "model_version": model.version,
             "id": parsed.id if parsed.id is not None else request.state.request_id,
             "parameters": {"content_type": "np"},
             "outputs": response_outputs(prediction, requested or available),
         }
     )
+    return stamp(response, model)

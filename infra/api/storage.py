@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from infra.api.request import Call, Converter, Inputs, call, tag_list
 
 
@@ -165,6 +167,23 @@ def _ecr_lifecycle(i: Inputs, region: str) -> list[Call]:
     ]
 
 
+def _object(i: Inputs, region: str) -> list[Call]:
+    tagging = urlencode({t["Key"]: t["Value"] for t in tag_list(i) or []}) or None
+    return [
+        call(
+            "s3",
+            "PutObject",
+            Bucket=i.get("bucket"),
+            Key=i.get("key"),
+            Body=(i.get("content") or "").encode(),
+            ContentType=i.get("contentType"),
+            ServerSideEncryption=i.get("serverSideEncryption"),
+            SSEKMSKeyId=i.get("kmsKeyId"),
+            Tagging=tagging,
+        )
+    ]
+
+
 CONVERTERS: dict[str, Converter] = {
     "aws:s3/bucket:Bucket": _bucket,
     "aws:s3/bucketVersioning:BucketVersioning": _bucket_versioning,
@@ -175,6 +194,7 @@ CONVERTERS: dict[str, Converter] = {
     "aws:s3/bucketPolicy:BucketPolicy": _bucket_policy,
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _ownership,
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": _lifecycle,
+    "aws:s3/bucketObject:BucketObject": _object,
     "aws:kms/key:Key": _kms_key,
     "aws:kms/alias:Alias": _kms_alias,
     "aws:ecr/repository:Repository": _repository,

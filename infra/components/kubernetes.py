@@ -49,6 +49,10 @@ class KubernetesServiceArgs:
         memory: Memory request and limit.
         internal: Internal load balancer (VPC only) rather than internet-facing.
         tags: Tags on AWS children.
+        argo_rollout: An Argo ``Rollout`` takes the Deployment over (``ArgoRollouts``): the
+            HPA scales the Rollout.
+        challenger_data_key: A model change: the challenger bundle's key ("" for none).
+        flags_key: Key of the published flags document (with ``challenger_data_key``).
     """
 
     app_name: str
@@ -73,6 +77,9 @@ class KubernetesServiceArgs:
     memory: str
     internal: bool
     tags: dict[str, str] = field(default_factory=dict)
+    argo_rollout: bool = False
+    challenger_data_key: str = ""
+    flags_key: str = ""
 
 
 class KubernetesService(pulumi.ComponentResource):
@@ -202,13 +209,17 @@ class KubernetesService(pulumi.ComponentResource):
     def _create_deployment(
         self, name: str, args: KubernetesServiceArgs, meta: ObjectMetaArgsDict
     ) -> k8s.apps.v1.Deployment:
-        model_uri = pulumi.Output.concat("s3://", args.bucket_name, "/", args.model_data_key)
-        env: pulumi.Output[Sequence[EnvVarArgsDict]] = model_uri.apply(
-            lambda uri: manifests.env_vars(
-                model_uri=uri,
+        bucket = pulumi.Output.from_input(args.bucket_name)
+        env: pulumi.Output[Sequence[EnvVarArgsDict]] = bucket.apply(
+            lambda b: manifests.env_vars(
+                model_uri=f"s3://{b}/{args.model_data_key}",
                 log_level=args.log_level,
                 api_keys_secret=args.api_keys_secret,
                 region=args.region,
+                challenger_uri=(
+                    f"s3://{b}/{args.challenger_data_key}" if args.challenger_data_key else ""
+                ),
+                flags_uri=f"s3://{b}/{args.flags_key}" if args.challenger_data_key else "",
             )
         )
         spec = manifests.deployment_spec(
@@ -238,6 +249,7 @@ class KubernetesService(pulumi.ComponentResource):
                 min_replicas=args.min_replicas,
                 max_replicas=args.max_replicas,
                 cpu_percent=args.target_cpu_percent,
+                argo_rollout=args.argo_rollout,
             ),
             opts=self._k8s,
         )

@@ -146,6 +146,15 @@ class Reader:
             return str(value).lower() == "true"
         raise ConfigError(f"mlship:{name} is {value!r}: give true or false.")
 
+    def integers(self, name: str, low: int, high: int) -> tuple[int, ...]:
+        items = _as_list(self._value(name), name)
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= high:
+                raise ConfigError(
+                    f"mlship:{name} entry {item!r} is not a whole number {low}-{high}."
+                )
+        return tuple(items)
+
     def strings(self, name: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:
         value = self._value(name)
         items = _as_list(value, name)

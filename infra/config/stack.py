@@ -20,6 +20,7 @@ from infra.config.github import Github, parse_github
 from infra.config.keys import NAMESPACE, Reader, declared_keys
 from infra.config.monitoring import Alarms, parse_alarms
 from infra.config.network import Network, parse_network
+from infra.config.rollout import RolloutSpec, parse_rollout_spec, sagemaker_rollout
 from infra.config.sagemaker import (
     Autoscaling,
     Rollout,
@@ -68,6 +69,7 @@ class StackConfig:
     # Scheduled batch scoring (None: off) and the model-signal alarms and routes.
     batch: BatchSchedule | None = None
     signals: Signals | None = None
+    rollout_spec: RolloutSpec  # steps and the model change (infra/config/rollout.py)
 
     @property
     def is_production(self) -> bool:
@@ -132,6 +134,9 @@ class StackConfig:
             )
         alarms = parse_alarms(r)
         rollout = parse_rollout(r, capacity.instance_count, capacity.serverless)
+        rollout_spec = parse_rollout_spec(r, rollout, model_data_key, target)
+        if target == "sagemaker" and capacity.serverless is None:
+            rollout = sagemaker_rollout(rollout, rollout_spec.steps, capacity.instance_count)
         network = parse_network(r, target=target, serverless=capacity.serverless is not None)
         github = parse_github(r, environment=environment)
         config = cls(
@@ -160,6 +165,7 @@ class StackConfig:
             eks=parse_eks(r),
             batch=parse_batch(r),
             signals=parse_signals(r, target=target, github_repository=github.repository),
+            rollout_spec=rollout_spec,
         )
         _check_production(config)
         return config

@@ -37,7 +37,8 @@ def test_pulumi_yaml_declares_every_key_with_type_default_and_description() -> N
         assert entry["description"] == key.description
         assert entry.get("default") == key.default
         if key.type == "array":
-            assert entry["items"] == {"type": "string"}
+            # Pulumi's project schema types array items as string, integer or boolean.
+            assert entry["items"] in ({"type": "string"}, {"type": "integer"})
         # The keys Pulumi's project schema allows in a config type declaration.
         assert set(entry) <= {"type", "items", "description", "secret", "default"}
         assert key.type in ("string", "integer", "boolean", "array")
@@ -127,6 +128,8 @@ RANGED: dict[str, tuple[dict[str, str], str]] = {
     "batchMaxPayloadMb": ({"batchSchedule": "rate(1 day)"}, ""),
     "alarmMissingPercent": ({}, ""),
     "alarmOutOfRangePercent": ({}, ""),
+    "rolloutShadowPercent": ({}, ""),
+    "rolloutMaxChallengerErrorPercent": ({}, ""),
 }
 
 
