@@ -1,9 +1,15 @@
-"""``mlship serve`` / the container's ``serve``: load the bundle, then run uvicorn.
+"""``mlship serve`` / the container's ``serve``: check everything that can fail, then listen.
 
-With one worker the model is loaded before the port is bound, so a bad bundle stops the start
-with its error and a non-zero exit. With several workers, a remote bundle is downloaded once
-here and every worker loads the local copy before it accepts requests. SIGTERM stops accepting,
-lets in-flight requests finish for up to ``MLSHIP_GRACEFUL_TIMEOUT`` seconds, then exits.
+Every check a start can fail (settings, the bundle, the model, API keys, the port, the
+open-file limit) runs before the port is bound: in this process for one worker, and in the
+supervisor before it spawns any worker for several. A failed start therefore ends with exit 1
+and one ``error:`` line, and nothing ever listened. A ``model.tar.gz`` or ``s3://`` bundle is
+extracted once into a directory that is removed when the server stops (or the start fails).
+
+One worker serves in this process (``app/server.py``); several run under ``app/supervisor.py``,
+each on its own ``SO_REUSEPORT`` socket. SIGTERM stops accepting, answers what was read (the
+last answer on each connection says ``Connection: close``) for up to
+``MLSHIP_GRACEFUL_TIMEOUT`` seconds, then exits 0.
 """
 
 from __future__ import annotations
@@ -12,20 +18,28 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from app.logs import configure_logging, log_config
+from app.logs import configure_logging
 from app.settings import AppSettings, unknown_variables
-from core.errors import ConfigError
+from core.errors import ConfigError, MlshipError, ModelLoadError
+
+if TYPE_CHECKING:
+    from core.model import Model
 
 log = logging.getLogger("mlship.app")
+
+# After the drain, a worker still shuts its app down (lifespan exit): allowed this much more.
+_STOP_MARGIN_S = 5.0
 
 
 def load_settings(**overrides: Any) -> AppSettings:
@@ -41,8 +55,10 @@ def load_settings(**overrides: Any) -> AppSettings:
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        name = f"MLSHIP_{loc.upper()}" if loc else "MLSHIP_* settings"
-        raise ConfigError(f"{name}: {err['msg']}.") from None
+        message = str(err["msg"]).removeprefix("Value error, ").rstrip(".")
+        if not loc:  # a check across settings: its message names them
+            raise ConfigError(f"{message}.") from None
+        raise ConfigError(f"MLSHIP_{loc.upper()}: {message}.") from None
 
 
 def _warn_unknown_variables() -> None:
@@ -63,29 +79,24 @@ def _warn_unknown_variables() -> None:
 
 
 def serve(settings: AppSettings) -> int:
-    import uvicorn
+    """Serve until SIGTERM/SIGINT; returns the exit code.
 
-    from app.main import create_app
-    from app.runtime import runtime_model
-    from app.service import load_service_model
-    from core.sources import resolve_model_uri
+    Raises:
+        MlshipError: when the start fails (nothing was bound); the CLI prints it.
+    """
+    from app.connections import ConnectionLimits
+    from app.server import ensure_fd_limit, exit_on_sigterm
+    from core.sources import local_bundle
 
     started = time.perf_counter()
     configure_logging(settings.log_level)
     # uvicorn drains on SIGTERM, then re-raises it: end with exit code 0 instead of dying by
     # the signal (a SIGTERM during the model load also stops the start here).
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": log_config(settings.log_level),
-        "access_log": False,
-        "server_header": False,
-        "timeout_graceful_shutdown": settings.graceful_timeout,
-        "timeout_keep_alive": 5,
-    }
-    if settings.workers == 1:
-        model = load_service_model(settings)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    ensure_fd_limit(ConnectionLimits.from_settings(settings))
+    with local_bundle(settings.model_uri, settings.model_cache_dir) as bundle:
+        local = settings.model_copy(update={"model_uri": str(bundle)})
+        model = _load_model(bundle, settings.model_uri)
         log.info(
             "model loaded",
             extra={
@@ -93,79 +104,78 @@ def serve(settings: AppSettings) -> int:
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, model), **common))
-        server.run()
-        return 0 if server.started else 1
-    # Workers re-read the settings from the environment: hand them the resolved local bundle
-    # and every command-line override.
-    local = resolve_model_uri(settings.model_uri, settings.model_cache_dir)
-    # Load it once here too, so a bundle that cannot load stops the start with its error
-    # before any worker is spawned (uvicorn would restart a failing worker again and again).
-    verify = settings.model_copy(update={"model_uri": str(local)})
-    runtime_model(load_service_model(verify), verify)
-    log.info(
-        "model verified",
-        extra={"workers": settings.workers, "seconds": round(time.perf_counter() - started, 3)},
-    )
-    # Workers keep their HTTP and prediction metrics in files here, so that /metrics, which
-    # one worker answers, adds up all of them (prometheus_client's multiprocess mode).
-    metrics_dir = settings.metrics_dir or Path(tempfile.mkdtemp(prefix="mlship-metrics-"))
-    for stale in metrics_dir.glob("*.db"):
-        stale.unlink()
-    os.environ.update(
-        {
-            "MLSHIP_MODEL_URI": str(local),
-            "MLSHIP_HOST": settings.host,
-            "MLSHIP_PORT": str(settings.port),
-            "MLSHIP_WORKERS": str(settings.workers),
-            "MLSHIP_METRICS_DIR": str(metrics_dir),
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        }
-    )
-    config = uvicorn.Config(
-        "app.serve:worker_app", factory=True, workers=settings.workers, **common
-    )
-    try:
-        _run_workers(config)
-    finally:
-        if settings.metrics_dir is None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if settings.workers == 1:
+            _serve_here(local, model)
+        else:
+            _check_for_workers(local, model)
+            del model  # the supervisor needs no model while the workers serve
+            _serve_workers(local)
     return 0
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
+def _load_model(bundle: Path, uri: str) -> Model:
+    from core.model import load_model
+
+    try:
+        # The estimator itself loads in app.runtime.runtime_model, only if it predicts.
+        return load_model(bundle, estimator=False)
+    except MlshipError as e:
+        raise ModelLoadError(f"Cannot load MLSHIP_MODEL_URI={uri}: {e}") from e
 
 
-def _run_workers(config: Any) -> None:
-    """Run uvicorn's worker supervisor, but stop accepting at once on SIGTERM/SIGINT.
-
-    uvicorn's own keeps the listening socket open in the parent until every worker has
-    drained, so the kernel would go on queueing new connections during the drain.
-    """
-    from uvicorn.supervisors import Multiprocess
-
-    class Supervisor(Multiprocess):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            signal.signal(signal.SIGTERM, self._stop_accepting)
-            signal.signal(signal.SIGINT, self._stop_accepting)
-
-        def _stop_accepting(self, signum: int, frame: FrameType | None) -> None:
-            for sock in self.sockets:
-                sock.close()  # the workers close their copies as they start draining
-            for process in self.processes:
-                if process.pid is not None:
-                    os.kill(process.pid, signal.SIGTERM)
-            self.should_exit.set()
-
-    Supervisor(config, sockets=[config.bind_socket()]).run()
-
-
-def worker_app() -> Any:
-    """The app of one worker process (uvicorn factory); the lifespan loads the model."""
+def _serve_here(settings: AppSettings, model: Model) -> None:
+    """One worker, this process: the lifespan (keys, predictor) runs before the bind."""
     from app.main import create_app
+    from app.server import bind, run_server
 
-    settings = AppSettings()
-    configure_logging(settings.log_level)
-    return create_app(settings)
+    async def listen() -> socket.socket:
+        return bind(settings.host, settings.port, reuse_port=False)
+
+    run_server(create_app(settings, model), settings, listen)
+
+
+def _check_for_workers(settings: AppSettings, model: Model) -> None:
+    """Make here every check a worker could fail, so that none starts when one would fail."""
+    from app.auth import load_key_hashes
+    from app.runtime import runtime_model
+    from app.server import check_port_free
+
+    runtime_model(model, settings)
+    load_key_hashes(settings)
+    check_port_free(settings.host, settings.port)
+    log.info("start checks passed", extra={"workers": settings.workers})
+
+
+def _serve_workers(settings: AppSettings) -> None:
+    """Several workers under the supervisor, until SIGTERM."""
+    from app.server import worker_main
+    from app.supervisor import Supervisor
+
+    with _metrics_dir(settings.metrics_dir) as metrics_dir:
+        # Workers keep their HTTP and prediction metrics in files here, so that /metrics, which
+        # one worker answers, adds up all of them (prometheus_client's multiprocess mode, which
+        # reads this variable when a worker imports it).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        worker_settings = settings.model_copy(update={"metrics_dir": metrics_dir})
+        Supervisor(
+            worker_main,
+            (worker_settings,),
+            settings.workers,
+            stop_timeout=settings.graceful_timeout + _STOP_MARGIN_S,
+        ).run()
+
+
+@contextmanager
+def _metrics_dir(configured: Path | None) -> Iterator[Path]:
+    """``MLSHIP_METRICS_DIR`` emptied of stale files, else a temp dir removed afterwards."""
+    if configured is not None:
+        configured.mkdir(parents=True, exist_ok=True)
+        for stale in configured.glob("*.db"):
+            stale.unlink()
+        yield configured
+        return
+    created = Path(tempfile.mkdtemp(prefix="mlship-metrics-"))
+    try:
+        yield created
+    finally:
+        shutil.rmtree(created, ignore_errors=True)

@@ -238,6 +238,56 @@ class AppSettings(BaseSettings):
             )
         return self
 
+    # --- Connections (mlship serve): kept together at the end of the class for easy merges ---
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Connections one worker holds at once. Beyond it a new connection closes "
+        "the oldest one that carries no request (idle or half-sent), else gets a 503.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Longest request line plus headers, in bytes (431 above).",
+    )
+    max_header_count: int = Field(
+        default=100, ge=1, le=10_000, description="Most headers one request may carry (431 above)."
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a whole request line and headers, counted "
+        "from connecting or from the request's first byte (408 after, or a quiet close when "
+        "nothing came).",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Seconds a client has to send a request's whole body once its headers "
+        "arrived (408 after).",
+    )
+    keep_alive_timeout: int = Field(
+        default=5,
+        ge=1,
+        le=300,
+        description="Seconds an idle keep-alive connection stays open. After SIGTERM an idle "
+        "connection's next request is still answered (with Connection: close) within it.",
+    )
+
+    @model_validator(mode="after")
+    def _check_drain_fits(self) -> AppSettings:
+        if self.keep_alive_timeout >= self.graceful_timeout:
+            raise ValueError(
+                f"MLSHIP_KEEP_ALIVE_TIMEOUT={self.keep_alive_timeout} must be shorter than "
+                f"MLSHIP_GRACEFUL_TIMEOUT={self.graceful_timeout}: the drain after SIGTERM "
+                "waits for idle connections' last request. Lower it or raise the drain time."
+            )
+        return self
+
     # -- Prediction capture (app/capture.py) ---------------------------------------------------
     capture_dir: Path | None = Field(
         default=None,

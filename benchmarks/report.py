@@ -6,6 +6,7 @@ from typing import Any
 
 # Requests/s at 64 connections, ours / naive, per model kind.
 THROUGHPUT_TARGETS = {"logistic": 5.0, "forest": 10.0}
+WORKERS_SCALING_TARGET = 1.5  # req/s with 2 workers over 1, 8 connections, 2 CPUs
 BATCH_SHARE_TARGET = 0.8  # batch-scoring rows/s over in-process predict rows/s
 MEMORY_GROWTH_TARGET = 1.5  # peak memory, largest over smallest input
 SERVICES = ("ours", "ours-capture", "ours-sklearn", "naive", "noop")
@@ -62,6 +63,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     f"{MEMORY_GROWTH_TARGET - growth:+.2f}x",
                 )
             )
+    scaling = results.get("workers_scaling")
+    if scaling:
+        ratio = scaling["ratio"]
+        out.append(
+            _target(
+                f"{scaling['model']}: req/s at {scaling['connections']} connections, 2 workers "
+                f">= {WORKERS_SCALING_TARGET:g}x 1 worker",
+                f"{ratio:.2f}x",
+                ratio >= WORKERS_SCALING_TARGET,
+                f"{ratio / WORKERS_SCALING_TARGET:.2f} of the target",
+            )
+        )
     return out
 
 
@@ -97,9 +110,35 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"mlship bench, {results['started_at']}, {results['machine']['cpus']} CPUs, "
         f"Python {results['machine']['python']}, wrk {results['seconds_per_cell']:g} s per cell",
-        "",
-        "Single-row POST /v1/predict (wrk; req/s, p50 ms, p99 ms)",
     ]
+    if results["models"]:
+        lines += _render_models(results)
+    scaling = results.get("workers_scaling")
+    if scaling:
+        lines += [
+            "",
+            f"Workers: ours, {scaling['model']}, single-row POST /v1/predict, "
+            f"{scaling['connections']} keep-alive connections (best of {scaling['rounds']})",
+        ]
+        for workers, cell in scaling["by_workers"].items():
+            flag = " (errors!)" if cell["errors"] else ""
+            lines.append(
+                f"  {workers} worker{'s' if workers != '1' else ' '}: "
+                f"{cell['requests_per_s']:>8,.0f} req/s, p50 {cell['p50_ms']:.2f} ms, "
+                f"p99 {cell['p99_ms']:.2f} ms{flag}"
+            )
+        lines.append(f"  2 workers / 1 worker: {scaling['ratio']:.2f}x")
+    lines += ["", "Targets"]
+    for t in results.get("targets", []):
+        mark = "met   " if t["met"] else "MISSED"
+        lines.append(f"  [{mark}] {t['target']}: {t['value']} ({t['margin']})")
+    if "elapsed_s" in results:
+        lines.append(f"\nbench took {results['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def _render_models(results: dict[str, Any]) -> list[str]:
+    lines = ["", "Single-row POST /v1/predict (wrk; req/s, p50 ms, p99 ms)"]
     shown = [
         name
         for name in SERVICES
@@ -173,10 +212,4 @@ def render(results: dict[str, Any]) -> str:
                 f"in-process {ref:>10,.0f} rows/s in {results['chunk_rows']:,}-row chunks "
                 f"({b['rows_per_s'] / ref:.0%}); scoring peak RSS {b['peak_rss_mb']:,.0f} MB"
             )
-    lines += ["", "Targets"]
-    for t in results.get("targets", []):
-        mark = "met   " if t["met"] else "MISSED"
-        lines.append(f"  [{mark}] {t['target']}: {t['value']} ({t['margin']})")
-    if "elapsed_s" in results:
-        lines.append(f"\nbench took {results['elapsed_s']:.0f} s")
-    return "\n".join(lines)
+    return lines

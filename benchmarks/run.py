@@ -14,6 +14,10 @@ chunk size), and batch scoring of generated 1 M and 5 M row Parquet files (rows/
 scoring process's peak memory). It prints one table with the ratios ours / naive and the
 targets of the performance issue, and writes the figures to ``bench-results/``.
 
+The workers section (``--workers-scaling`` runs only it) serves the logistic bundle with one
+worker and with two, and loads each at 8 keep-alive connections with wrk on the same machine:
+two workers should give at least 1.5x one worker's throughput on 2 CPUs.
+
 Traffic goes to 127.0.0.1 only; every load run is bounded by ``--seconds``.
 """
 
@@ -67,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         "--only-payloads", action="store_true", help="Only the Batch Transform payload figures."
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results directory.")
+    parser.add_argument(
+        "--workers-scaling",
+        action="store_true",
+        help="Only the workers section: 1 and 2 workers at 8 connections (logistic).",
+    )
+    parser.add_argument(
+        "--scaling-rounds",
+        type=int,
+        default=3,
+        help="Runs of each worker count, interleaved; the best counts (default 3).",
+    )
     args = parser.parse_args(argv)
     rows = [int(r) for r in args.rows.split(",") if r]
 
@@ -80,11 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="mlship-bench-") as tmp:
         work = Path(tmp)
-        if not args.only_payloads:
+        if not (args.only_payloads or args.workers_scaling):
             for kind in args.models.split(","):
                 print(f"== {kind}", file=sys.stderr, flush=True)
                 results["models"][kind] = bench_model(kind, work, args, rows)
-        if not args.skip_http:
+        if args.workers_scaling or not (args.skip_http or args.only_payloads):
+            print("== workers", file=sys.stderr, flush=True)
+            results["workers_scaling"] = bench_workers(work, args.seconds, args.scaling_rounds)
+        if args.only_payloads or not (args.skip_http or args.workers_scaling):
             results["payloads"] = bench_payloads(work)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -161,6 +179,68 @@ def bench_model(kind: str, work: Path, args: argparse.Namespace, rows: list[int]
     return out
 
 
+SCALING_CONNECTIONS = 8
+SCALING_WORKERS = (1, 2)
+
+
+def bench_workers(work: Path, seconds: float, rounds: int) -> dict[str, Any] | None:
+    """Our service with 1 and with 2 workers, logistic bundle, 8 connections, same run.
+
+    The configurations are measured in turns (1, 2, 1, 2, ...) and each keeps its best run:
+    other processes on the machine only ever slow a run down.
+    """
+    if importlib.util.find_spec("app.serve") is None:
+        return None
+    kind = "logistic"
+    bundle = make_bundle(work / "scaling-logistic", "logistic")
+    test_X = np.load(work / "scaling-logistic-test_X.npy")
+    include_onnx(bundle, test_X)  # served as `ours` is, by default
+    model = load_model(bundle)
+    script_rows = test_X[np.random.default_rng(1).integers(0, len(test_X), SCRIPT_ROWS)]
+    script = write_script(work / "scaling.lua", script_rows)
+    expected = model.predict(script_rows[:1]).labels.tolist()
+    best: dict[int, dict[str, Any]] = {}
+    for _ in range(rounds):
+        for workers in SCALING_WORKERS:
+            service = ours_service("ours", bundle, workers)
+            cells = bench_service(
+                service, work, script, seconds, script_rows[0], expected, (SCALING_CONNECTIONS,)
+            )
+            cell = (cells or {}).get(str(SCALING_CONNECTIONS))
+            if cell is None:
+                return None
+            if workers not in best or cell["requests_per_s"] > best[workers]["requests_per_s"]:
+                best[workers] = cell
+    one, two = best[1], best[2]
+    return {
+        "model": kind,
+        "connections": SCALING_CONNECTIONS,
+        "rounds": rounds,
+        "by_workers": {str(w): best[w] for w in SCALING_WORKERS},
+        "ratio": two["requests_per_s"] / one["requests_per_s"],
+    }
+
+
+def ours_service(name: str, bundle: Path, workers: int | None = None) -> Service:
+    """``mlship serve`` on ``bundle`` with its defaults, bar the cache and the access log."""
+    serve = ["serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", "{port}"]
+    if workers is not None:
+        serve += ["--workers", str(workers)]
+    return Service(
+        name=name,
+        argv=[sys.executable, "-m", "cli.main", *serve],
+        ready_path="/ping",
+        # The port twice: as the flag, and as the variable the settings read.
+        env={
+            "MLSHIP_PORT": "{port}",
+            "MLSHIP_HOST": "127.0.0.1",
+            # Every request reaches the model, and no access log (the baseline has none).
+            "MLSHIP_CACHE_ENABLED": "false",
+            "MLSHIP_ACCESS_LOG": "false",
+        },
+    )
+
+
 def include_onnx(bundle: Path, test_X: np.ndarray) -> dict[str, Any]:
     """Export the model to ONNX into the bundle, as a release would, if it passes parity."""
     try:
@@ -177,20 +257,7 @@ def services(
     ours_capture: Service | None = None
     ours_sklearn: Service | None = None
     if importlib.util.find_spec("app.serve") is not None:
-        serve = ["serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", "{port}"]
-        ours = Service(
-            name="ours",
-            argv=[sys.executable, "-m", "cli.main", *serve],
-            ready_path="/ping",
-            # The port twice: as the flag, and as the variable the settings read.
-            env={
-                "MLSHIP_PORT": "{port}",
-                "MLSHIP_HOST": "127.0.0.1",
-                # Every request reaches the model, and no access log (the baseline has none).
-                "MLSHIP_CACHE_ENABLED": "false",
-                "MLSHIP_ACCESS_LOG": "false",
-            },
-        )
+        ours = ours_service("ours", bundle)
         # The same service writing every prediction to capture files, measured right after
         # it: the capture's cost on the request path.
         ours_capture = Service(
@@ -228,6 +295,7 @@ def bench_service(
     seconds: float,
     row: np.ndarray,
     expected: list[Any],
+    connections: tuple[int, ...] = CONNECTIONS,
     probe: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """wrk at each of CONNECTIONS against ``service``; ``probe(url)`` runs before it stops and
@@ -247,7 +315,7 @@ def bench_service(
                 check_answer(service.name, answer, expected)
             warmup = run_wrk(f"{url}/v1/predict", script, 8, 1.0)  # not reported
             cells: list[LoadResult] = [
-                run_wrk(f"{url}/v1/predict", script, c, seconds) for c in CONNECTIONS
+                run_wrk(f"{url}/v1/predict", script, c, seconds) for c in connections
             ]
             probed = probe(url) if probe is not None else None
     except (RuntimeError, OSError) as e:

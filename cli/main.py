@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="Bundle dir, model.tar.gz, s3:// or models:/name@alias.")
     p.add_argument("--host", help="Interface to bind (default: MLSHIP_HOST or 0.0.0.0).")
     p.add_argument("--port", type=int, help="Port (default: MLSHIP_PORT or 8080).")
-    p.add_argument("--workers", type=int, help="Worker processes (default: MLSHIP_WORKERS or 1).")
+    p.add_argument(
+        "--workers", type=int, help="Worker processes (default: MLSHIP_WORKERS or one per CPU)."
+    )
 
     p = add("predict", _lazy("batch", "predict"), "Score a CSV or Parquet file in batch.")
     p.add_argument("--model", required=True, help="Bundle dir, model.tar.gz, s3:// or models:/.")

@@ -7,10 +7,12 @@ under Pulumi's mock runtime. Nothing here runs at import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.batch import ScheduledBatch, ScheduledBatchArgs
 from infra.components.eks import EksCluster, EksClusterArgs
 from infra.components.github_oidc import GithubDeployAccess, GithubDeployAccessArgs
 from infra.components.kubernetes import KubernetesService, KubernetesServiceArgs
@@ -23,11 +25,22 @@ from infra.components.monitoring import (
     sagemaker_alarm_specs,
 )
 from infra.components.network import Network, NetworkArgs
+from infra.components.prometheus import ManagedPrometheus, ManagedPrometheusArgs
 from infra.components.registry import ImageRepository, ImageRepositoryArgs
+from infra.components.retrain import DriftRetrain, DriftRetrainArgs
 from infra.components.sagemaker import SageMakerEndpoint, SageMakerEndpointArgs
+from infra.components.signals import (
+    DRIFT_ALARM_ROLE,
+    ModelSignals,
+    ModelSignalsArgs,
+    signal_alarm_specs,
+    signal_widgets,
+)
 from infra.components.storage import ArtifactStore, ArtifactStoreArgs
 from infra.config import StackConfig
+from infra.config.batch import BatchSchedule
 from infra.naming import VARIANT_NAME, Naming
+from infra.signals import log_group_name
 
 # Stack output names: CI (.github/workflows) and the README refer to these.
 OUTPUTS = (
@@ -44,6 +57,8 @@ OUTPUTS = (
     "serviceUrl",
     "podRoleArn",
     "mlflowTrackingServerArn",
+    "batchPipelineName",
+    "batchScheduleArn",
 )
 
 
@@ -104,6 +119,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
     outputs |= serving
     if cfg.mlflow_server:
         outputs["mlflowTrackingServerArn"] = _mlflow(base)
+    if cfg.batch is not None:
+        outputs |= _batch(base, monitoring, cfg.batch)
     outputs |= {
         "deployRoleArn": deploy.role_arn,
         "dashboardUrl": monitoring.dashboard_url,
@@ -152,6 +169,9 @@ def _sagemaker(b: _Base) -> _Serving:
             security_group_ids=cfg.network.security_group_ids,
             tags=b.tags,
         ),
+    )
+    _signals(
+        b, log_group_name("sagemaker", endpoint_name=naming.endpoint, cluster_name=""), endpoint
     )
     deploy = _deploy_access(b, execution_role_arn=endpoint.execution_role_arn)
     return (
@@ -235,6 +255,21 @@ def _eks(b: _Base) -> _Serving:
             min_pods=cfg.autoscaling.min_capacity,
         ),
     )
+    _signals(b, log_group_name("eks", endpoint_name="", cluster_name=cluster_name), service)
+    if cfg.signals is not None and cfg.signals.prometheus_workspace:
+        ManagedPrometheus(
+            naming.name("prometheus"),
+            ManagedPrometheusArgs(
+                name_prefix=naming.prefix,
+                region=cfg.region,
+                cluster_name=cluster.cluster_name,
+                cluster_arn=cluster.cluster_arn,
+                subnet_ids=subnet_ids,
+                topic_arn=monitoring.topic_arn,
+                tags=b.tags,
+            ),
+            provider=cluster.provider,
+        )
     return (
         deploy,
         monitoring,
@@ -247,6 +282,15 @@ def _eks(b: _Base) -> _Serving:
 
 
 def _monitoring(b: _Base, specs: list[AlarmSpec]) -> Monitoring:
+    # Model-signal alarms (drift, data quality) sit with the service alarms: same topic, same
+    # dashboard. EventBridge publishes failed batch runs to the topic.
+    widgets: list[dict[str, Any]] = []
+    if b.cfg.signals is not None:
+        specs = [*specs, *signal_alarm_specs(b.naming.prefix, b.cfg.signals)]
+        widgets = signal_widgets(b.naming.prefix, b.cfg.region)
+    publishers = ["events.amazonaws.com"] if b.cfg.batch is not None else []
+    if b.cfg.signals is not None and b.cfg.signals.prometheus_workspace:
+        publishers.append("aps.amazonaws.com")  # the AMP alert manager
     return Monitoring(
         b.naming.name("monitoring"),
         MonitoringArgs(
@@ -257,6 +301,8 @@ def _monitoring(b: _Base, specs: list[AlarmSpec]) -> Monitoring:
             emails=b.cfg.alarms.emails,
             target=b.cfg.target,
             tags=b.tags,
+            publishers=publishers,
+            extra_widgets=widgets,
         ),
     )
 
@@ -302,6 +348,65 @@ def _mlflow(b: _Base) -> pulumi.Output[str]:
         ),
     )
     return server.tracking_server_arn
+
+
+# Model signals, scheduled batch scoring and the drift -> retrain route (issues 13 and 14).
+
+
+def _signals(b: _Base, log_group: str, after: pulumi.Resource) -> None:
+    """Metric filters on the serving log group; the drift -> retrain route when it is on."""
+    signals = b.cfg.signals
+    if signals is None:
+        return
+    ModelSignals(
+        b.naming.name("signals"),
+        ModelSignalsArgs(
+            name_prefix=b.naming.prefix,
+            target=b.cfg.target,
+            log_group_name=log_group,
+            after=[after],
+        ),
+    )
+    if signals.retrain is not None:
+        alarm_name = f"{b.naming.prefix}-{DRIFT_ALARM_ROLE}"
+        DriftRetrain(
+            b.naming.name("retrain"),
+            DriftRetrainArgs(
+                name_prefix=b.naming.prefix,
+                account_id=b.account_id,
+                alarm_arn=b.account_id.apply(
+                    lambda a: f"arn:aws:cloudwatch:{b.cfg.region}:{a}:alarm:{alarm_name}"
+                ),
+                repository=signals.retrain.repository,
+                token_secret=signals.retrain.token_secret,
+                tags=b.tags,
+            ),
+        )
+
+
+def _batch(
+    b: _Base, monitoring: Monitoring, schedule: BatchSchedule
+) -> dict[str, pulumi.Input[str]]:
+    cfg = b.cfg
+    batch = ScheduledBatch(
+        b.naming.name("batch"),
+        ScheduledBatchArgs(
+            name_prefix=b.naming.prefix,
+            account_id=b.account_id,
+            region=cfg.region,
+            batch=schedule,
+            bucket_name=b.store.bucket_name,
+            bucket_arn=b.store.bucket_arn,
+            key_arn=b.store.key_arn,
+            repository_url=b.registry.repository_url,
+            repository_arn=b.registry.repository_arn,
+            image_tag=cfg.image_tag,
+            model_data_key=cfg.model_data_key,
+            topic_arn=monitoring.topic_arn,
+            tags=b.tags,
+        ),
+    )
+    return {"batchPipelineName": batch.pipeline_name, "batchScheduleArn": batch.schedule_arn}
 
 
 if __name__ == "__main__":

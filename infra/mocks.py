@@ -16,6 +16,9 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
 MOCK_ACCOUNT = "123456789012"
 CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
+SECRET_VERSION = "aws:secretsmanager/getSecretVersion:getSecretVersion"  # noqa: S105 (a type token)
+# What the offline plan reads from a secret: a stand-in, never a real value.
+MOCK_SECRET = "mock-secret-value"  # noqa: S105 (a stand-in for the plan)
 # Resources the provider names when the program does not (Pulumi's auto-naming: the logical
 # name plus a random suffix, chosen at check time, so the name is among the inputs `pulumi up`
 # sends). The plan records the mock's stand-in name there too; the property per type token.
@@ -62,6 +65,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "AIDAMOCKUSER",
                 "id": MOCK_ACCOUNT,
             }, []
+        if args.token == SECRET_VERSION:
+            secret_id = str(args.args.get("secretId"))
+            arn = f"arn:aws:secretsmanager:{self.region}:{MOCK_ACCOUNT}:secret:{secret_id}-AbCdEf"
+            return {"arn": arn, "id": arn, "secretString": MOCK_SECRET, "versionId": "v1"}, []
         raise NotImplementedError(f"the offline plan has no mock for the function {args.token}")
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -108,8 +115,37 @@ class RecordingMocks(pulumi.runtime.Mocks):
             if typ == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
                 nm = inputs.get("trackingServerName")
                 kind = "mlflow-tracking-server"
+            if typ == "aws:sagemaker/pipeline:Pipeline":
+                nm = inputs.get("pipelineName")
+                kind = "pipeline"
             if kind is not None:
                 out |= {"arn": f"arn:aws:sagemaker:{r}:{a}:{kind}/{str(nm).lower()}"}
+        elif typ == "aws:scheduler/schedule:Schedule":
+            out |= {"arn": f"arn:aws:scheduler:{r}:{a}:schedule/default/{nm}"}
+        elif typ == "aws:cloudwatch/eventRule:EventRule":
+            out |= {"arn": f"arn:aws:events:{r}:{a}:rule/{nm}"}
+        elif typ == "aws:cloudwatch/eventConnection:EventConnection":
+            out |= {
+                "arn": f"arn:aws:events:{r}:{a}:connection/{nm}/{_uuid(name)}",
+                "secretArn": f"arn:aws:secretsmanager:{r}:{a}:secret:events!connection/{nm}",
+            }
+        elif typ == "aws:cloudwatch/eventApiDestination:EventApiDestination":
+            out |= {"arn": f"arn:aws:events:{r}:{a}:api-destination/{nm}/{_uuid(name)}"}
+        elif typ == "aws:amp/workspace:Workspace":
+            ws = "ws-" + _uuid(name)
+            out |= {
+                "id": ws,
+                "arn": f"arn:aws:aps:{r}:{a}:workspace/{ws}",
+                "prometheusEndpoint": f"https://aps-workspaces.{r}.amazonaws.com/workspaces/{ws}/",
+            }
+        elif typ == "aws:amp/scraper:Scraper":
+            scraper = "s-" + _uuid(name)
+            out |= {
+                "id": scraper,
+                "arn": f"arn:aws:aps:{r}:{a}:scraper/{scraper}",
+                "roleArn": f"arn:aws:iam::{a}:role/aws-service-role/scraper.aps.amazonaws.com/"
+                f"AWSServiceRoleForAmazonPrometheusScraper_{_suffix(name)}",
+            }
         elif typ == "aws:eks/cluster:Cluster":
             issuer = f"https://oidc.eks.{r}.amazonaws.com/id/{_suffix(name).upper()}EXAMPLE"
             out |= {
@@ -175,6 +211,13 @@ def _plain(value: Any) -> Any:
     ints (the wire format carries every number as a float; the provider schemas say which are
     integers, and every integral value mlship sends is one)."""
     if isinstance(value, dict):
+        from pulumi.runtime import rpc
+
+        # Pulumi's wire format marks a secret as {<signature key>: <secret signature>, "value"}.
+        # Offline, the only secrets are the mocks' stand-ins (MOCK_SECRET; the plan refuses
+        # secret config), so the value is kept for the rules and the request checks.
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _plain(value.get("value"))
         return {k: _plain(v) for k, v in value.items() if not str(k).startswith("__")}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from infra.api.automation import pipeline_problems
 from infra.api.calls import NOT_CALLED, calls_for
 from infra.api.request import Call
 from infra.api.shapes import Problem, validate
@@ -67,6 +68,11 @@ def provider_problems(call: Call) -> list[Problem]:
     return found
 
 
+# Documented request rules beyond the service model, per operation (the pipeline definition is
+# a JSON string to botocore; its schema is checked here).
+REQUEST_CHECKS = {("sagemaker", "CreatePipeline"): pipeline_problems}
+
+
 def plan_calls(
     resources: Sequence[Resource], region: str
 ) -> tuple[list[tuple[Resource, Call]], list[Resource]]:
@@ -94,9 +100,9 @@ def validate_plan(resources: Sequence[Resource], region: str) -> list[Finding]:
         for r in unknown
     ]
     for r, call in calls:
-        for problem in validate(call.service, call.operation, call.params) + provider_problems(
-            call
-        ):
+        check = REQUEST_CHECKS.get((call.service, call.operation))
+        problems = validate(call.service, call.operation, call.params) + provider_problems(call)
+        for problem in problems + (check(call) if check is not None else []):
             findings.append(
                 Finding(
                     "api_request",

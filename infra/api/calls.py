@@ -10,7 +10,7 @@ calls are not checked, each with why.
 
 from __future__ import annotations
 
-from infra.api import eks, iam, monitoring, sagemaker, storage
+from infra.api import automation, eks, iam, monitoring, sagemaker, storage
 from infra.api.request import Call, Converter, Inputs
 
 CALLS: dict[str, Converter] = {
@@ -19,6 +19,7 @@ CALLS: dict[str, Converter] = {
     **storage.CONVERTERS,
     **iam.CONVERTERS,
     **eks.CONVERTERS,
+    **automation.CONVERTERS,
 }
 # Planned AWS types whose calls are not checked, and why (a test keeps every type in one place).
 NOT_CALLED: dict[str, str] = {

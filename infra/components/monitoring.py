@@ -170,6 +170,10 @@ class MonitoringArgs:
         emails: Addresses subscribed to the topic.
         target: What is watched, for the dashboard title.
         tags: Tags on every taggable child.
+        extra_widgets: Dashboard widgets placed after the alarm graphs (their ``y`` is offset
+            below them), e.g. the model signals per feature.
+        publishers: AWS services besides CloudWatch that publish to the topic (EventBridge
+            rules, the Prometheus alert manager): the topic policy and its key let them.
     """
 
     name_prefix: str
@@ -179,6 +183,8 @@ class MonitoringArgs:
     emails: Sequence[str]
     target: Literal["sagemaker", "eks"]
     tags: dict[str, str] = field(default_factory=dict)
+    publishers: Sequence[str] = ()
+    extra_widgets: Sequence[Mapping[str, Any]] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -223,7 +229,9 @@ class Monitoring(pulumi.ComponentResource):
         aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=dashboard_name,
-            dashboard_body=json.dumps(dashboard_body(args.specs, args.region, dashboard_name)),
+            dashboard_body=json.dumps(
+                dashboard_body(args.specs, args.region, dashboard_name, args.extra_widgets)
+            ),
             opts=self._child,
         )
         self.topic_arn = topic.arn
@@ -250,7 +258,8 @@ class Monitoring(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: policies.dumps(
                     policies.key_policy(
-                        account_id=account, service_principals=["cloudwatch.amazonaws.com"]
+                        account_id=account,
+                        service_principals=sorted({"cloudwatch.amazonaws.com", *args.publishers}),
                     )
                 )
             ),
@@ -269,7 +278,9 @@ class Monitoring(pulumi.ComponentResource):
             arn=topic.arn,
             policy=pulumi.Output.all(topic.arn, args.account_id).apply(
                 lambda v: policies.dumps(
-                    policies.alarm_topic_policy(topic_arn=v[0], account_id=v[1])
+                    policies.alarm_topic_policy(
+                        topic_arn=v[0], account_id=v[1], publishers=args.publishers
+                    )
                 )
             ),
             opts=self._child,
@@ -287,8 +298,14 @@ class Monitoring(pulumi.ComponentResource):
         return topic
 
 
-def dashboard_body(specs: Sequence[AlarmSpec], region: str, title: str) -> dict[str, Any]:
-    """A CloudWatch dashboard: one graph per alarmed metric, with its threshold line."""
+def dashboard_body(
+    specs: Sequence[AlarmSpec],
+    region: str,
+    title: str,
+    extra_widgets: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """A CloudWatch dashboard: one graph per alarmed metric, with its threshold line; then
+    ``extra_widgets``."""
     widgets: list[dict[str, Any]] = [
         {
             "type": "text",
@@ -322,4 +339,6 @@ def dashboard_body(specs: Sequence[AlarmSpec], region: str, title: str) -> dict[
                 },
             }
         )
+    below = 2 + ((len(specs) + 1) // 2) * 6
+    widgets += [{**w, "y": below + int(w.get("y", 0))} for w in extra_widgets]
     return {"widgets": widgets}

@@ -2,8 +2,9 @@
 
 ``Pulumi.yaml``'s typed ``config:`` block is the single declaration of the keys (``keys``);
 one module per section parses them (``sagemaker``, ``monitoring``, ``network``, ``github``,
-``eks``) and ``stack`` composes the sections into :class:`StackConfig`. An invalid value raises
-:class:`core.errors.ConfigError` naming the key, the problem and the fix.
+``eks``, ``batch``, ``signals``) and ``stack`` composes the sections into
+:class:`StackConfig`. An invalid value raises :class:`core.errors.ConfigError` naming the key,
+the problem and the fix.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.errors import ConfigError
+from infra.config.batch import BatchSchedule, parse_batch
 from infra.config.eks import Eks, parse_eks
 from infra.config.github import Github, parse_github
 from infra.config.keys import NAMESPACE, Reader, declared_keys
@@ -26,6 +27,7 @@ from infra.config.sagemaker import (
     parse_capacity,
     parse_rollout,
 )
+from infra.config.signals import Signals, parse_signals
 
 Target = Literal["sagemaker", "eks"]
 
@@ -63,6 +65,9 @@ class StackConfig:
     log_level: str
     api_keys_secret: str
     eks: Eks
+    # Scheduled batch scoring (None: off) and the model-signal alarms and routes.
+    batch: BatchSchedule | None = None
+    signals: Signals | None = None
 
     @property
     def is_production(self) -> bool:
@@ -153,6 +158,8 @@ class StackConfig:
             log_level=r.choice("logLevel", ("DEBUG", "INFO", "WARNING", "ERROR")),
             api_keys_secret=r.string("apiKeysSecret"),
             eks=parse_eks(r),
+            batch=parse_batch(r),
+            signals=parse_signals(r, target=target, github_repository=github.repository),
         )
         _check_production(config)
         return config

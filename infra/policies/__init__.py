@@ -8,6 +8,12 @@ may use the key, the bucket and the topic (in key policies ``*`` means "this key
 
 from __future__ import annotations
 
+from infra.policies.automation import (
+    batch_job_policy,
+    batch_pipeline_policy,
+    invoke_api_destination_policy,
+    start_pipeline_policy,
+)
 from infra.policies.document import VERSION, Document, Statement, allow, document, dumps
 from infra.policies.identity import (
     ECR_PULL,
@@ -59,6 +65,8 @@ __all__ = [
     "Statement",
     "alarm_topic_policy",
     "allow",
+    "batch_job_policy",
+    "batch_pipeline_policy",
     "deploy_policy",
     "document",
     "dumps",
@@ -66,11 +74,13 @@ __all__ = [
     "eks_cluster_assume_role",
     "eks_secrets_key_policy",
     "github_deploy_assume_role",
+    "invoke_api_destination_policy",
     "irsa_assume_role",
     "key_policy",
     "mlflow_server_policy",
     "sagemaker_execution_policy",
     "service_assume_role",
     "service_pod_policy",
+    "start_pipeline_policy",
     "tls_only_bucket_policy",
 ]

@@ -90,9 +90,13 @@ def tls_only_bucket_policy(*, bucket_arn: str) -> Document:
     )
 
 
-def alarm_topic_policy(*, topic_arn: str, account_id: str) -> Document:
-    """Let CloudWatch alarms of this account publish to the alert topic."""
-    return document(
+def alarm_topic_policy(
+    *, topic_arn: str, account_id: str, publishers: Sequence[str] = ()
+) -> Document:
+    """Let CloudWatch alarms of this account publish to the alert topic; and each service of
+    ``publishers`` (e.g. ``events.amazonaws.com`` for EventBridge rules, ``aps.amazonaws.com``
+    for the Prometheus alert manager), also only on behalf of this account."""
+    statements: list[Statement] = [
         {
             "Sid": "CloudWatchAlarmsPublish",
             "Effect": "Allow",
@@ -101,7 +105,20 @@ def alarm_topic_policy(*, topic_arn: str, account_id: str) -> Document:
             "Resource": topic_arn,
             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         }
-    )
+    ]
+    for service in sorted(set(publishers) - {"cloudwatch.amazonaws.com"}):
+        statements.append(
+            {
+                "Sid": "".join(p.capitalize() for p in service.split(".")[0].split("-"))
+                + "Publish",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+        )
+    return document(*statements)
 
 
 def ecr_lifecycle_policy(*, keep_images: int = 30, untagged_days: int = 7) -> Document:

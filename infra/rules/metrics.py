@@ -54,13 +54,15 @@ DOCUMENTED_METRICS: dict[tuple[str, str], tuple[frozenset[str], ...]] = {
         frozenset({"ClusterName"}),
     ),
 }
+METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 # Container Insights on EKS comes from this add-on ("Quick Start with the Amazon CloudWatch
 # Observability EKS add-on").
 OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
 
 
 def rule_alarm_metric_is_published(resources: Sequence[Resource]) -> Iterator[Finding]:
-    """Every alarm watches a documented metric that something in the stack publishes."""
+    """Every alarm watches a documented metric that something in the stack publishes, or a
+    metric a metric filter of the stack extracts from a log group the stack writes to."""
     endpoints = by_name(resources, ENDPOINT)
     clusters = by_name(resources, EKS_CLUSTER)
     observed = {
@@ -68,9 +70,12 @@ def rule_alarm_metric_is_published(resources: Sequence[Resource]) -> Iterator[Fi
         for a in of_type(resources, EKS_ADDON)
         if a.inputs.get("addonName") == OBSERVABILITY_ADDON
     }
+    from_logs = _metrics_from_logs(resources, endpoints, observed)
     for alarm in of_type(resources, ALARM):
         namespace, metric = alarm.inputs.get("namespace"), alarm.inputs.get("metricName")
         dims: dict[str, str] = dict(alarm.inputs.get("dimensions") or {})
+        if (str(namespace), str(metric), frozenset(dims)) in from_logs:
+            continue
         documented = DOCUMENTED_METRICS.get((str(namespace), str(metric)))
         if documented is None or frozenset(dims) not in documented:
             yield finding(
@@ -93,6 +98,30 @@ def rule_alarm_metric_is_published(resources: Sequence[Resource]) -> Iterator[Fi
                 )
             continue
         yield from _sagemaker_metric_findings(resources, alarm, dims, endpoints)
+
+
+def _metrics_from_logs(
+    resources: Sequence[Resource], endpoints: Mapping[Any, Resource], observed: set[Any]
+) -> set[tuple[str, str, frozenset[str]]]:
+    """(namespace, metric, dimension names) that a metric filter of the plan publishes from a
+    log group something in the stack writes to: an endpoint's ``/aws/sagemaker/Endpoints/
+    <name>`` ("Log Amazon SageMaker AI events with Amazon CloudWatch"), or a cluster's Container
+    Insights ``/aws/containerinsights/<cluster>/application`` when the observability add-on
+    ships its logs ("Send logs to CloudWatch Logs" with the add-on's Fluent Bit)."""
+    written = {f"{SAGEMAKER_INSTANCE_NAMESPACE}/{name}" for name in endpoints}
+    written |= {f"/aws/containerinsights/{cluster}/application" for cluster in observed}
+    found = set()
+    for f in of_type(resources, METRIC_FILTER):
+        t = f.inputs.get("metricTransformation") or {}
+        if f.inputs.get("logGroupName") in written:
+            found.add(
+                (
+                    str(t.get("namespace")),
+                    str(t.get("name")),
+                    frozenset(t.get("dimensions") or {}),
+                )
+            )
+    return found
 
 
 def _sagemaker_metric_findings(

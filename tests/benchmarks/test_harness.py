@@ -100,6 +100,35 @@ def test_render_shows_every_service_ratio_and_verdict() -> None:
     assert "[MISSED] forest: batch scoring 1,000,000 rows >= 80% of in-process" in text
 
 
+def test_workers_scaling_target_and_section() -> None:
+    def scaled(one: float, two: float) -> dict[str, Any]:
+        return {
+            "started_at": "2026-01-01T00:00:00+00:00",
+            "machine": {"cpus": 2, "python": "3.11"},
+            "seconds_per_cell": 6.0,
+            "models": {},
+            "workers_scaling": {
+                "model": "logistic",
+                "connections": 8,
+                "rounds": 2,
+                "by_workers": {"1": _cell(one, 1.0, 3.0), "2": _cell(two, 0.8, 2.5)},
+                "ratio": two / one,
+            },
+        }
+
+    met = targets(scaled(1000.0, 1510.0))
+    missed = targets(scaled(1000.0, 1490.0))
+    results = scaled(1000.0, 1600.0)
+    results["targets"] = targets(results)
+    text = render(results)
+
+    assert [t["met"] for t in met] == [True]
+    assert [t["met"] for t in missed] == [False]
+    assert "  1 worker :    1,000 req/s, p50 1.00 ms, p99 3.00 ms" in text
+    assert "  2 workers / 1 worker: 1.60x" in text
+    assert "[met   ] logistic: req/s at 8 connections, 2 workers >= 1.5x 1 worker: 1.60x" in text
+
+
 def test_render_shows_the_capture_overhead_from_the_same_run() -> None:
     results = _results(10_000.0, 3.0, 1.7e5, 590.0)
     http = results["models"]["forest"]["http"]

@@ -57,3 +57,25 @@ def test_train_leaves_nothing_in_the_temp_dir(tmp_path: Path) -> None:
     assert "registry  mlship version 1" in proc.stdout
     assert (work / ".mlship" / "mlflow.db").is_file()
     assert sorted(p.name for p in temp.iterdir()) == []
+
+
+def test_cli_serve_help_states_the_workers_default_that_applies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.serve import load_settings
+    from app.settings import cpus_available
+
+    monkeypatch.delenv("MLSHIP_WORKERS", raising=False)
+    shown = subprocess.run(
+        [sys.executable, "-m", "cli", "serve", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+    assert "--workers WORKERS Worker processes (default: MLSHIP_WORKERS or one per CPU)." in (
+        " ".join(shown.split())
+    )
+    assert load_settings(workers=None).workers == cpus_available()

@@ -51,7 +51,7 @@ def sagemaker_model_dir(archive: Path, root: Path) -> Path:
 PYCACHE = Path(tempfile.gettempdir()) / f"mlship-contract-pycache-{os.getuid()}"
 
 
-def server_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
+def server_env(model_dir: Path | str, port: int, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -69,7 +69,7 @@ def server_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(model_dir: Path, log: Path, *args: str, **extra: str) -> Server:
+def start_server(model_dir: Path | str, log: Path, *args: str, **extra: str) -> Server:
     """Run ``entrypoint.sh serve`` and wait until ``/ping`` answers 200."""
     port = free_port()
     started = time.monotonic()

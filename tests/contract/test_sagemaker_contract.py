@@ -130,6 +130,7 @@ def test_contract_sigterm_drains_in_flight_request(
         stop_server(srv)
 
     assert response.startswith(b"HTTP/1.1 200 OK"), response[:200]
+    assert b"connection: close" in response.lower()  # the drain's last answer says so
     assert b'"predictions":[' in response
     assert code == 0
 

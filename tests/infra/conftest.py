@@ -64,3 +64,15 @@ def every_plan(
 ) -> dict[str, StackPlan]:
     """The committed stacks plus the VPC and serverless variants, by name."""
     return {**plans, "prod-vpc": sagemaker_vpc_plan, "serverless": serverless_plan}
+
+
+@pytest.fixture(scope="session")
+def retrain_plan() -> StackPlan:
+    """The dev stack with the drift -> retrain route on."""
+    return run_stack(
+        "dev",
+        overrides={
+            "mlship:retrainOnDrift": "true",
+            "mlship:retrainTokenSecret": "mlship/github-dispatch",
+        },
+    )

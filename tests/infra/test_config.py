@@ -122,6 +122,11 @@ RANGED: dict[str, tuple[dict[str, str], str]] = {
     "rolloutBakeSeconds": ({"rolloutTimeoutSeconds": "7200"}, ""),
     "rolloutTimeoutSeconds": ({}, ""),
     "rolloutTerminationWaitSeconds": ({"rolloutTimeoutSeconds": "7200"}, ""),
+    # Read only when scheduled batch scoring is on.
+    "batchInstanceCount": ({"batchSchedule": "rate(1 day)"}, ""),
+    "batchMaxPayloadMb": ({"batchSchedule": "rate(1 day)"}, ""),
+    "alarmMissingPercent": ({}, ""),
+    "alarmOutOfRangePercent": ({}, ""),
 }
 
 

@@ -106,7 +106,10 @@ def test_ecr_repository_is_immutable_scanned_and_kms_encrypted(
 
 def test_sagemaker_model_runs_our_image_and_bundle(plans: dict[str, StackPlan]) -> None:
     plan = plans["prod"]
-    model = one(plan, "aws:sagemaker/model:Model").inputs
+    # The endpoint's model (prod also has the scheduled batch scoring's, tests/infra/test_batch).
+    (model,) = [
+        r.inputs for r in plan.of_type("aws:sagemaker/model:Model") if "-sagemaker-" in r.name
+    ]
     container = model["primaryContainer"]
     assert re.match(
         r"^\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/mlship-prod:0\.1\.0$", container["image"]
@@ -197,7 +200,12 @@ def test_autoscaling_targets_the_variant_on_invocations(plans: dict[str, StackPl
 
 def test_sagemaker_alarms_use_the_documented_metrics(plans: dict[str, StackPlan]) -> None:
     plan = plans["prod"]
-    alarms = {a.inputs["metricName"]: a.inputs for a in plan.of_type(rules.ALARM)}
+    # The service's alarms (the model-signal alarms: tests/infra/test_signals.py).
+    alarms = {
+        a.inputs["metricName"]: a.inputs
+        for a in plan.of_type(rules.ALARM)
+        if a.inputs["namespace"] != "mlship-prod/ModelSignals"
+    }
     assert set(alarms) == {
         "ModelLatency",
         "Invocation5XXErrors",
@@ -232,7 +240,18 @@ def test_alert_topic_is_kms_encrypted_and_cloudwatch_may_publish(
     assert ARN.match(topic["kmsMasterKeyId"])
     key = next(k for k in plan.of_type(rules.KMS_KEY) if "monitoring" in k.name)
     services = [s for s in policy(key)["Statement"] if "Service" in s.get("Principal", {})]
-    assert services[0]["Principal"]["Service"] == ["cloudwatch.amazonaws.com"]
+    # CloudWatch alarms, and EventBridge for the scheduled batch scoring's failed runs.
+    assert services[0]["Principal"]["Service"] == [
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+    ]
+    publishers = {
+        st["Principal"]["Service"]: st for st in policy(one(plan, rules.TOPIC_POLICY))["Statement"]
+    }
+    assert set(publishers) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    for st in publishers.values():
+        assert st["Action"] == "sns:Publish"
+        assert st["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     subscription = one(plan, "aws:sns/topicSubscription:TopicSubscription").inputs
     assert (subscription["protocol"], subscription["endpoint"]) == (
         "email",

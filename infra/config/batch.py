@@ -1,0 +1,121 @@
+"""Scheduled batch scoring: an S3 prefix scored on a schedule by SageMaker Batch Transform.
+
+Off unless ``batchSchedule`` is set. The expression is EventBridge Scheduler's (``cron(...)``
+with six fields, ``rate(N unit)``), checked here against the forms the Scheduler user guide's
+"Schedule types" page documents, so a typo fails the plan rather than the deploy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import ConfigError
+from infra.config.keys import Reader
+
+# EventBridge Scheduler user guide, "Schedule types on EventBridge Scheduler": rate(value unit)
+# with unit minute(s) | hour(s) | day(s) (singular for 1), and cron(minutes hours day-of-month
+# month day-of-week year), where one of day-of-month / day-of-week must be "?".
+_RATE_RE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON_RE = re.compile(r"^cron\((\S+ \S+ \S+ \S+ \S+ \S+)\)$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")
+# Batch Transform content types the container reads line by line (app: JSON Lines or CSV).
+CONTENT_TYPES = ("text/csv", "application/jsonlines")
+
+
+@dataclass(frozen=True)
+class BatchSchedule:
+    """What the scheduled batch scoring does, and where it reads and writes.
+
+    Attributes:
+        expression: EventBridge Scheduler ``cron(...)`` or ``rate(...)`` expression (UTC).
+        instance_type: Batch Transform instance type.
+        instance_count: Batch Transform instances.
+        max_payload_mb: The job's MaxPayloadInMB, and the container's body limit.
+        content_type: Input and output format, one record a line.
+        input_prefix: Key prefix of the files to score in the artifact bucket.
+        output_prefix: Key prefix of the answers; each run writes under ``<prefix><start time>/``.
+        baseline_prefix: Key prefix of the training data's ``statistics.json`` and
+            ``constraints.json`` (Model Monitor's data-quality baseline).
+    """
+
+    expression: str
+    instance_type: str
+    instance_count: int
+    max_payload_mb: int
+    content_type: str
+    input_prefix: str
+    output_prefix: str
+    baseline_prefix: str
+
+
+def check_schedule_expression(expression: str, key: str) -> str:
+    """``expression`` if EventBridge Scheduler accepts its form, else a ConfigError."""
+    rate = _RATE_RE.match(expression)
+    if rate:
+        value, unit = int(rate.group(1)), rate.group(2)
+        if value < 1 or (value == 1) != (not unit.endswith("s")):
+            raise ConfigError(
+                f"mlship:{key} is {expression!r}: a rate is at least 1, singular unit for 1 "
+                "(rate(1 day)) and plural otherwise (rate(6 hours))."
+            )
+        return expression
+    cron = _CRON_RE.match(expression)
+    if cron:
+        fields = cron.group(1).split()
+        if (fields[2] == "?") == (fields[4] == "?"):
+            raise ConfigError(
+                f"mlship:{key} is {expression!r}: exactly one of day-of-month (3rd field) and "
+                "day-of-week (5th field) must be '?', e.g. cron(0 2 * * ? *)."
+            )
+        return expression
+    raise ConfigError(
+        f"mlship:{key} is {expression!r}: give an EventBridge Scheduler expression such as "
+        "cron(0 2 * * ? *) (02:00 UTC daily) or rate(1 day), or leave it empty."
+    )
+
+
+def _prefix(value: str, name: str) -> str:
+    if not _PREFIX_RE.match(value) or value.startswith("/") or "//" in value:
+        raise ConfigError(
+            f"mlship:{name} is {value!r}: give a key prefix in the artifact bucket ending "
+            "in '/', e.g. batch/input/."
+        )
+    return value
+
+
+def parse_batch(r: Reader) -> BatchSchedule | None:
+    """``batch*`` keys; None when ``batchSchedule`` is empty (scheduled scoring off).
+
+    Raises:
+        ConfigError: naming the first invalid key, the problem and the fix.
+    """
+    expression = r.string("batchSchedule").strip()
+    if not expression:
+        return None
+    instance_type = r.string("batchInstanceType")
+    if not instance_type.startswith("ml."):
+        raise ConfigError(
+            f"mlship:batchInstanceType is {instance_type!r}: use a SageMaker type such as "
+            "ml.m5.xlarge."
+        )
+    batch = BatchSchedule(
+        expression=check_schedule_expression(expression, "batchSchedule"),
+        instance_type=instance_type,
+        instance_count=r.integer("batchInstanceCount", 1, 20),
+        # CreateTransformJob MaxPayloadInMB: 0-100; mlship needs a positive limit.
+        max_payload_mb=r.integer("batchMaxPayloadMb", 1, 100),
+        content_type=r.choice("batchContentType", CONTENT_TYPES),
+        input_prefix=_prefix(r.string("batchInputPrefix"), "batchInputPrefix"),
+        output_prefix=_prefix(r.string("batchOutputPrefix"), "batchOutputPrefix"),
+        baseline_prefix=_prefix(r.string("batchBaselinePrefix"), "batchBaselinePrefix"),
+    )
+    if batch.output_prefix.startswith(batch.input_prefix) or batch.input_prefix.startswith(
+        batch.output_prefix
+    ):
+        raise ConfigError(
+            f"mlship:batchOutputPrefix {batch.output_prefix!r} overlaps mlship:batchInputPrefix "
+            f"{batch.input_prefix!r}: the next run would score the last run's answers. Use "
+            "separate prefixes such as batch/input/ and batch/output/."
+        )
+    return batch

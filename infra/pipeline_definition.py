@@ -1,0 +1,398 @@
+"""The scheduled batch-scoring pipeline as a SageMaker Pipelines definition, and its checks.
+
+Two steps, both run by SageMaker itself (no code of ours to host):
+
+1. ``CheckInputData``, a ``QualityCheck`` step (``CheckType: DATA_QUALITY``): SageMaker Model
+   Monitor's prebuilt analyzer profiles the input prefix and, with ``FailOnViolation``, fails the
+   run when the data breaks the training baseline's ``constraints.json`` (missing columns, types,
+   completeness, out-of-range categories). This is the documented step the SDK's
+   ``MonitorBatchTransformStep(monitor_before_transform=True)`` builds; its ``Arguments`` are a
+   CreateProcessingJob request without the job name.
+2. ``ScoreInputData``, a ``Transform`` step after it: Batch Transform on N instances with the
+   request shape of ``pipelines/sagemaker/requests.transform_job_request`` (MultiRecord
+   mini-batches of at most MaxPayloadInMB, one record a line in and out); its ``Arguments`` are
+   a CreateTransformJob request without the job name.
+
+Each run writes under ``<output prefix><Execution.StartDateTime>/`` (``predictions/`` and
+``data-quality/``). References: the pipeline definition JSON schema
+(https://aws-sagemaker-mlops.github.io/sagemaker-model-building-pipeline-definition-JSON-schema/),
+"Pipelines steps" (Transform, QualityCheck), "Pass data between steps" (``Get``,
+``Std:Join``, execution variables) in the SageMaker developer guide; and the SageMaker SDK's
+``sagemaker.mlops.workflow`` (``Pipeline.definition``: ``Version`` 2020-12-01, step
+``Arguments`` = the job request minus its name).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+VERSION = "2020-12-01"
+CHECK_STEP = "CheckInputData"
+SCORE_STEP = "ScoreInputData"
+INPUT_PARAMETER = "InputUri"
+OUTPUT_PARAMETER = "OutputUri"
+MIB = 1024 * 1024
+# Model Monitor's container paths and names, as the SDK's model_monitoring module sets them.
+_PROCESSING = "/opt/ml/processing"
+_DATASET_INPUT = "baseline_dataset_input"
+_DATASET_PATH = f"{_PROCESSING}/input/{_DATASET_INPUT}"
+_OUTPUT_PATH = f"{_PROCESSING}/output"
+# Model Monitor prebuilt container registries ("Amazon SageMaker Model Monitor prebuilt
+# container", repository sagemaker-model-monitor-analyzer; the SDK's image_uri_config/
+# model-monitor.json has the same accounts).
+ANALYZER_REGISTRIES = {
+    "af-south-1": "875698925577",
+    "ap-east-1": "001633400207",
+    "ap-northeast-1": "574779866223",
+    "ap-northeast-2": "709848358524",
+    "ap-northeast-3": "990339680094",
+    "ap-south-1": "126357580389",
+    "ap-southeast-1": "245545462676",
+    "ap-southeast-2": "563025443158",
+    "ap-southeast-3": "669540362728",
+    "ca-central-1": "536280801234",
+    "eu-central-1": "048819808253",
+    "eu-central-2": "590183933784",
+    "eu-north-1": "895015795356",
+    "eu-south-1": "933208885752",
+    "eu-south-2": "437450045455",
+    "eu-west-1": "468650794304",
+    "eu-west-2": "749857270468",
+    "eu-west-3": "680080141114",
+    "il-central-1": "843974653677",
+    "me-central-1": "588750061953",
+    "me-south-1": "607024016150",
+    "sa-east-1": "539772159869",
+    "us-east-1": "156813124566",
+    "us-east-2": "777275614652",
+    "us-west-1": "890145073186",
+    "us-west-2": "159807026194",
+}
+# The definition schema's enums and the developer guide's execution variables.
+STEP_TYPES = frozenset(
+    {
+        "Training",
+        "Processing",
+        "Transform",
+        "CreateModel",
+        "RegisterModel",
+        "Condition",
+        "Fail",
+        "Lambda",
+        "Callback",
+        "QualityCheck",
+        "ClarifyCheck",
+        "EMR",
+        "AutoML",
+        "Tuning",
+    }
+)
+PARAMETER_TYPES = frozenset({"String", "Integer", "Boolean", "Float"})
+EXECUTION_VARIABLES = frozenset(
+    {
+        "StartDateTime",
+        "CurrentDateTime",
+        "PipelineName",
+        "PipelineArn",
+        "PipelineExecutionId",
+        "PipelineExecutionArn",
+    }
+)
+CHECK_TYPES = frozenset({"DATA_QUALITY", "MODEL_QUALITY"})
+_STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+
+
+@dataclass(frozen=True)
+class BatchPipelineSpec:
+    """What the definition needs, resolved (bucket name and ARNs known)."""
+
+    region: str
+    bucket: str
+    input_prefix: str
+    output_prefix: str
+    baseline_prefix: str
+    model_name: str
+    job_role_arn: str
+    key_arn: str
+    instance_type: str
+    instance_count: int
+    max_payload_mb: int
+    content_type: str
+
+
+def analyzer_image(region: str) -> str:
+    """The Model Monitor analyzer image of ``region`` (KeyError for a region it is not in)."""
+    return (
+        f"{ANALYZER_REGISTRIES[region]}.dkr.ecr.{region}.amazonaws.com/"
+        "sagemaker-model-monitor-analyzer"
+    )
+
+
+def _run_prefix(leaf: str) -> dict[str, Any]:
+    """``<OutputUri><Execution.StartDateTime>/<leaf>/``: one dated prefix per run."""
+    return {
+        "Std:Join": {
+            "On": "",
+            "Values": [
+                {"Get": f"Parameters.{OUTPUT_PARAMETER}"},
+                {"Get": "Execution.StartDateTime"},
+                f"/{leaf}/",
+            ],
+        }
+    }
+
+
+def transform_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
+    """The Transform step's CreateTransformJob request (no job name: Pipelines names it).
+
+    The same shape as ``pipelines.sagemaker.requests.transform_job_request`` (a test compares
+    them): the container's body limit (``MLSHIP_MAX_BODY_BYTES``) is set on the model to
+    ``max_payload_mb`` MiB, so no mini-batch is refused for its size.
+    """
+    return {
+        "ModelName": spec.model_name,
+        "MaxPayloadInMB": spec.max_payload_mb,
+        "BatchStrategy": "MultiRecord",
+        "TransformInput": {
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": {"Get": f"Parameters.{INPUT_PARAMETER}"},
+                }
+            },
+            "ContentType": spec.content_type,
+            "CompressionType": "None",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {
+            "S3OutputPath": _run_prefix("predictions"),
+            "Accept": spec.content_type,
+            "AssembleWith": "Line",
+            "KmsKeyId": spec.key_arn,
+        },
+        "TransformResources": {
+            "InstanceType": spec.instance_type,
+            "InstanceCount": spec.instance_count,
+            "VolumeKmsKeyId": spec.key_arn,
+        },
+    }
+
+
+def model_environment(max_payload_mb: int) -> dict[str, str]:
+    """The batch model's container settings (AppSettings fields, as ``transform_environment``)."""
+    return {"MLSHIP_MODEL_URI": "/opt/ml/model", "MLSHIP_MAX_BODY_BYTES": str(max_payload_mb * MIB)}
+
+
+def _dataset_format(content_type: str) -> dict[str, Any]:
+    # Model Monitor's dataset_format: headerless CSV (the transform input has no header) or
+    # JSON Lines.
+    if content_type == "text/csv":
+        return {"csv": {"header": False}}
+    return {"json": {"lines": True}}
+
+
+def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
+    """The QualityCheck step's CreateProcessingJob request (no job name): the analyzer over the
+    input prefix, network-isolated, output and volume encrypted with the stack key."""
+    return {
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": spec.instance_type,
+                "VolumeSizeInGB": 30,
+                "VolumeKmsKeyId": spec.key_arn,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "AppSpecification": {"ImageUri": analyzer_image(spec.region)},
+        "RoleArn": spec.job_role_arn,
+        "ProcessingInputs": [
+            {
+                "InputName": _DATASET_INPUT,
+                "AppManaged": False,
+                "S3Input": {
+                    "S3Uri": {"Get": f"Parameters.{INPUT_PARAMETER}"},
+                    "LocalPath": _DATASET_PATH,
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                    "S3CompressionType": "None",
+                },
+            }
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "monitoring_output",
+                    "AppManaged": False,
+                    "S3Output": {
+                        "S3Uri": _run_prefix("data-quality"),
+                        "LocalPath": _OUTPUT_PATH,
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ],
+            "KmsKeyId": spec.key_arn,
+        },
+        "Environment": {
+            "dataset_format": json.dumps(_dataset_format(spec.content_type)),
+            "dataset_source": _DATASET_PATH,
+            "output_path": _OUTPUT_PATH,
+            "publish_cloudwatch_metrics": "Disabled",
+        },
+        "NetworkConfig": {"EnableNetworkIsolation": True},
+    }
+
+
+def definition(spec: BatchPipelineSpec) -> dict[str, Any]:
+    """The pipeline definition: parameters (input and output prefixes), check, then score."""
+    baseline = f"s3://{spec.bucket}/{spec.baseline_prefix}"
+    return {
+        "Version": VERSION,
+        "Metadata": {},
+        "Parameters": [
+            {
+                "Name": INPUT_PARAMETER,
+                "Type": "String",
+                "DefaultValue": f"s3://{spec.bucket}/{spec.input_prefix}",
+            },
+            {
+                "Name": OUTPUT_PARAMETER,
+                "Type": "String",
+                "DefaultValue": f"s3://{spec.bucket}/{spec.output_prefix}",
+            },
+        ],
+        "Steps": [
+            {
+                "Name": CHECK_STEP,
+                "Type": "QualityCheck",
+                "Arguments": check_arguments(spec),
+                "CheckType": "DATA_QUALITY",
+                "SkipCheck": False,
+                "FailOnViolation": True,
+                "RegisterNewBaseline": False,
+                "SuppliedBaselineStatistics": f"{baseline}statistics.json",
+                "SuppliedBaselineConstraints": f"{baseline}constraints.json",
+            },
+            {
+                "Name": SCORE_STEP,
+                "Type": "Transform",
+                "DependsOn": [CHECK_STEP],
+                "Arguments": transform_arguments(spec),
+            },
+        ],
+    }
+
+
+# The job request each step type's Arguments are (minus the job name member).
+STEP_REQUESTS = {
+    "Transform": ("CreateTransformJob", "TransformJobName"),
+    "Processing": ("CreateProcessingJob", "ProcessingJobName"),
+    "QualityCheck": ("CreateProcessingJob", "ProcessingJobName"),
+    "Training": ("CreateTrainingJob", "TrainingJobName"),
+}
+
+
+def _references(value: Any) -> Iterator[str]:
+    """Every ``{"Get": ...}`` path in ``value``."""
+    if isinstance(value, dict):
+        if set(value) == {"Get"} and isinstance(value["Get"], str):
+            yield value["Get"]
+            return
+        for item in value.values():
+            yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def resolve(value: Any, parameters: Mapping[str, Any]) -> Any:
+    """``value`` with ``Get`` and ``Std:Join`` evaluated as at run time: parameters to their
+    defaults, execution variables to an example value of their kind."""
+    if isinstance(value, dict):
+        if set(value) == {"Get"}:
+            path = str(value["Get"])
+            kind, _, name = path.partition(".")
+            if kind == "Parameters":
+                return parameters[name]
+            return "2026-11-30T02:00:00.000Z" if name.endswith("DateTime") else f"example-{name}"
+        if set(value) == {"Std:Join"}:
+            join = value["Std:Join"]
+            return str(join["On"]).join(str(resolve(v, parameters)) for v in join["Values"])
+        return {k: resolve(v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, parameters) for v in value]
+    return value
+
+
+def definition_problems(doc: Mapping[str, Any]) -> list[str]:
+    """What the documented definition schema refuses in ``doc`` (beyond the job requests,
+    which :func:`step_requests` hands to botocore's models)."""
+    problems: list[str] = []
+    if doc.get("Version") != VERSION:
+        problems.append(f"Version is {doc.get('Version')!r}, not {VERSION!r}")
+    allowed_top = {"Version", "Metadata", "Parameters", "PipelineExperimentConfig", "Steps"}
+    problems += [f"unknown top-level member {k!r}" for k in sorted(set(doc) - allowed_top)]
+    params = doc.get("Parameters") or []
+    names = [p.get("Name") for p in params]
+    if len(set(names)) != len(names):
+        problems.append("parameter names are not unique")
+    for p in params:
+        if p.get("Type") not in PARAMETER_TYPES:
+            problems.append(f"parameter {p.get('Name')!r} has type {p.get('Type')!r}")
+    steps = doc.get("Steps") or []
+    step_names = [s.get("Name") for s in steps]
+    if not steps:
+        problems.append("no steps")
+    if len(set(step_names)) != len(step_names):
+        problems.append("step names are not unique")
+    for step in steps:
+        name = step.get("Name")
+        if not isinstance(name, str) or not _STEP_NAME_RE.match(name):
+            problems.append(f"step name {name!r} is not 1-64 letters, digits, - or _")
+        if step.get("Type") not in STEP_TYPES:
+            problems.append(f"step {name!r} has type {step.get('Type')!r}")
+        if "Arguments" not in step and step.get("Type") in STEP_REQUESTS:
+            problems.append(f"step {name!r} has no Arguments")
+        for dep in step.get("DependsOn") or []:
+            if dep not in step_names or dep == name:
+                problems.append(f"step {name!r} depends on {dep!r}, no other step")
+        if step.get("Type") == "QualityCheck":
+            if step.get("CheckType") not in CHECK_TYPES:
+                problems.append(f"step {name!r} has CheckType {step.get('CheckType')!r}")
+            for key in ("SkipCheck", "FailOnViolation", "RegisterNewBaseline"):
+                if not isinstance(step.get(key), bool):
+                    problems.append(f"step {name!r} {key} is not a boolean")
+        for ref in _references(step):
+            kind, _, rest = ref.partition(".")
+            if kind == "Parameters" and rest not in names:
+                problems.append(f"step {name!r} reads undeclared parameter {rest!r}")
+            elif kind == "Execution" and rest not in EXECUTION_VARIABLES:
+                problems.append(f"step {name!r} reads unknown execution variable {rest!r}")
+            elif kind == "Steps" and rest.split(".", 1)[0] not in step_names:
+                problems.append(f"step {name!r} reads unknown step {rest!r}")
+            elif kind not in ("Parameters", "Execution", "Steps"):
+                problems.append(f"step {name!r} has reference {ref!r}")
+    return problems
+
+
+def step_requests(doc: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each job step as (step name, operation, request): its Arguments resolved, with a job
+    name, as SageMaker will receive them at run time."""
+    params = {p["Name"]: p.get("DefaultValue") for p in doc.get("Parameters") or []}
+    requests = []
+    for step in doc.get("Steps") or []:
+        operation = STEP_REQUESTS.get(step.get("Type", ""))
+        if operation is None or "Arguments" not in step:
+            continue
+        name, job_name_member = operation
+        request = {
+            job_name_member: f"pipelines-{step['Name']}",
+            **resolve(step["Arguments"], params),
+        }
+        requests.append((step["Name"], name, request))
+    return requests

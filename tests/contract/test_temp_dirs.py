@@ -1,0 +1,98 @@
+"""A start from ``model.tar.gz`` or ``s3://`` extracts the bundle into a directory that goes away
+when the server stops, and when the archive is refused: the system temp dir is left as found."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from core.s3 import s3_client
+from tests.contract.conftest import ENTRYPOINT, server_env, start_server, stop_server
+from tests.factories import free_port
+
+
+@pytest.fixture
+def tmpdir_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An empty directory the server process takes as its system temp dir."""
+    tmp = tmp_path / "system-tmp"
+    tmp.mkdir()
+    return tmp, {"TMPDIR": str(tmp)}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_from_archive_leaves_the_temp_dir_empty(
+    logistic_bundle: Path,
+    tmp_path: Path,
+    tmpdir_env: tuple[Path, dict[str, str]],
+    workers: int,
+) -> None:
+    tmp, env = tmpdir_env
+    srv = start_server(
+        logistic_bundle / "model.tar.gz", tmp_path / "server.log", "--workers", str(workers), **env
+    )
+    try:
+        assert any(tmp.iterdir())  # the bundle is extracted there while the server runs
+    finally:
+        stop_server(srv)
+
+    assert srv.proc.returncode == 0, srv.logs()[-3000:]
+    assert sorted(p.name for p in tmp.iterdir()) == []
+
+
+def test_serve_from_s3_leaves_the_temp_dir_empty(
+    logistic_bundle: Path,
+    tmp_path: Path,
+    tmpdir_env: tuple[Path, dict[str, str]],
+    aws: str,
+) -> None:
+    tmp, env = tmpdir_env
+    s3 = s3_client()
+    s3.create_bucket(Bucket="mlship-models")
+    s3.upload_file(str(logistic_bundle / "model.tar.gz"), "mlship-models", "models/v1/model.tar.gz")
+    aws_env = {
+        "AWS_ENDPOINT_URL": aws,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    srv = start_server(
+        "s3://mlship-models/models/v1/",
+        tmp_path / "server.log",
+        "--workers",
+        "2",
+        **env,
+        **aws_env,
+    )
+    stop_server(srv)
+
+    assert srv.proc.returncode == 0, srv.logs()[-3000:]
+    assert sorted(p.name for p in tmp.iterdir()) == []
+
+
+def test_refused_archive_leaves_the_temp_dir_empty(
+    logistic_bundle: Path, tmp_path: Path, tmpdir_env: tuple[Path, dict[str, str]]
+) -> None:
+    tmp, env = tmpdir_env
+    tampered = tmp_path / "tampered"
+    shutil.copytree(logistic_bundle, tampered, ignore=shutil.ignore_patterns("model.tar.gz"))
+    (tampered / "golden.json").write_text((tampered / "golden.json").read_text() + " ")
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for p in sorted(tampered.iterdir()):
+            tar.add(p, arcname=p.name)
+
+    result = subprocess.run(
+        [str(ENTRYPOINT), "serve"],
+        env=server_env(archive, free_port(), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert "does not match its checksum" in result.stderr
+    assert sorted(p.name for p in tmp.iterdir()) == []
