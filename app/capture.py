@@ -194,29 +194,35 @@ class CaptureWriter:
                 batch.append(item)
                 rows += item[2].shape[0]
             try:
-                self._write(batch)
+                written = self._write(batch)
             except OSError as e:
                 log.warning("capture: %d records not written: %s", len(batch), e)
-                self.dropped_error += len(batch)
-                if self._dropped_error is not None:
-                    self._dropped_error.inc(len(batch))
+                self._count_errors(len(batch))
                 # Keep what was written before: readers skip a partial last line.
                 self._complete()
             else:
-                self.written += len(batch)
-                if self._records is not None:
-                    self._records.inc(len(batch))
+                self.written += written
+                if self._records is not None and written:
+                    self._records.inc(written)
             finally:
                 self._rows_out += rows
             # Hand the interpreter back between batches: the event loop waits for it otherwise
             # up to the thread switch interval (5 ms), a latency spike on every request then.
             time.sleep(0)
 
-    def _write(self, batch: list[_Item]) -> None:
+    def _write(self, batch: list[_Item]) -> int:
+        """Write the records of ``batch``; returns how many were written."""
         file = self._file
         ids = os.urandom(16 * len(batch)).hex()  # one system call for every eventId
         lines: list[bytes] = []
+        written = 0
         for i, item in enumerate(batch):
+            try:
+                line = self.line(*item, event_id=_uuid4(ids[32 * i : 32 * i + 32]))
+            except (TypeError, ValueError) as e:  # orjson's refusal: this record only
+                log.warning("capture: a record cannot be serialised: %s", e)
+                self._count_errors(1)
+                continue
             at = item[0]
             if file is None or at >= self._deadline or self._size >= MAX_FILE_BYTES:
                 if file is not None and lines:
@@ -224,12 +230,18 @@ class CaptureWriter:
                     lines = []
                 self._complete()
                 file = self._open(at)
-            line = self.line(*item, event_id=_uuid4(ids[32 * i : 32 * i + 32]))
             lines.append(line)
             self._size += len(line)
+            written += 1
         if file is not None:
             file.write(b"".join(lines))
             file.flush()  # to the OS: a crash of this process loses nothing written
+        return written
+
+    def _count_errors(self, records: int) -> None:
+        self.dropped_error += records
+        if self._dropped_error is not None:
+            self._dropped_error.inc(records)
 
     def line(
         self,

@@ -128,6 +128,9 @@ def render(results: dict[str, Any]) -> str:
                 f"p99 {cell['p99_ms']:.2f} ms{flag}"
             )
         lines.append(f"  2 workers / 1 worker: {scaling['ratio']:.2f}x")
+        for workers, runs in (scaling.get("all_runs_requests_per_s") or {}).items():
+            shown = ", ".join(f"{r:,.0f}" for r in runs)
+            lines.append(f"  every run, {workers} worker{'s' if workers != '1' else ''}: {shown}")
     lines += ["", "Targets"]
     for t in results.get("targets", []):
         mark = "met   " if t["met"] else "MISSED"

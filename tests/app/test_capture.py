@@ -126,9 +126,9 @@ def test_capture_never_waits_for_the_writer_it_drops_and_counts_when_full(
     release = threading.Event()
     real_write = writer._write
 
-    def stuck_write(batch: list[Any]) -> None:
+    def stuck_write(batch: list[Any]) -> int:
         release.wait(timeout=60)  # a disk that does not answer
-        real_write(batch)
+        return real_write(batch)
 
     monkeypatch.setattr(writer, "_write", stuck_write)
     writer.start()
@@ -199,3 +199,15 @@ def test_capture_dir_that_cannot_be_created_stops_the_start(
 def test_capture_is_off_by_default(client: TestClient, X: np.ndarray) -> None:
     assert client.app.state.service.capture is None  # type: ignore[attr-defined]
     assert "mlship_capture_records_total" not in client.get("/metrics").text
+
+
+def test_capture_a_record_that_cannot_be_serialised_is_counted_not_fatal(tmp_path: Path) -> None:
+    writer = CaptureWriter(tmp_path, "v1", None)
+    writer.start()
+    odd = Prediction(np.array([object()], dtype=object), None)  # not JSON
+    writer.submit(np.ones((1, 2)), odd, "odd")
+    writer.submit(np.ones((1, 2)), Prediction(np.array([1.0]), None), "fine")
+    writer.close()
+
+    assert writer.dropped_error == 1
+    assert [r["eventMetadata"]["inferenceId"] for r in _records(tmp_path)] == ["fine"]
