@@ -66,10 +66,10 @@ class StackConfig:
     log_level: str
     api_keys_secret: str
     eks: Eks
+    rollout_spec: RolloutSpec  # steps and the model change (infra/config/rollout.py)
     # Scheduled batch scoring (None: off) and the model-signal alarms and routes.
     batch: BatchSchedule | None = None
     signals: Signals | None = None
-    rollout_spec: RolloutSpec  # steps and the model change (infra/config/rollout.py)
 
     @property
     def is_production(self) -> bool:
