@@ -18,9 +18,14 @@ def train(args: argparse.Namespace) -> int:
     """``mlship train``: run the pipeline and print where the model went."""
     if args.sagemaker is not None:
         from pipelines.sagemaker.training import run_training_job
+        from pipelines.train import Lineage
 
         registry = os.environ.get("MLFLOW_TRACKING_URI") is not None
-        run_training_job(args.params, Path(args.sagemaker), registry, say=_say)
+        lineage = Lineage(
+            data_version=os.environ.get("MLSHIP_DATA_VERSION") or None,
+            git_commit=os.environ.get("MLSHIP_GIT_COMMIT") or None,
+        )
+        run_training_job(args.params, Path(args.sagemaker), registry, say=_say, lineage=lineage)
         return 0
     from pipelines.params import load_params
     from pipelines.train import train as run_training

@@ -33,6 +33,9 @@ from infra.naming import VARIANT_NAME, Naming
 OUTPUTS = (
     "target",
     "bucketName",
+    "dvcRemoteUri",
+    "trainingDataUri",
+    "stagingUri",
     "repositoryUrl",
     "deployRoleArn",
     "dashboardUrl",
@@ -95,6 +98,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
     outputs: dict[str, pulumi.Input[str]] = {
         "target": cfg.target,
         "bucketName": store.bucket_name,
+        "dvcRemoteUri": store.dvc_remote_uri,
+        "trainingDataUri": store.data_uri,
+        "stagingUri": store.staging_uri,
         "repositoryUrl": registry.repository_url,
     }
     if cfg.target == "sagemaker":
