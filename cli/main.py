@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--volume-gb", type=int, default=30, help="Storage volume per instance.")
     p.add_argument("--max-runtime-minutes", type=float, default=60.0, help="Job time limit.")
     p.add_argument("--hyperparameter", action="append", default=[], help="key=value (repeatable).")
+    p.add_argument("--tag", action="append", default=[], help="Job tag key=value (repeatable).")
+    p.add_argument("--git-commit", help="Commit the image was built from (recorded in the bundle).")
+    p.add_argument("--spot", action="store_true", help="Managed spot training (checkpointed).")
+    p.add_argument(
+        "--max-wait-minutes", type=float, help="Spot: run plus capacity waits (default 2x runtime)."
+    )
+    p.add_argument("--checkpoint", help="Spot: s3:// checkpoint prefix (default under --output).")
 
     p = add(
         "sagemaker-transform",

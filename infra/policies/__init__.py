@@ -17,6 +17,9 @@ from infra.policies.identity import (
     EKS_NODE_POLICIES,
     KEY_USE,
     METRICS_NAMESPACE,
+    MLFLOW_DEPLOY,
+    MLFLOW_PROMOTE,
+    MLFLOW_REGISTER,
     SAGEMAKER_INSTANCE_NAMESPACE,
     SAGEMAKER_VPC_ACTIONS,
     deploy_policy,
@@ -24,6 +27,8 @@ from infra.policies.identity import (
     mlflow_server_policy,
     sagemaker_execution_policy,
     service_pod_policy,
+    training_job_policy,
+    training_launch_statements,
 )
 from infra.policies.resource import (
     KEY_ADMIN,
@@ -51,6 +56,9 @@ __all__ = [
     "KEY_ADMIN",
     "KEY_USE",
     "METRICS_NAMESPACE",
+    "MLFLOW_DEPLOY",
+    "MLFLOW_PROMOTE",
+    "MLFLOW_REGISTER",
     "SAGEMAKER_INSTANCE_NAMESPACE",
     "SAGEMAKER_VPC_ACTIONS",
     "STS_AUDIENCE",
@@ -73,4 +81,6 @@ __all__ = [
     "service_assume_role",
     "service_pod_policy",
     "tls_only_bucket_policy",
+    "training_job_policy",
+    "training_launch_statements",
 ]

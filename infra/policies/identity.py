@@ -122,8 +122,18 @@ def deploy_policy(
     name_prefix: str,
     execution_role_arn: str | None,
     cluster_arn: str | None,
+    training_role_arn: str | None = None,
+    tracking_server_arn: str | None = None,
+    tracking_server_in_bucket: bool = False,
 ) -> Document:
     """What CI needs to roll out a new image and bundle, and nothing that creates infrastructure.
+
+    Training (``training_role_arn`` set): start, follow and stop SageMaker training jobs named
+    ``<prefix>-*`` with the training role (passed to SageMaker only), read the data area's
+    objects (their version ids) and the bundles jobs leave in the staging area. Registry
+    (``tracking_server_arn`` set): the MLflow actions of registering, deploying and promoting
+    a version on that server, and its artifacts when it stores them in this stack's bucket
+    (``tracking_server_in_bucket``).
 
     SageMaker target (``execution_role_arn`` set): push the image, upload the bundle, create the
     model and endpoint configuration and update the endpoint (all named ``<prefix>-*``), pass the
@@ -186,7 +196,48 @@ def deploy_policy(
         ]
     if cluster_arn is not None:
         statements.append(allow("DescribeCluster", ["eks:DescribeCluster"], cluster_arn))
+    if training_role_arn is not None:
+        statements += training_launch_statements(
+            bucket_arn=bucket_arn,
+            region=region,
+            account_id=account_id,
+            name_prefix=name_prefix,
+            training_role_arn=training_role_arn,
+        )
+    if tracking_server_arn is not None:
+        statements += mlflow_client_statements(
+            tracking_server_arn=tracking_server_arn,
+            bucket_arn=bucket_arn if tracking_server_in_bucket else None,
+            actions=(*MLFLOW_REGISTER, *MLFLOW_DEPLOY, *MLFLOW_PROMOTE),
+        )
     return document(*statements)
+
+
+def training_launch_statements(
+    *, bucket_arn: str, region: str, account_id: str, name_prefix: str, training_role_arn: str
+) -> list[Statement]:
+    """What ``mlship sagemaker-train`` needs in CI (pipelines/sagemaker/launch.py): the data
+    object's version before and after the job (HeadObject is s3:GetObject), the job's own
+    calls, passing the training role, and the bundle it left in the staging area."""
+    return [
+        allow("ReadTrainingData", ["s3:GetObject"], f"{bucket_arn}/data/*"),
+        allow("ReadStagedBundles", ["s3:GetObject"], f"{bucket_arn}/staging/*"),
+        allow(
+            "RunTrainingJobs",
+            [
+                # CreateTrainingJob with Tags also needs AddTags on the job.
+                "sagemaker:AddTags",
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+            ],
+            f"arn:aws:sagemaker:{region}:{account_id}:training-job/{name_prefix}-*",
+        ),
+        {
+            **allow("PassTrainingRole", ["iam:PassRole"], training_role_arn),
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        },
+    ]
 
 
 def service_pod_policy(*, bucket_arn: str, key_arn: str, secret_arn: str | None) -> Document:
@@ -221,3 +272,103 @@ def mlflow_server_policy(*, bucket_arn: str, key_arn: str) -> Document:
         },
         allow("UseKey", ["kms:Decrypt", "kms:GenerateDataKey"], key_arn),
     )
+
+
+# Amazon SageMaker with MLflow authorises each MLflow REST call as the sagemaker-mlflow action
+# of the same name, on the tracking server's ARN (Service Authorization Reference, "Actions,
+# resources, and condition keys for Amazon SageMaker with MLflow"). Each set below is exactly
+# what one step of the release calls (tests/aws/test_release_calls.py records the calls).
+# Train job: read the champion, log the run (params, metrics, tags, bundle artifacts go to S3
+# directly), register the version and point @challenger at it (undo on failure).
+MLFLOW_REGISTER = (
+    "sagemaker-mlflow:CreateExperiment",
+    "sagemaker-mlflow:CreateModelVersion",
+    "sagemaker-mlflow:CreateRegisteredModel",
+    "sagemaker-mlflow:CreateRun",
+    "sagemaker-mlflow:DeleteModelVersion",
+    "sagemaker-mlflow:GetExperimentByName",
+    "sagemaker-mlflow:GetModelVersionByAlias",
+    "sagemaker-mlflow:GetRegisteredModel",
+    "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:LogBatch",
+    "sagemaker-mlflow:SetRegisteredModelAlias",
+    "sagemaker-mlflow:UpdateRun",
+)
+# Deploy jobs: resolve the version to ship and download its bundle (from S3).
+MLFLOW_DEPLOY = ("sagemaker-mlflow:GetModelVersion", "sagemaker-mlflow:GetModelVersionByAlias")
+# Promote (after prod's gate): check the version, move @champion, tag the version.
+MLFLOW_PROMOTE = (
+    "sagemaker-mlflow:GetModelVersion",
+    "sagemaker-mlflow:SetModelVersionTag",
+    "sagemaker-mlflow:SetRegisteredModelAlias",
+)
+# Where SageMaker writes training jobs' logs and metrics.
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+
+
+def training_job_policy(
+    *,
+    bucket_arn: str,
+    repository_arn: str,
+    key_arn: str,
+    region: str,
+    account_id: str,
+    data_prefix: str = "data",
+    staging_prefix: str = "staging",
+) -> Document:
+    """The role SageMaker training jobs run with: read the data area, write the staging area
+    (bundles, and the checkpoints of spot jobs, read back on a restart), pull the training
+    image, write the job's logs; nothing else.
+
+    SageMaker uses it to copy the ``train`` channel in and ``/opt/ml/model`` out (the
+    container itself runs network-isolated). The output is SSE-KMS with the bucket's key: the
+    role needs ``kms:Encrypt``/``GenerateDataKey`` for it ("OutputDataConfig KmsKeyId": the
+    execution role must be allowed kms:Encrypt), ``kms:Decrypt`` to read the data and
+    checkpoints, and ``kms:CreateGrant`` for the encrypted ML storage volume (VolumeKmsKeyId),
+    only for AWS resources.
+    """
+    log_group = f"arn:aws:logs:{region}:{account_id}:log-group:{TRAINING_LOG_GROUP}"
+    return document(
+        allow("ReadData", ["s3:GetObject"], f"{bucket_arn}/{data_prefix}/*"),
+        {
+            **allow("ListData", ["s3:ListBucket"], bucket_arn),
+            "Condition": {"StringLike": {"s3:prefix": [f"{data_prefix}/*", f"{staging_prefix}/*"]}},
+        },
+        allow("WriteStaging", ["s3:GetObject", "s3:PutObject"], f"{bucket_arn}/{staging_prefix}/*"),
+        allow("PullImage", ECR_PULL, repository_arn),
+        allow("EcrLogin", ["ecr:GetAuthorizationToken"], "*"),
+        allow(
+            "WriteLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams"],
+            f"{log_group}*",
+        ),
+        allow("PutLogEvents", ["logs:PutLogEvents"], f"{log_group}:log-stream:*"),
+        {
+            **allow("PutMetrics", ["cloudwatch:PutMetricData"], "*"),
+            "Condition": {"StringEquals": {"cloudwatch:namespace": TRAINING_METRICS_NAMESPACE}},
+        },
+        allow("UseKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], key_arn),
+        {
+            **allow("GrantVolumeKey", ["kms:CreateGrant"], key_arn),
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+    )
+
+
+def mlflow_client_statements(
+    *, tracking_server_arn: str, bucket_arn: str | None, actions: Sequence[str]
+) -> list[Statement]:
+    """A client of the managed MLflow server: ``actions`` on it, and (``bucket_arn``: the
+    server's artifact store in this stack's bucket) its ``mlflow/`` artifacts, which MLflow
+    clients read and write in S3 directly."""
+    statements = [allow("MlflowRegistry", sorted(set(actions)), tracking_server_arn)]
+    if bucket_arn is not None:
+        statements += [
+            allow("MlflowArtifacts", ["s3:GetObject", "s3:PutObject"], f"{bucket_arn}/mlflow/*"),
+            {
+                **allow("ListMlflowArtifacts", ["s3:ListBucket"], bucket_arn),
+                "Condition": {"StringLike": {"s3:prefix": ["mlflow/*"]}},
+            },
+        ]
+    return statements
