@@ -69,6 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("version", help="Model version number, as listed by `mlship models`.")
     p.add_argument("--alias", default="champion", help="Alias to move (default: champion).")
+    p.add_argument(
+        "--stack", help="Stack it now serves on (tags the version with it and the time)."
+    )
+    p.add_argument("--commit", help="Commit of the release (tagged with --stack).")
+
+    p = add(
+        "register",
+        _lazy("train", "register"),
+        "Gate a trained bundle against the champion, then register it as @challenger.",
+    )
+    p.add_argument(
+        "--bundle", required=True, help="model.tar.gz, local or s3:// (a job's artifact)."
+    )
+    p.add_argument("--out", type=Path, required=True, help="Directory to unpack the bundle in.")
+    p.add_argument(
+        "--served-model",
+        help="Without a registry (no MLFLOW_TRACKING_URI): s3:// bundle the stack serves.",
+    )
+
+    p = add("fetch", _lazy("train", "fetch"), "Download a registered version's bundle.")
+    p.add_argument("uri", help="models:/NAME/VERSION or models:/NAME@ALIAS.")
+    p.add_argument("--out", type=Path, required=True, help="Directory to download into.")
 
     add("models", _lazy("train", "models"), "List registered model versions, aliases and metrics.")
 

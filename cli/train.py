@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.registry import RegistrySettings
 
 
@@ -60,12 +62,53 @@ def _registry_settings() -> RegistrySettings:
 
 
 def promote(args: argparse.Namespace) -> int:
-    """``mlship promote VERSION``: move ``--alias`` (default champion) to VERSION."""
-    from pipelines.registry import promote as move_alias
+    """``mlship promote VERSION``: move ``--alias`` (default champion) to VERSION; with
+    ``--stack``, tag the version with the stack, the time and ``--commit``."""
+    from pipelines.release.candidate import promote_release
 
+    if args.commit is not None and args.stack is None:
+        raise ConfigError("--commit is recorded per stack: add --stack STACK.")
     settings = _registry_settings()
-    move_alias(settings, args.version, args.alias)
+    tags = promote_release(
+        settings, args.version, stack=args.stack, commit=args.commit, alias=args.alias
+    )
     print(f"{settings.model_name}@{args.alias} -> version {args.version}")
+    for key, value in sorted(tags.items()):
+        print(f"tag       {key}={value}")
+    return 0
+
+
+def register(args: argparse.Namespace) -> int:
+    """``mlship register``: print ``version=`` and ``bundle=`` lines (for $GITHUB_OUTPUT)."""
+    from pipelines.release.candidate import admit
+
+    has_registry = bool(os.environ.get("MLFLOW_TRACKING_URI", "").strip())
+    admitted = admit(
+        args.bundle,
+        args.out,
+        settings=_registry_settings() if has_registry else None,
+        served_model_uri=args.served_model,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(f"version={admitted.version or ''}")
+    print(f"bundle={admitted.candidate.archive}")
+    print(f"data-version={admitted.candidate.manifest.data_version or ''}")
+    return 0
+
+
+def fetch(args: argparse.Namespace) -> int:
+    """``mlship fetch URI``: download a registered bundle; prints its ``model.tar.gz``."""
+    from core.bundle import ARCHIVE_NAME
+    from core.registry import fetch_bundle
+
+    path = fetch_bundle(args.uri, args.out)
+    archive = path / ARCHIVE_NAME
+    if not archive.is_file():
+        raise ConfigError(
+            f"{args.uri} has no {ARCHIVE_NAME} in its bundle; register it with `mlship register`, "
+            "which keeps the trained archive."
+        )
+    print(f"bundle={archive}")
     return 0
 
 

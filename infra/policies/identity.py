@@ -229,7 +229,6 @@ def training_launch_statements(
                 "sagemaker:AddTags",
                 "sagemaker:CreateTrainingJob",
                 "sagemaker:DescribeTrainingJob",
-                "sagemaker:StopTrainingJob",
             ],
             f"arn:aws:sagemaker:{region}:{account_id}:training-job/{name_prefix}-*",
         ),
