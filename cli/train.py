@@ -91,6 +91,9 @@ def register(args: argparse.Namespace) -> int:
         say=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(f"version={admitted.version or ''}")
+    settings = _registry_settings()
+    uri = f"models:/{settings.model_name}/{admitted.version}" if admitted.version else ""
+    print(f"uri={uri}")
     print(f"bundle={admitted.candidate.archive}")
     print(f"data-version={admitted.candidate.manifest.data_version or ''}")
     return 0

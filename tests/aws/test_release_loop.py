@@ -208,7 +208,7 @@ class Loop:
             "--output", f"{self.dev['stagingUri']}/jobs",
             "--job-name", job,
             "--git-commit", COMMIT,
-            "--tag", f"mlship:commit={COMMIT}",
+            "--tag", f"mlship-commit={COMMIT}",
             "--poll-seconds", "0.1", "--wait-minutes", "1",
             *[x for hp in hyperparameters for x in ("--hyperparameter", hp)],
         ]  # fmt: skip
