@@ -2,24 +2,28 @@
 
 Components call these inside ``Output.apply`` with resolved ARNs; tests call them with example
 ARNs and run every document through an IAM linter. ``document`` is the policy language,
-``trust`` says who may assume each role, ``identity`` what each role may do, ``resource`` who
-may use the key, the bucket and the topic (in key policies ``*`` means "this key").
+``trust`` says who may assume each role, ``identity`` what each role may do (``training``: the
+training jobs' role and CI's training and registry statements; ``actions``: shared action
+lists), ``resource`` who may use the key, the bucket and the topic (in key policies ``*``
+means "this key").
 """
 
 from __future__ import annotations
 
-from infra.policies.document import VERSION, Document, Statement, allow, document, dumps
-from infra.policies.identity import (
+from infra.policies.actions import (
     ECR_PULL,
     ECR_PUSH,
-    EKS_CLUSTER_POLICY,
-    EKS_EDIT_ACCESS_POLICY,
-    EKS_NODE_POLICIES,
     KEY_USE,
-    METRICS_NAMESPACE,
     MLFLOW_DEPLOY,
     MLFLOW_PROMOTE,
     MLFLOW_REGISTER,
+)
+from infra.policies.document import VERSION, Document, Statement, allow, document, dumps
+from infra.policies.identity import (
+    EKS_CLUSTER_POLICY,
+    EKS_EDIT_ACCESS_POLICY,
+    EKS_NODE_POLICIES,
+    METRICS_NAMESPACE,
     SAGEMAKER_INSTANCE_NAMESPACE,
     SAGEMAKER_VPC_ACTIONS,
     deploy_policy,
@@ -27,8 +31,6 @@ from infra.policies.identity import (
     mlflow_server_policy,
     sagemaker_execution_policy,
     service_pod_policy,
-    training_job_policy,
-    training_launch_statements,
 )
 from infra.policies.resource import (
     KEY_ADMIN,
@@ -36,6 +38,11 @@ from infra.policies.resource import (
     ecr_lifecycle_policy,
     key_policy,
     tls_only_bucket_policy,
+)
+from infra.policies.training import (
+    mlflow_client_statements,
+    training_job_policy,
+    training_launch_statements,
 )
 from infra.policies.trust import (
     GITHUB_OIDC_HOST,
@@ -76,6 +83,7 @@ __all__ = [
     "github_deploy_assume_role",
     "irsa_assume_role",
     "key_policy",
+    "mlflow_client_statements",
     "mlflow_server_policy",
     "sagemaker_execution_policy",
     "service_assume_role",

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from infra.policies.actions import (
+    ECR_PULL,
+    ECR_PUSH,
+    KEY_USE,
+    MLFLOW_DEPLOY,
+    MLFLOW_PROMOTE,
+    MLFLOW_REGISTER,
+)
 from infra.policies.document import Document, Statement, allow, document
+from infra.policies.training import mlflow_client_statements, training_launch_statements
 
 # Namespace of the app's own CloudWatch metrics (if it publishes any besides Prometheus).
 METRICS_NAMESPACE = "mlship"
@@ -34,16 +43,6 @@ SAGEMAKER_VPC_ACTIONS = (
     "ec2:DescribeVpcs",
 )
 
-ECR_PULL = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
-ECR_PUSH = (
-    *ECR_PULL,
-    "ecr:CompleteLayerUpload",
-    "ecr:DescribeImages",
-    "ecr:InitiateLayerUpload",
-    "ecr:PutImage",
-    "ecr:UploadLayerPart",
-)
-KEY_USE = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 
 # AWS managed policies attached to the EKS roles (the documented minimum for each role).
 EKS_CLUSTER_POLICY = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
@@ -213,32 +212,6 @@ def deploy_policy(
     return document(*statements)
 
 
-def training_launch_statements(
-    *, bucket_arn: str, region: str, account_id: str, name_prefix: str, training_role_arn: str
-) -> list[Statement]:
-    """What ``mlship sagemaker-train`` needs in CI (pipelines/sagemaker/launch.py): the data
-    object's version before and after the job (HeadObject is s3:GetObject), the job's own
-    calls, passing the training role, and the bundle it left in the staging area."""
-    return [
-        allow("ReadTrainingData", ["s3:GetObject"], f"{bucket_arn}/data/*"),
-        allow("ReadStagedBundles", ["s3:GetObject"], f"{bucket_arn}/staging/*"),
-        allow(
-            "RunTrainingJobs",
-            [
-                # CreateTrainingJob with Tags also needs AddTags on the job.
-                "sagemaker:AddTags",
-                "sagemaker:CreateTrainingJob",
-                "sagemaker:DescribeTrainingJob",
-            ],
-            f"arn:aws:sagemaker:{region}:{account_id}:training-job/{name_prefix}-*",
-        ),
-        {
-            **allow("PassTrainingRole", ["iam:PassRole"], training_role_arn),
-            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        },
-    ]
-
-
 def service_pod_policy(*, bucket_arn: str, key_arn: str, secret_arn: str | None) -> Document:
     """What the Kubernetes pods need: read the bundle, decrypt it, read the API key hashes."""
     statements: list[Statement] = [
@@ -271,103 +244,3 @@ def mlflow_server_policy(*, bucket_arn: str, key_arn: str) -> Document:
         },
         allow("UseKey", ["kms:Decrypt", "kms:GenerateDataKey"], key_arn),
     )
-
-
-# Amazon SageMaker with MLflow authorises each MLflow REST call as the sagemaker-mlflow action
-# of the same name, on the tracking server's ARN (Service Authorization Reference, "Actions,
-# resources, and condition keys for Amazon SageMaker with MLflow"). Each set below is exactly
-# what one step of the release calls (tests/aws/test_release_calls.py records the calls).
-# Train job: read the champion, log the run (params, metrics, tags, bundle artifacts go to S3
-# directly), register the version and point @challenger at it (undo on failure).
-MLFLOW_REGISTER = (
-    "sagemaker-mlflow:CreateExperiment",
-    "sagemaker-mlflow:CreateModelVersion",
-    "sagemaker-mlflow:CreateRegisteredModel",
-    "sagemaker-mlflow:CreateRun",
-    "sagemaker-mlflow:DeleteModelVersion",
-    "sagemaker-mlflow:GetExperimentByName",
-    "sagemaker-mlflow:GetModelVersionByAlias",
-    "sagemaker-mlflow:GetRegisteredModel",
-    "sagemaker-mlflow:GetRun",
-    "sagemaker-mlflow:LogBatch",
-    "sagemaker-mlflow:SetRegisteredModelAlias",
-    "sagemaker-mlflow:UpdateRun",
-)
-# Deploy jobs: resolve the version to ship and download its bundle (from S3).
-MLFLOW_DEPLOY = ("sagemaker-mlflow:GetModelVersion", "sagemaker-mlflow:GetModelVersionByAlias")
-# Promote (after prod's gate): check the version, move @champion, tag the version.
-MLFLOW_PROMOTE = (
-    "sagemaker-mlflow:GetModelVersion",
-    "sagemaker-mlflow:SetModelVersionTag",
-    "sagemaker-mlflow:SetRegisteredModelAlias",
-)
-# Where SageMaker writes training jobs' logs and metrics.
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
-
-
-def training_job_policy(
-    *,
-    bucket_arn: str,
-    repository_arn: str,
-    key_arn: str,
-    region: str,
-    account_id: str,
-    data_prefix: str = "data",
-    staging_prefix: str = "staging",
-) -> Document:
-    """The role SageMaker training jobs run with: read the data area, write the staging area
-    (bundles, and the checkpoints of spot jobs, read back on a restart), pull the training
-    image, write the job's logs; nothing else.
-
-    SageMaker uses it to copy the ``train`` channel in and ``/opt/ml/model`` out (the
-    container itself runs network-isolated). The output is SSE-KMS with the bucket's key: the
-    role needs ``kms:Encrypt``/``GenerateDataKey`` for it ("OutputDataConfig KmsKeyId": the
-    execution role must be allowed kms:Encrypt), ``kms:Decrypt`` to read the data and
-    checkpoints, and ``kms:CreateGrant`` for the encrypted ML storage volume (VolumeKmsKeyId),
-    only for AWS resources.
-    """
-    log_group = f"arn:aws:logs:{region}:{account_id}:log-group:{TRAINING_LOG_GROUP}"
-    return document(
-        allow("ReadData", ["s3:GetObject"], f"{bucket_arn}/{data_prefix}/*"),
-        {
-            **allow("ListData", ["s3:ListBucket"], bucket_arn),
-            "Condition": {"StringLike": {"s3:prefix": [f"{data_prefix}/*", f"{staging_prefix}/*"]}},
-        },
-        allow("WriteStaging", ["s3:GetObject", "s3:PutObject"], f"{bucket_arn}/{staging_prefix}/*"),
-        allow("PullImage", ECR_PULL, repository_arn),
-        allow("EcrLogin", ["ecr:GetAuthorizationToken"], "*"),
-        allow(
-            "WriteLogs",
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams"],
-            f"{log_group}*",
-        ),
-        allow("PutLogEvents", ["logs:PutLogEvents"], f"{log_group}:log-stream:*"),
-        {
-            **allow("PutMetrics", ["cloudwatch:PutMetricData"], "*"),
-            "Condition": {"StringEquals": {"cloudwatch:namespace": TRAINING_METRICS_NAMESPACE}},
-        },
-        allow("UseKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], key_arn),
-        {
-            **allow("GrantVolumeKey", ["kms:CreateGrant"], key_arn),
-            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-        },
-    )
-
-
-def mlflow_client_statements(
-    *, tracking_server_arn: str, bucket_arn: str | None, actions: Sequence[str]
-) -> list[Statement]:
-    """A client of the managed MLflow server: ``actions`` on it, and (``bucket_arn``: the
-    server's artifact store in this stack's bucket) its ``mlflow/`` artifacts, which MLflow
-    clients read and write in S3 directly."""
-    statements = [allow("MlflowRegistry", sorted(set(actions)), tracking_server_arn)]
-    if bucket_arn is not None:
-        statements += [
-            allow("MlflowArtifacts", ["s3:GetObject", "s3:PutObject"], f"{bucket_arn}/mlflow/*"),
-            {
-                **allow("ListMlflowArtifacts", ["s3:ListBucket"], bucket_arn),
-                "Condition": {"StringLike": {"s3:prefix": ["mlflow/*"]}},
-            },
-        ]
-    return statements
