@@ -391,6 +391,12 @@ def test_each_stack_trusts_the_github_environment_its_rollout_job_runs_in() -> N
             f"Pulumi.{stack}.yaml trusts GitHub environments {trusted}, but deploy.yml's "
             f"{job_id} job runs in {job['environment']['name']!r}: its role could not be assumed"
         )
+    # The train job assumes dev's role (it reads the dev stack) from its own environment.
+    train = jobs["train"]
+    stack_step = next(s for s in train["steps"] if s.get("id") == "stack")
+    assert stack_step["env"]["STACK"].endswith("}dev")
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert train["environment"]["name"] in config["mlship:githubEnvironments"]
 
 
 def test_stack_keys_the_workflows_set_are_declared_in_pulumi_yaml() -> None:
