@@ -8,7 +8,7 @@ from pipelines.sagemaker.launch import (
     sagemaker_client,
     start_training_job,
     start_transform_job,
-    wait_training_job,
+    train_on_sagemaker,
     wait_transform_job,
 )
 from pipelines.sagemaker.requests import (
@@ -32,16 +32,22 @@ def sagemaker_train(args: argparse.Namespace) -> int:
         max_runtime_s=int(args.max_runtime_minutes * 60),
         hyperparameters=parse_pairs(args.hyperparameter, "--hyperparameter"),
         kms_key_id=args.kms_key_id,
+        tags=parse_pairs(args.tag, "--tag"),
+        environment={"MLSHIP_GIT_COMMIT": args.git_commit} if args.git_commit else {},
+        spot=args.spot,
+        max_wait_s=int(args.max_wait_minutes * 60) if args.max_wait_minutes else None,
+        checkpoint_uri=args.checkpoint,
     )
     client = sagemaker_client()
-    arn = start_training_job(client, spec)
-    print(f"started {arn}", flush=True)
     if args.no_wait:
+        arn = start_training_job(client, spec)
+        print(f"started {arn}", flush=True)
         return 0
-    artifact = wait_training_job(
-        client, spec.name, poll_s=args.poll_seconds, timeout_s=args.wait_minutes * 60
+    outcome = train_on_sagemaker(
+        client, spec, poll_s=args.poll_seconds, timeout_s=args.wait_minutes * 60
     )
-    print(artifact)
+    print(f"data version {outcome.data_version or 'not versioned (see the manifest)'}")
+    print(outcome.artifact)
     return 0
 
 

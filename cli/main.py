@@ -84,7 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Promote even when the version's task differs from the current holder's.",
     )
+    p.add_argument(
+        "--stack", help="Stack it now serves on (tags the version with it and the time)."
+    )
+    p.add_argument("--commit", help="Commit of the release (tagged with --stack).")
+
     _add_params_arg(p)
+
+    p = add(
+        "register",
+        _lazy("train", "register"),
+        "Gate a trained bundle against the champion, then register it as @challenger.",
+    )
+    p.add_argument(
+        "--bundle", required=True, help="model.tar.gz, local or s3:// (a job's artifact)."
+    )
+    p.add_argument("--out", type=Path, required=True, help="Directory to unpack the bundle in.")
+    p.add_argument(
+        "--served-model",
+        help="Without a registry (no MLFLOW_TRACKING_URI): s3:// bundle the stack serves.",
+    )
+    _add_params_arg(p)
+
+    p = add("fetch", _lazy("train", "fetch"), "Download a registered version's bundle.")
+    p.add_argument("uri", help="models:/NAME/VERSION or models:/NAME@ALIAS.")
+    p.add_argument("--out", type=Path, required=True, help="Directory to download into.")
 
     p = add(
         "models",
@@ -212,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--volume-gb", type=int, default=30, help="Storage volume per instance.")
     p.add_argument("--max-runtime-minutes", type=float, default=60.0, help="Job time limit.")
     p.add_argument("--hyperparameter", action="append", default=[], help="key=value (repeatable).")
+    p.add_argument("--tag", action="append", default=[], help="Job tag key=value (repeatable).")
+    p.add_argument("--git-commit", help="Commit the image was built from (recorded in the bundle).")
+    p.add_argument("--spot", action="store_true", help="Managed spot training (checkpointed).")
+    p.add_argument(
+        "--max-wait-minutes", type=float, help="Spot: run plus capacity waits (default 2x runtime)."
+    )
+    p.add_argument("--checkpoint", help="Spot: s3:// checkpoint prefix (default under --output).")
 
     p = add(
         "sagemaker-transform",

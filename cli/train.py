@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from core.errors import ConfigError
@@ -19,6 +20,7 @@ def train(args: argparse.Namespace) -> int:
     """``mlship train``: run the pipeline and print where the model went."""
     if args.sagemaker is not None:
         from pipelines.sagemaker.training import run_training_job
+        from pipelines.train import Lineage
 
         if args.overrides or args.target is not None:
             raise ConfigError(
@@ -27,7 +29,11 @@ def train(args: argparse.Namespace) -> int:
                 "KEY=VALUE)."
             )
         registry = os.environ.get("MLFLOW_TRACKING_URI") is not None
-        run_training_job(args.params, Path(args.sagemaker), registry, say=_say)
+        lineage = Lineage(
+            data_version=os.environ.get("MLSHIP_DATA_VERSION") or None,
+            git_commit=os.environ.get("MLSHIP_GIT_COMMIT") or None,
+        )
+        run_training_job(args.params, Path(args.sagemaker), registry, say=_say, lineage=lineage)
         return 0
     from pipelines.params import load_params, parse_overrides
     from pipelines.train import train as run_training
@@ -68,13 +74,62 @@ def _registry_settings(params_path: Path) -> RegistrySettings:
 
 
 def promote(args: argparse.Namespace) -> int:
-    """``mlship promote VERSION``: move ``--alias`` (default champion) to VERSION."""
-    from pipelines.registry import promote as move_alias
+    """``mlship promote VERSION``: move ``--alias`` (default champion) to VERSION; with
+    ``--stack``, tag the version with the stack, the time and ``--commit``."""
+    from pipelines.release.candidate import promote_release
 
+    if args.commit is not None and args.stack is None:
+        raise ConfigError("--commit is recorded per stack: add --stack STACK.")
     settings = _registry_settings(args.params)
-    before = move_alias(settings, args.version, args.alias, force=args.force)
+    before, tags = promote_release(
+        settings,
+        args.version,
+        stack=args.stack,
+        commit=args.commit,
+        alias=args.alias,
+        force=args.force,
+    )
     was = f" (was version {before.version})" if before is not None else ""
     print(f"{settings.model_name}@{args.alias} -> version {args.version}{was}")
+    for key, value in sorted(tags.items()):
+        print(f"tag       {key}={value}")
+    return 0
+
+
+def register(args: argparse.Namespace) -> int:
+    """``mlship register``: print ``version=`` and ``bundle=`` lines (for $GITHUB_OUTPUT)."""
+    from pipelines.release.candidate import admit
+
+    has_registry = bool(os.environ.get("MLFLOW_TRACKING_URI", "").strip())
+    admitted = admit(
+        args.bundle,
+        args.out,
+        settings=_registry_settings(args.params) if has_registry else None,
+        served_model_uri=args.served_model,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(f"version={admitted.version or ''}")
+    settings = _registry_settings(args.params)
+    uri = f"models:/{settings.model_name}/{admitted.version}" if admitted.version else ""
+    print(f"uri={uri}")
+    print(f"bundle={admitted.candidate.archive}")
+    print(f"data-version={admitted.candidate.manifest.data_version or ''}")
+    return 0
+
+
+def fetch(args: argparse.Namespace) -> int:
+    """``mlship fetch URI``: download a registered bundle; prints its ``model.tar.gz``."""
+    from core.bundle import ARCHIVE_NAME
+    from core.registry import fetch_bundle
+
+    path = fetch_bundle(args.uri, args.out)
+    archive = path / ARCHIVE_NAME
+    if not archive.is_file():
+        raise ConfigError(
+            f"{args.uri} has no {ARCHIVE_NAME} in its bundle; register it with `mlship register`, "
+            "which keeps the trained archive."
+        )
+    print(f"bundle={archive}")
     return 0
 
 

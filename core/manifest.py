@@ -84,6 +84,10 @@ class ManifestDraft(_Frozen):
     created_at: str
     git_commit: str | None
     dataset_sha256: str
+    data_version: str | None = Field(
+        default=None,
+        description="The exact data read: s3:<VersionId> (versioned bucket) or sha256:<hex>.",
+    )
     task: Task
     params: dict[str, Any]
     metrics: dict[str, float]

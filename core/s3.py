@@ -58,8 +58,28 @@ def _describe(e: Exception) -> str:
     return str(e)
 
 
-def download(uri: str, dest: Path, client: S3Client | None = None) -> Path:
-    """Download one object to ``dest`` (written to a temporary name, then renamed)."""
+def object_version(uri: str, client: S3Client | None = None) -> str | None:
+    """The current version id of an object in a versioned bucket (None when the bucket has no
+    versioning: S3 then reports the version ``null``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = parse_s3_uri(uri)
+    client = client or s3_client()
+    try:
+        version = client.head_object(Bucket=bucket, Key=key).get("VersionId")
+    except (BotoCoreError, ClientError) as e:
+        raise S3Error(
+            f"Could not download {uri} ({_describe(e)}). Check that the object exists and that "
+            "your AWS credentials may read it (s3:GetObject)."
+        ) from e
+    return None if version in (None, "null") else str(version)
+
+
+def download(
+    uri: str, dest: Path, client: S3Client | None = None, version_id: str | None = None
+) -> Path:
+    """Download one object (``version_id``: that version of it) to ``dest`` (written to a
+    temporary name, then renamed)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = parse_s3_uri(uri)
@@ -67,8 +87,9 @@ def download(uri: str, dest: Path, client: S3Client | None = None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     os.close(fd)
+    extra = {"VersionId": version_id} if version_id is not None else None
     try:
-        client.download_file(bucket, key, tmp_name)
+        client.download_file(bucket, key, tmp_name, ExtraArgs=extra)
         os.replace(tmp_name, dest)
     except (BotoCoreError, ClientError) as e:
         Path(tmp_name).unlink(missing_ok=True)

@@ -39,6 +39,7 @@ from infra.components.signals import (
     signal_widgets,
 )
 from infra.components.storage import ArtifactStore, ArtifactStoreArgs
+from infra.components.training import TrainingRole, TrainingRoleArgs
 from infra.config import StackConfig
 from infra.config.batch import BatchSchedule
 from infra.naming import VARIANT_NAME, Naming
@@ -49,6 +50,9 @@ from infra.signals import log_group_name
 OUTPUTS = (
     "target",
     "bucketName",
+    "dvcRemoteUri",
+    "trainingDataUri",
+    "stagingUri",
     "repositoryUrl",
     "deployRoleArn",
     "dashboardUrl",
@@ -62,6 +66,7 @@ OUTPUTS = (
     "mlflowTrackingServerArn",
     "batchPipelineName",
     "batchScheduleArn",
+    "trainingRoleArn",
 )
 
 
@@ -82,6 +87,8 @@ class _Base:
     account_id: pulumi.Output[str]
     store: ArtifactStore
     registry: ImageRepository
+    training_role: TrainingRole
+    tracking_server_arn: pulumi.Input[str] | None
 
 
 def build(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
@@ -109,19 +116,40 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
             protect=protect,
         ),
     )
-    base = _Base(cfg, naming, tags, account_id, store, registry)
+    training = TrainingRole(
+        naming.name("training"),
+        TrainingRoleArgs(
+            role_name=naming.name("training"),
+            account_id=account_id,
+            region=cfg.region,
+            bucket_arn=store.bucket_arn,
+            repository_arn=registry.repository_arn,
+            key_arn=store.key_arn,
+            tags=tags,
+        ),
+    )
+    # The registry: this stack's own managed MLflow server (it costs money: a per-stack
+    # choice), another stack's, or none (the gate then compares with the served bundle).
+    tracking_server_arn: pulumi.Input[str] | None = cfg.mlflow_tracking_server_arn
+    if cfg.mlflow_server:
+        tracking_server_arn = _mlflow(naming, cfg, store, tags)
+    base = _Base(cfg, naming, tags, account_id, store, registry, training, tracking_server_arn)
     outputs: dict[str, pulumi.Input[str]] = {
         "target": cfg.target,
         "bucketName": store.bucket_name,
+        "dvcRemoteUri": store.dvc_remote_uri,
+        "trainingDataUri": store.data_uri,
+        "stagingUri": store.staging_uri,
         "repositoryUrl": registry.repository_url,
+        "trainingRoleArn": training.role_arn,
     }
     if cfg.target == "sagemaker":
         deploy, monitoring, serving = _sagemaker(base)
     else:
         deploy, monitoring, serving = _eks(base)
     outputs |= serving
-    if cfg.mlflow_server:
-        outputs["mlflowTrackingServerArn"] = _mlflow(base)
+    if tracking_server_arn is not None:
+        outputs["mlflowTrackingServerArn"] = tracking_server_arn
     if cfg.batch is not None:
         outputs |= _batch(base, monitoring, cfg.batch)
     outputs |= {
@@ -362,22 +390,27 @@ def _deploy_access(
             key_arn=b.store.key_arn,
             execution_role_arn=execution_role_arn,
             cluster_arn=cluster_arn,
+            training_role_arn=b.training_role.role_arn,
+            tracking_server_arn=b.tracking_server_arn,
+            tracking_server_in_bucket=cfg.mlflow_server,
             tags=b.tags,
         ),
     )
 
 
-def _mlflow(b: _Base) -> pulumi.Output[str]:
+def _mlflow(
+    naming: Naming, cfg: StackConfig, store: ArtifactStore, tags: dict[str, str]
+) -> pulumi.Output[str]:
     server = MlflowServer(
-        b.naming.name("mlflow"),
+        naming.name("mlflow"),
         MlflowServerArgs(
-            server_name=b.naming.name("mlflow"),
-            role_name=b.naming.name("mlflow"),
-            bucket_name=b.store.bucket_name,
-            bucket_arn=b.store.bucket_arn,
-            key_arn=b.store.key_arn,
-            size=b.cfg.mlflow_server_size,
-            tags=b.tags,
+            server_name=naming.name("mlflow"),
+            role_name=naming.name("mlflow"),
+            bucket_name=store.bucket_name,
+            bucket_arn=store.bucket_arn,
+            key_arn=store.key_arn,
+            size=cfg.mlflow_server_size,
+            tags=tags,
         ),
     )
     return server.tracking_server_arn

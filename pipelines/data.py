@@ -19,7 +19,7 @@ import numpy as np
 from core.errors import DataError
 from core.files import data_format, require_data_format, sha256_file
 from core.manifest import Dtype
-from core.s3 import download, is_s3_uri
+from core.s3 import download, is_s3_uri, object_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,11 +35,20 @@ BUILTIN_SOURCES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """A table read from a file, with the SHA-256 of the file's bytes."""
+    """A table read from a file, with the SHA-256 of the file's bytes.
+
+    ``version`` names exactly what was read: ``s3:<VersionId>`` for an object of a versioned
+    bucket (the version downloaded, whatever is written after), else ``sha256:<hex>``.
+    """
 
     frame: pd.DataFrame
     source: str
     sha256: str
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            object.__setattr__(self, "version", f"sha256:{self.sha256}")
 
 
 @dataclass(frozen=True)
@@ -134,9 +143,17 @@ def read_table(source: str | Path) -> Dataset:
         "params.yaml).",
     )
     if is_s3_uri(text):
+        # The version is read first and that version downloaded: a later upload cannot change
+        # what the recorded version names.
+        version_id = object_version(text)
         with tempfile.TemporaryDirectory(prefix="mlship-data-") as tmp:
-            local = download(text, Path(tmp) / Path(text).name)
-            return Dataset(frame=_parse(local, text), source=text, sha256=sha256_file(local))
+            local = download(text, Path(tmp) / Path(text).name, version_id=version_id)
+            return Dataset(
+                frame=_parse(local, text),
+                source=text,
+                sha256=sha256_file(local),
+                version=f"s3:{version_id}" if version_id is not None else "",
+            )
     path = Path(text)
     if not path.is_file():
         raise DataError(

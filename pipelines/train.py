@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """Data version and commit known to whoever started the run (None: unknown to them)."""
+
+    data_version: str | None = None
+    git_commit: str | None = None
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """What a successful run produced."""
 
@@ -188,6 +196,7 @@ def train(
     data: str | None = None,
     out: Path | None = None,
     say: Callable[[str], None] = print,
+    lineage: Lineage | None = None,
 ) -> TrainResult:
     """Run the whole pipeline once.
 
@@ -196,6 +205,8 @@ def train(
         data: CSV/Parquet path or s3:// URI overriding ``data.path``.
         out: Bundle directory overriding ``output.dir``.
         say: Where the numbered progress lines go.
+        lineage: What the run cannot see itself (inside a SageMaker job: the S3 version of
+            the channel's file and the commit, passed by the launcher); None: read here.
 
     Raises:
         DataError: the data is missing, unreadable or fails validation.
@@ -264,7 +275,9 @@ def train(
         task=params.task,
         dataset_sha256=dataset.sha256,
     )
-    commit = git_commit(params.resolve("."))
+    lineage = lineage or Lineage()
+    commit = lineage.git_commit or git_commit(params.resolve("."))
+    data_version = lineage.data_version or dataset.version
     created = datetime.now(UTC)
     params_json = params.model_dump(mode="json")
     digest = hashlib.sha256(
@@ -275,6 +288,7 @@ def train(
         "mlship.bundle_version": bundle_version,
         "mlship.dataset_sha256": dataset.sha256,
         "mlship.task": params.task,
+        "mlship.data_version": data_version,
         "mlship.git_commit": commit or "none",
         "mlship.data_source": source,
         "mlship.gate": "passed" if result.passed else "failed",
@@ -298,6 +312,7 @@ def train(
         created_at=created.isoformat(),
         git_commit=commit,
         dataset_sha256=dataset.sha256,
+        data_version=data_version,
         task=params.task,
         params=params_json,
         metrics=metrics,

@@ -35,6 +35,9 @@ class GithubDeployAccessArgs:
         key_arn: KMS key of the bucket.
         execution_role_arn: SageMaker execution role it may pass (SageMaker target only).
         cluster_arn: EKS cluster it may describe (EKS target only).
+        training_role_arn: Role of SageMaker training jobs it may start and pass.
+        tracking_server_arn: Managed MLflow server it registers, deploys and promotes with.
+        tracking_server_in_bucket: That server stores its artifacts in this stack's bucket.
         tags: Tags on every taggable child.
     """
 
@@ -50,6 +53,9 @@ class GithubDeployAccessArgs:
     key_arn: pulumi.Input[str]
     execution_role_arn: pulumi.Input[str] | None = None
     cluster_arn: pulumi.Input[str] | None = None
+    training_role_arn: pulumi.Input[str] | None = None
+    tracking_server_arn: pulumi.Input[str] | None = None
+    tracking_server_in_bucket: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -102,6 +108,8 @@ class GithubDeployAccess(pulumi.ComponentResource):
                 args.account_id,
                 args.execution_role_arn if args.execution_role_arn is not None else "",
                 args.cluster_arn if args.cluster_arn is not None else "",
+                args.training_role_arn if args.training_role_arn is not None else "",
+                args.tracking_server_arn if args.tracking_server_arn is not None else "",
             ).apply(
                 lambda v: policies.dumps(
                     policies.deploy_policy(
@@ -113,6 +121,9 @@ class GithubDeployAccess(pulumi.ComponentResource):
                         name_prefix=args.name_prefix,
                         execution_role_arn=v[4] or None,
                         cluster_arn=v[5] or None,
+                        training_role_arn=v[6] or None,
+                        tracking_server_arn=v[7] or None,
+                        tracking_server_in_bucket=args.tracking_server_in_bucket,
                     )
                 )
             ),

@@ -1,8 +1,10 @@
 """ArtifactStore: the KMS key and the S3 bucket for model bundles, data capture and DVC.
 
 Prefixes: ``models/`` (bundles; the execution role reads only this), ``capture/`` (SageMaker
-data capture; written only by the endpoint), ``dvc/`` (the DVC remote), ``mlflow/`` (artifacts of
-the optional managed MLflow server).
+data capture; written only by the endpoint), ``dvc/`` (the DVC remote), ``data/`` (training data
+read by SageMaker training jobs, one object per dataset, versioned by the bucket), ``staging/``
+(bundles written by training jobs, before the registry decides what ships), ``mlflow/``
+(artifacts of the optional managed MLflow server).
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ import pulumi_aws as aws
 from infra import policies
 
 RESOURCE_TYPE = "mlship:storage:ArtifactStore"
+# The bucket's areas (no trailing slash): policies, outputs and the workflows use these names.
+MODELS_PREFIX = "models"
+CAPTURE_PREFIX = "capture"
+DVC_PREFIX = "dvc"
+DATA_PREFIX = "data"
+STAGING_PREFIX = "staging"
+MLFLOW_PREFIX = "mlflow"
 OLD_VERSIONS_DAYS = 90
 
 
@@ -41,6 +50,9 @@ class ArtifactStore(pulumi.ComponentResource):
     key_arn: pulumi.Output[str]
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
+    dvc_remote_uri: pulumi.Output[str]
+    data_uri: pulumi.Output[str]
+    staging_uri: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ArtifactStoreArgs, opts: pulumi.ResourceOptions | None = None
@@ -61,11 +73,17 @@ class ArtifactStore(pulumi.ComponentResource):
         self.key_arn = self.key.arn
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
+        self.dvc_remote_uri = pulumi.Output.concat("s3://", self.bucket_name, f"/{DVC_PREFIX}")
+        self.data_uri = pulumi.Output.concat("s3://", self.bucket_name, f"/{DATA_PREFIX}")
+        self.staging_uri = pulumi.Output.concat("s3://", self.bucket_name, f"/{STAGING_PREFIX}")
         self.register_outputs(
             {
                 "key_arn": self.key_arn,
                 "bucket_name": self.bucket_name,
                 "bucket_arn": self.bucket_arn,
+                "dvc_remote_uri": self.dvc_remote_uri,
+                "data_uri": self.data_uri,
+                "staging_uri": self.staging_uri,
             }
         )
 

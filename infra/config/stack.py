@@ -63,6 +63,8 @@ class StackConfig:
     github: Github
     mlflow_server: bool
     mlflow_server_size: str
+    mlflow_tracking_server_arn: str | None
+    spot_training: bool
     log_level: str
     api_keys_secret: str
     eks: Eks
@@ -160,6 +162,8 @@ class StackConfig:
             github=github,
             mlflow_server=r.boolean("mlflowServer"),
             mlflow_server_size=r.choice("mlflowServerSize", ("Small", "Medium", "Large")),
+            mlflow_tracking_server_arn=_tracking_server_arn(r),
+            spot_training=r.boolean("spotTraining"),
             log_level=r.choice("logLevel", ("DEBUG", "INFO", "WARNING", "ERROR")),
             api_keys_secret=r.string("apiKeysSecret"),
             eks=parse_eks(r),
@@ -193,6 +197,30 @@ def _artifacts(r: Reader) -> tuple[str, str, str]:
             "models/current/model.tar.gz."
         )
     return image_repository, image_tag, model_data_key
+
+
+_TRACKING_SERVER_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/[a-zA-Z0-9-]{1,256}$"
+)
+
+
+def _tracking_server_arn(r: Reader) -> str | None:
+    """``mlflowTrackingServerArn``: another stack's server, never together with our own."""
+    arn = r.string("mlflowTrackingServerArn")
+    if not arn:
+        return None
+    if r.boolean("mlflowServer"):
+        raise ConfigError(
+            "mlship:mlflowServer is true and mlship:mlflowTrackingServerArn is set: a stack "
+            "creates its registry or uses another stack's, not both. Unset one of them."
+        )
+    if not _TRACKING_SERVER_ARN_RE.match(arn):
+        raise ConfigError(
+            f"mlship:mlflowTrackingServerArn is {arn!r}: use the mlflowTrackingServerArn output "
+            "of the stack that hosts the registry (arn:aws:sagemaker:<region>:<account>:"
+            "mlflow-tracking-server/<name>)."
+        )
+    return arn
 
 
 def _tags(r: Reader) -> dict[str, str]:

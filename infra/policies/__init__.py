@@ -2,12 +2,22 @@
 
 Components call these inside ``Output.apply`` with resolved ARNs; tests call them with example
 ARNs and run every document through an IAM linter. ``document`` is the policy language,
-``trust`` says who may assume each role, ``identity`` what each role may do, ``resource`` who
-may use the key, the bucket and the topic (in key policies ``*`` means "this key").
+``trust`` says who may assume each role, ``identity`` what each role may do (``training``: the
+training jobs' role and CI's training and registry statements; ``actions``: shared action
+lists), ``resource`` who may use the key, the bucket and the topic (in key policies ``*``
+means "this key").
 """
 
 from __future__ import annotations
 
+from infra.policies.actions import (
+    ECR_PULL,
+    ECR_PUSH,
+    KEY_USE,
+    MLFLOW_DEPLOY,
+    MLFLOW_PROMOTE,
+    MLFLOW_REGISTER,
+)
 from infra.policies.automation import (
     batch_job_policy,
     batch_pipeline_policy,
@@ -16,12 +26,9 @@ from infra.policies.automation import (
 )
 from infra.policies.document import VERSION, Document, Statement, allow, document, dumps
 from infra.policies.identity import (
-    ECR_PULL,
-    ECR_PUSH,
     EKS_CLUSTER_POLICY,
     EKS_EDIT_ACCESS_POLICY,
     EKS_NODE_POLICIES,
-    KEY_USE,
     METRICS_NAMESPACE,
     SAGEMAKER_INSTANCE_NAMESPACE,
     SAGEMAKER_VPC_ACTIONS,
@@ -37,6 +44,11 @@ from infra.policies.resource import (
     ecr_lifecycle_policy,
     key_policy,
     tls_only_bucket_policy,
+)
+from infra.policies.training import (
+    mlflow_client_statements,
+    training_job_policy,
+    training_launch_statements,
 )
 from infra.policies.trust import (
     GITHUB_OIDC_HOST,
@@ -57,6 +69,9 @@ __all__ = [
     "KEY_ADMIN",
     "KEY_USE",
     "METRICS_NAMESPACE",
+    "MLFLOW_DEPLOY",
+    "MLFLOW_PROMOTE",
+    "MLFLOW_REGISTER",
     "SAGEMAKER_INSTANCE_NAMESPACE",
     "SAGEMAKER_VPC_ACTIONS",
     "STS_AUDIENCE",
@@ -77,10 +92,13 @@ __all__ = [
     "invoke_api_destination_policy",
     "irsa_assume_role",
     "key_policy",
+    "mlflow_client_statements",
     "mlflow_server_policy",
     "sagemaker_execution_policy",
     "service_assume_role",
     "service_pod_policy",
     "start_pipeline_policy",
     "tls_only_bucket_policy",
+    "training_job_policy",
+    "training_launch_statements",
 ]

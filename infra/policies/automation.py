@@ -7,8 +7,8 @@ lists come from the services' documentation, cited per function.
 
 from __future__ import annotations
 
+from infra.policies.actions import ECR_PULL, KEY_USE
 from infra.policies.document import Document, Statement, allow, document
-from infra.policies.identity import ECR_PULL, KEY_USE
 
 
 def batch_job_policy(

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from infra.policies.actions import (
+    ECR_PULL,
+    ECR_PUSH,
+    KEY_USE,
+    MLFLOW_DEPLOY,
+    MLFLOW_PROMOTE,
+    MLFLOW_REGISTER,
+)
 from infra.policies.document import Document, Statement, allow, document
+from infra.policies.training import mlflow_client_statements, training_launch_statements
 
 # Namespace of the app's own CloudWatch metrics (if it publishes any besides Prometheus).
 METRICS_NAMESPACE = "mlship"
@@ -34,16 +43,6 @@ SAGEMAKER_VPC_ACTIONS = (
     "ec2:DescribeVpcs",
 )
 
-ECR_PULL = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
-ECR_PUSH = (
-    *ECR_PULL,
-    "ecr:CompleteLayerUpload",
-    "ecr:DescribeImages",
-    "ecr:InitiateLayerUpload",
-    "ecr:PutImage",
-    "ecr:UploadLayerPart",
-)
-KEY_USE = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 
 # AWS managed policies attached to the EKS roles (the documented minimum for each role).
 EKS_CLUSTER_POLICY = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
@@ -122,8 +121,18 @@ def deploy_policy(
     name_prefix: str,
     execution_role_arn: str | None,
     cluster_arn: str | None,
+    training_role_arn: str | None = None,
+    tracking_server_arn: str | None = None,
+    tracking_server_in_bucket: bool = False,
 ) -> Document:
     """What CI needs to roll out a new image and bundle, and nothing that creates infrastructure.
+
+    Training (``training_role_arn`` set): start, follow and stop SageMaker training jobs named
+    ``<prefix>-*`` with the training role (passed to SageMaker only), read the data area's
+    objects (their version ids) and the bundles jobs leave in the staging area. Registry
+    (``tracking_server_arn`` set): the MLflow actions of registering, deploying and promoting
+    a version on that server, and its artifacts when it stores them in this stack's bucket
+    (``tracking_server_in_bucket``).
 
     SageMaker target (``execution_role_arn`` set): push the image, upload the bundle, create the
     model and endpoint configuration and update the endpoint (all named ``<prefix>-*``), pass the
@@ -186,6 +195,20 @@ def deploy_policy(
         ]
     if cluster_arn is not None:
         statements.append(allow("DescribeCluster", ["eks:DescribeCluster"], cluster_arn))
+    if training_role_arn is not None:
+        statements += training_launch_statements(
+            bucket_arn=bucket_arn,
+            region=region,
+            account_id=account_id,
+            name_prefix=name_prefix,
+            training_role_arn=training_role_arn,
+        )
+    if tracking_server_arn is not None:
+        statements += mlflow_client_statements(
+            tracking_server_arn=tracking_server_arn,
+            bucket_arn=bucket_arn if tracking_server_in_bucket else None,
+            actions=(*MLFLOW_REGISTER, *MLFLOW_DEPLOY, *MLFLOW_PROMOTE),
+        )
     return document(*statements)
 
 

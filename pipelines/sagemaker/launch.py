@@ -7,11 +7,14 @@ until it is terminal or the time is up, reports each status change, and surfaces
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, MlshipError
+from core.files import data_format
+from core.s3 import object_version, parse_s3_uri
 from pipelines.sagemaker.requests import (
     TrainingJobSpec,
     TransformJobSpec,
@@ -21,6 +24,7 @@ from pipelines.sagemaker.requests import (
 )
 
 if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
     from types_boto3_sagemaker import SageMakerClient
 
 
@@ -170,6 +174,54 @@ def wait_transform_job(
     """Wait for a transform job; returns its output S3 prefix."""
     done = _wait_job(client, "Transform", name, poll_s, timeout_s)
     return str(done["TransformOutput"]["S3OutputPath"])
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOutcome:
+    """A completed training job: its bundle (``model.tar.gz``) and the data version it read."""
+
+    artifact: str
+    data_version: str | None
+
+
+def train_on_sagemaker(
+    client: SageMakerClient,
+    spec: TrainingJobSpec,
+    *,
+    poll_s: float,
+    timeout_s: float,
+    s3: S3Client | None = None,
+) -> TrainingOutcome:
+    """Run a training job on one S3 data object and record exactly which version it read.
+
+    When ``spec.data_uri`` names one CSV or Parquet object, its current S3 version id is read
+    before the job starts and passed to the container (``MLSHIP_DATA_VERSION``, recorded in the
+    manifest and the MLflow run), and read again when the job has completed: if the object
+    changed meanwhile, SageMaker may have copied the newer one, so the run is refused. A prefix
+    is passed as it is (the container records the file's SHA-256).
+
+    Raises:
+        JobError: the job could not start, failed (SageMaker's FailureReason), timed out, or
+            the data changed under it.
+    """
+    _, key = parse_s3_uri(spec.data_uri)
+    version = None
+    if data_format(key) is not None:
+        version_id = object_version(spec.data_uri, s3)
+        if version_id is not None:
+            version = f"s3:{version_id}"
+            spec = dataclasses.replace(
+                spec, environment={**spec.environment, "MLSHIP_DATA_VERSION": version}
+            )
+    start_training_job(client, spec)
+    print(f"started training job {spec.name} on {spec.data_uri} ({version or 'unversioned'})")
+    artifact = wait_training_job(client, spec.name, poll_s=poll_s, timeout_s=timeout_s)
+    if version is not None and f"s3:{object_version(spec.data_uri, s3)}" != version:
+        raise JobError(
+            f"{spec.data_uri} was replaced while training job {spec.name} ran, so which version "
+            "it read is unknown; its bundle is not used. Run the training again."
+        )
+    return TrainingOutcome(artifact=artifact, data_version=version)
 
 
 def sagemaker_client() -> SageMakerClient:

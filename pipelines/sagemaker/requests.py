@@ -85,6 +85,13 @@ class TrainingJobSpec:
         hyperparameters: Passed to the container (string values only, AWS's rule).
         kms_key_id: KMS key for the output and the volume (None: the bucket's default).
         tags: Tags on the job.
+        environment: The container's environment (lineage the isolated container cannot
+            see: ``MLSHIP_DATA_VERSION``, ``MLSHIP_GIT_COMMIT``).
+        spot: Managed spot training: cheaper, may be interrupted and resumed from checkpoints.
+        max_wait_s: Spot only: the longest the job may take including waits for capacity
+            (``MaxWaitTimeInSeconds``, at least ``max_runtime_s``; None: twice it).
+        checkpoint_uri: Spot only: ``s3://`` prefix SageMaker syncs ``/opt/ml/checkpoints``
+            with (None: ``<output_uri>/checkpoints/<name>``).
     """
 
     name: str
@@ -99,6 +106,18 @@ class TrainingJobSpec:
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     kms_key_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    spot: bool = False
+    max_wait_s: int | None = None
+    checkpoint_uri: str | None = None
+
+
+# Where SageMaker mirrors the checkpoint S3 prefix inside the container (CheckpointConfig's
+# default LocalPath, "Use Checkpoints in Amazon SageMaker AI").
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+# CreateTrainingJob: MaxRuntimeInSeconds and MaxWaitTimeInSeconds are at most 28 days (and
+# MaxWaitTimeInSeconds must be >= MaxRuntimeInSeconds, "Managed Spot Training").
+MAX_JOB_SECONDS = 28 * 24 * 3600
 
 
 def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
@@ -109,7 +128,7 @@ def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
     parse_s3_uri(spec.output_uri)
     if not 1 <= spec.volume_gb <= 16384:
         raise ConfigError(f"--volume-gb {spec.volume_gb} must be between 1 and 16384.")
-    if not 1 <= spec.max_runtime_s <= 28 * 24 * 3600:
+    if not 1 <= spec.max_runtime_s <= MAX_JOB_SECONDS:
         raise ConfigError("--max-runtime must be between 1 second and 28 days.")
     output: dict[str, Any] = {"S3OutputPath": spec.output_uri}
     resources: dict[str, Any] = {
@@ -142,7 +161,7 @@ def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
         ],
         "OutputDataConfig": output,
         "ResourceConfig": resources,
-        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_s},
+        "StoppingCondition": _stopping_condition(spec),
         # The container needs no network: data arrives through the channel, the bundle leaves
         # through /opt/ml/model. Isolation keeps a compromised dependency from calling out.
         "EnableNetworkIsolation": True,
@@ -150,9 +169,40 @@ def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
     }
     if spec.hyperparameters:
         request["HyperParameters"] = {str(k): str(v) for k, v in spec.hyperparameters.items()}
+    if spec.environment:
+        request["Environment"] = {str(k): str(v) for k, v in spec.environment.items()}
+    if spec.spot:
+        request["EnableManagedSpotTraining"] = True
+        checkpoint = spec.checkpoint_uri or (
+            f"{spec.output_uri.rstrip('/')}/checkpoints/{spec.name}"
+        )
+        parse_s3_uri(checkpoint)
+        request["CheckpointConfig"] = {"S3Uri": checkpoint, "LocalPath": CHECKPOINT_LOCAL_PATH}
     if spec.tags:
         request["Tags"] = _tag_list(spec.tags)
     return request
+
+
+def _stopping_condition(spec: TrainingJobSpec) -> dict[str, int]:
+    """MaxRuntimeInSeconds, and for spot jobs MaxWaitTimeInSeconds (>= it, <= 28 days)."""
+    condition = {"MaxRuntimeInSeconds": spec.max_runtime_s}
+    if not spec.spot:
+        if spec.max_wait_s is not None or spec.checkpoint_uri is not None:
+            raise ConfigError(
+                "--max-wait-minutes and --checkpoint apply to spot training only; add --spot "
+                "(or set mlship:spotTraining) or drop them."
+            )
+        return condition
+    wait = spec.max_wait_s if spec.max_wait_s is not None else 2 * spec.max_runtime_s
+    wait = min(wait, MAX_JOB_SECONDS) if spec.max_wait_s is None else wait
+    if not spec.max_runtime_s <= wait <= MAX_JOB_SECONDS:
+        raise ConfigError(
+            f"--max-wait-minutes ({wait} s) must be at least --max-runtime-minutes "
+            f"({spec.max_runtime_s} s) and at most 28 days: SageMaker's MaxWaitTimeInSeconds "
+            "covers the run and the waits for spot capacity."
+        )
+    condition["MaxWaitTimeInSeconds"] = wait
+    return condition
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ SageMaker starts our image as ``docker run IMAGE train`` and talks to it through
   ``model.hyperparameters.n_estimators``, ``gate.thresholds.roc_auc``) and each value as YAML;
 - the model goes to ``/opt/ml/model/``, which SageMaker packs as ``model.tar.gz``: mlship writes
   the bundle's files there, so that archive *is* a bundle the serving container loads;
-- on failure, the reason goes to ``/opt/ml/output/failure`` (shown as the job's FailureReason).
+- on failure, the reason goes to ``/opt/ml/output/failure`` (shown as the job's FailureReason);
+- the launcher passes what the network-isolated container cannot see as the job's
+  ``Environment``: ``MLSHIP_DATA_VERSION`` (the S3 version of the channel's file) and
+  ``MLSHIP_GIT_COMMIT`` (the image's commit); the CLI reads them into a ``Lineage``.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.bundle import ARCHIVE_NAME
 from core.errors import ConfigError, DataError, MlshipError
 from core.files import data_format
+
+if TYPE_CHECKING:
+    from pipelines.train import Lineage
 
 CHANNEL = "train"
 # SageMaker shows at most 1 KiB of the failure file as FailureReason.
@@ -66,7 +72,11 @@ def find_data_file(channel_dir: Path) -> Path:
 
 
 def run_training_job(
-    params_path: Path, root: Path, registry: bool, say: Callable[[str], None] = print
+    params_path: Path,
+    root: Path,
+    registry: bool,
+    say: Callable[[str], None] = print,
+    lineage: Lineage | None = None,
 ) -> str:
     """Train from SageMaker's input files and leave the bundle in ``root/model``.
 
@@ -75,6 +85,7 @@ def run_training_job(
         root: SageMaker's ``/opt/ml`` (another directory in tests).
         registry: Register in MLflow (only when a tracking server is configured).
         say: Where progress lines go (the job's log).
+        lineage: Data version and commit from the launcher (recorded in the manifest).
 
     Returns:
         The bundle version written.
@@ -99,7 +110,9 @@ def run_training_job(
         data = find_data_file(root / "input" / "data" / CHANNEL)
         say(f"SageMaker training: {data.name} with {len(overrides)} override(s)")
         with tempfile.TemporaryDirectory(prefix="mlship-sm-") as tmp:
-            result = train(params, data=str(data), out=Path(tmp) / "bundle", say=say)
+            result = train(
+                params, data=str(data), out=Path(tmp) / "bundle", say=say, lineage=lineage
+            )
             model_dir = root / "model"
             model_dir.mkdir(parents=True, exist_ok=True)
             for file in sorted(result.bundle_dir.iterdir()):

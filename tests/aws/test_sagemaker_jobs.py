@@ -231,3 +231,98 @@ def test_wait_is_bounded() -> None:
             poll_s=10, timeout_s=25, sleep=clock.sleep, clock=clock.time,
         )  # fmt: skip
     assert clock.sleeps == [10, 10, 5]
+
+
+SPOT = TrainingJobSpec(**{**TRAINING.__dict__, "spot": True, "max_runtime_s": 1800})
+
+
+def test_spot_training_request_satisfies_aws_constraints() -> None:
+    request = training_job_request(SPOT)
+    assert request_problems("sagemaker", "CreateTrainingJob", request) == []
+    assert request["EnableManagedSpotTraining"] is True
+    # "Managed Spot Training": MaxWaitTimeInSeconds >= MaxRuntimeInSeconds, checkpoints in S3
+    # mirrored at /opt/ml/checkpoints.
+    assert request["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 1800,
+        "MaxWaitTimeInSeconds": 3600,
+    }
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"s3://mlship-dev-artifacts/training/checkpoints/{SPOT.name}",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    on_demand = training_job_request(TRAINING)
+    assert "EnableManagedSpotTraining" not in on_demand and "CheckpointConfig" not in on_demand
+    assert on_demand["StoppingCondition"] == {"MaxRuntimeInSeconds": TRAINING.max_runtime_s}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"spot": True, "max_runtime_s": 3600, "max_wait_s": 600}, "must be at least"),
+        ({"spot": True, "max_wait_s": 29 * 24 * 3600}, "at most 28 days"),
+        ({"max_wait_s": 7200}, "spot training only"),
+        ({"checkpoint_uri": "s3://b/ckpt"}, "spot training only"),
+        ({"spot": True, "checkpoint_uri": "/local/ckpt"}, "not an s3:// URI"),
+    ],
+)
+def test_spot_request_rejects_what_aws_would(change: dict[str, Any], message: str) -> None:
+    spec = TrainingJobSpec(**{**TRAINING.__dict__, **change})
+    with pytest.raises(MlshipError, match=message):
+        training_job_request(spec)
+
+
+def test_the_checker_sees_a_wait_shorter_than_the_runtime_is_still_an_int() -> None:
+    # botocore's model only checks types and ranges: the >= rule is ours (tested above).
+    request = dict(training_job_request(SPOT), StoppingCondition={"MaxWaitTimeInSeconds": "x"})
+    assert request_problems("sagemaker", "CreateTrainingJob", request)
+
+
+def _versioned_data(bucket: str = "mlship-dev-artifacts") -> tuple[Any, str]:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket=bucket, Key="data/bc.csv", Body=b"a,target\n1,0\n")["VersionId"]
+    return s3, version
+
+
+def test_train_on_sagemaker_passes_the_data_version_it_read(aws: str) -> None:
+    from pipelines.sagemaker.launch import train_on_sagemaker
+
+    _, version = _versioned_data()
+    spec = TrainingJobSpec(
+        **{**TRAINING.__dict__, "data_uri": "s3://mlship-dev-artifacts/data/bc.csv"}
+    )
+    client = boto3.client("sagemaker")
+    sent: list[dict[str, Any]] = []
+    client.meta.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob",
+        lambda params, **_: sent.append(dict(params)),
+    )
+    outcome = train_on_sagemaker(client, spec, poll_s=0.1, timeout_s=5)
+    assert outcome.data_version == f"s3:{version}"
+    # moto does not keep a training job's Environment: check the request that was sent.
+    (request,) = sent
+    assert request["Environment"] == {"MLSHIP_DATA_VERSION": f"s3:{version}"}
+    assert request_problems("sagemaker", "CreateTrainingJob", request) == []
+    assert outcome.artifact.endswith(f"{spec.name}/output/model.tar.gz")
+    described = client.describe_training_job(TrainingJobName=spec.name)
+    assert described["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == spec.data_uri
+
+
+def test_train_on_sagemaker_refuses_data_replaced_during_the_job(aws: str) -> None:
+    from pipelines.sagemaker.launch import train_on_sagemaker
+
+    s3, _ = _versioned_data()
+    client = boto3.client("sagemaker")
+    describe = client.describe_training_job
+
+    def describe_after_an_upload(**kwargs: Any) -> Any:
+        s3.put_object(Bucket="mlship-dev-artifacts", Key="data/bc.csv", Body=b"a,target\n2,1\n")
+        return describe(**kwargs)
+
+    client.describe_training_job = describe_after_an_upload  # type: ignore[method-assign]
+    spec = TrainingJobSpec(
+        **{**TRAINING.__dict__, "data_uri": "s3://mlship-dev-artifacts/data/bc.csv"}
+    )
+    with pytest.raises(JobError, match=r"was replaced while training job .* ran"):
+        train_on_sagemaker(client, spec, poll_s=0.1, timeout_s=5)

@@ -163,13 +163,31 @@ def test_deploy_runs_only_from_main() -> None:
         assert MAIN_ONLY in job.get("if", ""), f"deploy.yml:{job_id} lacks the main-only guard"
     # Retrain triggers run on the default branch only, and call the guarded workflow.
     retrain = workflow("retrain.yml")
-    assert set(retrain["on"]) == {"schedule", "repository_dispatch"}
+    assert set(retrain["on"]) == {"schedule", "repository_dispatch", "workflow_dispatch"}
     assert [j["uses"] for j in retrain["jobs"].values()] == ["./.github/workflows/deploy.yml"]
+
+
+def test_retrain_trains_on_the_data_area_never_the_bundled_csv() -> None:
+    retrain = workflow("retrain.yml")
+    assert "data-uri" in retrain["on"]["workflow_dispatch"]["inputs"]
+    (job,) = retrain["jobs"].values()
+    assert "client_payload.data_uri" in job["with"]["data-uri"]
+    train = workflow("deploy.yml")["jobs"]["train"]
+    stack = next(s for s in train["steps"] if s.get("id") == "stack")
+    assert stack["env"]["DATA_URI"] == "${{ inputs.data-uri }}"
+    # the default is the stack's training-data area, and only s3:// objects are accepted
+    assert "trainingDataUri" in stack["run"] and "s3://*) ;;" in stack["run"]
+    runs = "\n".join(s.get("run", "") for s in train["steps"])
+    assert "mlship sagemaker-train" in runs and "mlship train " not in runs
+    assert "data/breast_cancer.csv" not in json.dumps(train)
 
 
 def test_production_is_behind_its_environment_after_dev() -> None:
     jobs = workflow("deploy.yml")["jobs"]
-    role_jobs = {job_id: job for job_id, job in jobs.items() if uses_aws_role(job)}
+    role_jobs = {
+        job_id: job for job_id, job in jobs.items() if uses_aws_role(job) and job_id != "train"
+    }
+    assert {j for j, job in jobs.items() if uses_aws_role(job)} == {"train", "dev", "prod", "eks"}
     assert set(role_jobs) == {"dev", "prod", "eks"}
     assert jobs["prod"]["environment"]["name"] == "production"
     assert jobs["dev"]["environment"]["name"] == "dev"
@@ -190,14 +208,46 @@ def test_one_rollout_at_a_time_per_environment() -> None:
             assert job["environment"]["name"] in concurrency["group"], job_id
             assert concurrency["cancel-in-progress"] is False, "never cancel a rollout midway"
             groups.append(concurrency["group"])
-    assert len(groups) == len(set(groups)) == 3
+    assert len(groups) == len(set(groups)) == 4
 
 
-def test_build_and_train_get_no_credentials() -> None:
+def test_build_gets_no_credentials_and_train_only_the_dev_role() -> None:
     jobs = workflow("deploy.yml")["jobs"]
-    for job_id in ("test", "image", "train"):
+    for job_id in ("test", "image"):
         assert "permissions" not in jobs[job_id] and not uses_aws_role(jobs[job_id]), job_id
         assert "secrets." not in json.dumps(jobs[job_id]), job_id
+    train = jobs["train"]
+    # SageMaker trains: the job only starts it, in the dev environment with dev's role.
+    assert train["environment"]["name"] == "dev"
+    assert train["permissions"] == {"contents": "read", "id-token": "write"}
+    (assume,) = [s for s in train["steps"] if AWS_CREDENTIALS in str(s.get("uses"))]
+    assert assume["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+    assert "MLSHIP_API_KEY" not in json.dumps(train)
+
+
+def test_the_registry_decides_what_ships() -> None:
+    jobs = workflow("deploy.yml")["jobs"]
+    train, dev, prod = jobs["train"], jobs["dev"], jobs["prod"]
+    build = next(s for s in train["steps"] if "training image" in s.get("name", ""))
+    assert "--target training" in build["run"] and build["env"]["TAG"].startswith("train-")
+    job = next(s for s in train["steps"] if s.get("id") == "job")
+    assert "--wait-minutes" in job["run"] and "--spot" in job["run"]
+    register = next(s for s in train["steps"] if s.get("id") == "register")
+    assert "mlship register" in register["run"] and "--served-model" in register["run"]
+    assert train["outputs"]["version"] == "${{ steps.register.outputs.version }}"
+    assert dev["outputs"]["uri"] == "${{ needs.train.outputs.uri }}"
+    for job_ in (dev, prod):
+        check = next(s for s in job_["steps"] if "registered version" in s.get("name", ""))
+        assert "mlship fetch" in check["run"] and "cmp " in check["run"]
+        rollout = next(s for s in job_["steps"] if s.get("id") == "rollout")
+        assert rollout["with"]["image-tag"] == "${{ github.sha }}"  # the same image
+        assert rollout["with"]["bundle"] == "build/model.tar.gz"
+    names = [s.get("name", "") for s in prod["steps"]]
+    promote = next(s for s in prod["steps"] if "mlship promote" in s.get("run", ""))
+    # @champion moves only after the rollout step (which ends with prod's gate) succeeded.
+    assert names.index(promote["name"]) > [s.get("id") for s in prod["steps"]].index("rollout")
+    assert promote["if"].startswith("success() &&")
+    assert "--stack prod --commit" in promote["run"]
 
 
 def test_pull_requests_preview_dev_or_say_why_not() -> None:
@@ -285,8 +335,13 @@ def _subcommand_options(name: str) -> set[str]:
 def test_mlship_commands_in_workflows_use_existing_options() -> None:
     # Joined continuation lines, then every `mlship <command> --flag ...` call.
     text = "\n".join(p.read_text() for p in [*WORKFLOWS, *ACTIONS]).replace("\\\n", " ")
-    calls = re.findall(r"mlship (smoke|publish|train|invoke)\b([^\n]*)", text)
-    assert {c for c, _ in calls} >= {"smoke", "publish", "train"}
+    calls = re.findall(
+        r"mlship (smoke|publish|train|invoke|sagemaker-train|register|fetch|promote)\b([^\n]*)",
+        text,
+    )
+    assert {c for c, _ in calls} >= {
+        "smoke", "publish", "sagemaker-train", "register", "fetch", "promote"
+    }  # fmt: skip
     for command, rest in calls:
         used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest))
         assert used - _subcommand_options(command) == set(), f"mlship {command}: {rest}"
@@ -304,9 +359,11 @@ def test_stack_outputs_the_workflows_read_are_exported() -> None:
         and isinstance(node.value, ast.Tuple)
     )
     rollout = (GITHUB / "actions" / "rollout" / "action.yml").read_text()
-    read = set(re.findall(r"\.(\w+) // empty|jq -r \.(\w+)", rollout))
-    names = {a or b for a, b in read}
+    rollout += (GITHUB / "workflows" / "deploy.yml").read_text()
+    read = set(re.findall(r"\.(\w+) // empty|jq -r \.(\w+)|for name in ([\w ]+); do", rollout))
+    names = {n for a, b, loop in read for n in (a or b or loop).split()}
     assert names >= {"repositoryUrl", "bucketName", "endpointName", "serviceUrl", "dashboardUrl"}
+    assert names >= {"trainingRoleArn", "trainingDataUri", "stagingUri", "mlflowTrackingServerArn"}
     assert names - exported == set()
 
 
@@ -334,6 +391,12 @@ def test_each_stack_trusts_the_github_environment_its_rollout_job_runs_in() -> N
             f"Pulumi.{stack}.yaml trusts GitHub environments {trusted}, but deploy.yml's "
             f"{job_id} job runs in {job['environment']['name']!r}: its role could not be assumed"
         )
+    # The train job assumes dev's role (it reads the dev stack) from its own environment.
+    train = jobs["train"]
+    stack_step = next(s for s in train["steps"] if s.get("id") == "stack")
+    assert stack_step["env"]["STACK"].endswith("}dev")
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert train["environment"]["name"] in config["mlship:githubEnvironments"]
 
 
 def test_stack_keys_the_workflows_set_are_declared_in_pulumi_yaml() -> None:

@@ -48,6 +48,17 @@ def test_stack_plans_with_no_policy_violations(plans: dict[str, StackPlan], stac
         assert plan.outputs[name], name
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod", "eks"])
+def test_data_areas_of_the_bucket_are_stack_outputs(
+    plans: dict[str, StackPlan], stack: str
+) -> None:
+    outputs = plans[stack].outputs
+    bucket = outputs["bucketName"]
+    assert outputs["dvcRemoteUri"] == f"s3://{bucket}/dvc"
+    assert outputs["trainingDataUri"] == f"s3://{bucket}/data"
+    assert outputs["stagingUri"] == f"s3://{bucket}/staging"
+
+
 def test_child_names_derive_from_their_component(plans: dict[str, StackPlan]) -> None:
     for plan in plans.values():
         by_urn = {r.urn: r for r in plan.resources}

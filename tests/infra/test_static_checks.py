@@ -27,6 +27,8 @@ SKIPPED = {
     "python:3.11-slim-bookworm is a version tag",
     "CKV_K8S_43": "the image tag is the git SHA in an ECR repository with IMMUTABLE tags "
     "(rule ecr_immutable_tags): it names exactly one image, as a digest would",
+    "CKV_GHA_7": "retrain's workflow_dispatch input is the training data's s3:// object (issue "
+    "12: retrain on a data URI), not a build parameter: images and code come from the commit",
     "CKV_K8S_15": "with immutable tags IfNotPresent runs the same image Always would, without an "
     "ECR pull per pod start",
 }

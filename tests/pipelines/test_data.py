@@ -52,6 +52,34 @@ def test_read_table_from_s3(aws: str, breast_cancer_csv: Path) -> None:
     assert remote.source == "s3://training/sets/bc.csv"
 
 
+def test_read_table_records_the_s3_version_it_read(aws: str, breast_cancer_csv: Path) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="training")
+    s3.put_bucket_versioning(Bucket="training", VersioningConfiguration={"Status": "Enabled"})
+    first_id = s3.put_object(
+        Bucket="training", Key="data/bc.csv", Body=breast_cancer_csv.read_bytes()
+    )["VersionId"]
+    first = read_table("s3://training/data/bc.csv")
+    assert first.version == f"s3:{first_id}"
+    fewer = b"".join(breast_cancer_csv.read_bytes().splitlines(keepends=True)[:200])
+    second_id = s3.put_object(Bucket="training", Key="data/bc.csv", Body=fewer)["VersionId"]
+    second = read_table("s3://training/data/bc.csv")
+    assert second.version == f"s3:{second_id}" != first.version
+    assert len(second.frame) == 199
+    assert second.sha256 == hashlib.sha256(fewer).hexdigest()
+
+
+def test_read_table_version_is_the_sha256_without_s3_versioning(
+    aws: str, breast_cancer_csv: Path
+) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="plain")
+    s3.upload_file(str(breast_cancer_csv), "plain", "bc.csv")
+    digest = hashlib.sha256(breast_cancer_csv.read_bytes()).hexdigest()
+    assert read_table("s3://plain/bc.csv").version == f"sha256:{digest}"
+    assert read_table(breast_cancer_csv).version == f"sha256:{digest}"
+
+
 def test_train_from_s3_data(aws: str, breast_cancer_csv: Path, write_params: WriteParams) -> None:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="training")

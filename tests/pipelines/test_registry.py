@@ -44,6 +44,8 @@ def test_register_promote_fetch_round_trip(
     run = client.get_run(run_id)
     manifest = load_bundle(tmp_path / "one").manifest
     assert run.data.tags["mlship.dataset_sha256"] == manifest.dataset_sha256
+    assert run.data.tags["mlship.data_version"] == f"sha256:{manifest.dataset_sha256}"
+    assert manifest.data_version == run.data.tags["mlship.data_version"]
     assert run.data.tags["mlship.git_commit"] == "none"  # tmp_path is not a git work tree
     assert run.data.params["model.type"] == "logistic_regression"
     assert run.data.params["seed"] == "42"

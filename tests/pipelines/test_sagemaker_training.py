@@ -54,6 +54,23 @@ def test_sagemaker_training_writes_a_loadable_bundle_with_overrides(
     X = np.asarray(bundle.golden.inputs, dtype=np.float64)
     assert bundle.model.predict(X).tolist() == bundle.golden.predictions
     assert not (root / "output" / "failure").exists()
+    # Without the launcher's environment the data version is the file's own hash.
+    assert bundle.manifest.data_version == f"sha256:{bundle.manifest.dataset_sha256}"
+
+
+def test_sagemaker_training_records_the_launchers_data_version_and_commit(
+    tmp_path: Path, breast_cancer_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("MLSHIP_DATA_VERSION", "s3:3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+    monkeypatch.setenv("MLSHIP_GIT_COMMIT", "0123456789abcdef0123456789abcdef01234567")
+    root = _job_root(tmp_path, breast_cancer_csv, {})
+
+    assert mlship(["train", "--sagemaker", str(root), "--params", str(PARAMS)]) == 0
+
+    manifest = json.loads((root / "model" / "manifest.json").read_text())
+    assert manifest["data_version"] == "s3:3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    assert manifest["git_commit"] == "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_sagemaker_training_two_data_files_fail_with_reason(
