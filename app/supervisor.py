@@ -9,7 +9,7 @@
 - Stop: SIGTERM or SIGINT is passed to every worker as SIGTERM; each stops accepting, drains
   its connections and exits. Stragglers are killed after ``stop_timeout`` seconds.
 
-``serve`` makes every check that can fail (settings, keys, model) before it starts workers, so
+``serve`` makes every check that can fail (settings, model, keys, port) before it starts workers, so
 a worker failing to start is rare; the supervisor still ends the start cleanly when it happens.
 """
 
@@ -55,8 +55,13 @@ class WorkerLink:
         worker has: the supervisor then says bind. Exits quietly if it says anything else."""
         self._conn.send(_LOADED)
         loop = asyncio.get_running_loop()
-        readable = loop.create_future()
-        loop.add_reader(self._conn.fileno(), readable.set_result, None)
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def on_readable() -> None:
+            if not readable.done():  # the loop may call it again before the reader is removed
+                readable.set_result(None)
+
+        loop.add_reader(self._conn.fileno(), on_readable)
         try:
             await readable
         finally:
