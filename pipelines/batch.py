@@ -155,10 +155,12 @@ def file_format(uri: str) -> DataFormat:
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """Which input columns feed the model, in which order, and which one is the id."""
+    """Which input columns feed the model, in which order, which one is the id, and the
+    feature rules every chunk is checked with (built once per file)."""
 
     feature_columns: list[str]
     id_column: str | None
+    schema: FeatureSchema
 
     @staticmethod
     def for_columns(model: Model, columns: list[str], id_column: str | None) -> ChunkPlan:
@@ -186,7 +188,11 @@ class ChunkPlan:
             id_column = DEFAULT_ID_COLUMN
         if id_column in model.feature_names:
             id_column = None  # a feature called "id" is not an identifier to copy
-        return ChunkPlan(feature_columns=list(model.feature_names), id_column=id_column)
+        return ChunkPlan(
+            feature_columns=list(model.feature_names),
+            id_column=id_column,
+            schema=FeatureSchema(model.manifest),
+        )
 
 
 def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: int) -> np.ndarray:
@@ -224,7 +230,7 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
             else [np.nan if v is None else v for v in values]
         )
     # The same value rules as the service, with the same messages (core.features).
-    FeatureSchema(model.manifest).validate(X, first_row=first_row)
+    plan.schema.validate(X, first_row=first_row)
     return X
 
 
