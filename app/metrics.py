@@ -107,6 +107,22 @@ class Metrics:
         )
         self._class_children: dict[Any, Any] = {}
         self._value_child: Any = None
+        # Label children looked up once per label set, not per request (``labels()`` builds
+        # and checks its key on every call). Bounded: route templates x parsed methods x codes.
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered request: its count by (route, method, status) and its latency."""
+        key = (route, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(route, method, str(status))
+        counter.inc()
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self._latency_children[route] = self.latency.labels(route)
+        latency.observe(seconds)
 
     def capture_counters(self) -> tuple[Counter, Counter]:
         """Counters of the prediction capture: records written, records dropped by reason."""

@@ -96,6 +96,10 @@ def uvicorn_config(app: FastAPI, settings: AppSettings) -> uvicorn.Config:
         log_config=log_config(settings.log_level),
         access_log=False,  # the app's middleware writes the access log
         server_header=False,
+        # No X-Forwarded-* rewriting: nothing here uses the client address, and the
+        # middleware would cost every request (SageMaker and the EKS Service add no headers
+        # the app reads).
+        proxy_headers=False,
         timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=settings.graceful_timeout,
     )
