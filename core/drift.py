@@ -38,8 +38,8 @@ PSI_MODERATE = 0.1
 PSI_SIGNIFICANT = 0.25
 
 
-# Batches from this many rows are binned by binary search (see _bin_index).
-_SEARCH_ROWS = 256
+# Batches from this many rows are counted a column at a time (see ReferenceBins.profile).
+_COLUMN_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -105,24 +105,18 @@ class ReferenceBins:
     def n_features(self) -> int:
         return len(self.names)
 
-    def _bin_index(self, X: np.ndarray) -> np.ndarray:
-        """Per value, how many inner edges are <= it (its bin before clipping). One broadcast
-        comparison for small batches; a binary search per feature for large ones, where the
-        rows x features x bins comparison would cost tens of milliseconds (a 6 MB mini-batch)."""
-        if X.shape[0] < _SEARCH_ROWS:
-            return np.asarray((X[:, :, None] >= self.inner[None, :, :]).sum(axis=2))
-        idx = np.empty(X.shape, dtype=np.int64)
-        for j in range(X.shape[1]):
-            idx[:, j] = np.searchsorted(self.inner[j], X[:, j], side="right")
-        return idx
-
     def profile(self, X: np.ndarray) -> Profile:
-        """Count a (rows, features) float64 matrix (NaN for missing) in one vectorised pass."""
+        """Count a (rows, features) float64 matrix (NaN for missing) in one vectorised pass:
+        one broadcast comparison for small batches, a column at a time for large ones (where the
+        rows x features x bins comparison would cost tens of milliseconds on a 6 MB
+        mini-batch). Both give the same counts (tested)."""
         n = self.n_features
         if X.shape[0] == 0:
             return Profile(0, np.zeros((n, self.bins)), np.zeros(n), np.zeros(n))
+        if X.shape[0] >= _COLUMN_ROWS:
+            return self._profile_by_column(X)
         nan = np.isnan(X)
-        idx = self._bin_index(X)
+        idx = (X[:, :, None] >= self.inner[None, :, :]).sum(axis=2)
         idx = np.minimum(idx, self.widths - 1) + self._offsets
         valid = ~nan & self.tracked
         counts = np.bincount(idx[valid], minlength=n * self.bins).reshape(n, self.bins)
@@ -133,6 +127,29 @@ class ReferenceBins:
             missing=nan.sum(axis=0).astype(np.float64),
             out_of_range=outside.astype(np.float64),
         )
+
+    def _profile_by_column(self, X: np.ndarray) -> Profile:
+        """:meth:`profile` one contiguous column at a time. A value's bin is the number of
+        inner edges <= it, so counting the values >= each edge (one vectorised comparison per
+        edge; NaN compares false) gives every bin's count as a difference: no per-value bin
+        index, no sort."""
+        n = self.n_features
+        rows = X.shape[0]
+        X = np.asfortranarray(X)
+        counts = np.zeros((n, self.bins))
+        missing = np.zeros(n)
+        outside = np.zeros(n)
+        for j in range(n):
+            column = X[:, j]
+            nan = np.count_nonzero(np.isnan(column))
+            missing[j] = nan
+            outside[j] = np.count_nonzero((column < self.low[j]) | (column > self.high[j]))
+            if self.tracked[j]:
+                width = int(self.widths[j])
+                at_least = [np.count_nonzero(column >= e) for e in self.inner[j, : width - 1]]
+                cumulative = np.array([rows - nan, *at_least, 0], dtype=np.float64)
+                counts[j, :width] = cumulative[:-1] - cumulative[1:]
+        return Profile(int(rows), counts, missing, outside)
 
     def psi(self, counts: np.ndarray, rows: float) -> np.ndarray:
         """Population Stability Index per feature of ``counts`` against the reference.
