@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from app.answers import csv_lines, jsonlines
 from app.auth import require_api_key_on_invocations
 from app.inputs import csv_to_matrix, json_to_matrix, jsonlines_to_matrix, parse_json
 from app.routers import get_service
@@ -31,7 +30,6 @@ from app.transport import (
     read_body,
     require_content_type,
 )
-from core.model import Prediction
 
 router = APIRouter(tags=["sagemaker"])
 
@@ -85,9 +83,9 @@ async def invocations(request: Request) -> Response:
         X = json_to_matrix(parse_json(body), service.schema)
     prediction, model = await answer(service, request, X)
     if out == CSV:
-        return stamp(csv_response(_csv_lines(prediction)), model)
+        return stamp(csv_response(csv_lines(prediction)), model)
     if out == JSONLINES:
-        return stamp(Response(_jsonlines(prediction), media_type=JSONLINES), model)
+        return stamp(Response(jsonlines(prediction), media_type=JSONLINES), model)
     response = json_response(
         {
             "predictions": jsonable(prediction.labels),
@@ -97,34 +95,6 @@ async def invocations(request: Request) -> Response:
         }
     )
     return stamp(response, model)
-
-
-def _jsonlines(prediction: Prediction) -> bytes:
-    """One line per row: the JSON answer that row alone would get (labels, probabilities)."""
-    labels = _label_fields(prediction)
-    if prediction.probabilities is None:
-        lines = [b'{"predictions":[' + label + b"]}" for label in labels]
-    else:
-        rows = _probability_rows(prediction.probabilities)
-        lines = [
-            b'{"predictions":[' + label + b'],"probabilities":[[' + row + b"]]}"
-            for label, row in zip(labels, rows, strict=True)
-        ]
-    return b"\n".join(lines) + b"\n"
-
-
-def _label_fields(prediction: Prediction) -> list[bytes]:
-    """Each label as JSON: numbers serialised by orjson at once, text one by one."""
-    labels = prediction.labels
-    if labels.dtype.kind in "biuf":
-        return orjson.dumps(labels, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
-    return [orjson.dumps(label) for label in labels.tolist()]
-
-
-def _probability_rows(probabilities: np.ndarray) -> list[bytes]:
-    """Each row's probabilities as comma-separated JSON numbers (shortest round trip)."""
-    matrix = orjson.dumps(np.ascontiguousarray(probabilities), option=orjson.OPT_SERIALIZE_NUMPY)
-    return matrix[2:-2].split(b"],[")
 
 
 @router.get("/execution-parameters", response_model=ExecutionParameters)
@@ -137,25 +107,3 @@ async def execution_parameters(request: Request) -> ExecutionParameters:
         BatchStrategy="MULTI_RECORD",
         MaxPayloadInMB=max(1, settings.max_body_bytes // (1024 * 1024)),
     )
-
-
-def _csv_lines(prediction: Prediction) -> bytes:
-    """One line per row: the label, then the class probabilities for classifiers."""
-    if prediction.labels.dtype.kind in "biuf":
-        labels = _label_fields(prediction)  # JSON numbers are CSV numbers
-    else:
-        labels = [_csv_cell(v).encode() for v in prediction.labels.tolist()]
-    if prediction.probabilities is None:
-        return b"\n".join(labels) + b"\n"
-    rows = _probability_rows(prediction.probabilities)
-    return b"\n".join([a + b"," + b for a, b in zip(labels, rows, strict=True)]) + b"\n"
-
-
-def _csv_cell(value: object) -> str:
-    """A label as a CSV field: floats round-trip, text is quoted when it must be (RFC 4180)."""
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    if any(c in text for c in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text

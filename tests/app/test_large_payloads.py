@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.answers import csv_lines, jsonlines
 from app.inputs import _FAST_PATH_BYTES, csv_to_matrix, jsonlines_to_matrix
-from app.routers.sagemaker import _csv_lines, _jsonlines
 from core.bundle import read_manifest
 from core.errors import InvalidInput
 from core.features import FeatureSchema
@@ -105,8 +105,8 @@ def test_csv_and_jsonlines_answers_round_trip_exactly(labels: np.ndarray) -> Non
     proba = np.array([[0.1, 0.9], [1e-17, 1 - 1e-17], [0.3333333333333333, 0.6666666666666667]])
     prediction = Prediction(labels=labels, probabilities=proba)
 
-    csv_rows = list(csv.reader(io.StringIO(_csv_lines(prediction).decode())))
-    answers = [json.loads(line) for line in _jsonlines(prediction).splitlines()]
+    csv_rows = list(csv.reader(io.StringIO(csv_lines(prediction).decode())))
+    answers = [json.loads(line) for line in jsonlines(prediction).splitlines()]
 
     assert [r[0] for r in csv_rows] == [str(v) for v in labels.tolist()]
     assert [[float(v) for v in r[1:]] for r in csv_rows] == proba.tolist()

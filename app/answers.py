@@ -1,0 +1,112 @@
+"""Prediction answers as CSV or JSON Lines bodies: one line per row, built a column at a time.
+
+A Batch Transform mini-batch holds up to ~150,000 rows; building each answer line in Python
+(a few bytes objects and a join per row) cost more than parsing and predicting the rows
+together. Here orjson writes the numbers a whole column (or the probability matrix) at a time,
+numpy finds where each row's text starts, and pyarrow's element-wise join assembles the lines
+in C++. The text is the same as per-row encoding would give (tested against it):
+
+- CSV: the label, then the class probabilities for classifiers (``1,0.02,0.98``); numbers
+  are JSON numbers (orjson's shortest round trip), text labels are quoted only when they
+  must be (RFC 4180).
+- JSON Lines: the JSON answer that row alone would get,
+  ``{"predictions":[label],"probabilities":[[p, ...]]}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.model import Prediction
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_COMMA, _OPEN = ord(","), ord("[")
+
+
+def csv_lines(prediction: Prediction) -> bytes:
+    """One CSV line per row: the label, then the class probabilities for classifiers."""
+    if len(prediction) == 0:
+        return b""
+    parts: list[pa.Array | str] = [_labels(prediction.labels, _csv_cell)]
+    if prediction.probabilities is not None:
+        parts += [",", _number_rows(prediction.probabilities)]
+    return _join([*parts, "\n"])
+
+
+def jsonlines(prediction: Prediction) -> bytes:
+    """One JSON object per row: the answer that row alone would get."""
+    if len(prediction) == 0:
+        return b""
+    labels = _labels(prediction.labels, _json_text)
+    if prediction.probabilities is None:
+        return _join(['{"predictions":[', labels, "]}\n"])
+    probabilities = _number_rows(prediction.probabilities)
+    return _join(['{"predictions":[', labels, '],"probabilities":[[', probabilities, "]]}\n"])
+
+
+def _labels(labels: np.ndarray, text: Callable[[str], bytes]) -> pa.Array:
+    """Each label's text: numbers as JSON numbers (orjson, a column at a time), anything else
+    through ``text`` once per distinct label."""
+    if labels.dtype.kind in "biuf":
+        return _numbers(labels)
+    values = labels.tolist()
+    try:
+        dictionary = pa.array(values).dictionary_encode()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: one at a time
+        return pa.array([text(v) for v in values], pa.large_binary())
+    encoded = [text(v) for v in dictionary.dictionary.to_pylist()]
+    return pa.array(encoded, pa.large_binary()).take(dictionary.indices)
+
+
+def _numbers(values: np.ndarray) -> pa.Array:
+    """A 1-D numeric array as one JSON number per value."""
+    text = orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)[1:-1] + b","
+    ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _COMMA)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    return pc.binary_slice(_cut(text, starts), 0, -1)  # each "v," without its comma
+
+
+def _number_rows(matrix: np.ndarray) -> pa.Array:
+    """A 2-D numeric array as one ``a,b,c`` text per row."""
+    text = orjson.dumps(np.ascontiguousarray(matrix), option=_NUMPY)[1:-1] + b","
+    starts = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _OPEN)
+    return pc.binary_slice(_cut(text, starts), 1, -2)  # each "[a,b,c]," without the frame
+
+
+def _cut(text: bytes, starts: np.ndarray) -> pa.Array:
+    """``text`` as consecutive binary values beginning at ``starts`` (no copy)."""
+    offsets = np.empty(starts.size + 1, dtype=np.int64)
+    offsets[:-1] = starts
+    offsets[-1] = len(text)
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(text)]
+    return pa.Array.from_buffers(pa.large_binary(), starts.size, buffers)
+
+
+def _join(parts: list[pa.Array | str]) -> bytes:
+    """The rows' lines, each the concatenation of ``parts`` (arrays per row, or constant
+    text), as one body."""
+    values = [pa.scalar(p.encode(), pa.large_binary()) if isinstance(p, str) else p for p in parts]
+    lines = pc.binary_join_element_wise(*values, pa.scalar(b"", pa.large_binary()))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    start, stop = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    data = lines.buffers()[2]
+    return b"" if data is None else data.slice(start, stop - start).to_pybytes()
+
+
+def _csv_cell(value: object) -> bytes:
+    """A text label as a CSV field, quoted when it must be (RFC 4180); floats round-trip."""
+    if isinstance(value, float):
+        return repr(value).encode()
+    text = str(value)
+    if any(c in text for c in ',"\r\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text.encode()
+
+
+def _json_text(value: object) -> bytes:
+    return orjson.dumps(value)
