@@ -145,10 +145,14 @@ def _skip_header(body: bytes, schema: FeatureSchema) -> bytes:
     return body[end + 1 :] if names == schema.names and end >= 0 else body
 
 
-def _numeric_csv(body: bytes, n: int) -> np.ndarray | None:
+def _numeric_csv(body: bytes, n: int, checked: bool = False) -> np.ndarray | None:
     """A large plain all-numeric CSV body parsed by pyarrow's C++ reader, or None to take
-    the exact path (small bodies, any blank line, wrong column count, empty cell or text)."""
-    if len(body) < _FAST_PATH_BYTES or body.translate(None, _PLAIN_NUMBERS):
+    the exact path (small bodies, any blank line, wrong column count, empty cell or text).
+
+    Args:
+        checked: The caller already made sure the body is large and only number bytes.
+    """
+    if not checked and (len(body) < _FAST_PATH_BYTES or body.translate(None, _PLAIN_NUMBERS)):
         return None
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -183,17 +187,19 @@ def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
         body = body[:-1]
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n")
-    chars = np.frombuffer(body, dtype=np.uint8)
-    breaks = np.flatnonzero(chars == ord("\n"))
-    rows = breaks.size + 1
-    # exactly one list per line: "[" first, "]" last, no other bracket
-    if body.count(b"[") != rows or body.count(b"]") != rows:
+    # Exactly one list per line: the body opens with "[" and closes with "]", every line break
+    # sits between "]" and "[", and there are as many of each bracket as lines, so no bracket
+    # is anywhere else (no nested list, no blank line).
+    rows = body.count(b"\n") + 1
+    if not (
+        body.startswith(b"[")
+        and body.endswith(b"]")
+        and body.count(b"]\n[") == rows - 1
+        and body.count(b"[") == rows
+        and body.count(b"]") == rows
+    ):
         return None
-    starts = np.concatenate(([0], breaks + 1))
-    ends = np.concatenate((breaks - 1, [len(body) - 1]))
-    if (chars[starts] != ord("[")).any() or (chars[ends] != ord("]")).any():
-        return None
-    return _numeric_csv(body.translate(None, b"[]"), n)
+    return _numeric_csv(body.translate(None, b"[]"), n, checked=True)
 
 
 def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:

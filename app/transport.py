@@ -109,7 +109,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     if decoder is not None and not decoder.eof:
         raise BadRequest("The compressed body ends early; send the whole compressed stream.")
     body = b"".join(chunks)
-    if not body.strip():
+    if not body or body.isspace():  # (isspace stops at the first other byte; strip copies)
         raise BadRequest("The request body is empty; send the rows to predict.")
     return body
 
