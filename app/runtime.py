@@ -8,7 +8,6 @@ prediction cache (``app/cache.py``) when they are on; no route changes.
 from __future__ import annotations
 
 import logging
-import time
 
 from prometheus_client import CollectorRegistry
 
@@ -16,9 +15,9 @@ from app.batching import BatchingPredictor
 from app.cache import CachingPredictor, PredictionCache, is_deterministic
 from app.predictor import DirectPredictor, Predictor
 from app.settings import AppSettings
-from core.errors import MlshipError, ModelLoadError
 from core.features import FeatureSchema
 from core.model import Model
+from core.runtime import choose_runtime
 
 log = logging.getLogger("mlship.app")
 
@@ -67,42 +66,9 @@ def build_predictor(
 
 
 def runtime_model(model: Model, settings: AppSettings) -> Model:
-    """The model that computes predictions: ``model`` itself, or its ONNX twin.
-
-    The scikit-learn model is loaded here when it is the one that predicts (so never during a
-    request), and not at all when onnxruntime serves the bundle's ``model.onnx``.
-    """
-    if settings.runtime == "sklearn":
-        return _with_estimator(model)
-    from core.onnx_model import OnnxModel, onnx_available
-
-    problem = None
-    if model.bundle.onnx_path is None:
-        problem = "the bundle carries no model.onnx (export it with pipelines.onnx_export)"
-    elif not onnx_available():
-        problem = "onnxruntime is not installed (the `onnx` dependency group)"
-    else:
-        try:
-            started = time.perf_counter()
-            onnx = OnnxModel(model.bundle)
-        except Exception as e:  # onnxruntime raises its own types for an unloadable graph
-            problem = f"onnxruntime cannot load model.onnx ({e})"
-        else:
-            model.load_seconds += time.perf_counter() - started
-            onnx.load_seconds = model.load_seconds
-            return onnx
-    if settings.runtime == "onnx":
-        raise ModelLoadError(f"MLSHIP_RUNTIME=onnx, but {problem}. Unset it to use scikit-learn.")
-    if model.bundle.onnx_path is not None:
-        log.warning("serving with scikit-learn: %s", problem)
-    return _with_estimator(model)
-
-
-def _with_estimator(model: Model) -> Model:
-    try:
-        model.load_estimator()
-    except MlshipError as e:
-        raise ModelLoadError(
-            f"Cannot load the scikit-learn model of {model.bundle.path}: {e}"
-        ) from e
-    return model
+    """The model that computes predictions under ``MLSHIP_RUNTIME`` (core/runtime.py), loaded
+    before any request."""
+    chosen = choose_runtime(model, settings.runtime, "MLSHIP_RUNTIME")
+    if chosen.fallback is not None:
+        log.warning("serving with scikit-learn: %s", chosen.fallback)
+    return chosen.model

@@ -13,10 +13,15 @@ def _to_stderr(line: str) -> None:
 def predict(args: argparse.Namespace) -> int:
     """``mlship predict``: score ``--input`` with the model at ``--model`` into ``--output``."""
     from core.model import load_model
+    from core.runtime import choose_runtime
     from core.sources import resolve_model_uri
     from pipelines.batch import score_file
 
-    model = load_model(resolve_model_uri(args.model, what="--model"))
+    bundle = load_model(resolve_model_uri(args.model, what="--model"), estimator=False)
+    chosen = choose_runtime(bundle, args.runtime, "--runtime")
+    if chosen.fallback is not None:
+        _to_stderr(f"scoring with scikit-learn: {chosen.fallback}")
+    model = chosen.model
     result = score_file(
         model,
         args.input,
@@ -27,7 +32,7 @@ def predict(args: argparse.Namespace) -> int:
     )
     print(
         f"scored {result.rows:,} rows in {result.seconds:.1f} s "
-        f"({result.rows_per_second:,.0f} rows/s) -> {result.output}",
+        f"({result.rows_per_second:,.0f} rows/s, {chosen.runtime}) -> {result.output}",
         file=sys.stderr,
     )
     return 0

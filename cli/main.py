@@ -160,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="Output CSV or Parquet file, local or s3://.")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="Rows per chunk.")
     p.add_argument("--id-column", help="Column copied to the output (default: 'id' if present).")
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "sklearn", "onnx"),
+        default="auto",
+        help="What computes the predictions, as the service's MLSHIP_RUNTIME: auto (the "
+        "bundle's model.onnx when it has one, else scikit-learn), sklearn or onnx.",
+    )
 
     p = add(
         "report",

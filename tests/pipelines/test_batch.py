@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,58 @@ def test_mlship_predict_cli_reports_a_missing_input_and_exits_non_zero(
 
     assert code == 1
     assert f"error: Input file {tmp_path / 'nope.csv'} does not exist." in capsys.readouterr().err
+
+
+def test_mlship_predict_scores_with_the_services_runtime(
+    tmp_path: Path,
+    logistic_bundle: Path,
+    logistic_X: np.ndarray,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As MLSHIP_RUNTIME: the bundle's model.onnx by default (a file scored in batch gets the
+    endpoint's answers), scikit-learn on request."""
+    from core.onnx_model import OnnxModel
+    from pipelines.onnx_export import DEFAULT_ATOL, add_onnx
+
+    bundle = Path(shutil.copytree(logistic_bundle, tmp_path / "bundle"))
+    add_onnx(bundle, logistic_X)
+    sklearn_model = load_model(bundle)
+    src = write_input(tmp_path / "in.parquet", sklearn_model, logistic_X)
+
+    def scored(*extra: str) -> Prediction:
+        dst = tmp_path / f"out{len(extra)}.parquet"
+        args = ["predict", "--model", str(bundle), "--input", str(src), "--output", str(dst)]
+        assert main([*args, *extra]) == 0
+        return output_prediction(sklearn_model, pq.read_table(dst))
+
+    onnx_scored = scored()
+    assert "rows/s, onnx)" in capsys.readouterr().err
+    sklearn_scored = scored("--runtime", "sklearn")
+    assert "rows/s, sklearn)" in capsys.readouterr().err
+
+    onnx_answers = OnnxModel(load_model(bundle, estimator=False).bundle).predict(logistic_X)
+    np.testing.assert_array_equal(onnx_scored.labels, onnx_answers.labels)
+    np.testing.assert_array_equal(onnx_scored.probabilities, onnx_answers.probabilities)
+    expected = sklearn_model.predict(logistic_X)
+    assert_same_prediction(sklearn_scored, expected)
+    assert_same_prediction(onnx_scored, expected, atol=DEFAULT_ATOL)
+    assert onnx_scored.probabilities is not None and sklearn_scored.probabilities is not None
+    assert not np.array_equal(onnx_scored.probabilities, sklearn_scored.probabilities)
+
+
+def test_mlship_predict_runtime_onnx_without_model_onnx_names_the_fix(
+    tmp_path: Path,
+    logistic_bundle: Path,
+    logistic_X: np.ndarray,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = load_model(logistic_bundle)
+    src = write_input(tmp_path / "in.csv", model, logistic_X[:5])
+    args = ["predict", "--model", str(logistic_bundle), "--input", str(src)]
+
+    code = main([*args, "--output", str(tmp_path / "out.csv"), "--runtime", "onnx"])
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: --runtime=onnx, but the bundle carries no model.onnx" in err
+    assert not (tmp_path / "out.csv").exists()
