@@ -45,6 +45,7 @@ from benchmarks.payloads import bench_payloads, render_payloads
 from benchmarks.report import render, targets
 from benchmarks.routing import bench_routing, render_routing
 from benchmarks.scoring import (
+    decode_rows_per_s,
     generate_parquet,
     in_process_rows_per_s,
     read_matrix,
@@ -190,11 +191,13 @@ def bench_model(kind: str, work: Path, args: argparse.Namespace, rows: list[int]
             X = read_matrix(src, model)
             reference = max(in_process_rows_per_s(model, X, args.chunk_rows, 0.0) for _ in range(3))
             del X
+            decode = max(decode_rows_per_s(src, model) for _ in range(3))
             dst = work / f"{kind}-{n}-out.parquet"
             runs = [score_in_child(bundle, src, dst, args.chunk_rows) for _ in range(2)]
             scored = max(runs, key=lambda r: r.rows_per_s)
             out["batch"][str(n)] = scored.to_json() | {
                 "in_process_rows_per_s": reference,
+                "decode_rows_per_s": decode,
                 "peak_rss_mb": max(r.peak_rss_mb for r in runs),
             }
             src.unlink()
