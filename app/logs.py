@@ -15,7 +15,8 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 # bodies, feature values and keys must never reach the logs).
 _EXTRA_FIELDS = (
     "method", "route", "path", "status", "duration_ms", "client", "model_name",
-    "model_version", "model_uri", "seconds", "port", "host", "workers",
+    "model_version", "model_uri", "seconds", "port", "host", "workers", "lines", "rows",
+    "predictions",
 )  # fmt: skip
 
 

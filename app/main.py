@@ -25,6 +25,7 @@ from app.routers import health, rest, sagemaker, v2
 from app.schemas import InferenceRequest, request_schemas
 from app.service import Service, build_service
 from app.settings import AppSettings
+from app.signals import build_signal_writer
 from core.model import Model
 
 log = logging.getLogger("mlship.app")
@@ -36,9 +37,14 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
+def create_app(
+    settings: AppSettings, model: Model | None = None, *, writes_signals: bool = True
+) -> FastAPI:
     """Build the app. The model is loaded in the lifespan unless a loaded ``model`` is given
-    (``serve`` loads it before binding the port, so a bad bundle stops the start)."""
+    (``serve`` loads it before binding the port, so a bad bundle stops the start).
+
+    ``writes_signals``: this process writes the model-signal lines (``app/signals.py``); with
+    several workers only worker 1 does, for all of them."""
     metrics = Metrics(settings.metrics_dir)
 
     @asynccontextmanager
@@ -52,6 +58,9 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
         app.state.service = service
         if service.rollout is not None:
             service.rollout.start()
+        signals = build_signal_writer(settings, service) if writes_signals else None
+        if signals is not None:
+            signals.start()
         log.info(
             "model ready",
             extra={
@@ -64,6 +73,8 @@ def create_app(settings: AppSettings, model: Model | None = None) -> FastAPI:
             yield
         finally:
             service.ready = False
+            if signals is not None:  # the drain is over: the last interval is complete
+                await signals.aclose()
             await service.aclose()
             if service.rollout is not None:
                 await service.rollout.aclose()

@@ -168,6 +168,23 @@ class Metrics:
             child = self._class_children[value] = self.predictions.labels(str(value))
         return child
 
+    def counter_totals(self, counter: Counter) -> list[tuple[dict[str, str], float]]:
+        """A counter's value per label set, summed over every worker (dead ones included), as
+        ``/metrics`` shows it: from the multiprocess files with several workers."""
+        (family,) = counter.describe()
+        if self.multiprocess_dir is None:
+            collected: Iterable[Metric] = counter.collect()
+        else:
+            collected = _MultiProcessFiles(self.multiprocess_dir).collect()
+        total = f"{family.name}_total"
+        return [
+            (dict(s.labels), float(s.value))
+            for m in collected
+            if m.name == family.name
+            for s in m.samples
+            if s.name == total
+        ]
+
     @property
     def shared_dir(self) -> Path | None:
         """Where components keep state that every worker reads at scrape (None: one process)."""

@@ -88,6 +88,9 @@ class DriftMonitor(Collector):
         self._layout = (float(n), float(bins), float(RING_ROWS))
         self._size = _HEADER + 2 * n + n * bins + RING_ROWS * n
         self._lock = threading.Lock()  # this process's threads; the file lock is per process
+        # One reader of the other workers' files at a time (a scrape, the signal writer's
+        # thread): closing a descriptor drops this process's lock on that file for all threads.
+        self._reading = threading.Lock()
         self._fd: int | None = None
         self._mmap: mmap.mmap | None = None
         if directory is None:
@@ -220,13 +223,14 @@ class DriftMonitor(Collector):
         with self._lock:
             states = [(True, self._state.copy())]
         if self.directory is not None:
-            for path in sorted(self.directory.glob(f"{FILE_PREFIX}*.db")):
-                match = _FILE.match(path.name)
-                if match is None or int(match.group(1)) == self.worker:
-                    continue
-                state = self._read(path)
-                if state is not None:
-                    states.append((process_alive(int(match.group(1))), state))
+            with self._reading:
+                for path in sorted(self.directory.glob(f"{FILE_PREFIX}*.db")):
+                    match = _FILE.match(path.name)
+                    if match is None or int(match.group(1)) == self.worker:
+                        continue
+                    state = self._read(path)
+                    if state is not None:
+                        states.append((process_alive(int(match.group(1))), state))
         n, bins = self.reference.n_features, self.reference.bins
         rows = 0.0
         window_rows = 0.0

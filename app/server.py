@@ -155,7 +155,8 @@ def worker_main(settings: AppSettings, link: WorkerLink) -> None:
         return sock
 
     try:
-        run_server(create_app(settings), settings, listen)
+        # Worker 1 writes the model-signal lines for all (a replacement keeps its number).
+        run_server(create_app(settings, writes_signals=link.number == 1), settings, listen)
     except MlshipError as e:
         link.failed(str(e))
         raise SystemExit(1) from None

@@ -156,6 +156,19 @@ class AppSettings(BaseSettings):
         ge=100,
         description="Rows the drift histograms remember (older rows decay by halves).",
     )
+    signals: bool = Field(
+        default=True,
+        description="Write the model-signal lines (PSI, missing and out-of-range ratios, class "
+        "shares) to stdout, where the stack's CloudWatch metric filters read them "
+        "(app/signals.py). MLSHIP_MONITORING=false turns them off too.",
+    )
+    signal_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=60,
+        description="Seconds between two rounds of signal lines: at most 60, the stack's "
+        "alarms read one-minute periods.",
+    )
     metrics_dir: Path | None = Field(
         default=None,
         description="Directory where worker processes share their metrics, so /metrics sums "

@@ -45,10 +45,12 @@ class WorkerStartError(MlshipError):
 
 
 class WorkerLink:
-    """A worker's end of its pipe to the supervisor."""
+    """A worker's end of its pipe to the supervisor, and its number (1 to ``workers``; a
+    replaced worker's successor has its number)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, number: int) -> None:
         self._conn = conn
+        self.number = number
 
     async def loaded(self) -> None:
         """Report the app loaded, then wait (without blocking the event loop) until every
@@ -159,7 +161,7 @@ class Supervisor:
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
             target=self.target,
-            args=(*self.args, WorkerLink(child_end)),
+            args=(*self.args, WorkerLink(child_end, number)),
             name=f"mlship-worker-{number}",
         )
         process.start()

@@ -19,65 +19,73 @@ JSON path, so one contract serves both targets. ("Creating metrics from log even
 filters", "Filter pattern syntax for metric filters": JSON patterns ``{ $.a = "x" && $.b >= 0 }``,
 metric values ``$.field``, up to three dimensions from ``$.field`` values per filter.)
 
-The contract (the app emits exactly these fields; anything else on the line is ignored):
-
-    {"event": "mlship.signal", "signal": "<SIGNALS key>", "value": <number>,
-     "model_version": "<registry version>", "feature": "<column>"}      # feature signals
-    {"event": "mlship.signal", "signal": "class_share", "value": <number>,
-     "model_version": "<registry version>", "class": "<predicted class>"}
+The contract (the line's fields, the signal keys and the limits of ``value``) is defined once in
+``core/signals.py``, which the serving app writes by; the filters below select those fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-EVENT = "mlship.signal"
+from core.signals import (
+    CLASS_SHARE,
+    DIMENSION_FIELD,
+    EVENT,
+    EVENT_FIELD,
+    FEATURE_PSI,
+    MISSING_RATIO,
+    MODEL_VERSION_FIELD,
+    OUT_OF_RANGE_RATIO,
+    SIGNAL_FIELD,
+    VALUE_FIELD,
+)
+
 # The prefix of the line's fields in each target's log events (see the module docstring).
 FIELD_ROOT = {"sagemaker": "$", "eks": "$.log_processed"}
 
 
 @dataclass(frozen=True)
 class Signal:
-    """One kind of signal line: its ``signal`` value, the metric it becomes, its per-line
-    dimension field, and what ``value`` means."""
+    """One kind of signal line: its ``signal`` value, the metric it becomes, the metric's
+    dimension, and what ``value`` means."""
 
     key: str
     metric: str
-    dimension_field: str
     dimension: str
     unit: str
     meaning: str
 
+    @property
+    def dimension_field(self) -> str:
+        """The line's field that names the feature or class (``core.signals``)."""
+        return DIMENSION_FIELD[self.key]
+
 
 SIGNALS: tuple[Signal, ...] = (
     Signal(
-        "feature_psi",
+        FEATURE_PSI,
         "FeaturePsi",
-        "feature",
         "Feature",
         "None",
         "population stability index of the feature's recent values against training (>= 0)",
     ),
     Signal(
-        "missing_ratio",
+        MISSING_RATIO,
         "MissingRatio",
-        "feature",
         "Feature",
         "None",
         "share of recent rows with the feature missing (0-1)",
     ),
     Signal(
-        "out_of_range_ratio",
+        OUT_OF_RANGE_RATIO,
         "OutOfRangeRatio",
-        "feature",
         "Feature",
         "None",
         "share of recent rows with the feature outside its training range or categories (0-1)",
     ),
     Signal(
-        "class_share",
+        CLASS_SHARE,
         "ClassShare",
-        "class",
         "Class",
         "None",
         "share of recent predictions that are this class (0-1); regression: not emitted",
@@ -110,9 +118,10 @@ def filter_specs(target: str) -> list[MetricFilterSpec]:
     specs = []
     for s in SIGNALS:
         pattern = (
-            f'{{ {root}.event = "{EVENT}" && {root}.signal = "{s.key}" && {root}.value >= 0 }}'
+            f'{{ {root}.{EVENT_FIELD} = "{EVENT}" && {root}.{SIGNAL_FIELD} = "{s.key}" '
+            f"&& {root}.{VALUE_FIELD} >= 0 }}"
         )
-        value = f"{root}.value"
+        value = f"{root}.{VALUE_FIELD}"
         specs.append(
             MetricFilterSpec(f"{s.key.replace('_', '-')}-any", pattern, s.metric, value, {})
         )
@@ -124,7 +133,7 @@ def filter_specs(target: str) -> list[MetricFilterSpec]:
                 value,
                 {
                     s.dimension: f"{root}.{s.dimension_field}",
-                    "ModelVersion": f"{root}.model_version",
+                    "ModelVersion": f"{root}.{MODEL_VERSION_FIELD}",
                 },
             )
         )

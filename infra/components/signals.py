@@ -1,9 +1,10 @@
 """Model signals in CloudWatch: metric filters that turn the container's signal log lines into
 metrics (per feature and model version, and one series across features for the alarms).
 
-The log line contract, the filters and why metric filters rather than EMF: ``infra/signals.py``.
-The alarms on these metrics are :func:`signal_alarm_specs`, created (with actions on the alert
-topic, and graphed on the dashboard) by the Monitoring component like every other alarm.
+The log line contract: ``core/signals.py``; the filters and why metric filters rather than EMF:
+``infra/signals.py``. The alarms on these metrics are :func:`signal_alarm_specs`, created (with
+actions on the alert topic, and graphed on the dashboard) by the Monitoring component like every
+other alarm.
 """
 
 from __future__ import annotations

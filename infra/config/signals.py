@@ -1,10 +1,11 @@
 """Model signals: drift and data-quality alarm thresholds, and what a drift alarm sets off.
 
-The serving container writes its monitoring figures as JSON log lines (``infra/signals.py``
-holds the contract); the stack turns them into CloudWatch metrics with metric filters and alarms
-on them with these thresholds. ``retrainOnDrift`` (off by default) lets the drift alarm start
-the retrain workflow through an EventBridge API destination; ``prometheusWorkspace`` (EKS) runs
-the committed Prometheus rules in Amazon Managed Service for Prometheus.
+The serving container writes its monitoring figures as JSON log lines (``core/signals.py`` holds
+the contract, ``infra/signals.py`` the filters); the stack turns them into CloudWatch metrics with
+metric filters and alarms on them with these thresholds. ``retrainOnDrift`` (off by default) lets
+the drift alarm start the retrain workflow through an EventBridge API destination;
+``prometheusWorkspace`` (EKS) runs the committed Prometheus rules in Amazon Managed Service for
+Prometheus.
 """
 
 from __future__ import annotations

@@ -101,3 +101,44 @@ def test_supervisor_replaces_a_worker_that_died_after_serving_and_stops_on_sigte
     second_pid = int(starts[1].split("-pid-")[1])
     with pytest.raises(ProcessLookupError):  # stopped with the supervisor
         os.kill(second_pid, 0)
+
+
+def _second_dies_once(marks: str, link: WorkerLink) -> None:
+    """Records its start under its link's number; worker 2's first start then dies."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    async def run() -> None:
+        await link.loaded()
+        link.listening()
+        assert str(link.number) == _number()
+        earlier = len(list(Path(marks).glob(f"number-{link.number}-*")))
+        Path(marks, f"number-{link.number}-start-{earlier + 1}").touch()
+        if link.number == 2 and earlier == 0:
+            os._exit(5)
+        await asyncio.sleep(GIVE_UP_S)
+
+    asyncio.run(run())
+
+
+def test_supervisor_a_replaced_worker_keeps_its_number(tmp_path: Path) -> None:
+    """Worker 1 writes the model-signal lines for all: its number must not move to another."""
+    code = (
+        "from app.supervisor import Supervisor\n"
+        "from tests.app.test_supervisor import _second_dies_once\n"
+        f"Supervisor(_second_dies_once, ({str(tmp_path)!r},), 2, stop_timeout=10).run()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + GIVE_UP_S
+        while len(list(tmp_path.glob("number-*"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=GIVE_UP_S) == 0
+    finally:
+        proc.kill()
+
+    assert sorted(p.name for p in tmp_path.glob("number-*")) == [
+        "number-1-start-1",
+        "number-2-start-1",
+        "number-2-start-2",
+    ]

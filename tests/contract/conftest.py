@@ -70,15 +70,33 @@ def server_env(model_dir: Path | str, port: int, **extra: str) -> dict[str, str]
 
 
 def start_server(model_dir: Path | str, log: Path, *args: str, **extra: str) -> Server:
-    """Run ``entrypoint.sh serve`` and wait until ``/ping`` answers 200."""
+    """Run ``entrypoint.sh serve`` and wait until ``/ping`` answers 200 (stdout and stderr
+    both to ``log``)."""
+    return _start(model_dir, log, None, args, extra)
+
+
+def start_server_own_stdout(
+    model_dir: Path | str, log: Path, stdout: Path, *args: str, **extra: str
+) -> Server:
+    """:func:`start_server` with the process's stdout alone in ``stdout`` (stderr in ``log``)."""
+    return _start(model_dir, log, stdout, args, extra)
+
+
+def _start(
+    model_dir: Path | str,
+    log: Path,
+    stdout: Path | None,
+    args: tuple[str, ...],
+    extra: dict[str, str],
+) -> Server:
     port = free_port()
     started = time.monotonic()
-    with log.open("wb") as out:
+    with log.open("wb") as out, (stdout or Path(os.devnull)).open("ab") as own_stdout:
         proc = subprocess.Popen(
             [str(ENTRYPOINT), "serve", *args],
             env=server_env(model_dir, port, **extra),
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            stdout=out if stdout is None else own_stdout,
+            stderr=subprocess.STDOUT if stdout is None else out,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = started + START_TIMEOUT_S

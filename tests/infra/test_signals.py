@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from core.signals import DIMENSION_FIELD, EVENT
 from infra import rules
 from infra.components.signals import DRIFT_ALARM_ROLE
 from infra.mocks import Recorded
 from infra.plan import StackPlan
-from infra.signals import EVENT, SIGNALS, filter_specs
+from infra.signals import SIGNALS, filter_specs
 from tests.infra.patterns import PatternError, json_pattern_matches, metric_datum
 
 METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
@@ -112,6 +113,12 @@ def test_filters_sit_on_the_log_group_the_container_writes_to(plans: dict[str, S
         "eks": {"/aws/containerinsights/mlship-eks-cluster/application"},
     }
     assert len(plans["prod"].of_type(METRIC_FILTER)) == 2 * len(SIGNALS)
+
+
+def test_filters_cover_exactly_the_signals_of_the_line_contract_in_core() -> None:
+    """One copy of the rule: the app writes by ``core.signals``, the filters select by it."""
+    assert {s.key: s.dimension_field for s in SIGNALS} == DIMENSION_FIELD
+    assert {spec.metric for spec in filter_specs("sagemaker")} == {s.metric for s in SIGNALS}
 
 
 def test_pattern_matcher_follows_the_documented_syntax() -> None:

@@ -106,6 +106,47 @@ def iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def nullable_iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-class logistic regression on iris (version ``test-iris-nullable-0``) with
+    ``sepal_width`` missing in a tenth of the rows (an imputer first: the manifest marks it
+    nullable): missing values, out-of-range values and several classes in one model."""
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    names = [str(n).replace(" (cm)", "").replace(" ", "_") for n in data.feature_names]
+    X = np.asarray(data.data, dtype=np.float64)
+    j = names.index("sepal_width")
+    X[np.random.default_rng(0).random(len(X)) < 0.1, j] = np.nan
+    y = np.asarray(data.target)
+    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0)
+    model = Pipeline(
+        [("impute", SimpleImputer()), ("model", LogisticRegression(max_iter=1000))]
+    ).fit(X_train, y_train)
+    features, reference = describe_features(X_train, names)
+    assert features[j].nullable
+    golden = Golden(
+        inputs=[[None if np.isnan(v) else float(v) for v in row] for row in X_test[:10]],
+        predictions=model.predict(X_test[:10]).tolist(),
+        probabilities=model.predict_proba(X_test[:10]).tolist(),
+    )
+    manifest = ManifestDraft(
+        name="iris",
+        version="test-iris-nullable-0",
+        created_at=datetime.now(UTC).isoformat(),
+        git_commit=None,
+        dataset_sha256=hashlib.sha256(np.nan_to_num(X).tobytes()).hexdigest(),
+        task="classification",
+        params={"model": "logistic"},
+        metrics={},
+        features=features,
+        target=TargetSpec(name="species", classes=[0, 1, 2]),
+        reference=reference,
+    )
+    out = tmp_path_factory.mktemp("bundles") / "nullable-iris"
+    return write_bundle(out, model, manifest, golden)
+
+
+@pytest.fixture(scope="session")
 def penguins_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Palmer penguins trained by ``mlship train``'s pipeline: text features (island, sex with
     gaps) and text labels. The table is saved beside it as ``penguins.csv``."""
