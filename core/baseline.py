@@ -15,8 +15,8 @@ requires the baseline and the checked data to agree in "the number and order of 
 features"), and Spark names the columns of a CSV read without a header ``_c0``, ``_c1``, ...
 ("CSV Files", https://spark.apache.org/docs/latest/sql-data-sources-csv.html). So the baseline
 names feature ``j`` of the manifest (the column order the service requires)
-:func:`column_name` ``(j)``: the names the analyzer gives the checked data itself, as in a
-baseline ``suggest_baseline`` would make from the headerless training features.
+:func:`column_name` ``(j)``: the names the analyzer gives the checked data itself, and the
+ones ``suggest_baseline`` would give the headerless training features.
 
 Standard library only: every side imports this module.
 """

@@ -21,6 +21,7 @@ manifest's feature order (:func:`core.baseline.column_name`).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import Counter
@@ -47,10 +48,11 @@ MAX_CATEGORICAL_BUCKETS = 1000
 _FRACTIONAL = re.compile(r"^(-|\+)? ?\d*\.\d*$")
 _INTEGRAL = re.compile(r"^(-|\+)? ?\d*$")
 # The check is the data contract the service enforces too: every value of the checked data
-# must have the baseline's type (1.0 = 100 %, AWS's own suggested baselines read "Expected
-# match: 100.0%") and no value may fall outside a column's domain. The distribution comparison
-# is off: drift is watched by the drift alarm (PSI per feature), and with FailOnViolation a
-# comparison would stop scoring whenever a batch shifts, not when it is unusable.
+# must have the baseline's type (1.0 = 100 %: AWS's recorded example run reports "Expected
+# match: 100.0%" against a suggested baseline) and no value may fall outside a domain. The
+# distribution comparison is off: drift is watched by the drift alarm (PSI per feature), and
+# with FailOnViolation a comparison would stop scoring whenever a batch shifts, not when it is
+# unusable.
 MONITORING_CONFIG: dict[str, Any] = {
     "evaluate_constraints": "Enabled",
     "emit_metrics": "Enabled",
@@ -118,7 +120,7 @@ def data_quality_baseline(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> 
         constraints={
             "version": FORMAT_VERSION,
             "features": constraints,
-            "monitoring_config": MONITORING_CONFIG,
+            "monitoring_config": copy.deepcopy(MONITORING_CONFIG),
         },
     )
 
