@@ -231,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, required=True, help="Bundle dir or its model.tar.gz.")
     p.add_argument("--bucket", required=True, help="Artifact bucket (stack output bucketName).")
     p.add_argument("--version", help="Version in the key (default: the manifest's version).")
+    p.add_argument(
+        "--baseline-prefix",
+        help="Also copy the bundle's data-quality baseline to this key prefix (stack output "
+        "batchBaselinePrefix, present when batchSchedule is set).",
+    )
 
     p = add(
         "sagemaker-train",

@@ -17,13 +17,17 @@ def publish(args: argparse.Namespace) -> int:
     """``mlship publish``: print ``uri=`` and ``key=`` lines (append them to $GITHUB_OUTPUT)."""
     from pipelines.release.publish import publish_bundle
 
-    published = publish_bundle(args.bundle, args.bucket, args.version)
+    published = publish_bundle(
+        args.bundle, args.bucket, args.version, baseline_prefix=args.baseline_prefix
+    )
     verb = "uploaded" if published.uploaded else "already published (same sha256)"
     print(
         f"{verb}: {published.uri}\n"
         f"deploy it with: pulumi config set mlship:modelDataKey {published.key}",
         file=sys.stderr,
     )
+    for key in published.baseline:
+        print(f"baseline for the batch check: s3://{published.bucket}/{key}", file=sys.stderr)
     print(f"uri={published.uri}\nkey={published.key}\nsha256={published.sha256}")
     return 0
 

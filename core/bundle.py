@@ -8,7 +8,12 @@ layout, extracted to ``/opt/ml/model``) holding:
   other file;
 - ``golden.json``: a few held-out rows with the predictions recorded at training time, used by
   post-deploy smoke tests;
-- optionally ``model.onnx``: the same model exported for onnxruntime.
+- optionally ``model.onnx``: the same model exported for onnxruntime;
+- optionally ``baseline/statistics.json`` and ``baseline/constraints.json``: the training
+  features' data-quality baseline in SageMaker Model Monitor's formats (:mod:`core.baseline`).
+
+Every file but the manifest, in subdirectories too, is listed in ``manifest.files`` by its
+relative path with ``/`` separators, and verified against its SHA-256 before anything loads.
 
 This module is imported by the serving app, so it may only use the serving runtime: the
 standard library, numpy, pydantic and skops. No pandas, MLflow or DVC here.
@@ -68,6 +73,11 @@ class Bundle:
         return path if ONNX_FILE in self.manifest.files else None
 
 
+def _unsafe_name(name: str) -> bool:
+    """A listed file name that is not a plain relative path inside the bundle."""
+    return "\\" in name or any(part in ("", ".", "..") for part in name.split("/"))
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -94,7 +104,8 @@ def write_bundle(
         model: The fitted estimator.
         manifest: What the model is; the file checksums are added here.
         golden: Held-out rows with their recorded predictions.
-        extra_files: Other files to include, by name in the bundle (for example ``model.onnx``).
+        extra_files: Other files to include, by their relative path in the bundle (for
+            example ``model.onnx`` or ``baseline/statistics.json``).
 
     Returns:
         The bundle directory. The archive is ``out_dir / "model.tar.gz"``.
@@ -108,14 +119,24 @@ def write_bundle(
             f"{out_dir} exists and is not an mlship bundle; refusing to overwrite it. "
             "Choose another --out directory or remove it."
         )
+    reserved = (MODEL_FILE, GOLDEN_FILE, MANIFEST_FILE, ARCHIVE_NAME)
+    for name in extra_files or {}:
+        if _unsafe_name(name) or name in reserved:
+            raise BundleError(
+                f"Cannot add {name!r} to a bundle: give a relative path inside it (no '..', "
+                f"no leading '/') other than {', '.join(reserved)}."
+            )
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         sio.dump(model, staging / MODEL_FILE)
         (staging / GOLDEN_FILE).write_text(golden.model_dump_json(indent=2))
         for name, src in (extra_files or {}).items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, staging / name)
         files = {
-            p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST_FILE
+            p.relative_to(staging).as_posix(): sha256_file(p)
+            for p in sorted(staging.rglob("*"))
+            if p.is_file() and p.name != MANIFEST_FILE
         }
         full = Manifest(**dict(manifest), files=files)
         (staging / MANIFEST_FILE).write_text(
@@ -132,7 +153,8 @@ def write_bundle(
 
 
 def _write_archive(src: Path, archive: Path) -> None:
-    """Pack the bundle files at the archive root (SageMaker extracts to /opt/ml/model)."""
+    """Pack the bundle files at the archive root (SageMaker extracts to /opt/ml/model);
+    subdirectories are added with their files, in name order."""
     tmp = archive.with_suffix(".partial")
     with tarfile.open(tmp, "w:gz") as tar:
         for p in sorted(src.iterdir()):
@@ -193,6 +215,11 @@ def verify_bundle(path: Path) -> Manifest:
                 "Rebuild it with `mlship train`."
             )
     for name, expected in manifest.files.items():
+        if _unsafe_name(name):
+            raise BundleError(
+                f"{path}: the manifest lists {name!r}, which is not a path inside the bundle. "
+                "Refusing to load it; rebuild the bundle with `mlship train`."
+            )
         file = path / name
         if not file.is_file():
             raise BundleError(

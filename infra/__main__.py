@@ -66,6 +66,7 @@ OUTPUTS = (
     "mlflowTrackingServerArn",
     "batchPipelineName",
     "batchScheduleArn",
+    "batchBaselinePrefix",
     "trainingRoleArn",
 )
 
@@ -472,7 +473,12 @@ def _batch(
             tags=b.tags,
         ),
     )
-    return {"batchPipelineName": batch.pipeline_name, "batchScheduleArn": batch.schedule_arn}
+    return {
+        "batchPipelineName": batch.pipeline_name,
+        "batchScheduleArn": batch.schedule_arn,
+        # Where the check reads its baseline: the release copies the bundle's there.
+        "batchBaselinePrefix": schedule.baseline_prefix,
+    }
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.baseline import baseline_keys, dataset_format
+
 VERSION = "2020-12-01"
 CHECK_STEP = "CheckInputData"
 SCORE_STEP = "ScoreInputData"
@@ -187,14 +189,6 @@ def model_environment(max_payload_mb: int) -> dict[str, str]:
     return {"MLSHIP_MODEL_URI": "/opt/ml/model", "MLSHIP_MAX_BODY_BYTES": str(max_payload_mb * MIB)}
 
 
-def _dataset_format(content_type: str) -> dict[str, Any]:
-    # Model Monitor's dataset_format: headerless CSV (the transform input has no header) or
-    # JSON Lines.
-    if content_type == "text/csv":
-        return {"csv": {"header": False}}
-    return {"json": {"lines": True}}
-
-
 def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
     """The QualityCheck step's CreateProcessingJob request (no job name): the analyzer over the
     input prefix, network-isolated, output and volume encrypted with the stack key."""
@@ -239,7 +233,7 @@ def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
             "KmsKeyId": spec.key_arn,
         },
         "Environment": {
-            "dataset_format": json.dumps(_dataset_format(spec.content_type)),
+            "dataset_format": json.dumps(dataset_format(spec.content_type)),
             "dataset_source": _DATASET_PATH,
             "output_path": _OUTPUT_PATH,
             "publish_cloudwatch_metrics": "Disabled",
@@ -250,7 +244,8 @@ def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
 
 def definition(spec: BatchPipelineSpec) -> dict[str, Any]:
     """The pipeline definition: parameters (input and output prefixes), check, then score."""
-    baseline = f"s3://{spec.bucket}/{spec.baseline_prefix}"
+    # The keys ``mlship publish`` writes the bundle's baseline to (core.baseline).
+    keys = baseline_keys(spec.baseline_prefix)
     return {
         "Version": VERSION,
         "Metadata": {},
@@ -275,8 +270,8 @@ def definition(spec: BatchPipelineSpec) -> dict[str, Any]:
                 "SkipCheck": False,
                 "FailOnViolation": True,
                 "RegisterNewBaseline": False,
-                "SuppliedBaselineStatistics": f"{baseline}statistics.json",
-                "SuppliedBaselineConstraints": f"{baseline}constraints.json",
+                "SuppliedBaselineStatistics": f"s3://{spec.bucket}/{keys.statistics}",
+                "SuppliedBaselineConstraints": f"s3://{spec.bucket}/{keys.constraints}",
             },
             {
                 "Name": SCORE_STEP,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core.bundle import ONNX_FILE, write_bundle
+from core.bundle import GOLDEN_FILE, MODEL_FILE, ONNX_FILE, write_bundle
 from core.errors import MlshipError
 from core.manifest import ManifestDraft
 from core.model import load_model, sklearn_predict
@@ -222,11 +222,17 @@ def add_onnx(bundle_dir: Path, X_test: np.ndarray, atol: float = DEFAULT_ATOL) -
             label=f"{model.name} {model.version}",
         )
         manifest = ManifestDraft(**model.manifest.model_dump(exclude={"files"}))
+        # The bundle's other files (its data-quality baseline) are kept as they are.
+        kept = {
+            name: Path(bundle_dir) / name
+            for name in model.manifest.files
+            if name not in (MODEL_FILE, GOLDEN_FILE, ONNX_FILE)
+        }
         write_bundle(
             Path(bundle_dir),
             model.estimator,
             manifest,
             model.bundle.golden,
-            extra_files={ONNX_FILE: onnx_path},
+            extra_files={**kept, ONNX_FILE: onnx_path},
         )
     return parity

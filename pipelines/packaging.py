@@ -23,6 +23,7 @@ from core.manifest import Golden, ManifestDraft
 
 if TYPE_CHECKING:
     from core.registry import RegistrySettings
+    from pipelines.baseline import Baseline
 
 
 def golden_rows(
@@ -83,11 +84,14 @@ def package(
     registry: Registration | None,
     onnx_check: np.ndarray | None,
     progress: Callable[[str], None],
+    baseline: Baseline | None = None,
 ) -> tuple[str | None, str | None]:
     """Write the bundle to staging, log and register it, then move it to ``out_dir``.
 
     Args:
         onnx_check: Test rows to verify an ONNX export against (None: no ONNX export).
+        baseline: The training features' data-quality baseline, written into the bundle as
+            ``baseline/statistics.json`` and ``baseline/constraints.json`` (None: none).
 
     Returns:
         The registered version and the run id (None, None without a registry).
@@ -102,6 +106,9 @@ def package(
             progress(export_onnx_note(model, manifest.task, onnx_check, onnx_path))
             if onnx_path.exists():
                 extra[ONNX_FILE] = onnx_path
+        if baseline is not None:
+            # its own directory: the bundle's name under staging may be anything, "baseline" too
+            extra.update(baseline.write(Path(tempfile.mkdtemp(dir=staging))))
         staged = write_bundle(staging / out_dir.name, model, manifest, golden, extra)
         if registry is not None:
             from pipelines.registry import log_run, register

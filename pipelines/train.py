@@ -214,6 +214,7 @@ def train(
         GateFailed: the model failed a behavioural check, a threshold or the champion.
         RegistryError: the MLflow registry refused the run (nothing is left registered).
     """
+    from pipelines.baseline import data_quality_baseline
     from pipelines.evaluate import behavioural_checks, compute_metrics, gate
     from pipelines.profile import encode, profile, raw_rows
 
@@ -240,6 +241,8 @@ def train(
     features, reference = profile(
         xy.features.iloc[train_rows], xy.dtypes, params.data.max_categories, progress.note
     )
+    # Model Monitor's data-quality baseline of the same rows, for the scheduled batch check.
+    baseline = data_quality_baseline(xy.features.iloc[train_rows], features)
     X_train, X_test = (
         encode(xy.features.iloc[train_rows], features),
         encode(xy.features.iloc[test_rows], features),
@@ -330,7 +333,7 @@ def train(
     )
     onnx_check = X_test if params.output.onnx else None
     version, run_id = package(
-        out_dir, model, manifest, golden, registration, onnx_check, progress.note
+        out_dir, model, manifest, golden, registration, onnx_check, progress.note, baseline
     )
     progress(f"bundle written to {out_dir}")
     if params.output.metrics is not None:

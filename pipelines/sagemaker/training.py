@@ -116,7 +116,9 @@ def run_training_job(
             model_dir = root / "model"
             model_dir.mkdir(parents=True, exist_ok=True)
             for file in sorted(result.bundle_dir.iterdir()):
-                if file.name != ARCHIVE_NAME:  # SageMaker packs model_dir into the archive
+                if file.is_dir():  # baseline/
+                    shutil.copytree(file, model_dir / file.name, dirs_exist_ok=True)
+                elif file.name != ARCHIVE_NAME:  # SageMaker packs model_dir into the archive
                     shutil.copyfile(file, model_dir / file.name)
     except MlshipError as e:
         failure = root / "output" / "failure"

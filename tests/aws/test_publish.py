@@ -1,20 +1,33 @@
-"""`mlship publish` against moto's S3: verified archives, immutable versions."""
+"""`mlship publish` against moto's S3: verified archives, immutable versions, and the bundle's
+data-quality baseline copied where the stack's batch check reads it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
+import yaml
 
 from cli.main import main as mlship
-from core.bundle import BundleError, load_bundle
+from core.baseline import BUNDLE_CONSTRAINTS, BUNDLE_STATISTICS
+from core.bundle import BundleError, load_bundle, write_bundle
+from core.errors import ConfigError
+from core.manifest import ManifestDraft
 from core.s3 import S3Error
+from infra.pipeline_definition import CHECK_STEP
+from infra.plan import run_stack
+from pipelines.params import load_params
 from pipelines.release.publish import PublishError, model_key, publish_bundle
+from pipelines.train import train
 
 BUCKET = "mlship-dev-artifacts"
+PREFIX = "models/current/baseline/"
 
 
 @pytest.fixture
@@ -82,3 +95,125 @@ def test_publish_missing_bucket_is_named(aws: str, logistic_bundle: Path) -> Non
 def test_model_key_rejects_unsafe_versions(version: str) -> None:
     with pytest.raises(PublishError):
         model_key(version)
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle as `mlship train` writes it (baseline included), on a real table with text
+    features and missing values."""
+    from palmerpenguins import load_penguins
+
+    tmp = tmp_path_factory.mktemp("trained")
+    frame: pd.DataFrame = load_penguins()
+    frame.to_csv(tmp / "penguins.csv", index=False)
+    data = {"path": str(tmp / "penguins.csv"), "target": "species", "builtin": None}
+    raw = {
+        "name": "penguins",
+        "data": {**data, "expectations": None},
+        "model": {"type": "logistic_regression", "hyperparameters": {}},
+        "gate": {"thresholds": {}},
+        "output": {"dir": str(tmp / "bundle"), "metrics": None, "onnx": False},
+        "registry": {"enabled": False},
+    }
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    return train(load_params(tmp / "params.yaml"), say=lambda _: None).bundle_dir
+
+
+def _object(bucket: str, key: str) -> tuple[bytes, dict[str, Any]]:
+    got = boto3.client("s3").get_object(Bucket=bucket, Key=key)
+    return got["Body"].read(), dict(got)
+
+
+def test_publish_copies_the_baseline_exactly_where_the_stacks_batch_check_reads_it(
+    aws: str, trained_bundle: Path
+) -> None:
+    """The prod stack's plan gives both sides from one configuration: the pipeline
+    definition's supplied baseline, and the stack output the rollout passes to publish."""
+    plan = run_stack("prod")
+    bucket, prefix = plan.outputs["bucketName"], plan.outputs["batchBaselinePrefix"]
+    (pipeline,) = plan.of_type("aws:sagemaker/pipeline:Pipeline")
+    definition = json.loads(pipeline.inputs["pipelineDefinition"])
+    (check,) = [s for s in definition["Steps"] if s["Name"] == CHECK_STEP]
+    boto3.client("s3").create_bucket(Bucket=bucket)
+
+    published = publish_bundle(trained_bundle, bucket, baseline_prefix=prefix)
+
+    uris = {f"s3://{bucket}/{key}" for key in published.baseline}
+    assert uris == {check["SuppliedBaselineStatistics"], check["SuppliedBaselineConstraints"]}
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    assert sorted(o["Key"] for o in listed["Contents"]) == sorted(published.baseline)
+    for key, name in zip(
+        sorted(published.baseline), sorted((BUNDLE_CONSTRAINTS, BUNDLE_STATISTICS)), strict=True
+    ):
+        body, got = _object(bucket, key)
+        assert body == (trained_bundle / name).read_bytes()  # the verified bundle's bytes
+        assert got["ContentType"] == "application/json"
+        assert got["Metadata"]["mlship-model-key"] == published.key
+        assert got["Metadata"]["sha256"] == load_bundle(trained_bundle).manifest.files[name]
+
+
+def test_publish_cli_copies_the_baseline_and_says_where(
+    bucket: str, trained_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["publish", "--bundle", str(trained_bundle), "--bucket", bucket]
+    assert mlship([*args, "--baseline-prefix", PREFIX]) == 0
+    captured = capsys.readouterr()
+    for name in ("statistics.json", "constraints.json"):
+        assert f"baseline for the batch check: s3://{bucket}/{PREFIX}{name}" in captured.err
+    # stdout (appended to $GITHUB_OUTPUT) is unchanged: uri=, key=, sha256=
+    assert [line.split("=", 1)[0] for line in captured.out.splitlines()] == ["uri", "key", "sha256"]
+
+
+def test_publish_without_a_prefix_leaves_the_baseline_alone(
+    bucket: str, trained_bundle: Path
+) -> None:
+    published = publish_bundle(trained_bundle, bucket)
+    assert published.baseline == ()
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [published.key]
+
+
+def test_republishing_a_version_puts_its_baseline_back(
+    bucket: str, trained_bundle: Path, tmp_path: Path
+) -> None:
+    """Releasing an earlier bundle again: the archive is already there (not uploaded twice),
+    but the baseline at the prefix must become its own again."""
+    loaded = load_bundle(trained_bundle)
+    stats = json.loads((trained_bundle / BUNDLE_STATISTICS).read_text())
+    stats["dataset"]["item_count"] += 1
+    (tmp_path / "statistics.json").write_text(json.dumps(stats))
+    draft = ManifestDraft(**loaded.manifest.model_dump(exclude={"files"}) | {"version": "v2"})
+    extra = {
+        BUNDLE_STATISTICS: tmp_path / "statistics.json",
+        BUNDLE_CONSTRAINTS: trained_bundle / BUNDLE_CONSTRAINTS,
+    }
+    other = write_bundle(tmp_path / "v2", loaded.model, draft, loaded.golden, extra)
+
+    first = publish_bundle(trained_bundle, bucket, baseline_prefix=PREFIX)
+    publish_bundle(other, bucket, baseline_prefix=PREFIX)
+    assert (
+        _object(bucket, f"{PREFIX}statistics.json")[0] == (other / BUNDLE_STATISTICS).read_bytes()
+    )
+    again = publish_bundle(trained_bundle, bucket, baseline_prefix=PREFIX)
+
+    assert again.uploaded is False and again.sha256 == first.sha256
+    body, got = _object(bucket, f"{PREFIX}statistics.json")
+    assert body == (trained_bundle / BUNDLE_STATISTICS).read_bytes()
+    assert got["Metadata"]["mlship-model-key"] == first.key
+
+
+def test_publish_refuses_a_baseline_prefix_for_a_bundle_without_one(
+    bucket: str, logistic_bundle: Path
+) -> None:
+    with pytest.raises(PublishError, match=r"has no baseline/statistics\.json or .*Retrain"):
+        publish_bundle(logistic_bundle, bucket, version="v1", baseline_prefix=PREFIX)
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("prefix", ["models/current/baseline", "/models/current/"])
+def test_publish_refuses_a_baseline_prefix_that_is_not_one(
+    bucket: str, trained_bundle: Path, prefix: str
+) -> None:
+    with pytest.raises(ConfigError, match="ending in '/'"):
+        publish_bundle(trained_bundle, bucket, baseline_prefix=prefix)
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

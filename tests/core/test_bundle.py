@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bundle import ARCHIVE_NAME, BundleError, load_bundle
+from core.bundle import ARCHIVE_NAME, BundleError, load_bundle, write_bundle
+from core.files import sha256_file
+from core.manifest import ManifestDraft
 from core.model import load_model
 
 
@@ -48,3 +51,53 @@ def test_bundle_not_a_bundle_refused(tmp_path: Path) -> None:
         load_bundle(tmp_path)
     with pytest.raises(BundleError, match="No model bundle at"):
         load_bundle(tmp_path / "nope")
+
+
+def _rewritten(bundle: Path, out: Path, extra: dict[str, Path]) -> Path:
+    """The same model, manifest and golden rows written again with ``extra`` files."""
+    loaded = load_bundle(bundle)
+    draft = ManifestDraft(**loaded.manifest.model_dump(exclude={"files"}))
+    return write_bundle(out, loaded.model, draft, loaded.golden, extra)
+
+
+def test_bundle_files_in_a_subdirectory_are_listed_archived_and_verified(
+    logistic_bundle: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "statistics.json"
+    src.write_text('{"version": 0.0}')
+    out = _rewritten(logistic_bundle, tmp_path / "b", {"baseline/statistics.json": src})
+
+    manifest = load_bundle(out).manifest
+    assert manifest.files["baseline/statistics.json"] == sha256_file(src)
+    with tarfile.open(out / ARCHIVE_NAME) as tar:
+        assert "baseline/statistics.json" in tar.getnames()
+    assert load_bundle(out / ARCHIVE_NAME).manifest.files == manifest.files
+    (out / "baseline" / "statistics.json").write_text("{}")
+    with pytest.raises(BundleError, match=r"baseline/statistics\.json does not match"):
+        load_bundle(out)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../outside.json", "/abs.json", "a//b.json", "./a.json", "a\\b.json", "", "model.skops"],
+)
+def test_bundle_extra_file_must_be_a_new_path_inside_it(
+    logistic_bundle: Path, tmp_path: Path, name: str
+) -> None:
+    src = tmp_path / "x.json"
+    src.write_text("{}")
+    with pytest.raises(BundleError, match="give a relative path inside it"):
+        _rewritten(logistic_bundle, tmp_path / "b", {name: src})
+    assert not (tmp_path / "outside.json").exists()
+
+
+def test_bundle_manifest_listing_a_path_outside_it_refused(
+    logistic_bundle: Path, tmp_path: Path
+) -> None:
+    copy = shutil.copytree(logistic_bundle, tmp_path / "b")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["../golden.json"] = manifest["files"]["golden.json"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copyfile(copy / "golden.json", tmp_path / "golden.json")
+    with pytest.raises(BundleError, match=r"lists '\.\./golden\.json', which is not a path"):
+        load_bundle(copy)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from core.baseline import baseline_keys
 from core.errors import ConfigError
 from infra import rules
 from infra.api.shapes import validate
@@ -233,6 +234,23 @@ def test_schedule_starts_the_pipeline_with_a_role_that_may_do_only_that(
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
 
 
+def test_the_release_may_write_the_baseline_where_the_check_reads_it(
+    plans: dict[str, StackPlan],
+) -> None:
+    plan = plans["prod"]
+    prefix = plan.outputs["batchBaselinePrefix"]  # what the rollout passes to `mlship publish`
+    assert prefix == "models/current/baseline/"  # Pulumi.yaml's default
+    keys = baseline_keys(prefix)
+    check = step(pipeline_definition(plan), CHECK_STEP)
+    assert check["SuppliedBaselineStatistics"] == f"s3://{BUCKET}/{keys.statistics}"
+    assert check["SuppliedBaselineConstraints"] == f"s3://{BUCKET}/{keys.constraints}"
+    deploy = role_documents(plan.resources, "mlship-prod-deploy")
+    job = role_documents(plan.resources, batch_model(plan)["executionRoleArn"])
+    for key in (keys.statistics, keys.constraints):
+        assert iam_allows(deploy, "s3:PutObject", f"arn:aws:s3:::{BUCKET}/{key}")
+        assert iam_allows(job, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/{key}")
+
+
 def test_job_and_pipeline_roles_are_least_privilege(plans: dict[str, StackPlan]) -> None:
     plan = plans["prod"]
     bucket = f"arn:aws:s3:::{BUCKET}"
@@ -312,6 +330,7 @@ def test_batch_scoring_is_off_unless_scheduled(plans: dict[str, StackPlan]) -> N
         assert plans[stack].of_type(PIPELINE) == []
         assert plans[stack].of_type(SCHEDULE) == []
         assert "batchPipelineName" not in plans[stack].outputs
+        assert "batchBaselinePrefix" not in plans[stack].outputs
     assert plans["prod"].outputs["batchPipelineName"] == "mlship-prod-batch-scoring"
 
 

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.bundle import ONNX_FILE, BundleError, load_bundle
+from core.baseline import BUNDLE_STATISTICS
+from core.bundle import ONNX_FILE, BundleError, load_bundle, write_bundle
 from core.files import sha256_file
+from core.manifest import ManifestDraft
 from core.model import Model, load_model
 from core.onnx_model import ONNX_INPUT_NAME, OnnxModel, session_predict
 from pipelines.onnx_export import DEFAULT_ATOL, OnnxExportError, add_onnx, convert
@@ -41,6 +43,21 @@ def test_onnx_export_is_bundled_and_predicts_like_scikit_learn(tmp_path: Path, k
         assert_same_prediction(
             onnx_model.predict(X[i : i + 1]), sklearn_model.predict(X[i : i + 1]), atol=DEFAULT_ATOL
         )
+
+
+def test_onnx_export_keeps_the_bundles_other_files(tmp_path: Path) -> None:
+    bundle_dir, X = _bundle_and_split(tmp_path, "logistic")
+    loaded = load_bundle(bundle_dir)
+    stats = tmp_path / "statistics.json"
+    stats.write_text('{"version": 0.0}')
+    draft = ManifestDraft(**loaded.manifest.model_dump(exclude={"files"}))
+    write_bundle(bundle_dir, loaded.model, draft, loaded.golden, {BUNDLE_STATISTICS: stats})
+
+    add_onnx(bundle_dir, X)
+
+    files = load_bundle(bundle_dir).manifest.files
+    assert ONNX_FILE in files
+    assert files[BUNDLE_STATISTICS] == sha256_file(stats)  # the baseline is still there
 
 
 def test_onnx_export_that_disagrees_is_left_out_of_the_bundle(tmp_path: Path) -> None:

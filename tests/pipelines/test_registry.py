@@ -51,11 +51,16 @@ def test_register_promote_fetch_round_trip(
     assert run.data.params["seed"] == "42"
     assert run.data.metrics == manifest.metrics
     assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "bundle")) == [
+        "bundle/baseline",
         "bundle/golden.json",
         "bundle/manifest.json",
         "bundle/model.onnx",  # exported and verified before the run is logged
         "bundle/model.skops",
         "bundle/model.tar.gz",
+    ]
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "bundle/baseline")) == [
+        "bundle/baseline/constraints.json",
+        "bundle/baseline/statistics.json",
     ]
 
     with pytest.raises(RegistryError, match="does not resolve"):
@@ -66,8 +71,9 @@ def test_register_promote_fetch_round_trip(
 
     champion = fetch_bundle("models:/mlship@champion", tmp_path / "fetched")
     assert champion == tmp_path / "fetched" / "bundle"
-    bundle = load_bundle(champion)
+    bundle = load_bundle(champion)  # every file verified, the baseline's too
     assert bundle.manifest.version == first
+    assert (champion / "baseline" / "statistics.json").is_file()
     X = np.asarray(bundle.golden.inputs, dtype=np.float64)
     assert bundle.model.predict(X).tolist() == bundle.golden.predictions
     assert load_bundle(fetch_bundle("models:/mlship/2", tmp_path / "v2")).manifest.version == second

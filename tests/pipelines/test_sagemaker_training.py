@@ -38,6 +38,7 @@ def test_sagemaker_training_writes_a_loadable_bundle_with_overrides(
 
     model_dir = root / "model"
     assert sorted(p.name for p in model_dir.iterdir()) == [
+        "baseline",
         "golden.json",
         "manifest.json",
         "model.onnx",
@@ -49,6 +50,7 @@ def test_sagemaker_training_writes_a_loadable_bundle_with_overrides(
         for p in model_dir.iterdir():
             tar.add(p, arcname=p.name)
     bundle = load_bundle(archive)
+    assert {"baseline/statistics.json", "baseline/constraints.json"} <= set(bundle.manifest.files)
     assert bundle.manifest.params["model"]["hyperparameters"]["C"] == 0.5
     assert bundle.manifest.params["seed"] == 7
     X = np.asarray(bundle.golden.inputs, dtype=np.float64)
