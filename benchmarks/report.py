@@ -141,6 +141,13 @@ def render(results: dict[str, Any]) -> str:
         for workers, runs in (scaling.get("all_runs_requests_per_s") or {}).items():
             shown = ", ".join(f"{r:,.0f}" for r in runs)
             lines.append(f"  every run, {workers} worker{'s' if workers != '1' else ''}: {shown}")
+        noop = scaling.get("noop_by_workers") or {}
+        if scaling.get("noop_ratio"):
+            lines.append(
+                f"  no-op ASGI app, same harness: 1 worker {noop['1']:,.0f}, 2 workers "
+                f"{noop['2']:,.0f} req/s: {scaling['noop_ratio']:.2f}x (how far 2 workers scale "
+                "at all with wrk on the same 2 cores)"
+            )
     lines += ["", "Targets"]
     for t in results.get("targets", []):
         mark = "met   " if t["met"] else "MISSED"

@@ -227,6 +227,7 @@ def bench_workers(work: Path, seconds: float, rounds: int) -> dict[str, Any] | N
     expected = model.predict(script_rows[:1]).labels.tolist()
     best: dict[int, dict[str, Any]] = {}
     runs: dict[int, list[float]] = {w: [] for w in SCALING_WORKERS}
+    noop_best: dict[int, float] = {}
     for _ in range(rounds):
         for workers in SCALING_WORKERS:
             service = ours_service("ours", bundle, workers)
@@ -239,6 +240,15 @@ def bench_workers(work: Path, seconds: float, rounds: int) -> dict[str, Any] | N
             runs[workers].append(cell["requests_per_s"])
             if workers not in best or cell["requests_per_s"] > best[workers]["requests_per_s"]:
                 best[workers] = cell
+            # The same harness against an app that does nothing: how far 2 workers can scale
+            # at all with the load generator on the same cores.
+            noop = uvicorn_service("noop", "benchmarks.noop_service:app", workers, {})
+            noop_cells = bench_service(
+                noop, work, script, seconds, script_rows[0], expected, (SCALING_CONNECTIONS,)
+            )
+            noop_cell = (noop_cells or {}).get(str(SCALING_CONNECTIONS))
+            if noop_cell is not None:
+                noop_best[workers] = max(noop_best.get(workers, 0.0), noop_cell["requests_per_s"])
     one, two = best[1], best[2]
     return {
         "model": kind,
@@ -246,6 +256,8 @@ def bench_workers(work: Path, seconds: float, rounds: int) -> dict[str, Any] | N
         "rounds": rounds,
         "by_workers": {str(w): best[w] for w in SCALING_WORKERS},
         "all_runs_requests_per_s": {str(w): runs[w] for w in SCALING_WORKERS},
+        "noop_by_workers": {str(w): noop_best[w] for w in noop_best},
+        "noop_ratio": noop_best[2] / noop_best[1] if len(noop_best) == 2 else None,
         "ratio": two["requests_per_s"] / one["requests_per_s"],
     }
 

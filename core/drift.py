@@ -39,7 +39,7 @@ PSI_SIGNIFICANT = 0.25
 
 
 # Batches from this many rows are counted a column at a time (see ReferenceBins.profile).
-_COLUMN_ROWS = 256
+_COLUMN_ROWS = 512  # the crossover here: 256 rows 0.23 vs 0.40 ms, 1024 rows 0.86 vs 0.47 ms
 
 
 @dataclass(frozen=True)

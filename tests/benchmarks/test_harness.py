@@ -136,6 +136,7 @@ def test_workers_scaling_target_and_section() -> None:
     met = targets(scaled(1000.0, 1510.0))
     missed = targets(scaled(1000.0, 1490.0))
     results = scaled(1000.0, 1600.0)
+    results["workers_scaling"] |= {"noop_by_workers": {"1": 2e4, "2": 2.9e4}, "noop_ratio": 1.45}
     results["targets"] = targets(results)
     text = render(results)
 
@@ -143,6 +144,7 @@ def test_workers_scaling_target_and_section() -> None:
     assert [t["met"] for t in missed] == [False]
     assert "  1 worker :    1,000 req/s, p50 1.00 ms, p99 3.00 ms" in text
     assert "  2 workers / 1 worker: 1.60x" in text
+    assert "no-op ASGI app, same harness: 1 worker 20,000, 2 workers 29,000 req/s: 1.45x" in text
     assert "[met   ] logistic: req/s at 8 connections, 2 workers >= 1.5x 1 worker: 1.60x" in text
 
 
