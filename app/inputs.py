@@ -183,23 +183,30 @@ def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
     pyarrow (JSON numbers are CSV numbers), or None to take the exact path."""
     if len(body) < _FAST_PATH_BYTES or body.translate(None, _PLAIN_NUMBERS + b"[]"):
         return None
-    if body.endswith(b"\n"):
-        body = body[:-1]
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n")
     # Exactly one list per line: the body opens with "[" and closes with "]", every line break
     # sits between "]" and "[", and there are as many of each bracket as lines, so no bracket
-    # is anywhere else (no nested list, no blank line).
-    rows = body.count(b"\n") + 1
-    if not (
-        body.startswith(b"[")
-        and body.endswith(b"]")
-        and body.count(b"]\n[") == rows - 1
-        and body.count(b"[") == rows
-        and body.count(b"]") == rows
+    # is anywhere else (no nested list, no blank line). numpy scans the bytes several times
+    # faster than bytes.count.
+    chars = np.frombuffer(body, dtype=np.uint8)
+    if chars[-1] == _NEWLINE:
+        chars = chars[:-1]  # the final line break ends the last row
+    if chars.size == 0 or chars[0] != _OPEN or chars[-1] != _CLOSE:
+        return None
+    breaks = np.flatnonzero(chars == _NEWLINE)
+    rows = breaks.size + 1
+    if (
+        (chars[breaks - 1] != _CLOSE).any()
+        or (chars[breaks + 1] != _OPEN).any()
+        or np.count_nonzero(chars == _OPEN) != rows
+        or np.count_nonzero(chars == _CLOSE) != rows
     ):
         return None
     return _numeric_csv(body.translate(None, b"[]"), n, checked=True)
+
+
+_NEWLINE, _OPEN, _CLOSE = ord("\n"), ord("["), ord("]")
 
 
 def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
@@ -221,14 +228,21 @@ def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     if not text_lines:
         raise BadRequest("The request body is empty; send the rows to predict.")
     try:
+        # All lines at once; a line that is not exactly one JSON value (``[1],[2]``, ``1, 2``)
+        # either breaks the parse or adds elements, and is then named one line at a time.
         rows = orjson.loads(b"[" + b",".join(text_lines) + b"]")
+        one_value_a_line = len(rows) == len(text_lines)
     except orjson.JSONDecodeError:
-        for i, line in enumerate(text_lines):  # name the line that is not JSON
+        one_value_a_line = False
+    if not one_value_a_line:
+        for i, line in enumerate(text_lines):
             try:
                 orjson.loads(line)
             except orjson.JSONDecodeError as e:
-                raise BadRequest(f"JSON Lines row {i} is not valid JSON: {e}.") from e
-        raise
+                raise BadRequest(
+                    f"JSON Lines row {i} is not one JSON value: {e}. Send one row per line."
+                ) from e
+        raise BadRequest("The body is not JSON Lines; send one JSON row per line.")
     if not isinstance(rows[0], list | dict):
         raise InvalidInput(
             "JSON Lines row 0 is not a row; send each row as a list in feature order or an "

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from app.answers import csv_lines, jsonlines
+from app.errors import BadRequest
 from app.inputs import _FAST_PATH_BYTES, csv_to_matrix, jsonlines_to_matrix
 from core.bundle import read_manifest
 from core.errors import InvalidInput
@@ -112,3 +113,26 @@ def test_csv_and_jsonlines_answers_round_trip_exactly(labels: np.ndarray) -> Non
     assert [[float(v) for v in r[1:]] for r in csv_rows] == proba.tolist()
     assert [a["predictions"][0] for a in answers] == labels.tolist()
     assert [a["probabilities"][0] for a in answers] == proba.tolist()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda lines: [*lines[:3], lines[3][:-1], "]" + lines[4], *lines[5:]],  # "]" moved
+        lambda lines: [*lines[:3], lines[3][1:], "[" + lines[4], *lines[5:]],  # "[" moved
+        lambda lines: [*lines[:3], lines[3] + "," + lines[4], *lines[5:]],  # two lists a line
+        lambda lines: [*lines[:3], "", *lines[3:]],  # a blank line
+        lambda lines: [lines[0][1:], *lines[1:]],  # the first "[" missing
+        lambda lines: [*lines[:-1], lines[-1][:-1]],  # the last "]" missing
+    ],
+)
+def test_large_jsonlines_malformed_structure_takes_the_exact_path(
+    schema: FeatureSchema, rows: np.ndarray, edit: object
+) -> None:
+    """The fast path only takes bodies of one flat list per line; any other structure gets the
+    exact path's answer (an error naming the line), never numbers shifted between rows."""
+    lines = edit([json.dumps(r) for r in rows.tolist()])  # type: ignore[operator]
+    body = ("\n".join(lines) + "\n").encode()
+
+    with pytest.raises((InvalidInput, BadRequest), match=r"^JSON Lines row \d+"):
+        jsonlines_to_matrix(body, schema)
