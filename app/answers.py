@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from core.model import Prediction
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_COMMA, _OPEN = ord(","), ord("[")
+_COMMA = ord(",")
 
 
 def csv_lines(prediction: Prediction) -> bytes:
@@ -65,26 +65,28 @@ def _labels(labels: np.ndarray, text: Callable[[str], bytes]) -> pa.Array:
 
 def _numbers(values: np.ndarray) -> pa.Array:
     """A 1-D numeric array as one JSON number per value."""
-    text = orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)[1:-1] + b","
-    ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _COMMA)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    return pc.binary_slice(_cut(text, starts), 0, -1)  # each "v," without its comma
+    return _tokens(values, 1)
 
 
 def _number_rows(matrix: np.ndarray) -> pa.Array:
     """A 2-D numeric array as one ``a,b,c`` text per row."""
-    text = orjson.dumps(np.ascontiguousarray(matrix), option=_NUMPY)[1:-1] + b","
-    starts = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _OPEN)
-    return pc.binary_slice(_cut(text, starts), 1, -2)  # each "[a,b,c]," without the frame
+    return _tokens(matrix, matrix.shape[1])
 
 
-def _cut(text: bytes, starts: np.ndarray) -> pa.Array:
-    """``text`` as consecutive binary values beginning at ``starts`` (no copy)."""
-    offsets = np.empty(starts.size + 1, dtype=np.int64)
-    offsets[:-1] = starts
-    offsets[-1] = len(text)
+def _tokens(values: np.ndarray, per: int) -> pa.Array:
+    """The values in row-major order as JSON numbers (orjson, one call), grouped ``per`` to a
+    text: ``[a,b,c,d]`` with ``per=2`` gives ``a,b`` and ``c,d``. The texts point into
+    orjson's output (no copy) up to their separator, which the slice leaves out."""
+    text = orjson.dumps(np.ascontiguousarray(values).ravel(), option=_NUMPY)
+    commas = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _COMMA)
+    count = (commas.size + 1) // per
+    offsets = np.empty(count + 1, dtype=np.int64)
+    offsets[0] = 1  # after "["
+    offsets[1:-1] = commas[per - 1 :: per][: count - 1] + 1
+    offsets[-1] = len(text)  # the last text ends with "]"
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(text)]
-    return pa.Array.from_buffers(pa.large_binary(), starts.size, buffers)
+    grouped = pa.Array.from_buffers(pa.large_binary(), count, buffers)
+    return pc.binary_slice(grouped, 0, -1)  # each without its "," (or the final "]")
 
 
 def _join(parts: list[pa.Array | str]) -> bytes:

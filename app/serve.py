@@ -86,6 +86,7 @@ def serve(settings: AppSettings) -> int:
     """
     from app.connections import ConnectionLimits
     from app.server import ensure_fd_limit, exit_on_sigterm
+    from core.memory import keep_large_blocks
     from core.sources import local_bundle
 
     started = time.perf_counter()
@@ -94,6 +95,7 @@ def serve(settings: AppSettings) -> int:
     # the signal (a SIGTERM during the model load also stops the start here).
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     ensure_fd_limit(ConnectionLimits.from_settings(settings))
+    keep_large_blocks()
     with local_bundle(settings.model_uri, settings.model_cache_dir) as bundle:
         local = settings.model_copy(update={"model_uri": str(bundle)})
         model = _load_model(bundle, settings.model_uri)

@@ -23,6 +23,7 @@ from app.logs import configure_logging, log_config
 from app.protocol import protocol_class
 from app.settings import AppSettings
 from core.errors import ConfigError, MlshipError
+from core.memory import keep_large_blocks
 
 if TYPE_CHECKING:
     import uvicorn
@@ -147,6 +148,7 @@ def worker_main(settings: AppSettings, link: WorkerLink) -> None:
     # Ctrl+C reaches the whole process group: the supervisor turns it into SIGTERM for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(settings.log_level)
+    keep_large_blocks()
 
     async def listen() -> socket.socket:
         await link.loaded()

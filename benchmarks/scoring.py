@@ -109,8 +109,11 @@ def peak_rss_mb() -> float:
 
 
 def _child(argv: list[str]) -> None:
+    from core.memory import keep_large_blocks
     from core.runtime import choose_runtime
     from pipelines.batch import score_file
+
+    keep_large_blocks()  # as `mlship predict` does
 
     bundle, src, dst, chunk = argv
     # As `mlship predict` scores by default: the bundle's model.onnx when it has one.

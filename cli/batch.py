@@ -12,11 +12,13 @@ def _to_stderr(line: str) -> None:
 
 def predict(args: argparse.Namespace) -> int:
     """``mlship predict``: score ``--input`` with the model at ``--model`` into ``--output``."""
+    from core.memory import keep_large_blocks
     from core.model import load_model
     from core.runtime import choose_runtime
     from core.sources import resolve_model_uri
     from pipelines.batch import score_file
 
+    keep_large_blocks()  # 100k-row chunks reuse their memory
     bundle = load_model(resolve_model_uri(args.model, what="--model"), estimator=False)
     chosen = choose_runtime(bundle, args.runtime, "--runtime")
     if chosen.fallback is not None:
