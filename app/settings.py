@@ -7,7 +7,6 @@ in ``app/`` reads the environment.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,17 +15,11 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.runtime import cpus_available
+
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # SageMaker kills a container 30 s after SIGTERM; the drain must end before that.
 _SAGEMAKER_KILL_AFTER_S = 30.0
-
-
-def cpus_available() -> int:
-    """CPUs this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 # Service settings that decide who may call it: a misspelt variable near one of these must stop

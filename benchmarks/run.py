@@ -50,6 +50,7 @@ from benchmarks.scoring import (
     in_process_rows_per_s,
     read_matrix,
     score_in_child,
+    scoring_model,
 )
 from benchmarks.servers import Service, free_port, post_json, running, uvicorn_service
 from core.model import load_model
@@ -189,7 +190,11 @@ def bench_model(kind: str, work: Path, args: argparse.Namespace, rows: list[int]
             # Best of several runs for both figures: other processes on the machine only ever
             # slow a run down.
             X = read_matrix(src, model)
-            reference = max(in_process_rows_per_s(model, X, args.chunk_rows, 0.0) for _ in range(3))
+            # In-process predict with the model the scorer uses (same runtime, same threads).
+            scorer = scoring_model(bundle)
+            reference = max(
+                in_process_rows_per_s(scorer, X, args.chunk_rows, 0.0) for _ in range(3)
+            )
             del X
             decode = max(decode_rows_per_s(src, model) for _ in range(3))
             dst = work / f"{kind}-{n}-out.parquet"

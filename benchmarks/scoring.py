@@ -61,6 +61,17 @@ def read_matrix(path: Path, model: Model) -> np.ndarray:
     return np.column_stack([table.column(n).to_numpy() for n in model.feature_names])
 
 
+def scoring_model(bundle: Path) -> Model:
+    """The model `mlship predict` scores with by default: the bundle's model.onnx when it has
+    one, on every CPU (else scikit-learn)."""
+    from core.runtime import choose_runtime, cpus_available
+
+    chosen = choose_runtime(
+        load_model(bundle, estimator=False), "auto", "--runtime", cpus_available()
+    )
+    return chosen.model
+
+
 def decode_rows_per_s(path: Path, model: Model) -> float:
     """Rows/s of decoding the file's features in-process (:func:`read_matrix`), the other
     bound of batch scoring beside ``predict``."""
@@ -110,14 +121,12 @@ def peak_rss_mb() -> float:
 
 def _child(argv: list[str]) -> None:
     from core.memory import keep_large_blocks
-    from core.runtime import choose_runtime
     from pipelines.batch import score_file
 
     keep_large_blocks()  # as `mlship predict` does
 
     bundle, src, dst, chunk = argv
-    # As `mlship predict` scores by default: the bundle's model.onnx when it has one.
-    model = choose_runtime(load_model(bundle, estimator=False), "auto", "--runtime").model
+    model = scoring_model(Path(bundle))
     # pyarrow imports pandas (when installed) on its first conversion: a one-time start-up
     # cost like the model load (0.7 s here), paid before the clock starts, as the in-process
     # references in the parent have paid it too.

@@ -14,13 +14,14 @@ def predict(args: argparse.Namespace) -> int:
     """``mlship predict``: score ``--input`` with the model at ``--model`` into ``--output``."""
     from core.memory import keep_large_blocks
     from core.model import load_model
-    from core.runtime import choose_runtime
+    from core.runtime import choose_runtime, cpus_available
     from core.sources import resolve_model_uri
     from pipelines.batch import score_file
 
     keep_large_blocks()  # 100k-row chunks reuse their memory
     bundle = load_model(resolve_model_uri(args.model, what="--model"), estimator=False)
-    chosen = choose_runtime(bundle, args.runtime, "--runtime")
+    # One large call at a time: onnxruntime may use every CPU (the service uses one a worker).
+    chosen = choose_runtime(bundle, args.runtime, "--runtime", threads=cpus_available())
     if chosen.fallback is not None:
         _to_stderr(f"scoring with scikit-learn: {chosen.fallback}")
     model = chosen.model

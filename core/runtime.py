@@ -10,6 +10,7 @@ verified ``model.onnx``. One rule for the service (``MLSHIP_RUNTIME``) and batch
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -33,7 +34,15 @@ class Chosen:
         return str(getattr(self.model, "runtime", "sklearn"))
 
 
-def choose_runtime(model: Model, runtime: Runtime, setting: str) -> Chosen:
+def cpus_available() -> int:
+    """CPUs this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def choose_runtime(model: Model, runtime: Runtime, setting: str, threads: int = 1) -> Chosen:
     """The model that computes ``model``'s predictions under ``runtime``.
 
     The scikit-learn model is loaded here when it is the one that predicts, and not at all
@@ -41,6 +50,9 @@ def choose_runtime(model: Model, runtime: Runtime, setting: str) -> Chosen:
 
     Args:
         setting: How the user chose ``runtime`` (``MLSHIP_RUNTIME``, ``--runtime``), for messages.
+        threads: onnxruntime threads per call: 1 for the service (a worker process per CPU),
+            every CPU for batch scoring (one large call at a time: a 100k-row forest chunk
+            took 43 ms on 2 threads, 123 ms on 1, 62 ms in scikit-learn).
 
     Raises:
         ModelLoadError: ``onnx`` asked for and not possible, or the scikit-learn model that
@@ -58,7 +70,7 @@ def choose_runtime(model: Model, runtime: Runtime, setting: str) -> Chosen:
     else:
         try:
             started = time.perf_counter()
-            onnx = OnnxModel(model.bundle)
+            onnx = OnnxModel(model.bundle, threads)
         except Exception as e:  # onnxruntime raises its own types for an unloadable graph
             problem = f"onnxruntime cannot load model.onnx ({e})"
         else:

@@ -167,3 +167,25 @@ def test_render_shows_the_capture_overhead_from_the_same_run() -> None:
     assert "forest: capture on / off: 1: 0.90x req/s, p99 3.00 -> 4.50 ms" in text
     assert "180,123 records captured in 2 files (180,000 answers counted by wrk), 0 dropped" in text
     assert "capture: 4.2 CPU us per single-row prediction (predict alone: 3333.3 us)" in text
+
+
+def test_payload_targets_are_judged_per_format() -> None:
+    """Issue 13: a 6 MB /invocations payload at 60% of pyarrow parse + predict, CSV and JSON
+    Lines, for each model."""
+    figures = {"rows": 22_386, "bytes": 6_000_000, "runtime": "onnx", "reference": 1e6}
+    results: dict[str, Any] = {
+        "models": {},
+        "payloads": {
+            "logistic": figures | {"text/csv": 6.1e5, "application/jsonlines": 5.9e5},
+            "narrow": figures | {"text/csv": 5e5, "application/jsonlines": 7e5},
+        },
+    }
+
+    verdicts = {t["target"].split(" POST")[0]: t["met"] for t in targets(results)}
+
+    assert verdicts == {
+        "logistic: 6 MB CSV": True,
+        "logistic: 6 MB JSON Lines": False,
+        "narrow: 6 MB CSV": False,
+        "narrow: 6 MB JSON Lines": True,
+    }

@@ -63,7 +63,7 @@ def test_cli_serve_help_states_the_workers_default_that_applies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from app.serve import load_settings
-    from app.settings import cpus_available
+    from core.runtime import cpus_available
 
     monkeypatch.delenv("MLSHIP_WORKERS", raising=False)
     shown = subprocess.run(
