@@ -21,6 +21,10 @@ _CRON_RE = re.compile(r"^cron\((\S+ \S+ \S+ \S+ \S+ \S+)\)$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")
 # Batch Transform content types the container reads line by line (app: JSON Lines or CSV).
 CONTENT_TYPES = ("text/csv", "application/jsonlines")
+# The scheduled run checks its input against the training baseline first, and the baseline
+# names the columns as the analyzer names a headerless CSV's (core/baseline.py): JSON Lines
+# input would fail that check on every run.
+SCHEDULED_CONTENT_TYPE = "text/csv"
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,15 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
         output_prefix=_prefix(r.string("batchOutputPrefix"), "batchOutputPrefix"),
         baseline_prefix=_prefix(r.string("batchBaselinePrefix"), "batchBaselinePrefix"),
     )
+    if batch.content_type != SCHEDULED_CONTENT_TYPE:
+        raise ConfigError(
+            f"mlship:batchContentType is {batch.content_type!r}: the scheduled run checks its "
+            "input against the training data's baseline before scoring, and that baseline "
+            "describes headerless CSV columns (_c0, _c1, ...), which JSON Lines records do not "
+            f"have, so every run would stop at the check. Use {SCHEDULED_CONTENT_TYPE} for "
+            "scheduled scoring; score JSON Lines files with `mlship sagemaker-transform "
+            "--content-type application/jsonlines`."
+        )
     if batch.output_prefix.startswith(batch.input_prefix) or batch.input_prefix.startswith(
         batch.output_prefix
     ):

@@ -379,6 +379,10 @@ def test_batch_config_refuses_overlapping_prefixes_and_non_sagemaker_types() -> 
         _parse(**{"mlship:batchInstanceType": "m5.large"})
     with pytest.raises(ConfigError, match=r"^mlship:batchContentType is 'text/plain'"):
         _parse(**{"mlship:batchContentType": "text/plain"})
+    # The check before scoring reads headerless CSV (core/baseline.py): JSON Lines would stop
+    # every scheduled run there.
+    with pytest.raises(ConfigError, match=r"^mlship:batchContentType is 'application/json"):
+        _parse(**{"mlship:batchContentType": "application/jsonlines"})
     batch = _parse().batch
     assert batch is not None and batch.content_type == "text/csv"
     assert _parse(**{"mlship:batchSchedule": ""}).batch is None
