@@ -56,9 +56,13 @@ def _labels(labels: np.ndarray, text: Callable[[str], bytes]) -> pa.Array:
         return _numbers(labels)
     values = labels.tolist()
     try:
-        dictionary = pa.array(values).dictionary_encode()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: one at a time
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types
+        array = None
+    if array is None or not pa.types.is_string(array.type):
+        # Only text is encoded once per distinct label: pyarrow would make 3 in [3, 2.5] a 3.0.
         return pa.array([text(v) for v in values], pa.large_binary())
+    dictionary = array.dictionary_encode()
     encoded = [text(v) for v in dictionary.dictionary.to_pylist()]
     return pa.array(encoded, pa.large_binary()).take(dictionary.indices)
 

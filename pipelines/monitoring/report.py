@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bundle import load_bundle
-from core.sources import resolve_model_uri
+from core.sources import local_bundle
 from pipelines.monitoring.analysis import analyse, read_labels
 from pipelines.monitoring.capture import read_capture
 from pipelines.monitoring.render import render_html
@@ -44,8 +44,8 @@ def write_report(capture: str, model: str, out: Path, labels: str | None = None)
         CaptureError: when the capture holds no usable record.
         DataError: when the labels file cannot be read.
     """
-    bundle = load_bundle(resolve_model_uri(model, what="--model"), estimator=False)
-    manifest = bundle.manifest
+    with local_bundle(model, what="--model") as path:  # a download is removed afterwards
+        manifest = load_bundle(path, estimator=False).manifest
     captured = read_capture(capture, manifest)
     label_set = read_labels(labels, manifest) if labels else None
     data = analyse(manifest, captured, capture, label_set)

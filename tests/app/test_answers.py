@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -69,7 +69,8 @@ def predictions(draw: st.DrawFn) -> Prediction:
     return Prediction(labels=labels, probabilities=proba)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
+@example(Prediction(labels=np.array([3, 2.5], dtype=object), probabilities=None))
 @given(predictions())
 def test_answers_equal_row_by_row_encoding(prediction: Prediction) -> None:
     expected_csv, expected_jsonl = _row_by_row(prediction)

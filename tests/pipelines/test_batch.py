@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -176,8 +177,15 @@ def test_batch_scoring_refuses_infinite_values_and_unknown_formats(
 
 
 def test_mlship_predict_cli_scores_s3_input_to_s3_output(
-    aws: str, tmp_path: Path, logistic_bundle: Path, logistic_X: np.ndarray
+    aws: str,
+    tmp_path: Path,
+    logistic_bundle: Path,
+    logistic_X: np.ndarray,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    temp = tmp_path / "system-temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where downloads go
     model = load_model(logistic_bundle)
     client = s3_client()
     client.create_bucket(Bucket="scoring")
@@ -203,6 +211,7 @@ def test_mlship_predict_cli_scores_s3_input_to_s3_output(
     client.download_file("scoring", "out/scores.parquet", str(tmp_path / "scores.parquet"))
     out = pq.read_table(tmp_path / "scores.parquet")
     assert_same_prediction(output_prediction(model, out), model.predict(logistic_X))
+    assert list(temp.iterdir()) == []  # the downloaded bundle and its extraction are gone
 
 
 def test_mlship_predict_cli_reports_a_missing_input_and_exits_non_zero(
