@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from core.errors import MlshipError
 from core.flags import Thresholds
@@ -62,8 +61,10 @@ def invoke(args: argparse.Namespace) -> int:
         body = args.body.encode()
     elif args.bundle:
         from core.bundle import load_bundle
+        from core.sources import local_bundle
 
-        body = request_body(load_bundle(Path(args.bundle)).golden.inputs[:1])
+        with local_bundle(args.bundle, what="--bundle") as path:  # an archive: extracted, removed
+            body = request_body(load_bundle(path).golden.inputs[:1])
     else:
         raise MlshipError("Pass --body '{\"instances\": [[...]]}' or --bundle DIR.")
     target.check()
@@ -78,6 +79,7 @@ def invoke(args: argparse.Namespace) -> int:
 def smoke(args: argparse.Namespace) -> int:
     """``mlship smoke``: the post-deploy gate (exit 0 when it passes)."""
     from core.bundle import load_bundle
+    from core.sources import local_bundle
     from pipelines.release.smoke import SmokeOptions, run_smoke
 
     options = SmokeOptions(
@@ -89,8 +91,9 @@ def smoke(args: argparse.Namespace) -> int:
     options.check()
     thresholds = _thresholds(args) if args.evidence else None
     make_target(args)  # refuses a bad --timeout before the bundle is read
-    bundle = load_bundle(Path(args.bundle))
-    run_smoke(bundle, lambda attempts, pool: make_target(args, attempts, pool), options)
+    with local_bundle(args.bundle, what="--bundle") as path:  # an archive: extracted, removed
+        bundle = load_bundle(path)
+        run_smoke(bundle, lambda attempts, pool: make_target(args, attempts, pool), options)
     if thresholds is not None:
         from pipelines.release.evidence import fetch_metrics, run_evidence_gate
 

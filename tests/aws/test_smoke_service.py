@@ -146,3 +146,25 @@ def test_http_timeout_is_named(silent_server: str) -> None:
 def test_http_connection_refused_is_named(refused_url: str) -> None:
     with pytest.raises(EndpointUnreachable, match="Connection refused"):
         HttpTarget(refused_url, 1.0, api_key=None).invoke(b'{"instances": [[1]]}')
+
+
+def test_smoke_and_invoke_from_an_archive_leave_no_temporary_files(
+    service: str,
+    logistic_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A model.tar.gz is extracted for the run and removed after it (core.sources.local_bundle)."""
+    import tempfile
+
+    temp = tmp_path / "system-temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setenv("MLSHIP_API_KEY", API_KEY)
+    archive = str(logistic_bundle / "model.tar.gz")
+
+    assert mlship(["invoke", "--url", service, "--bundle", archive]) == 0
+    assert mlship(["smoke", "--url", service, "--bundle", archive, "--requests", "10"]) == 0
+    assert "smoke: PASS" in capsys.readouterr().out
+    assert list(temp.iterdir()) == []
