@@ -57,7 +57,7 @@ def build_predictor(
     log.info(
         "predictor ready",
         extra={
-            "runtime": getattr(runtime, "runtime", "sklearn"),
+            "runtime": runtime.runtime,
             "microbatching": settings.microbatching,
             "cache": cache_on,
         },

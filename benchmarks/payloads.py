@@ -8,7 +8,6 @@ best of several requests, and so is the reference's.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import sys
@@ -22,10 +21,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from benchmarks.report import PAYLOAD_SHARE_TARGET
+from benchmarks.scoring import include_onnx
 from benchmarks.servers import Service, free_port, running
 from core.model import load_model
 from core.runtime import choose_runtime
-from pipelines.onnx_export import OnnxExportError, add_onnx
 from tests.factories import make_bundle
 
 PAYLOAD_BYTES = 6 * 1000 * 1000
@@ -59,8 +58,7 @@ def bench_payloads(work: Path) -> dict[str, Any]:
         base = np.load(work / f"payload-{kind}-test_X.npy")
         # As `mlship train` leaves it: a parity-checked model.onnx, which the service serves by
         # default; the in-process reference predicts with that same runtime.
-        with contextlib.suppress(OnnxExportError):
-            add_onnx(bundle, base)
+        include_onnx(bundle, base)
         model = choose_runtime(load_model(bundle, estimator=False), "auto", "reference").model
         rng = np.random.default_rng(3)
         rows = base[rng.integers(0, len(base), 200_000)] * rng.uniform(0.95, 1.05, (200_000, 1))
@@ -81,7 +79,7 @@ def bench_payloads(work: Path) -> dict[str, Any]:
         env = {"MLSHIP_CACHE_ENABLED": "false", "MLSHIP_ACCESS_LOG": "false",
                "MLSHIP_MAX_BODY_BYTES": str(8 * 1024 * 1024)}  # fmt: skip
         service = Service("ours", argv, "/ping", env)
-        runtime = str(getattr(model, "runtime", "sklearn"))
+        runtime = model.runtime
         figures: dict[str, Any] = {"rows": n, "bytes": len(csv), "runtime": runtime}
         with running(service, port, work / f"payload-{kind}.log") as url:
             for name, body in (("text/csv", csv), ("application/jsonlines", jsonl)):

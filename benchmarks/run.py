@@ -48,13 +48,13 @@ from benchmarks.scoring import (
     decode_rows_per_s,
     generate_parquet,
     in_process_rows_per_s,
+    include_onnx,
     read_matrix,
     score_in_child,
     scoring_model,
 )
 from benchmarks.servers import Service, free_port, post_json, running, uvicorn_service
 from core.model import load_model
-from pipelines.onnx_export import OnnxExportError, add_onnx
 from tests.factories import make_bundle
 
 CONNECTIONS = (1, 8, 64)
@@ -285,15 +285,6 @@ def ours_service(name: str, bundle: Path, workers: int | None = None) -> Service
             "MLSHIP_ACCESS_LOG": "false",
         },
     )
-
-
-def include_onnx(bundle: Path, test_X: np.ndarray) -> dict[str, Any]:
-    """Export the model to ONNX into the bundle, as a release would, if it passes parity."""
-    try:
-        parity = add_onnx(bundle, test_X)
-    except OnnxExportError as e:
-        return {"included": False, "reason": str(e)}
-    return {"included": True, "max_abs_diff": parity.max_abs_diff}
 
 
 def services(

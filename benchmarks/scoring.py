@@ -15,12 +15,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.model import Model, load_model
+from pipelines.onnx_export import OnnxExportError, add_onnx
 
 GEN_CHUNK = 100_000
 
@@ -59,6 +61,15 @@ def read_matrix(path: Path, model: Model) -> np.ndarray:
     """The whole file's features as a C-ordered float64 matrix (the in-process reference)."""
     table = pq.read_table(path, columns=model.feature_names)
     return np.column_stack([table.column(n).to_numpy() for n in model.feature_names])
+
+
+def include_onnx(bundle: Path, test_X: np.ndarray) -> dict[str, Any]:
+    """Export the model to ONNX into the bundle, as a release would, if it passes parity."""
+    try:
+        parity = add_onnx(bundle, test_X)
+    except OnnxExportError as e:
+        return {"included": False, "reason": str(e)}
+    return {"included": True, "max_abs_diff": parity.max_abs_diff}
 
 
 def scoring_model(bundle: Path) -> Model:
@@ -138,7 +149,7 @@ def _child(argv: list[str]) -> None:
                 "rows": result.rows,
                 "rows_per_s": result.rows_per_second,
                 "peak_rss_mb": peak_rss_mb(),
-                "runtime": getattr(model, "runtime", "sklearn"),
+                "runtime": model.runtime,
             }
         )
     )

@@ -36,7 +36,7 @@ def predict(args: argparse.Namespace) -> int:
         )
     print(
         f"scored {result.rows:,} rows in {result.seconds:.1f} s "
-        f"({result.rows_per_second:,.0f} rows/s, {chosen.runtime}) -> {result.output}",
+        f"({result.rows_per_second:,.0f} rows/s, {chosen.model.runtime}) -> {result.output}",
         file=sys.stderr,
     )
     return 0

@@ -24,17 +24,11 @@ def keep_large_blocks() -> bool:
         Whether both settings were applied.
     """
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = getattr(libc, "mallopt", None)
-        gnu = getattr(libc, "gnu_get_libc_version", None)
-    except OSError:
-        return False
-    if mallopt is None or gnu is None:  # not glibc (musl, macOS): its own allocator's rules
-        return False
+    process = ctypes.CDLL(None)  # the symbols already loaded, the C library's among them
+    mallopt = getattr(process, "mallopt", None)
+    if mallopt is None or not hasattr(process, "gnu_get_libc_version"):
+        return False  # not glibc (musl, macOS): its own allocator's rules
     return bool(mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCKS_BELOW)) and bool(
         mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
     )

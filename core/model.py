@@ -38,6 +38,8 @@ class Prediction:
 class Model:
     """A verified bundle, ready to predict."""
 
+    runtime = "sklearn"  # what computes the predictions (core/onnx_model.py: "onnx")
+
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest

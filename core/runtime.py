@@ -29,10 +29,6 @@ class Chosen:
     model: Model
     fallback: str | None = None
 
-    @property
-    def runtime(self) -> str:
-        return str(getattr(self.model, "runtime", "sklearn"))
-
 
 def cpus_available() -> int:
     """CPUs this process may run on (its affinity mask, else the machine's count)."""

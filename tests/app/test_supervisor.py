@@ -77,23 +77,29 @@ def test_supervisor_worker_dying_at_start_without_a_word_is_named(tmp_path: Path
         supervisor.run()
 
 
-def test_supervisor_replaces_a_worker_that_died_after_serving_and_stops_on_sigterm(
-    tmp_path: Path,
-) -> None:
+def _supervise(target: str, marks: Path, workers: int, pattern: str, count: int) -> int:
+    """Run a Supervisor of ``target`` (a function of this module) in its own process until
+    ``count`` files match ``pattern`` in ``marks``, then SIGTERM it; its exit code."""
     code = (
         "from app.supervisor import Supervisor\n"
-        "from tests.app.test_supervisor import _serves_and_dies_once\n"
-        f"Supervisor(_serves_and_dies_once, ({str(tmp_path)!r},), 1, stop_timeout=10).run()\n"
+        f"from tests.app.test_supervisor import {target}\n"
+        f"Supervisor({target}, ({str(marks)!r},), {workers}, stop_timeout=10).run()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
         deadline = time.monotonic() + GIVE_UP_S
-        while len(list(tmp_path.glob("start-*"))) < 2 and time.monotonic() < deadline:
+        while len(list(marks.glob(pattern))) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        returncode = proc.wait(timeout=GIVE_UP_S)
+        return proc.wait(timeout=GIVE_UP_S)
     finally:
         proc.kill()
+
+
+def test_supervisor_replaces_a_worker_that_died_after_serving_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    returncode = _supervise("_serves_and_dies_once", tmp_path, 1, "start-*", 2)
 
     starts = sorted(p.name for p in tmp_path.glob("start-*"))
     assert [s.split("-pid-")[0] for s in starts] == ["start-1", "start-2"]
@@ -122,20 +128,7 @@ def _second_dies_once(marks: str, link: WorkerLink) -> None:
 
 def test_supervisor_a_replaced_worker_keeps_its_number(tmp_path: Path) -> None:
     """Worker 1 writes the model-signal lines for all: its number must not move to another."""
-    code = (
-        "from app.supervisor import Supervisor\n"
-        "from tests.app.test_supervisor import _second_dies_once\n"
-        f"Supervisor(_second_dies_once, ({str(tmp_path)!r},), 2, stop_timeout=10).run()\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
-    try:
-        deadline = time.monotonic() + GIVE_UP_S
-        while len(list(tmp_path.glob("number-*"))) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=GIVE_UP_S) == 0
-    finally:
-        proc.kill()
+    assert _supervise("_second_dies_once", tmp_path, 2, "number-*", 3) == 0
 
     assert sorted(p.name for p in tmp_path.glob("number-*")) == [
         "number-1-start-1",

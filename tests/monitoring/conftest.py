@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,12 +16,49 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from core.bundle import write_bundle
+from core.bundle import read_manifest, write_bundle
 from core.manifest import Golden, ManifestDraft, TargetSpec
 from pipelines.profile import describe_features
 
 # Trained with a tenth of this feature missing: the manifest marks it nullable.
 NULLABLE_FEATURE = "mean_texture"
+IRIS = TargetSpec(name="species", classes=[0, 1, 2])
+
+
+def _write(
+    out: Path,
+    model: Any,
+    X: np.ndarray,
+    X_train: np.ndarray,
+    golden_X: np.ndarray,
+    names: list[str],
+    target: TargetSpec,
+    name: str,
+    version: str,
+    metrics: dict[str, float] | None = None,
+) -> Path:
+    """The bundle ``mlship train`` would write for a fitted classifier: features and reference
+    histograms from the training rows, golden rows (None for missing), the manifest."""
+    features, reference = describe_features(X_train, names)
+    golden = Golden(
+        inputs=[[None if np.isnan(v) else float(v) for v in row] for row in golden_X],
+        predictions=model.predict(golden_X).tolist(),
+        probabilities=model.predict_proba(golden_X).tolist(),
+    )
+    manifest = ManifestDraft(
+        name=name,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(),
+        git_commit=None,
+        dataset_sha256=hashlib.sha256(np.nan_to_num(X).tobytes()).hexdigest(),
+        task="classification",
+        params={"model": "logistic"},
+        metrics=metrics or {},
+        features=features,
+        target=target,
+        reference=reference,
+    )
+    return write_bundle(out, model, manifest, golden)
 
 
 @pytest.fixture(scope="session")
@@ -43,29 +81,12 @@ def nullable_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ("model", LogisticRegression(max_iter=1000)),
         ]
     ).fit(X_train, y_train)
-    features, reference = describe_features(X_train, names)
-    assert features[j].nullable
-    golden_X = X_test[:20]
-    golden = Golden(
-        inputs=[[None if np.isnan(v) else float(v) for v in row] for row in golden_X],
-        predictions=model.predict(golden_X).tolist(),
-        probabilities=model.predict_proba(golden_X).tolist(),
-    )
-    manifest = ManifestDraft(
-        name="mlship",
-        version="test-nullable-0",
-        created_at=datetime.now(UTC).isoformat(),
-        git_commit=None,
-        dataset_sha256=hashlib.sha256(np.nan_to_num(X).tobytes()).hexdigest(),
-        task="classification",
-        params={"model": "logistic"},
-        metrics={},
-        features=features,
-        target=TargetSpec(name="target", classes=np.unique(y).tolist()),
-        reference=reference,
-    )
     out = tmp_path_factory.mktemp("bundles") / "nullable"
-    bundle = write_bundle(out, model, manifest, golden)
+    bundle = _write(
+        out, model, X, X_train, X_test[:20], names,
+        TargetSpec(name="target", classes=np.unique(y).tolist()), "mlship", "test-nullable-0",
+    )  # fmt: skip
+    assert read_manifest(bundle).features[j].nullable
     np.save(out.parent / "nullable-test_X.npy", X_test)
     np.save(out.parent / "nullable-test_y.npy", y_test)
     return bundle
@@ -83,26 +104,9 @@ def iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     y = np.asarray(data.target)
     X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0)
     model = LogisticRegression(max_iter=1000).fit(X_train, y_train)
-    features, reference = describe_features(X_train, names)
-    golden = Golden(
-        inputs=X_test[:10].tolist(),
-        predictions=model.predict(X_test[:10]).tolist(),
-        probabilities=model.predict_proba(X_test[:10]).tolist(),
-    )
-    manifest = ManifestDraft(
-        name="iris",
-        version="test-iris-0",
-        created_at=datetime.now(UTC).isoformat(),
-        git_commit=None,
-        dataset_sha256=hashlib.sha256(X.tobytes()).hexdigest(),
-        task="classification",
-        params={"model": "logistic"},
-        metrics={"accuracy": 0.97, "f1": 0.97, "roc_auc": 0.99},
-        features=features,
-        target=TargetSpec(name="species", classes=[0, 1, 2]),
-        reference=reference,
-    )
-    return write_bundle(tmp_path_factory.mktemp("bundles") / "iris", model, manifest, golden)
+    out = tmp_path_factory.mktemp("bundles") / "iris"
+    metrics = {"accuracy": 0.97, "f1": 0.97, "roc_auc": 0.99}
+    return _write(out, model, X, X_train, X_test[:10], names, IRIS, "iris", "test-iris-0", metrics)
 
 
 @pytest.fixture(scope="session")
@@ -122,28 +126,12 @@ def nullable_iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = Pipeline(
         [("impute", SimpleImputer()), ("model", LogisticRegression(max_iter=1000))]
     ).fit(X_train, y_train)
-    features, reference = describe_features(X_train, names)
-    assert features[j].nullable
-    golden = Golden(
-        inputs=[[None if np.isnan(v) else float(v) for v in row] for row in X_test[:10]],
-        predictions=model.predict(X_test[:10]).tolist(),
-        probabilities=model.predict_proba(X_test[:10]).tolist(),
-    )
-    manifest = ManifestDraft(
-        name="iris",
-        version="test-iris-nullable-0",
-        created_at=datetime.now(UTC).isoformat(),
-        git_commit=None,
-        dataset_sha256=hashlib.sha256(np.nan_to_num(X).tobytes()).hexdigest(),
-        task="classification",
-        params={"model": "logistic"},
-        metrics={},
-        features=features,
-        target=TargetSpec(name="species", classes=[0, 1, 2]),
-        reference=reference,
-    )
     out = tmp_path_factory.mktemp("bundles") / "nullable-iris"
-    return write_bundle(out, model, manifest, golden)
+    bundle = _write(
+        out, model, X, X_train, X_test[:10], names, IRIS, "iris", "test-iris-nullable-0"
+    )
+    assert read_manifest(bundle).features[j].nullable
+    return bundle
 
 
 @pytest.fixture(scope="session")
