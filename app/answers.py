@@ -3,8 +3,9 @@
 A Batch Transform mini-batch holds up to ~150,000 rows; building each answer line in Python
 (a few bytes objects and a join per row) cost more than parsing and predicting the rows
 together. Here orjson writes the numbers a whole column (or the probability matrix) at a time,
-numpy finds where each row's text starts, and pyarrow's element-wise join assembles the lines
-in C++. The text is the same as per-row encoding would give (tested against it):
+numpy finds where each row's text ends and writes the line's next separator there, and
+pyarrow's element-wise join assembles the lines in C++. The text is the same as per-row
+encoding would give (tested against it):
 
 - CSV: the label, then the class probabilities for classifiers (``1,0.02,0.98``); numbers
   are JSON numbers (orjson's shortest round trip), text labels are quoted only when they
@@ -32,28 +33,28 @@ def csv_lines(prediction: Prediction) -> bytes:
     """One CSV line per row: the label, then the class probabilities for classifiers."""
     if len(prediction) == 0:
         return b""
-    parts: list[pa.Array | str] = [_labels(prediction.labels, _csv_cell)]
-    if prediction.probabilities is not None:
-        parts += [",", _number_rows(prediction.probabilities)]
-    return _join([*parts, "\n"])
+    if prediction.probabilities is None:
+        return _join([_labels(prediction.labels, _csv_cell, b"\n")])
+    labels = _labels(prediction.labels, _csv_cell, b",")
+    return _join([labels, _number_rows(prediction.probabilities, b"\n")])
 
 
 def jsonlines(prediction: Prediction) -> bytes:
     """One JSON object per row: the answer that row alone would get."""
     if len(prediction) == 0:
         return b""
-    labels = _labels(prediction.labels, _json_text)
+    labels = _labels(prediction.labels, _json_text, b"]")
     if prediction.probabilities is None:
-        return _join(['{"predictions":[', labels, "]}\n"])
-    probabilities = _number_rows(prediction.probabilities)
-    return _join(['{"predictions":[', labels, '],"probabilities":[[', probabilities, "]]}\n"])
+        return _join(['{"predictions":[', labels, "}\n"])
+    probabilities = _number_rows(prediction.probabilities, b"]")
+    return _join(['{"predictions":[', labels, ',"probabilities":[[', probabilities, "]}\n"])
 
 
-def _labels(labels: np.ndarray, text: Callable[[str], bytes]) -> pa.Array:
-    """Each label's text: numbers as JSON numbers (orjson, a column at a time), anything else
-    through ``text`` once per distinct label."""
+def _labels(labels: np.ndarray, text: Callable[[str], bytes], end: bytes) -> pa.Array:
+    """Each label's text followed by ``end``: numbers as JSON numbers (orjson, a column at a
+    time), anything else through ``text`` once per distinct label."""
     if labels.dtype.kind in "biuf":
-        return _numbers(labels)
+        return _tokens(labels, 1, end)
     values = labels.tolist()
     try:
         array = pa.array(values)
@@ -61,43 +62,42 @@ def _labels(labels: np.ndarray, text: Callable[[str], bytes]) -> pa.Array:
         array = None
     if array is None or not pa.types.is_string(array.type):
         # Only text is encoded once per distinct label: pyarrow would make 3 in [3, 2.5] a 3.0.
-        return pa.array([text(v) for v in values], pa.large_binary())
+        return pa.array([text(v) + end for v in values], pa.large_binary())
     dictionary = array.dictionary_encode()
-    encoded = [text(v) for v in dictionary.dictionary.to_pylist()]
+    encoded = [text(v) + end for v in dictionary.dictionary.to_pylist()]
     return pa.array(encoded, pa.large_binary()).take(dictionary.indices)
 
 
-def _numbers(values: np.ndarray) -> pa.Array:
-    """A 1-D numeric array as one JSON number per value."""
-    return _tokens(values, 1)
+def _number_rows(matrix: np.ndarray, end: bytes) -> pa.Array:
+    """A 2-D numeric array as one ``a,b,c`` text per row, each followed by ``end``."""
+    return _tokens(matrix, matrix.shape[1], end)
 
 
-def _number_rows(matrix: np.ndarray) -> pa.Array:
-    """A 2-D numeric array as one ``a,b,c`` text per row."""
-    return _tokens(matrix, matrix.shape[1])
-
-
-def _tokens(values: np.ndarray, per: int) -> pa.Array:
+def _tokens(values: np.ndarray, per: int, end: bytes) -> pa.Array:
     """The values in row-major order as JSON numbers (orjson, one call), grouped ``per`` to a
-    text: ``[a,b,c,d]`` with ``per=2`` gives ``a,b`` and ``c,d``. The texts point into
-    orjson's output (no copy) up to their separator, which the slice leaves out."""
+    text that ends with the one byte ``end``: ``[a,b,c,d]`` with ``per=2`` and ``end=b";"``
+    gives ``a,b;`` and ``c,d;``. Each group's separator (or the final ``]``) is overwritten
+    with ``end`` in a copy of orjson's output, and the texts point into that copy."""
     text = orjson.dumps(np.ascontiguousarray(values).ravel(), option=_NUMPY)
-    commas = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _COMMA)
-    count = (commas.size + 1) // per
-    offsets = np.empty(count + 1, dtype=np.int64)
+    chars = np.frombuffer(bytearray(text), dtype=np.uint8)
+    ends = np.flatnonzero(chars == _COMMA)[per - 1 :: per]  # the commas between groups
+    chars[ends] = chars[-1] = ord(end)
+    offsets = np.empty(ends.size + 2, dtype=np.int64)
     offsets[0] = 1  # after "["
-    offsets[1:-1] = commas[per - 1 :: per][: count - 1] + 1
-    offsets[-1] = len(text)  # the last text ends with "]"
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(text)]
-    grouped = pa.Array.from_buffers(pa.large_binary(), count, buffers)
-    return pc.binary_slice(grouped, 0, -1)  # each without its "," (or the final "]")
+    offsets[1:-1] = ends + 1
+    offsets[-1] = chars.size
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(chars)]
+    return pa.Array.from_buffers(pa.large_binary(), ends.size + 1, buffers)
 
 
 def _join(parts: list[pa.Array | str]) -> bytes:
     """The rows' lines, each the concatenation of ``parts`` (arrays per row, or constant
     text), as one body."""
     values = [pa.scalar(p.encode(), pa.large_binary()) if isinstance(p, str) else p for p in parts]
-    lines = pc.binary_join_element_wise(*values, pa.scalar(b"", pa.large_binary()))
+    if len(values) == 1:
+        lines = values[0]
+    else:
+        lines = pc.binary_join_element_wise(*values, pa.scalar(b"", pa.large_binary()))
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
     start, stop = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
     data = lines.buffers()[2]

@@ -121,8 +121,8 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
 
 
 _BOM = b"\xef\xbb\xbf"
-# The bytes a plain numeric CSV body is made of. Anything else (nan, inf, hex, quotes, "_",
-# non-ASCII digits, text) takes the exact Python path, which also words the error.
+# The bytes a plain numeric JSON Lines body is made of besides its brackets. Anything else
+# (NaN, quotes, null, true, objects) takes the exact path, which is JSON's grammar.
 _PLAIN_NUMBERS = b"0123456789eE.,+-\n\r \t"
 # Below this size the Python path is as fast as starting the C++ parser.
 _FAST_PATH_BYTES = 64 * 1024
@@ -145,15 +145,24 @@ def _skip_header(body: bytes, schema: FeatureSchema) -> bytes:
     return body[end + 1 :] if names == schema.names and end >= 0 else body
 
 
-def _numeric_csv(body: bytes, n: int, checked: bool = False) -> np.ndarray | None:
-    """A large plain all-numeric CSV body parsed by pyarrow's C++ reader, or None to take
-    the exact path (small bodies, any blank line, wrong column count, empty cell or text).
+def _numeric_csv(body: bytes, n: int) -> np.ndarray | None:
+    """A large all-numeric CSV body parsed by pyarrow's C++ reader, or None to take the exact
+    path (small bodies, any blank line, wrong column count, empty cell or text).
 
-    Args:
-        checked: The caller already made sure the body is large and only number bytes.
+    pyarrow reads a cell either as the exact path's ``float()`` does (nan, inf, signs,
+    exponents, spaces and quotes around a number) or not at all (hex, "_", non-ASCII digits,
+    control characters, text): tested cell by cell, so no character check comes first.
     """
-    if not checked and (len(body) < _FAST_PATH_BYTES or body.translate(None, _PLAIN_NUMBERS)):
+    if len(body) < _FAST_PATH_BYTES:
         return None
+    if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
+        return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
+    return _arrow_csv(body, n)
+
+
+def _arrow_csv(body: bytes | memoryview, n: int) -> np.ndarray | None:
+    """Number-only CSV bytes (the caller checked) parsed by pyarrow, or None when they are
+    not ``n`` numeric columns in every row."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -180,7 +189,8 @@ def _numeric_csv(body: bytes, n: int, checked: bool = False) -> np.ndarray | Non
 
 def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
     """Large JSON Lines of plain number lists (``[1.5, 2, -3e-2]`` per line) parsed as CSV by
-    pyarrow (JSON numbers are CSV numbers), or None to take the exact path."""
+    pyarrow (JSON numbers are CSV numbers, and the brackets become spaces, which the CSV
+    reader skips around a number), or None to take the exact path."""
     if len(body) < _FAST_PATH_BYTES or body.translate(None, _PLAIN_NUMBERS + b"[]"):
         return None
     if b"\r" in body:
@@ -188,13 +198,12 @@ def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
     # Exactly one list per line: the body opens with "[" and closes with "]", every line break
     # sits between "]" and "[", and there are as many of each bracket as lines, so no bracket
     # is anywhere else (no nested list, no blank line). numpy scans the bytes several times
-    # faster than bytes.count.
-    chars = np.frombuffer(body, dtype=np.uint8)
-    if chars[-1] == _NEWLINE:
-        chars = chars[:-1]  # the final line break ends the last row
-    if chars.size == 0 or chars[0] != _OPEN or chars[-1] != _CLOSE:
+    # faster than bytes.count, in a copy where the brackets are then blanked.
+    chars = np.frombuffer(bytearray(body), dtype=np.uint8)
+    end = chars.size - 1 if chars[-1] == _NEWLINE else chars.size  # a final break ends a row
+    if end == 0 or chars[0] != _OPEN or chars[end - 1] != _CLOSE:
         return None
-    breaks = np.flatnonzero(chars == _NEWLINE)
+    breaks = np.flatnonzero(chars[:end] == _NEWLINE)
     rows = breaks.size + 1
     if (
         (chars[breaks - 1] != _CLOSE).any()
@@ -203,10 +212,12 @@ def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
         or np.count_nonzero(chars == _CLOSE) != rows
     ):
         return None
-    return _numeric_csv(body.translate(None, b"[]"), n, checked=True)
+    chars[0] = chars[end - 1] = _SPACE
+    chars[breaks - 1] = chars[breaks + 1] = _SPACE
+    return _arrow_csv(chars.data, n)
 
 
-_NEWLINE, _OPEN, _CLOSE = ord("\n"), ord("["), ord("]")
+_NEWLINE, _OPEN, _CLOSE, _SPACE = ord("\n"), ord("["), ord("]"), ord(" ")
 
 
 def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:

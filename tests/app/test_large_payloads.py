@@ -136,3 +136,47 @@ def test_large_jsonlines_malformed_structure_takes_the_exact_path(
 
     with pytest.raises((InvalidInput, BadRequest), match=r"^JSON Lines row \d+"):
         jsonlines_to_matrix(body, schema)
+
+
+# Cells where pyarrow and the exact path's float() could disagree. pyarrow must read each as
+# the exact path does, or refuse it so that the exact path answers (with its error).
+ODD_CELLS = [
+    "nan", "NaN", "inf", "-Infinity", "+1", ".5", "5.", "+.5", "1E+05", "00012", " 1", "1 ",
+    "\t1", '"1.5"', "1e-400", "1e400", "0x10", "1_000", "1d5", "true", "--1", "1e", "\x0b1",
+    "1\x1f", "\x001", "'1'", "-0",
+    "\u0661\u0662", "\uff11\uff12",  # Arabic-Indic and full-width digits
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("cell", ODD_CELLS)
+def test_large_csv_reads_odd_cells_as_the_exact_path(
+    schema: FeatureSchema, rows: np.ndarray, cell: str
+) -> None:
+    lines = _csv(rows).splitlines()
+    lines[9] = cell + lines[9][lines[9].index(",") :]
+    try:
+        exact: np.ndarray | str = csv_to_matrix(lines[9].encode(), schema)[0]
+    except InvalidInput as e:
+        exact = str(e).replace("row 0", "row 9")
+
+    try:
+        large: np.ndarray | str = csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)[9]
+    except InvalidInput as e:
+        large = str(e)
+
+    if isinstance(exact, str):
+        assert large == exact
+    else:
+        np.testing.assert_array_equal(large, exact)
+
+
+def test_large_csv_lone_carriage_return_is_not_a_line_break(
+    schema: FeatureSchema, rows: np.ndarray
+) -> None:
+    """Batch Transform splits lines at LF only: a CR alone inside a body must not make two rows
+    out of one line (every later answer would pair with the wrong input line)."""
+    lines = _csv(rows).splitlines()
+    lines[9:11] = [lines[9] + "\r" + lines[10]]
+
+    with pytest.raises(InvalidInput, match=r"^CSV row 9 has 59 columns"):
+        csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
