@@ -38,10 +38,15 @@ DESCRIPTION = (
 
 
 def create_app(
-    settings: AppSettings, model: Model | None = None, *, writes_signals: bool = True
+    settings: AppSettings,
+    model: Model | None = None,
+    *,
+    challenger: Model | None = None,
+    writes_signals: bool = True,
 ) -> FastAPI:
-    """Build the app. The model is loaded in the lifespan unless a loaded ``model`` is given
-    (``serve`` loads it before binding the port, so a bad bundle stops the start).
+    """Build the app. The model (and the challenger, with ``MLSHIP_CHALLENGER_URI``) is loaded
+    in the lifespan unless given loaded (``serve`` loads them before binding the port, so a
+    bad bundle stops the start).
 
     ``writes_signals``: this process writes the model-signal lines (``app/signals.py``); with
     several workers only worker 1 does, for all of them."""
@@ -50,7 +55,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        service = build_service(settings, metrics, model)
+        service = build_service(settings, metrics, model, challenger)
         # The model and the libraries are loaded for good: move them out of the collector's
         # reach, so full collections stay short (they cost seconds of p99 under load otherwise).
         gc.collect()

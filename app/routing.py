@@ -372,9 +372,14 @@ def load_challenger(settings: AppSettings, champion: Model, local: Path | None =
 
 
 def build_rollout(
-    settings: AppSettings, registry: CollectorRegistry, champion: Model, predictor: Predictor
+    settings: AppSettings,
+    registry: CollectorRegistry,
+    champion: Model,
+    predictor: Predictor,
+    challenger: Model | None = None,
 ) -> Rollout | None:
-    """Load the challenger beside ``champion``, or None when none is configured.
+    """Load the challenger beside ``champion`` (unless given loaded and checked), or None when
+    none is configured.
 
     Raises:
         ModelLoadError: the challenger cannot be loaded, has the champion's version, or does
@@ -383,7 +388,8 @@ def build_rollout(
     """
     if settings.challenger_uri is None:
         return None
-    challenger = load_challenger(settings, champion)
+    if challenger is None:
+        challenger = load_challenger(settings, champion)
     metrics = RolloutMetrics(registry)
     rollout = Rollout(
         Arm.build(champion, predictor, "champion", metrics),

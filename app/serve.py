@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +96,8 @@ def serve(settings: AppSettings) -> int:
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     ensure_fd_limit(ConnectionLimits.from_settings(settings))
     keep_large_blocks()
-    with local_bundle(settings.model_uri, settings.model_cache_dir) as bundle:
+    with ExitStack() as stack:
+        bundle = stack.enter_context(local_bundle(settings.model_uri, settings.model_cache_dir))
         local = settings.model_copy(update={"model_uri": str(bundle)})
         model = _load_model(bundle, settings.model_uri)
         log.info(
@@ -106,14 +107,14 @@ def serve(settings: AppSettings) -> int:
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
+        challenger = _challenger(settings, model, stack)
+        if challenger is not None:  # resolved and checked once here; the workers load the copy
+            local = local.model_copy(update={"challenger_uri": str(challenger[0])})
         if settings.workers == 1:
-            _serve_here(local, model)
+            _serve_here(local, model, None if challenger is None else challenger[1])
         else:
             _check_for_workers(local, model)
-            challenger = _challenger(settings, model)
-            if challenger is not None:  # checked once here; the workers load the local copy
-                local = local.model_copy(update={"challenger_uri": challenger})
-            del model  # the supervisor needs no model while the workers serve
+            del model, challenger  # the supervisor needs no model while the workers serve
             _serve_workers(local)
     return 0
 
@@ -128,22 +129,24 @@ def _load_model(bundle: Path, uri: str) -> Model:
         raise ModelLoadError(f"Cannot load MLSHIP_MODEL_URI={uri}: {e}") from e
 
 
-def _challenger(settings: AppSettings, champion: Any) -> str | None:
-    """The challenger resolved once and checked before workers start (app/routing.py), so a
-    bad one stops the start with its error and workers do not each download it."""
+def _challenger(
+    settings: AppSettings, champion: Model, stack: ExitStack
+) -> tuple[Path, Model] | None:
+    """MLSHIP_CHALLENGER_URI as a local bundle directory that lives as long as ``stack`` (a
+    download or an extracted archive is removed with it), and the challenger loaded from it
+    and checked against the champion, so a bad one stops the start with its error."""
     if settings.challenger_uri is None:
         return None
     from app.routing import load_challenger
-    from core.sources import resolve_model_uri
+    from core.sources import local_bundle
 
-    local = resolve_model_uri(
-        settings.challenger_uri, settings.model_cache_dir, "MLSHIP_CHALLENGER_URI"
+    local = stack.enter_context(
+        local_bundle(settings.challenger_uri, settings.model_cache_dir, "MLSHIP_CHALLENGER_URI")
     )
-    load_challenger(settings, champion, local)
-    return str(local)
+    return local, load_challenger(settings, champion, local)
 
 
-def _serve_here(settings: AppSettings, model: Model) -> None:
+def _serve_here(settings: AppSettings, model: Model, challenger: Model | None) -> None:
     """One worker, this process: the lifespan (keys, predictor) runs before the bind."""
     from app.main import create_app
     from app.server import bind, run_server
@@ -151,7 +154,7 @@ def _serve_here(settings: AppSettings, model: Model) -> None:
     async def listen() -> socket.socket:
         return bind(settings.host, settings.port, reuse_port=False)
 
-    run_server(create_app(settings, model), settings, listen)
+    run_server(create_app(settings, model, challenger=challenger), settings, listen)
 
 
 def _check_for_workers(settings: AppSettings, model: Model) -> None:

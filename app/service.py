@@ -88,7 +88,12 @@ def load_service_model(settings: AppSettings) -> Model:
     return model
 
 
-def build_service(settings: AppSettings, metrics: Metrics, model: Model | None = None) -> Service:
+def build_service(
+    settings: AppSettings,
+    metrics: Metrics,
+    model: Model | None = None,
+    challenger: Model | None = None,
+) -> Service:
     """Load everything the request path needs, so requests do no set-up work."""
     if model is None:
         model = load_service_model(settings)
@@ -125,7 +130,7 @@ def build_service(settings: AppSettings, metrics: Metrics, model: Model | None =
         keys=keys,
         monitor=monitor,
         capture=capture,
-        rollout=build_rollout(settings, metrics.registry, model, predictor),
+        rollout=build_rollout(settings, metrics.registry, model, predictor, challenger),
     )
 
 

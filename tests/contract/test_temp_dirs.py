@@ -73,6 +73,34 @@ def test_serve_from_s3_leaves_the_temp_dir_empty(
     assert sorted(p.name for p in tmp.iterdir()) == []
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_with_a_challenger_archive_leaves_the_temp_dir_empty(
+    logistic_bundle: Path,
+    forest_bundle: Path,
+    tmp_path: Path,
+    tmpdir_env: tuple[Path, dict[str, str]],
+    workers: int,
+) -> None:
+    """MLSHIP_CHALLENGER_URI is resolved like the model's URI, and its copy goes away too."""
+    tmp, env = tmpdir_env
+    challenger = str(forest_bundle / "model.tar.gz")
+    srv = start_server(
+        logistic_bundle,
+        tmp_path / "server.log",
+        "--workers",
+        str(workers),
+        MLSHIP_CHALLENGER_URI=challenger,
+        **env,
+    )
+    try:
+        assert "challenger ready" in srv.logs(), srv.logs()[-3000:]
+    finally:
+        stop_server(srv)
+
+    assert srv.proc.returncode == 0, srv.logs()[-3000:]
+    assert sorted(p.name for p in tmp.iterdir()) == []
+
+
 def test_refused_archive_leaves_the_temp_dir_empty(
     logistic_bundle: Path, tmp_path: Path, tmpdir_env: tuple[Path, dict[str, str]]
 ) -> None:
