@@ -291,6 +291,7 @@ def _eks(b: _Base) -> _Serving:
             cpu=cfg.eks.pod_cpu,
             memory=cfg.eks.pod_memory,
             internal=cfg.eks.service_internal,
+            certificate_arn=cfg.eks.service_certificate_arn,
             tags=b.tags,
             argo_rollout=bool(spec.steps),
             challenger_data_key=spec.challenger_data_key,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import pulumi
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
 from pulumi_kubernetes.autoscaling.v2 import HorizontalPodAutoscalerSpecArgsDict
-from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict, ServicePortArgsDict
 from pulumi_kubernetes.networking.v1 import NetworkPolicySpecArgsDict
 
 from infra.naming import CONTAINER_PORT
@@ -194,18 +194,43 @@ def network_policy_spec(labels: Mapping[str, str]) -> NetworkPolicySpecArgsDict:
     }
 
 
-def lb_annotations(internal: bool) -> dict[str, str]:
-    """Service annotations for an NLB, internal (VPC only) or internet-facing."""
+# The NLB's TLS policy with a certificate: TLS 1.3 and 1.2 only (Elastic Load Balancing,
+# "Security policies for your Network Load Balancer").
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def lb_annotations(internal: bool, certificate_arn: str = "") -> dict[str, str]:
+    """Service annotations for an NLB, internal (VPC only) or internet-facing, terminating TLS
+    on port 443 with ``certificate_arn`` when one is given (annotation names: AWS Load
+    Balancer Controller, "Service annotations")."""
     prefix = "service.beta.kubernetes.io/aws-load-balancer"
-    return {
+    annotations = {
         f"{prefix}-type": "nlb",
         f"{prefix}-scheme": "internal" if internal else "internet-facing",
         f"{prefix}-internal": "true" if internal else "false",
     }
+    if certificate_arn:
+        annotations |= {
+            f"{prefix}-ssl-cert": certificate_arn,
+            f"{prefix}-ssl-ports": str(HTTPS_PORT),
+            f"{prefix}-ssl-negotiation-policy": TLS_POLICY,
+        }
+    return annotations
 
 
-def service_url(status: object) -> str:
-    """``http://<load balancer hostname>`` once AWS has assigned one."""
+HTTPS_PORT = 443
+
+
+def service_ports(certificate_arn: str) -> list[ServicePortArgsDict]:
+    """The Service's one port: 443 (TLS ends at the load balancer) with a certificate, else
+    80; both reach the pods' ``http`` port."""
+    if certificate_arn:
+        return [{"name": "https", "port": HTTPS_PORT, "target_port": "http"}]
+    return [{"name": "http", "port": 80, "target_port": "http"}]
+
+
+def service_url(status: object, tls: bool = False) -> str:
+    """``http(s)://<load balancer hostname>`` once AWS has assigned one."""
     ingress = getattr(getattr(status, "load_balancer", None), "ingress", None) or []
     host = getattr(ingress[0], "hostname", None) if ingress else None
-    return f"http://{host}" if host else ""
+    return f"{'https' if tls else 'http'}://{host}" if host else ""

@@ -48,6 +48,8 @@ class KubernetesServiceArgs:
         cpu: CPU request and limit.
         memory: Memory request and limit.
         internal: Internal load balancer (VPC only) rather than internet-facing.
+        certificate_arn: ACM certificate: the load balancer serves HTTPS on 443 ("" for
+            plain HTTP on 80, internal only).
         tags: Tags on AWS children.
         argo_rollout: An Argo ``Rollout`` takes the Deployment over (``ArgoRollouts``): the
             HPA scales the Rollout.
@@ -76,6 +78,7 @@ class KubernetesServiceArgs:
     cpu: str
     memory: str
     internal: bool
+    certificate_arn: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     argo_rollout: bool = False
     challenger_data_key: str = ""
@@ -124,18 +127,19 @@ class KubernetesService(pulumi.ComponentResource):
         deployment = self._create_deployment(name, args, meta)
         service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=self._meta(manifests.lb_annotations(args.internal)),
+            metadata=self._meta(manifests.lb_annotations(args.internal, args.certificate_arn)),
             spec={
                 "type": "LoadBalancer",
                 "selector": self._labels,
-                "ports": [{"name": "http", "port": 80, "target_port": "http"}],
+                "ports": manifests.service_ports(args.certificate_arn),
             },
             opts=self._k8s,
         )
         self._create_scaling(name, args, meta, deployment)
         self._create_network_policy(name, meta)
         self.role_arn = role.arn
-        self.service_url = service.status.apply(manifests.service_url)
+        tls = bool(args.certificate_arn)
+        self.service_url = service.status.apply(lambda s: manifests.service_url(s, tls))
         self.register_outputs({"role_arn": self.role_arn, "service_url": self.service_url})
 
     def _meta(

@@ -166,7 +166,7 @@ class StackConfig:
             spot_training=r.boolean("spotTraining"),
             log_level=r.choice("logLevel", ("DEBUG", "INFO", "WARNING", "ERROR")),
             api_keys_secret=r.string("apiKeysSecret"),
-            eks=parse_eks(r),
+            eks=parse_eks(r, region, target),
             batch=parse_batch(r),
             signals=parse_signals(r, target=target, github_repository=github.repository),
             rollout_spec=rollout_spec,

@@ -7,6 +7,10 @@ import pytest
 from infra.plan import StackPlan, run_stack
 
 STACKS = ("dev", "prod", "eks")
+# An ACM certificate in the EKS stack's region (Pulumi.eks.yaml).
+CERTIFICATE_ARN = (
+    "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +46,7 @@ def byo_vpc_plan() -> StackPlan:
             "mlship:clusterPublicAccessCidrs": '["203.0.113.0/24"]',
             "mlship:apiKeysSecret": "mlship-api-keys",
             "mlship:serviceInternal": "false",
+            "mlship:serviceCertificateArn": CERTIFICATE_ARN,
         },
     )
 

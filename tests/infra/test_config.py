@@ -13,6 +13,7 @@ from core.errors import ConfigError
 from infra.config import KEYS, KEYS_BY_NAME, StackConfig, declared_keys, reference_table
 from infra.config.keys import Reader
 from infra.plan import ROOT, read_stack_config
+from tests.infra.conftest import CERTIFICATE_ARN
 
 CONFIG_PACKAGE = ROOT / "infra" / "config"
 READER_METHODS = {name for name in vars(Reader) if not name.startswith("_")}
@@ -287,6 +288,21 @@ PROD = {
             "private-only",
         ),
         ({"podMemory": "lots"}, "mlship:podMemory", "quantity"),
+        (
+            {"target": "eks", "serviceInternal": "false"},
+            "mlship:serviceInternal",
+            "mlship:serviceCertificateArn to an ACM certificate",
+        ),
+        (
+            {"serviceCertificateArn": "arn:aws:iam::123456789012:server-certificate/api"},
+            "mlship:serviceCertificateArn",
+            "arn:aws:acm:<region>",
+        ),
+        (
+            {"serviceCertificateArn": CERTIFICATE_ARN.replace("eu-west-1", "us-east-1")},
+            "mlship:serviceCertificateArn",
+            "request or import the certificate in eu-west-1",
+        ),
         ({"mlflowServer": "yes"}, "mlship:mlflowServer", "true or false"),
         ({"logLevel": "TRACE"}, "mlship:logLevel", "INFO"),
         ({"instanceTyp": "ml.m5.large"}, "mlship:instanceTyp", "fix the spelling"),

@@ -11,6 +11,7 @@ import pytest
 from infra import rules
 from infra.mocks import Recorded
 from infra.plan import StackPlan
+from tests.infra.conftest import CERTIFICATE_ARN
 
 K8S_KINDS = {
     "Namespace",
@@ -105,6 +106,27 @@ def test_network_policy_and_autoscaling(plans: dict[str, StackPlan]) -> None:
         service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"]
         == "internal"
     )
+
+
+def test_internal_service_plain_http_on_80(plans: dict[str, StackPlan]) -> None:
+    service = one(plans["eks"], "kubernetes:core/v1:Service").inputs
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    assert not any("ssl" in a for a in service["metadata"]["annotations"])
+
+
+def test_internet_facing_service_terminates_tls_on_443(byo_vpc_plan: StackPlan) -> None:
+    """Annotation names and values: AWS Load Balancer Controller, "Service annotations"
+    (ssl-cert: the ACM ARN; ssl-ports: the TLS listener ports); the policy is one of the NLB's
+    documented TLS policies (Elastic Load Balancing, "Security policies for your Network Load
+    Balancer")."""
+    service = one(byo_vpc_plan, "kubernetes:core/v1:Service").inputs
+    annotations = service["metadata"]["annotations"]
+    prefix = "service.beta.kubernetes.io/aws-load-balancer"
+    assert annotations[f"{prefix}-scheme"] == "internet-facing"
+    assert annotations[f"{prefix}-ssl-cert"] == CERTIFICATE_ARN
+    assert annotations[f"{prefix}-ssl-ports"] == "443"
+    assert annotations[f"{prefix}-ssl-negotiation-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "http"}]
 
 
 def test_kubernetes_resources_use_the_cluster_provider(plans: dict[str, StackPlan]) -> None:
