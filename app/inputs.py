@@ -121,9 +121,6 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
 
 
 _BOM = b"\xef\xbb\xbf"
-# The bytes a plain numeric JSON Lines body is made of besides its brackets. Anything else
-# (NaN, quotes, null, true, objects) takes the exact path, which is JSON's grammar.
-_PLAIN_NUMBERS = b"0123456789eE.,+-\n\r \t"
 # Below this size the Python path is as fast as starting the C++ parser.
 _FAST_PATH_BYTES = 64 * 1024
 
@@ -190,11 +187,18 @@ def _arrow_csv(body: bytes | memoryview, n: int) -> np.ndarray | None:
 def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
     """Large JSON Lines of plain number lists (``[1.5, 2, -3e-2]`` per line) parsed as CSV by
     pyarrow (JSON numbers are CSV numbers, and the brackets become spaces, which the CSV
-    reader skips around a number), or None to take the exact path."""
-    if len(body) < _FAST_PATH_BYTES or body.translate(None, _PLAIN_NUMBERS + b"[]"):
+    reader skips around a number), or None to take the exact path.
+
+    The exact path (orjson) answers anything that is not a number: a quoted value (pyarrow
+    would read ``"1.5"`` as 1.5), and NaN or Infinity, which JSON does not have (pyarrow reads
+    them, so a non-finite result goes back); every other text fails pyarrow's parse.
+    """
+    if len(body) < _FAST_PATH_BYTES or b'"' in body:
         return None
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n")
+        if b"\r" in body:
+            return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
     # Exactly one list per line: the body opens with "[" and closes with "]", every line break
     # sits between "]" and "[", and there are as many of each bracket as lines, so no bracket
     # is anywhere else (no nested list, no blank line). numpy scans the bytes several times
@@ -214,7 +218,10 @@ def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
         return None
     chars[0] = chars[end - 1] = _SPACE
     chars[breaks - 1] = chars[breaks + 1] = _SPACE
-    return _arrow_csv(chars.data, n)
+    X = _arrow_csv(chars.data, n)
+    if X is None or X.shape[0] != rows or not np.isfinite(X).all():
+        return None
+    return X
 
 
 _NEWLINE, _OPEN, _CLOSE, _SPACE = ord("\n"), ord("["), ord("]"), ord(" ")
