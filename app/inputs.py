@@ -78,17 +78,16 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
 
     One line is one row, and every row is answered in order (Batch Transform pairs output
     lines with input lines): an empty line inside the body is refused, never skipped. Empty
-    fields are missing values (NaN), accepted only for nullable features. All-numeric bodies
-    are parsed in C (:func:`_numeric_csv`); anything unusual takes the exact path below,
-    which words the error.
+    fields are missing values (NaN), accepted only for nullable features. Large bodies are
+    parsed in C++ (:func:`_fast_csv`); anything unusual takes the exact path below, which
+    words the error.
     """
     if body.startswith(_BOM):
         body = body[len(_BOM) :]
     body = _skip_header(body, schema)
-    if not schema.any_categorical:
-        fast = _numeric_csv(body, schema.n)
-        if fast is not None:
-            return schema.validate(fast)
+    fast = _fast_csv(body, schema)
+    if fast is not None:
+        return schema.validate(fast)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -142,36 +141,53 @@ def _skip_header(body: bytes, schema: FeatureSchema) -> bytes:
     return body[end + 1 :] if names == schema.names and end >= 0 else body
 
 
-def _numeric_csv(body: bytes, n: int) -> np.ndarray | None:
-    """A large all-numeric CSV body parsed by pyarrow's C++ reader, or None to take the exact
-    path (small bodies, any blank line, wrong column count, empty cell or text).
+def _fast_csv(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
+    """A large CSV body parsed by pyarrow's C++ reader, or None to take the exact path (small
+    bodies, a blank line, a wrong column count, anything pyarrow does not read as below).
 
-    pyarrow reads a cell either as the exact path's ``float()`` does (nan, inf, signs,
-    exponents, spaces and quotes around a number) or not at all (hex, "_", non-ASCII digits,
-    control characters, text): tested cell by cell, so no character check comes first.
+    Each cell comes out as the exact path would read it, tested cell by cell:
+
+    - numbers: pyarrow reads a cell as ``float()`` does (nan, inf, signs, exponents, spaces
+      and quotes around a number) or not at all (hex, "_", non-ASCII digits, control
+      characters, text), so no character check comes first;
+    - text of a categorical feature: trimmed of what ``str.strip()`` trims, then the code of
+      that category, or the code of an unseen one;
+    - an empty cell: a missing value. A blank line is not a row of them: the exact path
+      refuses it by its number (with a single feature an empty cell is a blank line, so
+      there the fast path reads none).
     """
     if len(body) < _FAST_PATH_BYTES:
         return None
     if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
         return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
-    return _arrow_csv(body, n)
+    missing = schema.n > 1
+    if missing and (body.startswith((b"\n", b"\r\n")) or b"\n\n" in body or b"\n\r\n" in body):
+        return None  # pyarrow reads a blank line as a row of empty cells
+    return _arrow_csv(body, schema, missing)
 
 
-def _arrow_csv(body: bytes | memoryview, n: int) -> np.ndarray | None:
-    """Number-only CSV bytes (the caller checked) parsed by pyarrow, or None when they are
-    not ``n`` numeric columns in every row."""
+def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -> np.ndarray | None:
+    """CSV bytes parsed by pyarrow into the feature matrix (see :func:`_fast_csv`), or None
+    when they are not ``schema.n`` readable columns in every row.
+
+    Args:
+        missing: Read an empty cell as a missing value (else the parse fails on it).
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    n = schema.n
+    text = schema.categorical
     try:
         table = pacsv.read_csv(
             pa.py_buffer(body),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={f"f{j}": pa.float64() for j in range(n)},
-                null_values=[],
-                strings_can_be_null=False,
+                column_types={f"f{j}": pa.string() if text[j] else pa.float64() for j in range(n)},
+                null_values=[""] if missing else [],
+                strings_can_be_null=missing,
+                quoted_strings_can_be_null=missing,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -180,11 +196,29 @@ def _arrow_csv(body: bytes | memoryview, n: int) -> np.ndarray | None:
         return None
     X = np.empty((table.num_rows, n), dtype=np.float64, order="F")
     for j in range(n):
-        X[:, j] = table.column(j).to_numpy()
+        column = table.column(j)
+        X[:, j] = _category_codes(column, schema, j) if text[j] else column.to_numpy()
     return X
 
 
-def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
+def _category_codes(column: Any, schema: FeatureSchema, j: int) -> np.ndarray:
+    """A text column's category codes, as :meth:`FeatureSchema.text_value` gives them: the
+    trimmed text's code, the unseen code for any other text, NaN for an empty cell."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes = schema.codes[j] or {}
+    trimmed = pc.utf8_trim_whitespace(column)  # what str.strip() trims (tested for every char)
+    index = pc.index_in(trimmed, value_set=pa.array(list(codes), pa.string()))
+    out = np.full(len(column), schema.outside[j])
+    found = pc.is_valid(index).to_numpy(zero_copy_only=False)
+    out[found] = np.fromiter(codes.values(), np.float64, len(codes))[index.drop_null().to_numpy()]
+    empty = pc.or_kleene(pc.is_null(trimmed), pc.equal(trimmed, ""))
+    out[empty.to_numpy(zero_copy_only=False)] = np.nan
+    return out
+
+
+def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
     """Large JSON Lines of plain number lists (``[1.5, 2, -3e-2]`` per line) parsed as CSV by
     pyarrow (JSON numbers are CSV numbers, and the brackets become spaces, which the CSV
     reader skips around a number), or None to take the exact path.
@@ -218,7 +252,7 @@ def _numeric_jsonlines(body: bytes, n: int) -> np.ndarray | None:
         return None
     chars[0] = chars[end - 1] = _SPACE
     chars[breaks - 1] = chars[breaks + 1] = _SPACE
-    X = _arrow_csv(chars.data, n)
+    X = _arrow_csv(chars.data, schema, missing=False)
     if X is None or X.shape[0] != rows or not np.isfinite(X).all():
         return None
     return X
@@ -231,7 +265,7 @@ def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     """JSON Lines: one row per line, a list in feature order or an object keyed by feature
     name. Empty lines are refused like in CSV (each output line answers its input line)."""
     if not schema.any_categorical:
-        fast = _numeric_jsonlines(body, schema.n)
+        fast = _numeric_jsonlines(body, schema)
         if fast is not None:
             return schema.validate(fast)
     text_lines = body.split(b"\n")

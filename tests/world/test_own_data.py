@@ -21,8 +21,10 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from app.inputs import _FAST_PATH_BYTES, _fast_csv, csv_to_matrix
 from app.main import create_app
 from app.settings import AppSettings
+from core.errors import InvalidInput
 from core.features import FeatureSchema
 from core.model import Model, load_model
 from pipelines.batch import score_file
@@ -132,6 +134,65 @@ def test_penguins_csv_in_and_out(
     assert answer.status_code == 200, answer.text
     labels = [line.split(",")[0] for line in answer.text.splitlines()]
     assert labels == _expected(penguin_model, rows)
+
+
+# Text cells as exports write them: padded (also with a full-width space or a control
+# character that str.strip() trims), quoted, unseen, in another case, empty (quoted or not;
+# sex is the nullable one).
+_ODD_TEXT = {
+    "island": [" Dream ", '"Biscoe"', "\u3000Torgersen\u3000", "Atlantis", "Dream\x1f"],
+    "sex": ['""', "", " male ", "MALE"],
+}
+
+
+def test_penguins_large_csv_takes_the_fast_path_and_reads_as_the_exact_path(
+    penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """A Batch Transform-sized body of a table with text columns and gaps is parsed in C++
+    (pyarrow) and every row equals what the exact path (one small body per line) reads."""
+    schema = FeatureSchema(penguin_model.manifest)
+    frame = penguins[penguin_model.feature_names].sample(3000, replace=True, random_state=0)
+    lines = frame.to_csv(index=False, header=False).splitlines()
+    k = 0
+    for feature, texts in _ODD_TEXT.items():
+        j = penguin_model.feature_names.index(feature)
+        for text in texts * 15:  # every odd cell, spread over the body
+            cells = lines[k].split(",")
+            cells[j] = text
+            lines[k] = ",".join(cells)
+            k += 21
+    body = ("\n".join(lines) + "\n").encode()
+
+    fast = _fast_csv(body, schema)
+    exact = np.vstack([csv_to_matrix(line.encode(), schema) for line in lines])
+
+    assert fast is not None and len(body) > _FAST_PATH_BYTES
+    np.testing.assert_array_equal(fast, exact)
+    np.testing.assert_array_equal(csv_to_matrix(body, schema), exact)
+    sex = penguin_model.feature_names.index("sex")
+    assert np.isnan(exact[:, sex]).sum() >= 30  # the empty cells are missing values
+
+
+def test_penguins_large_csv_with_a_blank_line_names_it(
+    penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    schema = FeatureSchema(penguin_model.manifest)
+    frame = penguins[penguin_model.feature_names].sample(3000, replace=True, random_state=0)
+    lines = frame.to_csv(index=False, header=False).splitlines()
+    lines.insert(500, "")
+
+    with pytest.raises(InvalidInput, match=r"^CSV row 500 is empty"):
+        csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
+
+
+def test_arrow_trims_what_str_strip_trims() -> None:
+    """The fast path trims category text with pyarrow, the exact path with str.strip()."""
+    import pyarrow.compute as pc
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for padded in (["x" + c for c in chars], [c + "x" for c in chars]):
+        trimmed = pc.utf8_trim_whitespace(pa.array(padded)).to_pylist()
+        assert trimmed == [p.strip() for p in padded]
 
 
 def test_penguins_oip_bytes_tensor_per_feature(
