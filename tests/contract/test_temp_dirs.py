@@ -16,40 +16,45 @@ from tests.factories import free_port
 
 
 @pytest.fixture
-def tmpdir_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """An empty directory the server process takes as its system temp dir."""
+def system_tmp(tmp_path: Path) -> Path:
+    """An empty directory the server process takes as its system temp dir (TMPDIR)."""
     tmp = tmp_path / "system-tmp"
     tmp.mkdir()
-    return tmp, {"TMPDIR": str(tmp)}
+    return tmp
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_serve_from_archive_leaves_the_temp_dir_empty(
-    logistic_bundle: Path,
-    tmp_path: Path,
-    tmpdir_env: tuple[Path, dict[str, str]],
-    workers: int,
-) -> None:
-    tmp, env = tmpdir_env
-    srv = start_server(
-        logistic_bundle / "model.tar.gz", tmp_path / "server.log", "--workers", str(workers), **env
-    )
+def _serve_then_stop(
+    model: Path | str, log: Path, tmp: Path, *args: str, **env: str
+) -> tuple[list[str], str]:
+    """Serve until ``/ping`` answers, then stop; the exit is clean and ``tmp`` (the server's
+    system temp dir) is empty again. Returns what ``tmp`` held while serving, and the log."""
+    srv = start_server(model, log, *args, TMPDIR=str(tmp), **env)
     try:
-        assert any(tmp.iterdir())  # the bundle is extracted there while the server runs
+        held = sorted(p.name for p in tmp.iterdir())
+        logs = srv.logs()
     finally:
         stop_server(srv)
 
     assert srv.proc.returncode == 0, srv.logs()[-3000:]
     assert sorted(p.name for p in tmp.iterdir()) == []
+    return held, logs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_from_archive_leaves_the_temp_dir_empty(
+    logistic_bundle: Path, tmp_path: Path, system_tmp: Path, workers: int
+) -> None:
+    archive = logistic_bundle / "model.tar.gz"
+    held, _ = _serve_then_stop(
+        archive, tmp_path / "server.log", system_tmp, "--workers", str(workers)
+    )
+
+    assert held  # the bundle is extracted there while the server runs
 
 
 def test_serve_from_s3_leaves_the_temp_dir_empty(
-    logistic_bundle: Path,
-    tmp_path: Path,
-    tmpdir_env: tuple[Path, dict[str, str]],
-    aws: str,
+    logistic_bundle: Path, tmp_path: Path, system_tmp: Path, aws: str
 ) -> None:
-    tmp, env = tmpdir_env
     s3 = s3_client()
     s3.create_bucket(Bucket="mlship-models")
     s3.upload_file(str(logistic_bundle / "model.tar.gz"), "mlship-models", "models/v1/model.tar.gz")
@@ -59,52 +64,41 @@ def test_serve_from_s3_leaves_the_temp_dir_empty(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    srv = start_server(
+
+    held, _ = _serve_then_stop(
         "s3://mlship-models/models/v1/",
         tmp_path / "server.log",
+        system_tmp,
         "--workers",
         "2",
-        **env,
         **aws_env,
     )
-    stop_server(srv)
 
-    assert srv.proc.returncode == 0, srv.logs()[-3000:]
-    assert sorted(p.name for p in tmp.iterdir()) == []
+    assert held
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_with_a_challenger_archive_leaves_the_temp_dir_empty(
-    logistic_bundle: Path,
-    forest_bundle: Path,
-    tmp_path: Path,
-    tmpdir_env: tuple[Path, dict[str, str]],
-    workers: int,
+    logistic_bundle: Path, forest_bundle: Path, tmp_path: Path, system_tmp: Path, workers: int
 ) -> None:
     """MLSHIP_CHALLENGER_URI is resolved like the model's URI, and its copy goes away too."""
-    tmp, env = tmpdir_env
     challenger = str(forest_bundle / "model.tar.gz")
-    srv = start_server(
+    held, logs = _serve_then_stop(
         logistic_bundle,
         tmp_path / "server.log",
+        system_tmp,
         "--workers",
         str(workers),
         MLSHIP_CHALLENGER_URI=challenger,
-        **env,
     )
-    try:
-        assert "challenger ready" in srv.logs(), srv.logs()[-3000:]
-    finally:
-        stop_server(srv)
 
-    assert srv.proc.returncode == 0, srv.logs()[-3000:]
-    assert sorted(p.name for p in tmp.iterdir()) == []
+    assert held and "challenger ready" in logs, logs[-3000:]
 
 
 def test_refused_archive_leaves_the_temp_dir_empty(
-    logistic_bundle: Path, tmp_path: Path, tmpdir_env: tuple[Path, dict[str, str]]
+    logistic_bundle: Path, tmp_path: Path, system_tmp: Path
 ) -> None:
-    tmp, env = tmpdir_env
+    tmp, env = system_tmp, {"TMPDIR": str(system_tmp)}
     tampered = tmp_path / "tampered"
     shutil.copytree(logistic_bundle, tampered, ignore=shutil.ignore_patterns("model.tar.gz"))
     (tampered / "golden.json").write_text((tampered / "golden.json").read_text() + " ")
