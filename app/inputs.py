@@ -154,16 +154,13 @@ def _fast_csv(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
       that category, or the code of an unseen one;
     - an empty cell: a missing value. A blank line is not a row of them: the exact path
       refuses it by its number (with a single feature an empty cell is a blank line, so
-      there the fast path reads none).
+      there the fast path reads none, and a row with no value at all goes to the exact path).
     """
     if len(body) < _FAST_PATH_BYTES:
         return None
     if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
         return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
-    missing = schema.n > 1
-    if missing and (body.startswith((b"\n", b"\r\n")) or b"\n\n" in body or b"\n\r\n" in body):
-        return None  # pyarrow reads a blank line as a row of empty cells
-    return _arrow_csv(body, schema, missing)
+    return _arrow_csv(body, schema, missing=schema.n > 1)
 
 
 def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -> np.ndarray | None:
@@ -198,6 +195,11 @@ def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -
     for j in range(n):
         column = table.column(j)
         X[:, j] = _category_codes(column, schema, j) if text[j] else column.to_numpy()
+    # pyarrow reads a blank line as a row of empty cells: a row without any value goes to the
+    # exact path, which refuses a blank line by its number (null counts come with the parse)
+    nulls = missing and any(table.column(j).null_count for j in range(n))
+    if nulls and np.isnan(X).all(axis=1).any():
+        return None
     return X
 
 
