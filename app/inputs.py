@@ -235,22 +235,16 @@ def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
         body = body.replace(b"\r\n", b"\n")
         if b"\r" in body:
             return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
-    # Exactly one list per line: the body opens with "[" and closes with "]", every line break
-    # sits between "]" and "[", and there are as many of each bracket as lines, so no bracket
-    # is anywhere else (no nested list, no blank line). numpy scans the bytes several times
-    # faster than bytes.count, in a copy where the brackets are then blanked.
+    # One list per line: the body opens with "[" and closes with "]", and every line break
+    # sits between "]" and "[" (so no line is blank). These brackets are blanked in a copy;
+    # any other bracket (a nested list) stays in a cell, which pyarrow then cannot read.
     chars = np.frombuffer(bytearray(body), dtype=np.uint8)
     end = chars.size - 1 if chars[-1] == _NEWLINE else chars.size  # a final break ends a row
     if end == 0 or chars[0] != _OPEN or chars[end - 1] != _CLOSE:
         return None
     breaks = np.flatnonzero(chars[:end] == _NEWLINE)
     rows = breaks.size + 1
-    if (
-        (chars[breaks - 1] != _CLOSE).any()
-        or (chars[breaks + 1] != _OPEN).any()
-        or np.count_nonzero(chars == _OPEN) != rows
-        or np.count_nonzero(chars == _CLOSE) != rows
-    ):
+    if (chars[breaks - 1] != _CLOSE).any() or (chars[breaks + 1] != _OPEN).any():
         return None
     chars[0] = chars[end - 1] = _SPACE
     chars[breaks - 1] = chars[breaks + 1] = _SPACE

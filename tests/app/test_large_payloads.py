@@ -115,6 +115,12 @@ def test_csv_and_jsonlines_answers_round_trip_exactly(labels: np.ndarray) -> Non
     assert [a["probabilities"][0] for a in answers] == proba.tolist()
 
 
+def _nest_second_value(line: str) -> str:
+    first, _, rest = line.partition(", ")
+    second, _, rest = rest.partition(", ")
+    return f"{first}, [{second}], {rest}"
+
+
 @pytest.mark.parametrize(
     "edit",
     [
@@ -124,6 +130,7 @@ def test_csv_and_jsonlines_answers_round_trip_exactly(labels: np.ndarray) -> Non
         lambda lines: [*lines[:3], "", *lines[3:]],  # a blank line
         lambda lines: [lines[0][1:], *lines[1:]],  # the first "[" missing
         lambda lines: [*lines[:-1], lines[-1][:-1]],  # the last "]" missing
+        lambda lines: [*lines[:3], _nest_second_value(lines[3]), *lines[4:]],  # "[..., [v], ...]"
     ],
 )
 def test_large_jsonlines_malformed_structure_takes_the_exact_path(
@@ -134,7 +141,7 @@ def test_large_jsonlines_malformed_structure_takes_the_exact_path(
     lines = edit([json.dumps(r) for r in rows.tolist()])  # type: ignore[operator]
     body = ("\n".join(lines) + "\n").encode()
 
-    with pytest.raises((InvalidInput, BadRequest), match=r"^JSON Lines row \d+"):
+    with pytest.raises((InvalidInput, BadRequest), match=r"^JSON Lines .*row \d+"):
         jsonlines_to_matrix(body, schema)
 
 
