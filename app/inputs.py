@@ -16,7 +16,7 @@ import orjson
 
 from app.errors import BadRequest
 from core.errors import InvalidInput
-from core.features import FeatureSchema
+from core.features import FeatureSchema, text_codes
 
 # The JSON body shapes accepted besides a bare list of rows or records.
 WRAPPER_KEYS = ("features", "instances", "inputs", "records")
@@ -194,30 +194,16 @@ def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -
     X = np.empty((table.num_rows, n), dtype=np.float64, order="F")
     for j in range(n):
         column = table.column(j)
-        X[:, j] = _category_codes(column, schema, j) if text[j] else column.to_numpy()
+        if text[j]:
+            X[:, j] = text_codes(column, schema.features[j], csv_cell=True)
+        else:
+            X[:, j] = column.to_numpy()
     # pyarrow reads a blank line as a row of empty cells: a row without any value goes to the
     # exact path, which refuses a blank line by its number (null counts come with the parse)
     nulls = missing and any(table.column(j).null_count for j in range(n))
     if nulls and np.isnan(X).all(axis=1).any():
         return None
     return X
-
-
-def _category_codes(column: Any, schema: FeatureSchema, j: int) -> np.ndarray:
-    """A text column's category codes, as :meth:`FeatureSchema.text_value` gives them: the
-    trimmed text's code, the unseen code for any other text, NaN for an empty cell."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    codes = schema.codes[j] or {}
-    trimmed = pc.utf8_trim_whitespace(column)  # what str.strip() trims (tested for every char)
-    index = pc.index_in(trimmed, value_set=pa.array(list(codes), pa.string()))
-    out = np.full(len(column), schema.outside[j])
-    found = pc.is_valid(index).to_numpy(zero_copy_only=False)
-    out[found] = np.fromiter(codes.values(), np.float64, len(codes))[index.drop_null().to_numpy()]
-    empty = pc.or_kleene(pc.is_null(trimmed), pc.equal(trimmed, ""))
-    out[empty.to_numpy(zero_copy_only=False)] = np.nan
-    return out
 
 
 def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:

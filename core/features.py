@@ -293,6 +293,34 @@ def category_codes(values: Sequence[Any] | np.ndarray, spec: FeatureSpec) -> np.
     )
 
 
+def text_codes(column: Any, spec: FeatureSpec, csv_cell: bool) -> np.ndarray:
+    """The codes of a text column (a pyarrow string array) of a categorical feature, looked up
+    in C++: as :func:`category_codes` gives them (null is missing), without a Python object
+    per value.
+
+    Args:
+        csv_cell: Each value is a CSV cell, read as the service reads one
+            (:meth:`FeatureSchema.text_value`): trimmed of what ``str.strip()`` trims (pyarrow
+            trims the same characters, tested for every one), and missing when empty.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    categories = list(spec.categories or [])
+    codes = {c: float(k) for k, c in enumerate(categories)}  # the last of a repeated text
+    if csv_cell:
+        column = pc.utf8_trim_whitespace(column)
+    index = pc.index_in(column, value_set=pa.array(list(codes), pa.string()))
+    out = np.full(len(column), float(len(categories)))  # the code of an unseen text
+    found = pc.is_valid(index).to_numpy(zero_copy_only=False)
+    out[found] = np.fromiter(codes.values(), np.float64, len(codes))[index.drop_null().to_numpy()]
+    missing = pc.is_null(column)
+    if csv_cell:
+        missing = pc.or_kleene(missing, pc.equal(column, ""))
+    out[missing.to_numpy(zero_copy_only=False)] = np.nan
+    return out
+
+
 def category_text(value: Any) -> str:
     """How a categorical value is named: text as it is, whole numbers without ``.0``."""
     if isinstance(value, str):

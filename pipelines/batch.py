@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core.errors import DataError
-from core.features import FeatureSchema, category_codes
+from core.features import FeatureSchema, category_codes, text_codes
 from core.files import DESCRIBED, DataFormat, data_format
 from core.model import Model, Prediction
 from core.s3 import download, is_s3_uri, upload
@@ -79,7 +79,9 @@ def score_file(
         total = _count_rows(local_in, in_fmt)
         writer = _AtomicOutput(output_uri, out_fmt)
         try:
-            rows = _pipeline(model, chunks, writer, id_column, progress, start, total)
+            rows = _pipeline(
+                model, chunks, writer, id_column, progress, start, total, in_fmt == "csv"
+            )
             if rows == 0:
                 raise DataError(f"{input_uri} has no rows to score.")
             writer.commit()
@@ -99,14 +101,14 @@ class _Prepared:
 
 
 def _prepare(
-    model: Model, chunks: Iterator[pa.Table], id_column: str | None
+    model: Model, chunks: Iterator[pa.Table], id_column: str | None, csv: bool
 ) -> Iterator[_Prepared]:
     """Read, check and convert chunks (this runs in the reading thread)."""
     plan: ChunkPlan | None = None
     rows = 0
     for table in chunks:
         if plan is None:
-            plan = ChunkPlan.for_columns(model, table.column_names, id_column)
+            plan = ChunkPlan.for_columns(model, table.column_names, id_column, csv)
         yield _Prepared(table, table_to_matrix(model, table, plan, rows), plan, rows)
         rows += table.num_rows
 
@@ -119,6 +121,7 @@ def _pipeline(
     progress: Callable[[str], None] | None,
     started: float,
     total: int | None,
+    csv: bool,
 ) -> int:
     """Prepare chunk n+1 and write chunk n-1 in threads while chunk n is predicted.
 
@@ -127,7 +130,7 @@ def _pipeline(
     held at once. Returns the rows scored.
     """
     rows = 0
-    prepared = _prepare(model, chunks, id_column)
+    prepared = _prepare(model, chunks, id_column, csv)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlship-batch-io") as io:
         upcoming = io.submit(next, prepared, None)
         written: Future[None] | None = None
@@ -161,9 +164,12 @@ class ChunkPlan:
     feature_columns: list[str]
     id_column: str | None
     schema: FeatureSchema
+    csv: bool = False  # text cells are read as the service reads a CSV cell
 
     @staticmethod
-    def for_columns(model: Model, columns: list[str], id_column: str | None) -> ChunkPlan:
+    def for_columns(
+        model: Model, columns: list[str], id_column: str | None, csv: bool = False
+    ) -> ChunkPlan:
         """Check the input's columns against the bundle schema.
 
         Raises:
@@ -192,6 +198,7 @@ class ChunkPlan:
             feature_columns=list(model.feature_names),
             id_column=id_column,
             schema=FeatureSchema(model.manifest),
+            csv=csv,
         )
 
 
@@ -211,7 +218,11 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
     ):
         column = table.column(name)
         if spec.is_categorical:  # text (or codes) to category codes, as the service does
-            X[:, j] = category_codes(column.to_numpy(zero_copy_only=False), spec)
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                # in C++; a CSV cell is trimmed, and missing when empty, as in the service
+                X[:, j] = text_codes(column, spec, csv_cell=plan.csv)
+            else:
+                X[:, j] = category_codes(column.to_numpy(zero_copy_only=False), spec)
             continue
         if not (
             pa.types.is_integer(column.type)

@@ -25,7 +25,7 @@ from app.inputs import _FAST_PATH_BYTES, _fast_csv, csv_to_matrix
 from app.main import create_app
 from app.settings import AppSettings
 from core.errors import InvalidInput
-from core.features import FeatureSchema
+from core.features import FeatureSchema, category_codes, text_codes
 from core.model import Model, load_model
 from pipelines.batch import score_file
 from pipelines.params import load_params
@@ -256,6 +256,47 @@ def test_penguins_batch_scoring_equals_in_process(
     out = pd.read_csv(tmp_path / "out.csv")
     rows = [[None if pd.isna(v) else v for v in r] for r in frame.itertuples(index=False)]
     assert out["prediction"].astype(str).tolist() == _expected(penguin_model, rows)
+
+
+def test_penguins_batch_csv_reads_text_cells_as_the_service(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """`mlship predict` on a CSV file reads padded text and empty cells as the endpoint reads
+    the same CSV rows: one answer per row, the same as the service's."""
+    frame = penguins[penguin_model.feature_names].dropna(subset=["bill_length_mm"]).head(60)
+    frame = frame.astype({"island": object, "sex": object})
+    frame.loc[frame.index[::5], "island"] = " Dream "
+    frame.loc[frame.index[1::5], "sex"] = "  "  # blank: missing, as an empty cell
+    src = tmp_path / "in.csv"
+    frame.to_csv(src, index=False)
+
+    score_file(penguin_model, str(src), str(tmp_path / "out.csv"))
+
+    out = pd.read_csv(tmp_path / "out.csv")
+    body = frame.to_csv(index=False, header=False).encode()
+    served = penguin_model.predict(csv_to_matrix(body, FeatureSchema(penguin_model.manifest)))
+    probabilities = out[[f"proba_{c}" for c in penguin_model.classes or []]].to_numpy()
+    assert served.probabilities is not None
+    assert out["prediction"].astype(str).tolist() == [str(v) for v in served.labels.tolist()]
+    np.testing.assert_allclose(probabilities, served.probabilities)
+
+
+@pytest.mark.parametrize("csv_cell", [False, True])
+def test_text_codes_equal_the_python_reading(penguin_model: Model, csv_cell: bool) -> None:
+    """The C++ lookup gives what the service's Python readers give: category_codes for typed
+    text (Parquet, JSON), FeatureSchema.text_value for a CSV cell."""
+    spec = next(f for f in penguin_model.manifest.features if f.name == "island")
+    values = ["Dream", " Dream ", "", "  ", None, "Atlantis", "dream", "\u3000Biscoe", "Biscoe\x1f"]
+    schema = FeatureSchema(penguin_model.manifest)
+    j = penguin_model.feature_names.index("island")
+
+    got = text_codes(pa.chunked_array([pa.array(values, pa.string())]), spec, csv_cell)
+
+    if csv_cell:
+        expected = [schema.text_value(v or "", 0, j, "") for v in values]
+    else:
+        expected = category_codes(values, spec).tolist()
+    np.testing.assert_array_equal(got, np.array(expected))
 
 
 def test_diabetes_with_a_renamed_target_trains_a_regressor(tmp_path: Path) -> None:
