@@ -160,6 +160,8 @@ def _fast_csv(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
         return None
     if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
         return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
+    if schema.n == 1 and schema.any_categorical:
+        return None  # one text cell a line: an empty one is a blank line (see above)
     return _arrow_csv(body, schema, missing=schema.n > 1)
 
 

@@ -185,6 +185,18 @@ def test_penguins_large_csv_with_a_blank_line_names_it(
         csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
 
 
+def test_single_text_feature_large_csv_with_a_blank_line_names_it(penguin_model: Model) -> None:
+    """With one text feature an empty cell is a blank line: refused by its number, as in a
+    small body, never read as a missing value."""
+    island = next(f for f in penguin_model.manifest.features if f.name == "island")
+    schema = FeatureSchema(penguin_model.manifest.model_copy(update={"features": [island]}))
+    lines = ["Dream", "Biscoe"] * 20_000
+    lines.insert(777, "")
+
+    with pytest.raises(InvalidInput, match=r"^CSV row 777 is empty"):
+        csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
+
+
 def test_arrow_trims_what_str_strip_trims() -> None:
     """The fast path trims category text with pyarrow, the exact path with str.strip()."""
     import pyarrow.compute as pc
