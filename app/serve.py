@@ -149,10 +149,10 @@ def _challenger(
 def _serve_here(settings: AppSettings, model: Model, challenger: Model | None) -> None:
     """One worker, this process: the lifespan (keys, predictor) runs before the bind."""
     from app.main import create_app
-    from app.server import bind, run_server
+    from app.server import bind_all, run_server
 
-    async def listen() -> socket.socket:
-        return bind(settings.host, settings.port, reuse_port=False)
+    async def listen() -> list[socket.socket]:
+        return bind_all(settings, reuse_port=False)
 
     run_server(create_app(settings, model, challenger=challenger), settings, listen)
 
@@ -166,6 +166,8 @@ def _check_for_workers(settings: AppSettings, model: Model) -> None:
     runtime_model(model, settings)
     load_key_hashes(settings)
     check_port_free(settings.host, settings.port)
+    if settings.metrics_port is not None:
+        check_port_free(settings.host, settings.metrics_port, "MLSHIP_METRICS_PORT")
     log.info("start checks passed", extra={"workers": settings.workers})
 
 

@@ -37,7 +37,9 @@ log = logging.getLogger("mlship.app")
 _FD_RESERVE = 256
 
 
-def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bind(
+    host: str, port: int, *, reuse_port: bool, setting: str = "MLSHIP_PORT or --port"
+) -> socket.socket:
     """A TCP socket bound to ``host:port``, not yet listening (uvicorn listens on it).
 
     Raises:
@@ -54,15 +56,31 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         sock.close()
         raise ConfigError(
             f"Cannot listen on {host}:{port} ({e.strerror or e}). Another process may hold the "
-            "port: stop it, or choose another with MLSHIP_PORT or --port."
+            f"port: stop it, or choose another with {setting}."
         ) from e
     return sock
 
 
-def check_port_free(host: str, port: int) -> None:
+def bind_all(settings: AppSettings, *, reuse_port: bool) -> list[socket.socket]:
+    """The service's socket, and the metrics port's when ``MLSHIP_METRICS_PORT`` is set."""
+    ports = [(settings.port, "MLSHIP_PORT or --port")]
+    if settings.metrics_port is not None:
+        ports.append((settings.metrics_port, "MLSHIP_METRICS_PORT"))
+    sockets: list[socket.socket] = []
+    try:
+        for port, setting in ports:
+            sockets.append(bind(settings.host, port, reuse_port=reuse_port, setting=setting))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def check_port_free(host: str, port: int, setting: str = "MLSHIP_PORT or --port") -> None:
     """Bind and release the address without ``SO_REUSEPORT``: fails when any other socket
     holds it (workers bind with ``SO_REUSEPORT``, which would otherwise share it silently)."""
-    bind(host, port, reuse_port=False).close()
+    bind(host, port, reuse_port=False, setting=setting).close()
 
 
 def ensure_fd_limit(limits: ConnectionLimits) -> None:
@@ -107,9 +125,10 @@ def uvicorn_config(app: FastAPI, settings: AppSettings) -> uvicorn.Config:
 
 
 def run_server(
-    app: FastAPI, settings: AppSettings, listen: Callable[[], Awaitable[socket.socket]]
+    app: FastAPI, settings: AppSettings, listen: Callable[[], Awaitable[list[socket.socket]]]
 ) -> None:
-    """Run the app's lifespan, then ``listen()`` for the socket, then serve until SIGTERM.
+    """Run the app's lifespan, then ``listen()`` for the sockets (the service's port, and
+    ``MLSHIP_METRICS_PORT`` when set), then serve until SIGTERM.
 
     SIGTERM stops accepting at once; requests that were read are answered (the last one on
     each connection with ``Connection: close``) for up to ``MLSHIP_GRACEFUL_TIMEOUT`` seconds.
@@ -124,9 +143,16 @@ def run_server(
 
     async def main() -> None:
         async with app.router.lifespan_context(app):
-            sock = await listen()
-            log.info("listening", extra={"host": settings.host, "port": settings.port})
-            await server.serve(sockets=[sock])
+            sockets = await listen()
+            log.info(
+                "listening",
+                extra={
+                    "host": settings.host,
+                    "port": settings.port,
+                    "metrics_port": settings.metrics_port,
+                },
+            )
+            await server.serve(sockets=sockets)
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(main())
@@ -150,11 +176,11 @@ def worker_main(settings: AppSettings, link: WorkerLink) -> None:
     configure_logging(settings.log_level)
     keep_large_blocks()
 
-    async def listen() -> socket.socket:
+    async def listen() -> list[socket.socket]:
         await link.loaded()
-        sock = bind(settings.host, settings.port, reuse_port=True)
+        sockets = bind_all(settings, reuse_port=True)
         link.listening()
-        return sock
+        return sockets
 
     try:
         # Worker 1 writes the model-signal lines for all (a replacement keeps its number).

@@ -93,6 +93,14 @@ class AppSettings(BaseSettings):
         validation_alias=AliasChoices("MLSHIP_PORT", "SAGEMAKER_BIND_TO_PORT"),
         description="Port to listen on (SAGEMAKER_BIND_TO_PORT is honoured too).",
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics only on this second port (the EKS stack sets it: its load "
+        "balancer exposes the main port, so metrics stay inside the cluster). Unset: /metrics "
+        "on the main port.",
+    )
     workers: int = Field(
         default_factory=cpus_available,
         ge=1,
@@ -315,6 +323,15 @@ class AppSettings(BaseSettings):
         description="Seconds an idle keep-alive connection stays open. After SIGTERM an idle "
         "connection's next request is still answered (with Connection: close) within it.",
     )
+
+    @model_validator(mode="after")
+    def _check_metrics_port(self) -> AppSettings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                f"MLSHIP_METRICS_PORT is the service's own port {self.port}: choose another "
+                "port for /metrics, or unset it to serve /metrics on the main port."
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_drain_fits(self) -> AppSettings:

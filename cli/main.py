@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Then read the challenger comparison from --url's /metrics and refuse promotion "
         "below the thresholds (--flags document's, overridden by the options below).",
     )
+    p.add_argument(
+        "--metrics-url",
+        help="Where --evidence reads /metrics (default: --url). The EKS stack serves /metrics on "
+        "port 9090 inside the cluster only: forward a pod's port 9090 (kubectl port-forward) "
+        "and give --metrics-url http://127.0.0.1:9090.",
+    )
     p.add_argument("--flags", help="Flags document (file or s3://) whose thresholds apply.")
     p.add_argument("--min-agreement", type=float, help="Least shadow agreement (0-1).")
     p.add_argument("--max-abs-difference", type=float, help="Largest mean |difference|.")

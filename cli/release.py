@@ -97,7 +97,8 @@ def smoke(args: argparse.Namespace) -> int:
     if thresholds is not None:
         from pipelines.release.evidence import fetch_metrics, run_evidence_gate
 
-        run_evidence_gate(lambda: fetch_metrics(args.url, args.timeout), thresholds)
+        metrics_url = args.metrics_url or args.url
+        run_evidence_gate(lambda: fetch_metrics(metrics_url, args.timeout), thresholds)
     return 0
 
 

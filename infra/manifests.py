@@ -16,7 +16,7 @@ from pulumi_kubernetes.autoscaling.v2 import HorizontalPodAutoscalerSpecArgsDict
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict, ServicePortArgsDict
 from pulumi_kubernetes.networking.v1 import NetworkPolicySpecArgsDict
 
-from infra.naming import CONTAINER_PORT
+from infra.naming import CONTAINER_PORT, METRICS_PORT
 
 MODEL_CACHE_DIR = "/tmp/mlship"  # noqa: S108 - an emptyDir volume, not the shared host /tmp
 RUN_AS = 10001
@@ -35,6 +35,9 @@ def container_environment(
         "MLSHIP_MODEL_URI": model_uri,
         "MLSHIP_LOG_LEVEL": log_level,
         "MLSHIP_PORT": str(CONTAINER_PORT),
+        # /metrics (feature names, class shares, traffic) stays inside the cluster: the
+        # Service, and so the load balancer, exposes only MLSHIP_PORT.
+        "MLSHIP_METRICS_PORT": str(METRICS_PORT),
         "MLSHIP_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
         # One server process per pod: the HPA scales pods, the CPU limit fits one process, and
         # each pod's /metrics then covers all of its traffic (Prometheus scrapes every pod).
@@ -106,7 +109,7 @@ def deployment_spec(
                 "labels": labels,
                 "annotations": {
                     "prometheus.io/scrape": "true",
-                    "prometheus.io/port": str(CONTAINER_PORT),
+                    "prometheus.io/port": str(METRICS_PORT),
                     "prometheus.io/path": "/metrics",
                 },
             },
@@ -125,7 +128,10 @@ def deployment_spec(
                     {
                         "name": app_name,
                         "image": image,
-                        "ports": [{"name": "http", "container_port": CONTAINER_PORT}],
+                        "ports": [
+                            {"name": "http", "container_port": CONTAINER_PORT},
+                            {"name": "metrics", "container_port": METRICS_PORT},
+                        ],
                         "env": env,
                         "readiness_probe": {
                             "http_get": {"path": "/readyz", "port": "http"},
@@ -186,7 +192,14 @@ def network_policy_spec(labels: Mapping[str, str]) -> NetworkPolicySpecArgsDict:
     return {
         "pod_selector": {"match_labels": labels},
         "policy_types": ["Ingress", "Egress"],
-        "ingress": [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
+        "ingress": [
+            {
+                "ports": [
+                    {"protocol": "TCP", "port": CONTAINER_PORT},
+                    {"protocol": "TCP", "port": METRICS_PORT},  # the in-cluster scrape
+                ]
+            }
+        ],
         "egress": [
             {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
             {"ports": [{"protocol": "TCP", "port": 443}]},

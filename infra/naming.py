@@ -13,6 +13,8 @@ from dataclasses import dataclass
 # The one production variant (SageMaker) or container (Kubernetes) that serves the model.
 VARIANT_NAME = "AllTraffic"
 CONTAINER_PORT = 8080
+# Kubernetes: /metrics only here (MLSHIP_METRICS_PORT), a port the Service does not expose.
+METRICS_PORT = 9090
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.routers import get_service
@@ -32,6 +33,11 @@ async def readyz(request: Request) -> ReadyResponse:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition: HTTP, prediction, model, drift and data-quality metrics."""
+    """Prometheus exposition: HTTP, prediction, model, drift and data-quality metrics (only on
+    ``MLSHIP_METRICS_PORT`` when it is set)."""
+    metrics_port = request.app.state.settings.metrics_port
+    server = request.scope.get("server")
+    if metrics_port is not None and (server is None or server[1] != metrics_port):
+        raise StarletteHTTPException(status_code=404)
     body, content_type = request.app.state.metrics.exposition()
     return Response(body, media_type=content_type)

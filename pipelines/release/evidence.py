@@ -148,6 +148,13 @@ def fetch_metrics(base_url: str, timeout: float) -> str:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - scheme checked
             text: str = r.read().decode()
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise EndpointUnreachable(f"Cannot read {url}: HTTP {e.code}.") from e
+        raise EndpointUnreachable(
+            f"{url} answers 404: with MLSHIP_METRICS_PORT set (the EKS stack sets 9090) "
+            "/metrics answers on that port only; give --metrics-url with it."
+        ) from e
     except (urllib.error.URLError, OSError) as e:
         raise EndpointUnreachable(
             f"Cannot read {url} ({e}): is the service up, and /metrics reachable from here?"

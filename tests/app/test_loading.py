@@ -163,6 +163,7 @@ def test_settings_sagemaker_bind_port_is_honoured(monkeypatch: pytest.MonkeyPatc
         ("MLSHIP_PORT", "0", "greater than or equal to 1"),
         ("MLSHIP_API_KEYS_FILE", "/nonexistent/keys", "MLSHIP_API_KEYS_FILE=/nonexistent/keys"),
         ("MLSHIP_LOG_LEVEL", "LOUD", "Input should be"),
+        ("MLSHIP_METRICS_PORT", "8080", "MLSHIP_METRICS_PORT is the service's own port 8080"),
     ],
 )
 def test_settings_refuse_unsafe_values(

@@ -79,8 +79,12 @@ def test_deployment_is_hardened_probed_and_scraped(plans: dict[str, StackPlan]) 
     assert env["MLSHIP_MODEL_CACHE_DIR"].startswith("/tmp/")
     assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
     annotations = template["metadata"]["annotations"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
+    # scraped on the metrics port, which the app serves /metrics on (and only there)
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    assert env["MLSHIP_METRICS_PORT"] == str(ports["metrics"])
+    assert env["MLSHIP_PORT"] == str(ports["http"])
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
@@ -93,7 +97,8 @@ def test_network_policy_and_autoscaling(plans: dict[str, StackPlan]) -> None:
     plan = plans["eks"]
     netpol = one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs["spec"]
     assert netpol["policyTypes"] == ["Ingress", "Egress"]
-    assert netpol["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    ingress_ports = [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 9090}]
+    assert netpol["ingress"] == [{"ports": ingress_ports}]
     egress_ports = {p["port"] for rule in netpol["egress"] for p in rule["ports"]}
     assert egress_ports == {53, 443}
     hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
@@ -109,6 +114,7 @@ def test_network_policy_and_autoscaling(plans: dict[str, StackPlan]) -> None:
 
 
 def test_internal_service_plain_http_on_80(plans: dict[str, StackPlan]) -> None:
+    """The Service exposes the app's port only: not the metrics port."""
     service = one(plans["eks"], "kubernetes:core/v1:Service").inputs
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
     assert not any("ssl" in a for a in service["metadata"]["annotations"])
