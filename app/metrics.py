@@ -28,6 +28,10 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
+# From this many text labels on, counting them by comparison beats np.unique's sort.
+_COMPARE_ROWS = 1024
+
+
 class Metrics:
     """The service's metrics; names are part of the alerting contract (``infra/``).
 
@@ -151,6 +155,7 @@ class Metrics:
             self._value_child = self.predictions.labels("value")
 
     def count_predictions(self, labels: np.ndarray) -> None:
+        """Count the predictions of a batch per class (per value for regressors: one series)."""
         if self._value_child is not None:
             self._value_child.inc(labels.shape[0])
             return
@@ -158,6 +163,19 @@ class Metrics:
             label = labels[0]
             self._class(label.item() if isinstance(label, np.generic) else label).inc()
             return
+        text = [v for v in self._class_children if isinstance(v, str)]
+        if labels.dtype.kind == "U" and labels.shape[0] >= _COMPARE_ROWS and len(text) <= 8:
+            # Text labels: one comparison per known class. np.unique sorts the strings, about
+            # 8 ms for a 150,000-row Batch Transform payload against 2 ms for three classes.
+            counted = 0
+            for value in text:
+                n = int(np.count_nonzero(labels == value))
+                if n:
+                    self._class_children[value].inc(n)
+                    counted += n
+            if counted == labels.shape[0]:
+                return
+            labels = labels[~np.isin(labels, text)]  # labels the manifest did not list
         values, counts = np.unique(labels, return_counts=True)
         for value, count in zip(values.tolist(), counts.tolist(), strict=True):
             self._class(value).inc(count)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.app.conftest import ClientFactory
@@ -127,6 +128,25 @@ def test_metrics_unlisted_class_is_counted_not_fatal() -> None:
     assert (
         _value(metrics.exposition()[0].decode(), "mlship_predictions_total", **{"class": "2"}) == 2
     )
+
+
+@pytest.mark.parametrize("rows", [3, 5000])
+def test_metrics_text_labels_counted_per_class(rows: int) -> None:
+    """Small and large batches of text labels, with one the manifest did not list."""
+    from app.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.set_model("m", "1", "classification", ["Adelie", "Chinstrap", "Gentoo"])
+    labels = np.array(["Adelie", "Gentoo", "Atlantis"])[np.arange(rows) % 3]
+    labels[:2] = "Gentoo"
+
+    metrics.count_predictions(labels)
+
+    text = metrics.exposition()[0].decode()
+    values, counts = np.unique(labels, return_counts=True)
+    for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+        assert _value(text, "mlship_predictions_total", **{"class": value}) == count
+    assert _value(text, "mlship_predictions_total", **{"class": "Chinstrap"}) == 0
 
 
 def test_metrics_dir_without_multiprocess_mode_still_counts(
