@@ -161,13 +161,11 @@ def _check_for_workers(settings: AppSettings, model: Model) -> None:
     """Make here every check a worker could fail, so that none starts when one would fail."""
     from app.auth import load_key_hashes
     from app.runtime import runtime_model
-    from app.server import check_port_free
+    from app.server import check_ports_free
 
     runtime_model(model, settings)
     load_key_hashes(settings)
-    check_port_free(settings.host, settings.port)
-    if settings.metrics_port is not None:
-        check_port_free(settings.host, settings.metrics_port, "MLSHIP_METRICS_PORT")
+    check_ports_free(settings)
     log.info("start checks passed", extra={"workers": settings.workers})
 
 

@@ -61,14 +61,19 @@ def bind(
     return sock
 
 
-def bind_all(settings: AppSettings, *, reuse_port: bool) -> list[socket.socket]:
-    """The service's socket, and the metrics port's when ``MLSHIP_METRICS_PORT`` is set."""
+def _ports(settings: AppSettings) -> list[tuple[int, str]]:
+    """The ports the service listens on, each with the setting that chooses it."""
     ports = [(settings.port, "MLSHIP_PORT or --port")]
     if settings.metrics_port is not None:
         ports.append((settings.metrics_port, "MLSHIP_METRICS_PORT"))
+    return ports
+
+
+def bind_all(settings: AppSettings, *, reuse_port: bool) -> list[socket.socket]:
+    """The service's socket, and the metrics port's when ``MLSHIP_METRICS_PORT`` is set."""
     sockets: list[socket.socket] = []
     try:
-        for port, setting in ports:
+        for port, setting in _ports(settings):
             sockets.append(bind(settings.host, port, reuse_port=reuse_port, setting=setting))
     except BaseException:
         for sock in sockets:
@@ -77,10 +82,11 @@ def bind_all(settings: AppSettings, *, reuse_port: bool) -> list[socket.socket]:
     return sockets
 
 
-def check_port_free(host: str, port: int, setting: str = "MLSHIP_PORT or --port") -> None:
-    """Bind and release the address without ``SO_REUSEPORT``: fails when any other socket
-    holds it (workers bind with ``SO_REUSEPORT``, which would otherwise share it silently)."""
-    bind(host, port, reuse_port=False, setting=setting).close()
+def check_ports_free(settings: AppSettings) -> None:
+    """Bind and release each address without ``SO_REUSEPORT``: fails when any other socket
+    holds one (workers bind with ``SO_REUSEPORT``, which would otherwise share it silently)."""
+    for sock in bind_all(settings, reuse_port=False):
+        sock.close()
 
 
 def ensure_fd_limit(limits: ConnectionLimits) -> None:

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from app.connections import ConnectionLimits
-from app.server import bind, check_port_free, ensure_fd_limit
+from app.server import bind, check_ports_free, ensure_fd_limit
+from app.settings import AppSettings
 from core.errors import ConfigError
+from tests.factories import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,9 +65,13 @@ def test_server_port_held_by_another_process_is_named() -> None:
         port = other.getsockname()[1]
 
         with pytest.raises(ConfigError, match=rf"^Cannot listen on 127\.0\.0\.1:{port} "):
-            check_port_free("127.0.0.1", port)
+            check_ports_free(AppSettings(host="127.0.0.1", port=port))
         with pytest.raises(ConfigError, match="MLSHIP_PORT"):
             bind("127.0.0.1", port, reuse_port=True)
+        # the metrics port is checked too, and its setting named
+        free = AppSettings(host="127.0.0.1", port=free_port(), metrics_port=port)
+        with pytest.raises(ConfigError, match="choose another with MLSHIP_METRICS_PORT"):
+            check_ports_free(free)
 
 
 def test_settings_keep_alive_as_long_as_the_drain_is_refused() -> None:
