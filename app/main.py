@@ -2,7 +2,7 @@
 
 Routes: the SageMaker contract (``/ping``, ``/invocations``), REST (``/v1/predict``), the Open
 Inference Protocol v2 (``/v2/...``), operations (``/healthz``, ``/readyz``, ``/metrics``) and the
-API docs (``/docs``, ``/openapi.json``).
+API docs (``/docs``, ``/openapi.json``; behind the API key when keys are configured).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app.errors import install_error_handlers
 from app.fastpath import PredictFastPath
 from app.metrics import Metrics
 from app.middleware import HeadAsGet, ObservabilityMiddleware
-from app.routers import health, rest, sagemaker, v2
+from app.routers import docs, health, rest, sagemaker, v2
 from app.schemas import InferenceRequest, request_schemas
 from app.service import Service, build_service
 from app.settings import AppSettings
@@ -90,6 +90,10 @@ def create_app(
         description=DESCRIPTION,
         version=_package_version(),
         lifespan=lifespan,
+        # Served by app/routers/docs.py, behind the API key when keys are configured.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         # mlship exports Prometheus metrics; FastAPI's OpenTelemetry hooks would only look up
         # an unconfigured tracer provider on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -103,6 +107,7 @@ def create_app(
     app.include_router(v2.health)
     app.include_router(v2.models)
     app.include_router(health.router)
+    app.include_router(docs.router)
     # Inside the observability middleware (added after it, so wrapped by it): prediction
     # requests keep their request id, access log and metrics.
     app.add_middleware(PredictFastPath, fastapi_app=app)

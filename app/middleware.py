@@ -58,7 +58,7 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.in_flight.dec()
-            template = _route_label(scope, status)
+            template = _route_label(scope)
             method = scope["method"]
             self.metrics.record_request(template, method, status, elapsed)
             if self.access_log:
@@ -75,20 +75,10 @@ class ObservabilityMiddleware:
             request_id_var.reset(token)
 
 
-def _route_label(scope: Scope, status: int) -> str:
+def _route_label(scope: Scope) -> str:
     """The route template (bounded cardinality), never the raw path of an unknown URL."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if path:
-        return str(path)
-    # FastAPI's own documentation routes do not record themselves in the scope; they are the
-    # only routes that answer without a template, so a non-404 here is one of them.
-    if status not in (404, 405) and scope["path"] in _STATIC_ROUTES:
-        return str(scope["path"])
-    return "unmatched"
-
-
-_STATIC_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+    path = getattr(scope.get("route"), "path", None)
+    return str(path) if path else "unmatched"
 
 
 # Generated ids: 32 hex digits, a random per-process prefix and a counter. Unique like a random

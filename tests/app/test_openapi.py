@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.app.conftest import API_KEY_HASH, ClientFactory
+from tests.app.conftest import API_KEY, API_KEY_HASH, ClientFactory
 
 ROUTES = {
     ("get", "/ping"),
@@ -76,9 +76,10 @@ MODEL_ROUTES = {
 def test_openapi_declares_api_key_security_exactly_where_a_key_is_asked(
     make_client: ClientFactory, client: TestClient
 ) -> None:
-    keyed = make_client(api_key_hashes=API_KEY_HASH).get("/openapi.json").json()
+    key = {"X-API-Key": API_KEY}
+    keyed = make_client(api_key_hashes=API_KEY_HASH).get("/openapi.json", headers=key).json()
     iam = make_client(api_key_hashes=API_KEY_HASH, invocations_auth=False)
-    iam_spec = iam.get("/openapi.json").json()
+    iam_spec = iam.get("/openapi.json", headers=key).json()
     open_spec = client.get("/openapi.json").json()
 
     assert set(keyed["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
@@ -95,6 +96,51 @@ def test_docs_page_is_served(client: TestClient) -> None:
 
     assert response.status_code == 200
     assert "swagger-ui" in response.text.lower()
+
+
+def _names(client: TestClient) -> list[str]:
+    names: list[str] = client.app.state.service.model.feature_names  # type: ignore[attr-defined]
+    return names
+
+
+DOCS_ROUTES = ["/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"]
+
+
+@pytest.mark.parametrize("path", DOCS_ROUTES)
+def test_docs_ask_for_the_key_when_keys_are_configured(
+    make_client: ClientFactory, path: str
+) -> None:
+    # The description names every feature, like the v2 metadata, which asks for a key.
+    keyed = make_client(api_key_hashes=API_KEY_HASH)
+
+    refused = keyed.get(path)
+    wrong = keyed.get(path, headers={"X-API-Key": "not-the-key"})
+    with_key = keyed.get(path, headers={"X-API-Key": API_KEY})
+    with_bearer = keyed.get(path, headers={"Authorization": f"Bearer {API_KEY}"})
+
+    assert refused.status_code == 401, refused.text
+    assert not any(name in refused.text for name in _names(keyed))
+    assert "key" in refused.json()["error"].lower()
+    assert wrong.status_code == 403
+    assert with_key.status_code == with_bearer.status_code == 200
+    assert keyed.get("/v2/models/mlship").status_code == 401  # the same rule
+
+
+@pytest.mark.parametrize("path", DOCS_ROUTES)
+def test_docs_are_open_without_keys_and_counted_under_their_route(
+    make_client: ClientFactory, path: str
+) -> None:
+    client = make_client()
+
+    assert client.get(path).status_code == 200
+    metrics = client.get("/metrics").text
+    assert f'route="{path}"' in metrics
+
+
+def test_openapi_names_the_features_of_the_bundle(client: TestClient) -> None:
+    spec = client.get("/openapi.json").text  # what the key above protects
+
+    assert all(f'"{name}"' in spec for name in _names(client))
 
 
 def test_readme_documents_every_setting() -> None:

@@ -41,7 +41,8 @@ def keyed(sagemaker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="module")
 def package(keyed: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     work = tmp_path_factory.mktemp("client")
-    with urllib.request.urlopen(f"{keyed.url}/openapi.json", timeout=10) as r:
+    spec = urllib.request.Request(f"{keyed.url}/openapi.json", headers={"X-API-Key": KEY})
+    with urllib.request.urlopen(spec, timeout=10) as r:
         (work / "openapi.json").write_bytes(r.read())
     result = subprocess.run(
         [str(GENERATOR), "generate", "--path", "openapi.json", "--output-path", "mlship_client",
