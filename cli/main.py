@@ -234,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         _lazy("release", "publish"),
         "Upload a bundle's model.tar.gz to s3://BUCKET/models/VERSION/.",
     )
-    p.add_argument("--bundle", type=Path, required=True, help="Bundle dir or its model.tar.gz.")
+    p.add_argument(
+        "--bundle",
+        required=True,
+        help="Bundle dir, its model.tar.gz, or the s3:// URI of one already published (a "
+        "rollback: nothing is uploaded, its baseline goes back to --baseline-prefix).",
+    )
     p.add_argument("--bucket", required=True, help="Artifact bucket (stack output bucketName).")
     p.add_argument("--version", help="Version in the key (default: the manifest's version).")
     p.add_argument(

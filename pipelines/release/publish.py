@@ -10,7 +10,9 @@ With a baseline prefix (the stack's ``mlship:batchBaselinePrefix``, a stack outp
 scheduled batch scoring is on), the bundle's data-quality baseline is copied from the verified
 archive to ``<prefix>statistics.json`` and ``<prefix>constraints.json``, the keys the batch
 pipeline's check reads (:mod:`core.baseline`). Unlike versions, those keys are overwritten:
-they follow the bundle published last.
+they follow the bundle published last. The bundle may be an archive already in S3
+(``s3://<bucket>/models/<version>/model.tar.gz``): a rollback publishes the previous release's
+archive again, which uploads nothing and puts its baseline back at the prefix.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from core.bundle import ARCHIVE_NAME, extract_archive, verify_bundle
 from core.errors import MlshipError
 from core.files import sha256_file
 from core.manifest import Manifest
-from core.s3 import S3Error, s3_client
+from core.s3 import S3Error, download, is_s3_uri, s3_client
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -122,7 +124,7 @@ def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
 
 
 def publish_bundle(
-    bundle: Path,
+    bundle: Path | str,
     bucket: str,
     version: str | None = None,
     client: S3Client | None = None,
@@ -131,7 +133,8 @@ def publish_bundle(
     """Upload a verified bundle archive under ``models/<version>/``, and its baseline.
 
     Args:
-        bundle: Bundle directory (its ``model.tar.gz`` is published) or the archive itself.
+        bundle: Bundle directory (its ``model.tar.gz`` is published), the archive itself, or
+            an archive's ``s3://`` URI (downloaded to a scratch directory, removed after).
         bucket: The stack's artifact bucket (``pulumi stack output bucketName``).
         version: Version in the key; default the manifest's version.
         client: S3 client (default: standard AWS configuration).
@@ -147,6 +150,11 @@ def publish_bundle(
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if isinstance(bundle, str) and is_s3_uri(bundle):
+        client = client or s3_client()
+        with tempfile.TemporaryDirectory(prefix="mlship-publish-") as scratch:
+            archive = download(bundle, Path(scratch) / ARCHIVE_NAME, client)
+            return publish_bundle(archive, bucket, version, client, baseline_prefix)
     archive = _archive_of(Path(bundle))
     manifest, baseline = _verified(archive)
     key = model_key(version or manifest.version)

@@ -178,16 +178,7 @@ def test_republishing_a_version_puts_its_baseline_back(
 ) -> None:
     """Releasing an earlier bundle again: the archive is already there (not uploaded twice),
     but the baseline at the prefix must become its own again."""
-    loaded = load_bundle(trained_bundle)
-    stats = json.loads((trained_bundle / BUNDLE_STATISTICS).read_text())
-    stats["dataset"]["item_count"] += 1
-    (tmp_path / "statistics.json").write_text(json.dumps(stats))
-    draft = ManifestDraft(**loaded.manifest.model_dump(exclude={"files"}) | {"version": "v2"})
-    extra = {
-        BUNDLE_STATISTICS: tmp_path / "statistics.json",
-        BUNDLE_CONSTRAINTS: trained_bundle / BUNDLE_CONSTRAINTS,
-    }
-    other = write_bundle(tmp_path / "v2", loaded.model, draft, loaded.golden, extra)
+    other = _other_version(trained_bundle, tmp_path)
 
     first = publish_bundle(trained_bundle, bucket, baseline_prefix=PREFIX)
     publish_bundle(other, bucket, baseline_prefix=PREFIX)
@@ -200,6 +191,54 @@ def test_republishing_a_version_puts_its_baseline_back(
     body, got = _object(bucket, f"{PREFIX}statistics.json")
     assert body == (trained_bundle / BUNDLE_STATISTICS).read_bytes()
     assert got["Metadata"]["mlship-model-key"] == first.key
+
+
+def _other_version(trained_bundle: Path, tmp_path: Path) -> Path:
+    """The same model as version v2, with a baseline of its own."""
+    loaded = load_bundle(trained_bundle)
+    stats = json.loads((trained_bundle / BUNDLE_STATISTICS).read_text())
+    stats["dataset"]["item_count"] += 1
+    (tmp_path / "statistics.json").write_text(json.dumps(stats))
+    draft = ManifestDraft(**loaded.manifest.model_dump(exclude={"files"}) | {"version": "v2"})
+    extra = {
+        BUNDLE_STATISTICS: tmp_path / "statistics.json",
+        BUNDLE_CONSTRAINTS: trained_bundle / BUNDLE_CONSTRAINTS,
+    }
+    return write_bundle(tmp_path / "v2", loaded.model, draft, loaded.golden, extra)
+
+
+def test_a_rollback_publishes_the_previous_archive_from_s3_and_its_baseline_comes_back(
+    bucket: str, trained_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rollout action's rollback step: the failed release had put its own baseline at the
+    prefix; publishing the previous release's key again (as the runner has no bundle of it)
+    uploads nothing and puts the previous baseline back."""
+    previous = publish_bundle(trained_bundle, bucket, baseline_prefix=PREFIX)
+    other = _other_version(trained_bundle, tmp_path)
+    failed = publish_bundle(other, bucket, baseline_prefix=PREFIX)
+    stats = f"{PREFIX}statistics.json"
+    assert _object(bucket, stats)[1]["Metadata"]["mlship-model-key"] == failed.key
+    capsys.readouterr()
+
+    args = ["publish", "--bundle", previous.uri, "--bucket", bucket, "--baseline-prefix", PREFIX]
+    assert mlship(args) == 0
+
+    captured = capsys.readouterr()
+    assert "already published (same sha256)" in captured.err
+    assert f"key={previous.key}" in captured.out.splitlines()
+    for name in (BUNDLE_STATISTICS, BUNDLE_CONSTRAINTS):
+        body, got = _object(bucket, PREFIX + Path(name).name)
+        assert body == (trained_bundle / name).read_bytes()
+        assert got["Metadata"]["mlship-model-key"] == previous.key
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
+    assert sorted(k for k in keys if not k.startswith(PREFIX)) == sorted([previous.key, failed.key])
+
+
+def test_publishing_an_s3_archive_that_is_not_there_names_it(bucket: str) -> None:
+    uri = f"s3://{bucket}/models/nope/model.tar.gz"
+    with pytest.raises(S3Error, match=r"Could not download s3://.*/models/nope/model\.tar\.gz"):
+        publish_bundle(uri, bucket, baseline_prefix=PREFIX)
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
 def test_publish_refuses_a_baseline_prefix_for_a_bundle_without_one(

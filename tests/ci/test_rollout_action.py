@@ -73,6 +73,31 @@ def test_a_failed_verification_or_gate_rolls_the_stack_back_and_verifies_again()
     assert script.index("pulumi up") < script.index("python -m infra.rollout verify")
 
 
+def test_a_rollback_puts_the_previous_release_baseline_back_for_the_batch_check() -> None:
+    """The release published its bundle's baseline where the scheduled batch check reads it;
+    after a rollback the check must compare against the model that serves again."""
+    publish = steps()[index("Publish the bundle")]
+    rollback = steps()[index("Roll back")]
+    assert "--baseline-prefix" in publish["run"]
+    assert rollback["env"]["BASELINE_PREFIX"] == publish["env"]["BASELINE_PREFIX"]
+    assert rollback["env"]["BUCKET"] == publish["env"]["BUCKET"]
+    script = " ".join(rollback["run"].replace("\\\n", " ").split())
+    assert 'if [ -n "$BASELINE_PREFIX" ]; then' in script
+    assert (
+        '.venv/bin/mlship publish --bundle "s3://$BUCKET/$PREVIOUS_KEY" --bucket "$BUCKET" '
+        '--baseline-prefix "$BASELINE_PREFIX"'
+    ) in script
+    assert script.index("pulumi up") < script.index("mlship publish")
+    # The call parses with the CLI it runs (an s3:// bundle is what publish_bundle downloads).
+    from cli.main import build_parser as mlship_parser
+
+    args = mlship_parser().parse_args(
+        ["publish", "--bundle", "s3://b/models/v1/model.tar.gz", "--bucket", "b",
+         "--baseline-prefix", "models/current/baseline/"]
+    )  # fmt: skip
+    assert args.bundle == "s3://b/models/v1/model.tar.gz"
+
+
 def test_pruning_only_follows_a_verified_release() -> None:
     step = steps()[index("Prune retired")]
     assert step["if"] == "success() && steps.verify.outputs.endpoint != ''"
