@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.settings import AppSettings
 
@@ -87,3 +87,52 @@ class ConnectionPool:
             self._refused[reason] = (0, now)
         else:
             self._refused[reason] = (count + 1, last)
+
+
+class ConnectionShares:
+    """Keep-alive connections spread evenly over the workers, by closing the surplus.
+
+    Each worker binds its own ``SO_REUSEPORT`` socket and the kernel picks one by a hash of
+    the client's address and port: over 8 keep-alive connections and 2 workers the split is
+    4/4 only about a quarter of the time, and the 2 connections of a Batch Transform job
+    (``MaxConcurrentTransforms``: one per worker) land on the same worker half the time,
+    leaving the other idle for the whole job. Every worker writes how many connections it
+    holds into its slot of an array in shared memory; a worker holding more than its share
+    (the total over the workers, divided by their number, rounded up) answers the next
+    request of one of them with ``Connection: close``, and the client's next connection is
+    hashed anew, onto any worker. Like gRPC's ``max_connection_age`` or Envoy's exact
+    connection balance, only the surplus ever moves: a balanced split closes nothing.
+
+    Args:
+        counts: One ``int`` per worker in shared memory (``RawArray("i", workers)``).
+        index: This worker's slot (its number minus one).
+    """
+
+    def __init__(self, counts: Any, index: int) -> None:
+        self._counts = memoryview(counts).cast("B").cast("i")
+        self._index = index
+        self._workers = len(self._counts)
+        self._leaving = 0  # connections told to close that are not closed yet
+        self._counts[index] = 0  # a replaced worker's slot starts afresh
+
+    def held(self, connections: int) -> None:
+        """Record that this worker now holds ``connections`` (on every open and close)."""
+        self._counts[self._index] = connections - self._leaving
+
+    def should_leave(self, connections: int) -> bool:
+        """Whether the connection whose request just arrived should close after its answer
+        (then call :meth:`left` when it has closed)."""
+        mine = connections - self._leaving
+        if mine < 2:
+            return False
+        counts = self._counts
+        total = sum(counts) - counts[self._index] + mine
+        if mine <= -(-total // self._workers):
+            return False
+        self._leaving += 1
+        counts[self._index] = mine - 1
+        return True
+
+    def left(self) -> None:
+        """A connection told to close has closed."""
+        self._leaving -= 1

@@ -16,6 +16,9 @@ next request. This subclass adds, per connection:
   every one has a request in progress, gets a 503 naming the limit;
 - a drain on SIGTERM that loses nothing: requests in progress and the next request of an idle
   connection are answered with ``Connection: close``; only then does the connection close;
+- with several workers, an even spread of keep-alive connections: a worker holding more than
+  its share closes the surplus after an answer, and the clients reconnect to any worker
+  (:class:`app.connections.ConnectionShares`);
 - one send per answer: uvicorn writes the status line and headers, then the body, as two
   ``send`` calls (two segments the client must read); the head is held until the body's first
   write and goes out with it (:class:`OneSendTransport`). On loopback under load this was a
@@ -41,7 +44,7 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from app.connections import ConnectionLimits, ConnectionPool
+from app.connections import ConnectionLimits, ConnectionPool, ConnectionShares
 
 # A refused connection is read and dropped for at most this long / this many bytes, then closed.
 _LINGER_S = 2.0
@@ -59,10 +62,15 @@ class _Refusal(Exception):
         self.message = message
 
 
-def protocol_class(limits: ConnectionLimits) -> type[LimitedHttpProtocol]:
-    """The protocol class one worker gives uvicorn: its limits and its own connection pool."""
+def protocol_class(
+    limits: ConnectionLimits, shares: ConnectionShares | None = None
+) -> type[LimitedHttpProtocol]:
+    """The protocol class one worker gives uvicorn: its limits, its own connection pool and,
+    with several workers, the shares that keep their connections even."""
     return type(
-        "WorkerHttpProtocol", (LimitedHttpProtocol,), {"limits": limits, "pool": ConnectionPool()}
+        "WorkerHttpProtocol",
+        (LimitedHttpProtocol,),
+        {"limits": limits, "pool": ConnectionPool(), "shares": shares},
     )
 
 
@@ -113,6 +121,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     limits: ClassVar[ConnectionLimits]
     pool: ClassVar[ConnectionPool]
+    shares: ClassVar[ConnectionShares | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -127,6 +136,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._refused = False
         self._lingering = False
         self._dropped = 0
+        self._leaving = False  # told to close after an answer, to even out the workers
 
     # -- connection life -----------------------------------------------------------------
 
@@ -142,6 +152,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         self.pool.mark_idle(self)
         self._arm(self.limits.header_timeout, self._head_timed_out)
+        if self.shares is not None:
+            self.shares.held(len(self.connections))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -150,6 +162,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._lingering = False
             self.pool.lingering -= 1
         super().connection_lost(exc)
+        if self.shares is not None:
+            if self._leaving:
+                self._leaving = False
+                self.shares.left()
+            self.shares.held(len(self.connections))
 
     def evict(self) -> None:
         """Close this connection (it carries no request) to make room for a new one."""
@@ -255,6 +272,14 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         cycle.on_response = answered
         if self._draining:
             self._answer_last(self.cycle)
+        elif (
+            self.shares is not None
+            and cycle.keep_alive
+            and not self._leaving
+            and self.shares.should_leave(len(self.connections))
+        ):
+            self._leaving = True  # this worker holds more than its share: the client moves
+            self._answer_last(cycle)
         self._in_body = True
 
     def on_message_complete(self) -> None:

@@ -4,7 +4,9 @@ then uvicorn with mlship's connection protocol (``app/protocol.py``) until SIGTE
 The port is bound only once the lifespan has succeeded, so a process whose start fails never
 holds it. With several workers each one binds its own socket with ``SO_REUSEPORT`` and the
 kernel spreads new connections over them: with one shared socket the worker that happened to
-be awake accepted every connection, and keep-alive clients all landed on it.
+be awake accepted every connection, and keep-alive clients all landed on it. The kernel's
+spread is a hash, not an even split; the workers even it out themselves by closing a surplus
+connection after an answer (:class:`app.connections.ConnectionShares`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from app.connections import ConnectionLimits
+from app.connections import ConnectionLimits, ConnectionShares
 from app.logs import configure_logging, log_config
 from app.protocol import protocol_class
 from app.settings import AppSettings
@@ -110,13 +112,15 @@ def ensure_fd_limit(limits: ConnectionLimits) -> None:
     )
 
 
-def uvicorn_config(app: FastAPI, settings: AppSettings) -> uvicorn.Config:
+def uvicorn_config(
+    app: FastAPI, settings: AppSettings, shares: ConnectionShares | None = None
+) -> uvicorn.Config:
     import uvicorn
 
     return uvicorn.Config(
         app,
         lifespan="off",  # run_server runs the app's lifespan itself, before binding
-        http=protocol_class(ConnectionLimits.from_settings(settings)),
+        http=protocol_class(ConnectionLimits.from_settings(settings), shares),
         ws="none",
         log_config=log_config(settings.log_level),
         access_log=False,  # the app's middleware writes the access log
@@ -131,7 +135,10 @@ def uvicorn_config(app: FastAPI, settings: AppSettings) -> uvicorn.Config:
 
 
 def run_server(
-    app: FastAPI, settings: AppSettings, listen: Callable[[], Awaitable[list[socket.socket]]]
+    app: FastAPI,
+    settings: AppSettings,
+    listen: Callable[[], Awaitable[list[socket.socket]]],
+    shares: ConnectionShares | None = None,
 ) -> None:
     """Run the app's lifespan, then ``listen()`` for the sockets (the service's port, and
     ``MLSHIP_METRICS_PORT`` when set), then serve until SIGTERM.
@@ -144,7 +151,7 @@ def run_server(
     """
     import uvicorn
 
-    config = uvicorn_config(app, settings)
+    config = uvicorn_config(app, settings, shares)
     server = uvicorn.Server(config)
 
     async def main() -> None:
@@ -190,7 +197,10 @@ def worker_main(settings: AppSettings, link: WorkerLink) -> None:
 
     try:
         # Worker 1 writes the model-signal lines for all (a replacement keeps its number).
-        run_server(create_app(settings, writes_signals=link.number == 1), settings, listen)
+        app = create_app(settings, writes_signals=link.number == 1)
+        counts = link.connection_counts
+        shares = None if counts is None else ConnectionShares(counts, link.number - 1)
+        run_server(app, settings, listen, shares)
     except MlshipError as e:
         link.failed(str(e))
         raise SystemExit(1) from None

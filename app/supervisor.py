@@ -45,12 +45,14 @@ class WorkerStartError(MlshipError):
 
 
 class WorkerLink:
-    """A worker's end of its pipe to the supervisor, and its number (1 to ``workers``; a
-    replaced worker's successor has its number)."""
+    """A worker's end of its pipe to the supervisor, its number (1 to ``workers``; a replaced
+    worker's successor has its number) and the workers' connection counts in shared memory
+    (one ``int`` each, :class:`app.connections.ConnectionShares`)."""
 
-    def __init__(self, conn: Connection, number: int) -> None:
+    def __init__(self, conn: Connection, number: int, connection_counts: Any = None) -> None:
         self._conn = conn
         self.number = number
+        self.connection_counts = connection_counts
 
     async def loaded(self) -> None:
         """Report the app loaded, then wait (without blocking the event loop) until every
@@ -127,6 +129,7 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.workers: list[_Worker] = []
         self._context = multiprocessing.get_context("spawn")
+        self._connection_counts = self._context.RawArray("i", workers)
         self._stopping = False
         self._serving = False  # every first worker listened once
 
@@ -161,7 +164,7 @@ class Supervisor:
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
             target=self.target,
-            args=(*self.args, WorkerLink(child_end, number)),
+            args=(*self.args, WorkerLink(child_end, number, self._connection_counts)),
             name=f"mlship-worker-{number}",
         )
         process.start()

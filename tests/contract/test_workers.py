@@ -1,5 +1,6 @@
 """Several workers share the connections: the kernel spreads new connections over the workers'
-own listening sockets, so keep-alive clients do not all land on one process."""
+own listening sockets, so keep-alive clients do not all land on one process, and the workers
+even out what the kernel's hash leaves uneven."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import signal
 import socket
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from tests.contract.conftest import start_server, stop_server
 
 CONNECTIONS = 32  # the chance that all of them land on one of two workers is 2**-31
 GIVE_UP_S = 30.0
+ROUNDS = 40
+SETTLED_ROUNDS = 5
 
 
 def test_workers_each_answer_some_of_the_keep_alive_connections(
@@ -25,6 +29,7 @@ def test_workers_each_answer_some_of_the_keep_alive_connections(
 ) -> None:
     srv = start_server(sagemaker_dir, tmp_path / "server.log", "--workers", "2")
     held: list[http.client.HTTPConnection] = []
+    told_to_close: set[str] = set()
     try:
         for i in range(CONNECTIONS):
             conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
@@ -33,21 +38,69 @@ def test_workers_each_answer_some_of_the_keep_alive_connections(
                 response = conn.getresponse()
                 response.read()
                 assert response.status == 200
+                if response.will_close:  # a surplus connection moves (see the test below)
+                    told_to_close.add(f"spread-{i}-{j}")
             held.append(conn)  # stays open, so the next connection is a new one
     finally:
         for conn in held:
             conn.close()
         stop_server(srv)
 
-    answered_by: dict[str, int] = {}
-    for line in srv.logs().splitlines():
-        record = json.loads(line) if line.startswith("{") else {}
-        if str(record.get("request_id", "")).startswith("spread-"):
-            answered_by[record["request_id"]] = record["pid"]
+    answered_by = _answered_by(srv.logs(), "spread-")
     assert len(answered_by) == 2 * CONNECTIONS
     for i in range(CONNECTIONS):
-        assert answered_by[f"spread-{i}-0"] == answered_by[f"spread-{i}-1"]
+        if f"spread-{i}-0" not in told_to_close:  # kept alive: the same worker answers again
+            assert answered_by[f"spread-{i}-0"] == answered_by[f"spread-{i}-1"]
     assert len(set(answered_by.values())) == 2
+
+
+@pytest.mark.parametrize("connections", [2, 8])
+def test_workers_even_out_their_keep_alive_connections(
+    sagemaker_dir: Path, tmp_path: Path, connections: int
+) -> None:
+    """A Batch Transform job holds one connection per worker (MaxConcurrentTransforms); the
+    kernel hashes both onto the same worker half the time, which then scores alone. A worker
+    above its share closes one after an answer; the client reconnects, hashed anew. Each
+    round below sends one request per connection; a surplus moves with probability 1/2 per
+    round, so 40 rounds leave it in place with probability 2**-30 at most."""
+    srv = start_server(sagemaker_dir, tmp_path / "server.log", "--workers", "2")
+    conns = [
+        http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10) for _ in range(connections)
+    ]
+    closes: list[int] = []
+    try:
+        for r in range(ROUNDS):
+            closed = 0
+            for i, conn in enumerate(conns):
+                conn.request("GET", "/ping", headers={"X-Request-ID": f"even-{r}-{i}"})
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200
+                closed += response.will_close
+            closes.append(closed)
+    finally:
+        for conn in conns:
+            conn.close()
+        stop_server(srv)
+
+    answered_by = _answered_by(srv.logs(), "even-")
+    assert len(answered_by) == ROUNDS * connections
+    last = [answered_by[f"even-{ROUNDS - 1}-{i}"] for i in range(connections)]
+    assert sorted(Counter(last).values()) == [connections // 2, connections // 2]
+    # Once even, nothing moves any more: the last rounds close no connection.
+    settled = next(r for r in range(ROUNDS) if closes[r:] == [0] * (ROUNDS - r))
+    assert settled < ROUNDS - SETTLED_ROUNDS, closes
+    assert sum(closes) <= ROUNDS  # at most about one surplus connection moves per round
+
+
+def _answered_by(logs: str, prefix: str) -> dict[str, int]:
+    """The worker (pid) that answered each request id starting with ``prefix``."""
+    answered_by: dict[str, int] = {}
+    for line in logs.splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        if str(record.get("request_id", "")).startswith(prefix):
+            answered_by[record["request_id"]] = record["pid"]
+    return answered_by
 
 
 def test_workers_stop_serving_when_the_supervisor_is_killed(
