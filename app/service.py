@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.answers import AnswerWriter
 from app.auth import KeyChecker, load_key_hashes
 from app.capture import CaptureWriter
 from app.logs import request_id_var
@@ -26,6 +27,7 @@ from app.settings import AppSettings
 from core.errors import ConfigError, MlshipError, ModelLoadError
 from core.features import FeatureSchema
 from core.model import Model, Prediction, load_model
+from core.runtime import cpus_available
 from core.sources import resolve_model_uri
 
 log = logging.getLogger("mlship.app")
@@ -43,6 +45,7 @@ class Service:
     capture: CaptureWriter | None = None
     ready: bool = field(default=True)
     rollout: Rollout | None = None  # a challenger beside the model (app/routing.py)
+    answers: AnswerWriter = field(default_factory=AnswerWriter)  # CSV / JSON Lines bodies
 
     async def predict(self, X: np.ndarray, predictor: Predictor | None = None) -> Prediction:
         """Predict a validated matrix (with ``predictor``, the challenger's: app/routing.py)
@@ -67,6 +70,7 @@ class Service:
         await self.predictor.aclose()
         if self.capture is not None:
             await asyncio.to_thread(self.capture.close)
+        self.answers.close()
 
 
 def load_service_model(settings: AppSettings) -> Model:
@@ -131,7 +135,15 @@ def build_service(
         monitor=monitor,
         capture=capture,
         rollout=build_rollout(settings, metrics.registry, model, predictor, challenger),
+        answers=AnswerWriter(answer_threads(settings.workers)),
     )
+
+
+def answer_threads(workers: int) -> int:
+    """Threads one worker writes a large answer with: the CPUs the other workers leave it
+    (1 with a worker per CPU, the default, where a second thread would only take a busy
+    CPU from another worker)."""
+    return max(1, cpus_available() // workers)
 
 
 def build_capture(settings: AppSettings, metrics: Metrics, model: Model) -> CaptureWriter | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from app.answers import csv_lines, jsonlines
 from app.auth import require_api_key_on_invocations
 from app.inputs import csv_to_matrix, json_to_matrix, jsonlines_to_matrix, parse_json
 from app.routers import get_service
@@ -83,9 +82,9 @@ async def invocations(request: Request) -> Response:
         X = json_to_matrix(parse_json(body), service.schema)
     prediction, model = await answer(service, request, X)
     if out == CSV:
-        return stamp(csv_response(csv_lines(prediction)), model)
+        return stamp(csv_response(service.answers.csv(prediction)), model)
     if out == JSONLINES:
-        return stamp(Response(jsonlines(prediction), media_type=JSONLINES), model)
+        return stamp(Response(service.answers.jsonlines(prediction), media_type=JSONLINES), model)
     response = json_response(
         {
             "predictions": jsonable(prediction.labels),

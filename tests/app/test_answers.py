@@ -10,11 +10,13 @@ import json
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from app.answers import csv_lines, jsonlines
+from app.answers import SLICE_ROWS, AnswerWriter, csv_lines, jsonlines
+from app.service import answer_threads
 from core.model import Prediction
 
 
@@ -102,3 +104,46 @@ def test_a_large_answer_is_one_line_per_row() -> None:
 
     assert body.count(b"\n") == 150_000
     assert body == _row_by_row(prediction)[0]
+
+
+@pytest.mark.parametrize(
+    ("labels", "probabilities"),
+    [
+        (np.arange(70_000) % 3, np.random.default_rng(1).dirichlet([1, 1, 1], 70_000)),
+        (np.array(["no", "yes, sure", 'say "hi"'])[np.arange(70_000) % 3], None),
+        (np.random.default_rng(2).normal(size=70_000), None),  # a regressor's values
+    ],
+    ids=["classes", "text-labels", "regression"],
+)
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_an_answer_written_in_slices_is_the_answer_written_whole(
+    labels: np.ndarray, probabilities: np.ndarray | None, threads: int
+) -> None:
+    prediction = Prediction(labels=labels, probabilities=probabilities)
+    writer = AnswerWriter(threads)
+    try:
+        # 70,000 rows: 2, 3 and 4 slices (each at least SLICE_ROWS), joined at line ends
+        assert writer.csv(prediction) == csv_lines(prediction)
+        assert writer.jsonlines(prediction) == jsonlines(prediction)
+    finally:
+        writer.close()
+
+
+def test_a_small_answer_is_written_whole_on_the_calling_thread() -> None:
+    writer = AnswerWriter(2)
+    small = Prediction(labels=np.arange(SLICE_ROWS), probabilities=None)
+    try:
+        assert writer.csv(small) == csv_lines(small)
+        assert writer._pool is not None and not writer._pool._threads  # never started
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("cpus", "workers", "threads"), [(2, 2, 1), (2, 1, 2), (8, 3, 2), (1, 4, 1)]
+)
+def test_a_worker_writes_answers_on_the_cpus_the_other_workers_leave(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int, threads: int
+) -> None:
+    monkeypatch.setattr("app.service.cpus_available", lambda: cpus)
+    assert answer_threads(workers) == threads
