@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from app.batching import split_prediction
 from core.model import Prediction
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -68,19 +68,12 @@ class AnswerWriter:
         slices = min(self.threads, len(prediction) // SLICE_ROWS)
         if self._pool is None or slices < 2:
             return write(prediction)
-        bounds = [len(prediction) * k // slices for k in range(slices + 1)]
-        parts = [_rows(prediction, a, b) for a, b in pairwise(bounds)]
+        rows = len(prediction)
+        sizes = [rows * (k + 1) // slices - rows * k // slices for k in range(slices)]
+        parts = split_prediction(prediction, sizes)
         others = [self._pool.submit(write, part) for part in parts[1:]]
         first = write(parts[0])
         return b"".join([first, *(other.result() for other in others)])
-
-
-def _rows(prediction: Prediction, start: int, stop: int) -> Prediction:
-    probabilities = prediction.probabilities
-    return Prediction(
-        labels=prediction.labels[start:stop],
-        probabilities=None if probabilities is None else probabilities[start:stop],
-    )
 
 
 def csv_lines(prediction: Prediction) -> bytes:
