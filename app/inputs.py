@@ -215,7 +215,9 @@ def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
 
     The exact path (orjson) answers anything that is not a number: a quoted value (pyarrow
     would read ``"1.5"`` as 1.5), and NaN or Infinity, which JSON does not have (pyarrow reads
-    them, so a non-finite result goes back); every other text fails pyarrow's parse.
+    them, so a non-finite result goes back), and numbers JSON's grammar refuses but pyarrow
+    reads (``.5``, ``+1``, ``007``: :func:`_json_numbers`); every other text fails pyarrow's
+    parse.
     """
     if len(body) < _FAST_PATH_BYTES or b'"' in body:
         return None
@@ -236,6 +238,8 @@ def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
         return None
     chars[0] = chars[end - 1] = _SPACE
     chars[breaks - 1] = chars[breaks + 1] = _SPACE
+    if not _json_numbers(chars):
+        return None
     X = _arrow_csv(chars.data, schema, missing=False)
     if X is None or X.shape[0] != rows or not np.isfinite(X).all():
         return None
@@ -243,6 +247,53 @@ def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
 
 
 _NEWLINE, _OPEN, _CLOSE, _SPACE = ord("\n"), ord("["), ord("]"), ord(" ")
+_DOT, _PLUS, _MINUS, _ZERO = ord("."), ord("+"), ord("-"), ord("0")
+
+
+def _json_numbers(chars: np.ndarray) -> bool:
+    """False when a number in these blanked JSON Lines bytes (no digit at either end) is one
+    that pyarrow reads but JSON's grammar refuses: ``.5``, ``5.``, ``1.e5``, ``+1`` or a
+    leading zero (``007``, ``-01``); exponents keep theirs (``1e-05``). Text pyarrow cannot
+    read fails its parse, and non-finite values the caller's check.
+
+    Each rule is a few whole-array comparisons, run a cache-sized block at a time (about
+    1 ms for 6 MB, against 2.7 ms over the whole array at once)."""
+    for start in range(1, chars.size - 1, _CHECK_BLOCK):
+        stop = min(start + _CHECK_BLOCK, chars.size - 1)
+        if not _json_numbers_in(chars, start, stop):
+            return False
+    return True
+
+
+_CHECK_BLOCK = 256 * 1024
+
+
+def _json_numbers_in(chars: np.ndarray, start: int, stop: int) -> bool:
+    """:func:`_json_numbers` for the bytes ``chars[start:stop]`` (0 < start, stop < size)."""
+    window = chars[start - 1 : stop + 1]
+    digit = (window - _ZERO) < 10  # uint8 arithmetic: anything below "0" wraps above 9
+    dot = window == _DOT
+    digit_before, digit_after = digit[:-2], digit[2:]
+    # "." only between digits
+    if np.greater(dot[1:-1], digit_before & digit_after).any():
+        return False
+    # "+" only after an exponent's "e" (Python's json writes 1e+20)
+    plus = window[1:-1] == _PLUS
+    if plus.any() and not _is_e(window[:-2][plus]).all():
+        return False
+    # a "0" followed by a digit, after neither a digit nor "." (a number's first digit, or an
+    # exponent's): kept only when an exponent's "e", "e+" or "e-" precedes it
+    zeros = np.greater((window[1:-1] == _ZERO) & digit_after, digit_before | dot[:-2])
+    if not zeros.any():
+        return True
+    at = np.flatnonzero(zeros) + start  # positions in chars; chars[at - 2] is at worst chars[-1]
+    sign = (chars[at - 1] == _PLUS) | (chars[at - 1] == _MINUS)
+    return bool((_is_e(chars[at - 1]) | (sign & _is_e(chars[at - 2]))).all())
+
+
+def _is_e(chars: np.ndarray) -> np.ndarray:
+    lower: np.ndarray = (chars | 0x20) == ord("e")  # "e" or "E": no other byte gives "e"
+    return lower
 
 
 def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:

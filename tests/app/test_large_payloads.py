@@ -9,11 +9,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from app.answers import csv_lines, jsonlines
 from app.errors import BadRequest
-from app.inputs import _FAST_PATH_BYTES, csv_to_matrix, jsonlines_to_matrix
+from app.inputs import _FAST_PATH_BYTES, _numeric_jsonlines, csv_to_matrix, jsonlines_to_matrix
 from core.bundle import read_manifest
 from core.errors import InvalidInput
 from core.features import FeatureSchema
@@ -190,11 +194,14 @@ def test_large_csv_lone_carriage_return_is_not_a_line_break(
 
 
 # JSON tokens where pyarrow and orjson could disagree: the large body must answer as the exact
-# path does. (Not here: ".5", "5.", "+1" and "00012", which JSON's grammar refuses and the fast
-# path reads as the numbers they spell.)
+# path does. pyarrow reads the numbers JSON's grammar refuses (RFC 8259 section 6: no "+"
+# sign, no leading zeros, digits on both sides of "."), so the second row of tokens must be
+# refused; the third row is valid JSON that looks like them, and must be read.
 ODD_TOKENS = [
     "NaN", "Infinity", "-Infinity", "nan", "inf", '"1.5"', "null", "true", "1e5", "-0", "1E+2",
     "0x10", "1_000", "\x0b1", "[1]", "{}", "1 2", "\t1", "1e400",
+    ".5", "5.", "+1", "00012", "+.5", "-.5", "1.e5", "0.", "-00", "01.5", "-01", "1e+-5",
+    "0", "10", "100.05", "-0.0", "0.5e-07", "1e05", "1E-05", "1e+20", "-1E-0", "2.000e+010",
 ]  # fmt: skip
 
 
@@ -223,6 +230,35 @@ def test_large_jsonlines_reads_odd_tokens_as_the_exact_path(
         assert "row 9" in large or "row 0" not in exact
     else:
         np.testing.assert_array_equal(large, exact)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        (600, 30),
+        elements=st.floats(allow_nan=False, allow_infinity=False)
+        | st.sampled_from([0.0, -0.0, 1e-05, -1e-07, 1e20, 123456789.0, 0.1]),
+    ),
+    writer=st.sampled_from(["json", "orjson"]),
+)
+def test_large_jsonlines_of_json_numbers_take_the_fast_path(
+    schema: FeatureSchema, values: np.ndarray, writer: str
+) -> None:
+    """Numbers as JSON writers spell them (exponents with leading zeros and signs, -0.0, 1e+20)
+    are read by pyarrow, not sent down the exact path, which takes several times longer."""
+    rows = values.tolist()
+    if writer == "json":
+        body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
+    else:
+        body = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+
+    fast = _numeric_jsonlines(body, schema)
+
+    assert fast is not None
+    np.testing.assert_array_equal(
+        fast, np.array(orjson.loads(b"[" + body.replace(b"\n", b",")[:-1] + b"]"))
+    )
 
 
 def test_large_jsonlines_lone_carriage_return_is_not_a_line_break(
