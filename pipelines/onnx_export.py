@@ -1,7 +1,8 @@
 """Export a bundle's model to ONNX, and include it only if it predicts what the model predicts.
 
 skl2onnx converts most scikit-learn pipelines of numeric features; tree ensembles are then
-adjusted to split exactly as scikit-learn does (:func:`exact_tree_splits`). The conversion is
+adjusted to split exactly as scikit-learn does (:func:`exact_tree_splits`), and a scaler before
+a linear layer is folded into its weights (``pipelines/onnx_scaling.py``). The conversion is
 checked on the held-out rows before the file may enter the bundle: class labels must be
 identical and probabilities (or regression values) within ``atol``, since some operators
 compute in float32. A model skl2onnx cannot convert, or an export that disagrees, is left out
@@ -22,6 +23,7 @@ from core.errors import MlshipError
 from core.manifest import ManifestDraft
 from core.model import load_model, sklearn_predict
 from core.onnx_model import ONNX_INPUT_NAME, create_session, session_predict
+from pipelines.onnx_scaling import fold_input_scaling
 
 # float32 sums of 100 tree votes stay well within this; a tree that routes a row differently
 # moves a probability by 1/n_trees and is caught.
@@ -47,13 +49,28 @@ class Parity:
 
 
 def convert(
-    estimator: Any, n_features: int, is_classifier: bool, target_opset: int | None = None
+    estimator: Any,
+    n_features: int,
+    is_classifier: bool,
+    target_opset: int | None = None,
+    fold_scaling: bool = True,
 ) -> bytes:
-    """A fitted estimator as a serialised ONNX graph with a float64 ``input``.
+    """A fitted estimator as a serialised ONNX graph with a float64 ``input``; with
+    ``fold_scaling``, a scaler before a linear layer is folded into its weights
+    (:func:`pipelines.onnx_scaling.fold_input_scaling`).
 
     Raises:
         OnnxExportError: when skl2onnx has no converter for a step of the model.
     """
+    onx = _convert(estimator, n_features, is_classifier, target_opset)
+    if fold_scaling:
+        fold_input_scaling(onx)
+    data: bytes = onx.SerializeToString()
+    return data
+
+
+def _convert(estimator: Any, n_features: int, is_classifier: bool, target_opset: int | None) -> Any:
+    """The ``ModelProto`` skl2onnx writes, its tree splits made exact."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
@@ -79,8 +96,7 @@ def convert(
             "scikit-learn."
         ) from e
     exact_tree_splits(onx, final)
-    data: bytes = onx.SerializeToString()
-    return data
+    return onx
 
 
 def exact_tree_splits(onx: Any, final: Any) -> None:
@@ -178,15 +194,18 @@ def export_onnx(
     """
     if X_check.shape[0] == 0:
         raise OnnxExportError("no rows to check the ONNX export against; pass the test split.")
-    dest.write_bytes(convert(estimator, int(X_check.shape[1]), is_classifier))
-    try:
-        parity = check_parity(estimator, is_classifier, dest, X_check, atol)
-    except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
-        dest.unlink()
-        raise OnnxExportError(
-            f"onnxruntime cannot run the ONNX export of {label} "
-            f"({type(e).__name__}: {e}). It is left out; the bundle is served by scikit-learn."
-        ) from e
+    onx = _convert(estimator, int(X_check.shape[1]), is_classifier, None)
+    plain = onx.SerializeToString()
+    # Folded scaling sums in another order: when it does not pass, the graph as skl2onnx
+    # wrote it still may.
+    graphs = [plain]
+    if fold_input_scaling(onx):
+        graphs.insert(0, onx.SerializeToString())
+    for graph in graphs:
+        dest.write_bytes(graph)
+        parity = _checked_parity(estimator, is_classifier, dest, X_check, atol, label)
+        if parity.ok:
+            break
     if not parity.ok:
         dest.unlink()
         what = "class labels differ" if not parity.labels_equal else "predictions differ"
@@ -195,6 +214,22 @@ def export_onnx(
             f"the {parity.rows} test rows: {what} (largest difference {parity.max_abs_diff:.3g}, "
             f"tolerance {atol:g}). It is left out; the bundle is served by scikit-learn."
         )
+    return parity
+
+
+def _checked_parity(
+    estimator: Any, is_classifier: bool, dest: Path, X_check: np.ndarray, atol: float, label: str
+) -> Parity:
+    """:func:`check_parity` of the graph at ``dest``; a graph onnxruntime cannot run is
+    removed and refused."""
+    try:
+        parity = check_parity(estimator, is_classifier, dest, X_check, atol)
+    except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
+        dest.unlink()
+        raise OnnxExportError(
+            f"onnxruntime cannot run the ONNX export of {label} "
+            f"({type(e).__name__}: {e}). It is left out; the bundle is served by scikit-learn."
+        ) from e
     return parity
 
 

@@ -1,0 +1,116 @@
+"""Fold a scaler in front of a linear layer into the layer's weights, in a converted graph.
+
+skl2onnx converts ``Pipeline([StandardScaler(), LogisticRegression()])`` (and any linear model
+after a scaler) into ``Sub(x, mean) -> Div(., scale) -> MatMul(., W) -> Add(., b)``.
+onnxruntime runs float64 ``Sub`` and ``Div`` one element at a time: for the 30-feature logistic
+model they took 6.9 of the graph's 10.7 ms per 100,000 rows, against 0.8 ms for the MatMul.
+The same function is ``x @ W' + b'`` with ``W' = W / scale[:, None]`` and
+``b' = b - (mean / scale) @ W``, computed once here, in one ``Gemm`` node (which adds the bias
+as it writes the product: 3.3 against 3.9 ms for MatMul and Add).
+
+The sums then run in a different order, so the results move in the last bits; the export's
+parity check on the test split decides as for any graph, and :func:`pipelines.onnx_export.
+export_onnx` keeps the graph unfolded when the folded one does not pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# Folding subtracts mean / scale times the weights after the product instead of before: a
+# feature whose mean is m scales away from zero costs about m machine epsilons. Up to this
+# many (1e4, about 2e-12 of the score) folding is kept; beyond it (timestamps, say: 1.7e9
+# seconds with a spread of a few) the graph stays as skl2onnx wrote it.
+MAX_FOLDED_SHIFT = 1e4
+
+
+def fold_input_scaling(onx: Any) -> bool:
+    """Rewrite every ``[Sub(x, mean) ->] Div|Mul(., scale) -> MatMul(., W) -> Add(., b)`` chain
+    of float64 constants in ``onx`` (a ``ModelProto``, changed in place) into
+    ``Gemm(x, W', b')``. Returns True when a chain was folded."""
+    graph = onx.graph
+    folded = False
+    for matmul in [n for n in graph.node if n.op_type == "MatMul"]:
+        folded |= _fold(graph, matmul)
+    if folded:
+        used = {name for node in graph.node for name in node.input}
+        kept = [init for init in graph.initializer if init.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        names = {name for node in graph.node for name in node.output}
+        info = [v for v in graph.value_info if v.name in names]
+        del graph.value_info[:]
+        graph.value_info.extend(info)
+    return folded
+
+
+def _fold(graph: Any, matmul: Any) -> bool:
+    from onnx import helper, numpy_helper
+
+    constants = {init.name: init for init in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def only_feeds(node: Any, user: Any) -> bool:
+        out = node.output[0]
+        return out not in outputs and [id(n) for n in consumers.get(out, [])] == [id(user)]
+
+    def constant(name: str) -> np.ndarray | None:
+        init = constants.get(name)
+        if init is None:
+            return None
+        value = numpy_helper.to_array(init)
+        return value if value.dtype == np.float64 else None
+
+    weights = constant(matmul.input[1])
+    scaling = producer.get(matmul.input[0])
+    if weights is None or weights.ndim != 2 or scaling is None:
+        return False
+    if scaling.op_type not in ("Div", "Mul") or not only_feeds(scaling, matmul):
+        return False
+    scale = constant(scaling.input[1])
+    add = consumers.get(matmul.output[0], [None])[0]
+    if scale is None or add is None or add.op_type != "Add" or not only_feeds(matmul, add):
+        return False
+    bias_at = 1 if add.input[0] == matmul.output[0] else 0
+    bias = constant(add.input[bias_at])
+    n, k = weights.shape
+    if bias is None or scale.size not in (1, n) or bias.size != k:
+        return False
+    with np.errstate(divide="ignore"):
+        factor = np.broadcast_to(1.0 / scale if scaling.op_type == "Div" else scale, (n,)).ravel()
+    if not np.isfinite(factor).all():
+        return False
+    source, mean, removed = scaling.input[0], np.zeros(n), [scaling, matmul, add]
+    centring = producer.get(source)
+    if centring is not None and centring.op_type == "Sub" and only_feeds(centring, scaling):
+        offset = constant(centring.input[1])
+        if offset is not None and offset.size in (1, n):
+            source, mean = centring.input[0], np.broadcast_to(offset, (n,)).ravel()
+            removed.append(centring)
+    if np.abs(mean * factor).max() > MAX_FOLDED_SHIFT:
+        return False
+    folded_weights = _add_constant(graph, f"{matmul.input[1]}_folded", weights * factor[:, None])
+    shift = (mean * factor) @ weights
+    folded_bias = _add_constant(graph, f"{add.input[bias_at]}_folded", bias.reshape(k) - shift)
+    # One Gemm for MatMul and Add: the bias is added as the product is written.
+    gemm = helper.make_node(
+        "Gemm", [source, folded_weights, folded_bias], [add.output[0]], name=f"{matmul.name}_gemm"
+    )
+    graph.node.insert(list(graph.node).index(matmul), gemm)
+    for node in removed:
+        graph.node.remove(node)
+    return True
+
+
+def _add_constant(graph: Any, name: str, value: np.ndarray) -> str:
+    from onnx import numpy_helper
+
+    graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+    return name
