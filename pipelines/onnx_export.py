@@ -1,11 +1,11 @@
 """Export a bundle's model to ONNX, and include it only if it predicts what the model predicts.
 
 skl2onnx converts most scikit-learn pipelines of numeric features; tree ensembles are then
-adjusted to split exactly as scikit-learn does (:func:`exact_tree_splits`), and a scaler before
-a linear layer is folded into its weights (``pipelines/onnx_scaling.py``). The conversion is
-checked on the held-out rows before the file may enter the bundle: class labels must be
-identical and probabilities (or regression values) within ``atol``, since some operators
-compute in float32. A model skl2onnx cannot convert, or an export that disagrees, is left out
+adjusted to split exactly as scikit-learn does (:func:`exact_tree_splits`), and a scaler's
+centring is folded into the bias of a linear layer after it (``pipelines/onnx_scaling.py``).
+The conversion is checked on the held-out rows before the file may enter the bundle: class
+labels must be identical and probabilities (or regression values) within ``atol``, since some
+operators compute in float32. A model skl2onnx cannot convert, or an export that disagrees, is left out
 with the reason; the bundle stays valid and is served by scikit-learn.
 """
 
@@ -23,7 +23,7 @@ from core.errors import MlshipError
 from core.manifest import ManifestDraft
 from core.model import load_model, sklearn_predict
 from core.onnx_model import ONNX_INPUT_NAME, create_session, session_predict
-from pipelines.onnx_scaling import fold_input_scaling
+from pipelines.onnx_scaling import fold_centring
 
 # float32 sums of 100 tree votes stay well within this; a tree that routes a row differently
 # moves a probability by 1/n_trees and is caught.
@@ -53,18 +53,18 @@ def convert(
     n_features: int,
     is_classifier: bool,
     target_opset: int | None = None,
-    fold_scaling: bool = True,
+    fold: bool = True,
 ) -> bytes:
     """A fitted estimator as a serialised ONNX graph with a float64 ``input``; with
-    ``fold_scaling``, a scaler before a linear layer is folded into its weights
-    (:func:`pipelines.onnx_scaling.fold_input_scaling`).
+    ``fold``, a scaler's centring is folded into the linear layer after it
+    (:func:`pipelines.onnx_scaling.fold_centring`).
 
     Raises:
         OnnxExportError: when skl2onnx has no converter for a step of the model.
     """
     onx = _convert(estimator, n_features, is_classifier, target_opset)
-    if fold_scaling:
-        fold_input_scaling(onx)
+    if fold:
+        fold_centring(onx)
     data: bytes = onx.SerializeToString()
     return data
 
@@ -199,7 +199,7 @@ def export_onnx(
     # Folded scaling sums in another order: when it does not pass, the graph as skl2onnx
     # wrote it still may.
     graphs = [plain]
-    if fold_input_scaling(onx):
+    if fold_centring(onx):
         graphs.insert(0, onx.SerializeToString())
     for graph in graphs:
         dest.write_bytes(graph)

@@ -1,5 +1,5 @@
-"""A scaler before a linear layer is folded into the layer's weights in the ONNX export, only
-where that keeps its precision, and never past the parity check."""
+"""A scaler's centring is folded into the bias of the linear layer after it in the ONNX
+export, only where that keeps its precision, and never past the parity check."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from core.bundle import load_bundle
 from core.model import load_model
 from core.onnx_model import OnnxModel
 from pipelines.onnx_export import add_onnx, export_onnx
-from pipelines.onnx_scaling import fold_input_scaling
+from pipelines.onnx_scaling import fold_centring
 from tests.compare import assert_same_prediction
 from tests.factories import make_bundle
 
@@ -29,7 +29,7 @@ def _ops(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", ["logistic", "regression"])
-def test_export_folds_the_scaler_into_one_gemm(tmp_path: Path, kind: str) -> None:
+def test_export_folds_the_centring_into_one_gemm(tmp_path: Path, kind: str) -> None:
     bundle_dir = make_bundle(tmp_path / kind, kind)  # type: ignore[arg-type]
     X = np.load(tmp_path / f"{kind}-test_X.npy")
     sklearn_model = load_model(bundle_dir)
@@ -39,7 +39,7 @@ def test_export_folds_the_scaler_into_one_gemm(tmp_path: Path, kind: str) -> Non
     bundle = load_bundle(bundle_dir)
     assert bundle.onnx_path is not None
     ops = _ops(bundle.onnx_path)
-    assert ops[0] == "Gemm"  # straight from the input: no Sub, Div or MatMul before it
+    assert ops[:2] == ["Div", "Gemm"]  # the input divided by the scale, then one Gemm
     assert not {"Sub", "MatMul"} & set(ops)
     # far inside the export's tolerance (1e-5): the folded sums differ in the last bits only
     onnx_model = OnnxModel(bundle)
@@ -77,13 +77,13 @@ def test_a_folded_graph_that_disagrees_is_replaced_by_the_plain_one(
     estimator = load_model(bundle_dir).estimator
 
     def fold_wrongly(onx: Any) -> bool:  # a fold that moves every score by 0.5
-        folded = fold_input_scaling(onx)
+        folded = fold_centring(onx)
         gemm = next(node for node in onx.graph.node if node.op_type == "Gemm")
         bias = next(i for i in onx.graph.initializer if i.name == gemm.input[2])
         bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.5, bias.name))
         return folded
 
-    monkeypatch.setattr(onnx_export, "fold_input_scaling", fold_wrongly)
+    monkeypatch.setattr(onnx_export, "fold_centring", fold_wrongly)
     dest = tmp_path / "model.onnx"
 
     parity = export_onnx(estimator, True, X, dest)
@@ -105,7 +105,7 @@ def _chain(scaled_is_output: bool) -> onnx.ModelProto:
     constants = {
         "mean": np.array([1.0, -2.0]),
         "scale": np.array([2.0, 0.5]),
-        "W": np.array([[1.0], [3.0]]),
+        "W": np.array([[1.0], [0.25]]),
         "b": np.array([0.25]),
     }
     outputs = [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None, 1])]
@@ -128,19 +128,38 @@ def test_the_folded_chain_computes_the_same_function() -> None:
     model = _chain(scaled_is_output=False)
     before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
 
-    assert fold_input_scaling(model)
+    assert fold_centring(model)
 
-    assert [n.op_type for n in model.graph.node] == ["Gemm"]
-    assert {i.name for i in model.graph.initializer} == {"W_folded", "b_folded"}
+    assert [n.op_type for n in model.graph.node] == ["Div", "Gemm"]
+    assert {i.name for i in model.graph.initializer} == {"scale", "W", "b_folded"}
     after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     np.testing.assert_allclose(after, before, rtol=1e-14, atol=1e-14)
-    np.testing.assert_allclose(after, ((x - [1.0, -2.0]) / [2.0, 0.5]) @ [[1.0], [3.0]] + 0.25)
+    np.testing.assert_allclose(after, ((x - [1.0, -2.0]) / [2.0, 0.5]) @ [[1.0], [0.25]] + 0.25)
 
 
 def test_a_chain_whose_scaled_values_are_used_elsewhere_is_left_alone() -> None:
     model = _chain(scaled_is_output=True)
     before = model.SerializeToString()
 
-    assert not fold_input_scaling(model)
+    assert not fold_centring(model)
 
     assert model.SerializeToString() == before
+
+
+def test_a_value_too_large_for_the_scaler_still_overflows() -> None:
+    """scikit-learn refuses a row whose scaled value overflows (Input X contains infinity); the
+    division stays in the folded graph, so the row still gives no finite score to answer
+    with (core.model.finite then refuses it too)."""
+    import onnxruntime as ort
+
+    # the second feature: 1e308 / 0.5 overflows (x * (0.25 / 0.5), with the division folded
+    # into the weights as well, would not)
+    x = np.array([[1.0, 1e308]])
+    model = _chain(scaled_is_output=False)
+    (before,) = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+
+    assert fold_centring(model)
+
+    (after,) = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    assert not np.isfinite(before).any()
+    assert not np.isfinite(after).any()
