@@ -93,6 +93,27 @@ def test_a_folded_graph_that_disagrees_is_replaced_by_the_plain_one(
     assert _ops(dest)[:3] == ["Sub", "Div", "MatMul"]
 
 
+def test_a_folded_graph_that_does_not_run_is_replaced_by_the_plain_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle_dir = make_bundle(tmp_path / "logistic", "logistic")
+    X = np.load(tmp_path / "logistic-test_X.npy")
+    estimator = load_model(bundle_dir).estimator
+
+    def fold_brokenly(onx: Any) -> bool:  # a fold whose Gemm reads a tensor nothing writes
+        folded = fold_centring(onx)
+        next(node for node in onx.graph.node if node.op_type == "Gemm").input[0] = "nowhere"
+        return folded
+
+    monkeypatch.setattr(onnx_export, "fold_centring", fold_brokenly)
+    dest = tmp_path / "model.onnx"
+
+    parity = export_onnx(estimator, True, X, dest)
+
+    assert parity.ok
+    assert _ops(dest)[:3] == ["Sub", "Div", "MatMul"]
+
+
 def _chain(scaled_is_output: bool) -> onnx.ModelProto:
     """x -> Sub(mean) -> Div(scale) -> MatMul(W) -> Add(b) -> y, the scaled values also a graph
     output when ``scaled_is_output``."""
