@@ -252,6 +252,11 @@ def _render_models(results: dict[str, Any]) -> list[str]:
                     if decode
                     else ""
                 )
+                + (
+                    f"; first pass in a fresh process {b['first_pass_rows_per_s']:,.0f} rows/s"
+                    if b.get("first_pass_rows_per_s")
+                    else ""
+                )
                 + f"; scoring peak RSS {b['peak_rss_mb']:,.0f} MB"
             )
     return lines

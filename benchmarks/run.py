@@ -203,12 +203,16 @@ def bench_model(kind: str, work: Path, args: argparse.Namespace, rows: list[int]
             del X
             decode = max(decode_rows_per_s(src, model) for _ in range(3))
             dst = work / f"{kind}-{n}-out.parquet"
+            # 2 fresh processes of 2 passes each: the best pass against the decode's best of
+            # 3 in one process (the first pass of each process also pays its page faults,
+            # shown beside as the first pass's figure).
             runs = [score_in_child(bundle, src, dst, args.chunk_rows) for _ in range(2)]
             scored = max(runs, key=lambda r: r.rows_per_s)
             out["batch"][str(n)] = scored.to_json() | {
                 "in_process_rows_per_s": reference,
                 "decode_rows_per_s": decode,
                 "peak_rss_mb": max(r.peak_rss_mb for r in runs),
+                "first_pass_rows_per_s": max(r.first_pass_rows_per_s for r in runs),
             }
             src.unlink()
             dst.unlink()
