@@ -103,12 +103,18 @@ class ConnectionShares:
     hashed anew, onto any worker. Like gRPC's ``max_connection_age`` or Envoy's exact
     connection balance, only the surplus ever moves: a balanced split closes nothing.
 
+    Only connections to the service's port count: a scraper's keep-alive connection to
+    ``MLSHIP_METRICS_PORT`` would otherwise fill a worker's share (2 job connections could
+    then stay on one worker) and be told to close itself.
+
     Args:
         counts: One ``int`` per worker in shared memory (``RawArray("i", workers)``).
         index: This worker's slot (its number minus one).
+        port: The service's port, the one whose connections are balanced.
     """
 
-    def __init__(self, counts: Any, index: int) -> None:
+    def __init__(self, counts: Any, index: int, port: int) -> None:
+        self.port = port
         self._counts = memoryview(counts).cast("B").cast("i")
         self._index = index
         self._workers = len(self._counts)

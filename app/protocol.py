@@ -70,7 +70,7 @@ def protocol_class(
     return type(
         "WorkerHttpProtocol",
         (LimitedHttpProtocol,),
-        {"limits": limits, "pool": ConnectionPool(), "shares": shares},
+        {"limits": limits, "pool": ConnectionPool(), "shares": shares, "balanced": set()},
     )
 
 
@@ -122,6 +122,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     limits: ClassVar[ConnectionLimits]
     pool: ClassVar[ConnectionPool]
     shares: ClassVar[ConnectionShares | None] = None
+    balanced: ClassVar[set[LimitedHttpProtocol]]  # this worker's connections the shares count
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -152,8 +153,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         self.pool.mark_idle(self)
         self._arm(self.limits.header_timeout, self._head_timed_out)
-        if self.shares is not None:
-            self.shares.held(len(self.connections))
+        if self.shares is not None and _local_port(transport) == self.shares.port:
+            self.balanced.add(self)
+            self.shares.held(len(self.balanced))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -162,11 +164,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._lingering = False
             self.pool.lingering -= 1
         super().connection_lost(exc)
-        if self.shares is not None:
+        if self.shares is not None and self in self.balanced:
+            self.balanced.discard(self)
             if self._leaving:
                 self._leaving = False
                 self.shares.left()
-            self.shares.held(len(self.connections))
+            self.shares.held(len(self.balanced))
 
     def evict(self) -> None:
         """Close this connection (it carries no request) to make room for a new one."""
@@ -276,7 +279,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.shares is not None
             and cycle.keep_alive
             and not self._leaving
-            and self.shares.should_leave(len(self.connections))
+            and self in self.balanced
+            and self.shares.should_leave(len(self.balanced))
         ):
             self._leaving = True  # this worker holds more than its share: the client moves
             self._answer_last(cycle)
@@ -390,3 +394,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._dropped += len(data)
         if self._dropped > _LINGER_BYTES:
             self.transport.close()
+
+
+def _local_port(transport: asyncio.BaseTransport) -> int | None:
+    """The port a connection arrived on (None for a socket without one)."""
+    address = transport.get_extra_info("sockname")
+    return address[1] if isinstance(address, tuple) and len(address) >= 2 else None

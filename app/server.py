@@ -199,7 +199,9 @@ def worker_main(settings: AppSettings, link: WorkerLink) -> None:
         # Worker 1 writes the model-signal lines for all (a replacement keeps its number).
         app = create_app(settings, writes_signals=link.number == 1)
         counts = link.connection_counts
-        shares = None if counts is None else ConnectionShares(counts, link.number - 1)
+        shares = (
+            None if counts is None else ConnectionShares(counts, link.number - 1, settings.port)
+        )
         run_server(app, settings, listen, shares)
     except MlshipError as e:
         link.failed(str(e))

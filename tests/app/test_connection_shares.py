@@ -20,7 +20,7 @@ def _counts(*values: int) -> Any:
 
 def test_a_worker_above_its_share_moves_one_connection_at_a_time() -> None:
     counts = _counts(0, 0)
-    mine = ConnectionShares(counts, 0)
+    mine = ConnectionShares(counts, 0, 8080)
     mine.held(2)  # both connections of a 2-worker Batch Transform job landed here
 
     assert mine.should_leave(2) is True
@@ -49,7 +49,7 @@ def test_the_share_is_the_total_over_the_workers_rounded_up(
     mine: int, others: list[int], leaves: bool
 ) -> None:
     counts = _counts(0, *others)
-    shares = ConnectionShares(counts, 0)
+    shares = ConnectionShares(counts, 0, 8080)
     shares.held(mine)
 
     assert shares.should_leave(mine) is leaves
@@ -58,14 +58,14 @@ def test_the_share_is_the_total_over_the_workers_rounded_up(
 def test_a_replaced_worker_starts_from_an_empty_slot() -> None:
     counts = _counts(3, 7)  # the slot of worker 2, who died holding 7 connections
 
-    ConnectionShares(counts, 1)
+    ConnectionShares(counts, 1, 8080)
 
     assert list(counts) == [3, 0]
 
 
 def test_connections_told_to_leave_are_not_counted_as_held() -> None:
     counts = _counts(0, 0)
-    shares = ConnectionShares(counts, 0)
+    shares = ConnectionShares(counts, 0, 8080)
     shares.held(3)
     assert shares.should_leave(3) is True  # 3 against 0: one leaves ...
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.conftest import start_server, stop_server
+from tests.factories import free_port
 
 CONNECTIONS = 32  # the chance that all of them land on one of two workers is 2**-31
 GIVE_UP_S = 30.0
@@ -91,6 +92,52 @@ def test_workers_even_out_their_keep_alive_connections(
     settled = next(r for r in range(ROUNDS) if closes[r:] == [0] * (ROUNDS - r))
     assert settled < ROUNDS - SETTLED_ROUNDS, closes
     assert sum(closes) <= ROUNDS  # at most about one surplus connection moves per round
+
+
+SCRAPERS = 5  # odd: the scrapers alone can never split evenly over 2 workers
+
+
+def test_connections_to_the_metrics_port_are_left_out_of_the_shares(
+    sagemaker_dir: Path, tmp_path: Path
+) -> None:
+    """Prometheus holds keep-alive connections to MLSHIP_METRICS_PORT. Counted in the shares,
+    they filled a worker's share (both connections of a job could then stay on the other
+    worker) and were themselves told to close. Each round, every scraper scrapes first, then
+    each job connection sends a request."""
+    metrics_port = free_port()
+    srv = start_server(
+        sagemaker_dir,
+        tmp_path / "server.log",
+        "--workers",
+        "2",
+        MLSHIP_METRICS_PORT=str(metrics_port),
+    )
+    scrapers = [
+        http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=10) for _ in range(SCRAPERS)
+    ]
+    jobs = [http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10) for _ in range(2)]
+    scrapers_closed = 0
+    try:
+        for r in range(ROUNDS):
+            for scraper in scrapers:
+                scraper.request("GET", "/metrics")
+                response = scraper.getresponse()
+                response.read()
+                assert response.status == 200
+                scrapers_closed += response.will_close
+            for i, job in enumerate(jobs):
+                job.request("GET", "/ping", headers={"X-Request-ID": f"scraped-{r}-{i}"})
+                response = job.getresponse()
+                response.read()
+                assert response.status == 200
+    finally:
+        for conn in [*scrapers, *jobs]:
+            conn.close()
+        stop_server(srv)
+
+    answered_by = _answered_by(srv.logs(), "scraped-")
+    assert scrapers_closed == 0
+    assert answered_by[f"scraped-{ROUNDS - 1}-0"] != answered_by[f"scraped-{ROUNDS - 1}-1"]
 
 
 def _answered_by(logs: str, prefix: str) -> dict[str, int]:
