@@ -69,48 +69,36 @@ def test_features_far_from_zero_stay_unfolded(tmp_path: Path) -> None:
     assert _ops(dest)[:3] == ["Sub", "Div", "MatMul"]
 
 
-def test_a_folded_graph_that_disagrees_is_replaced_by_the_plain_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _moves_every_score(onx: Any) -> None:  # the folded graph then disagrees
+    gemm = next(node for node in onx.graph.node if node.op_type == "Gemm")
+    bias = next(i for i in onx.graph.initializer if i.name == gemm.input[2])
+    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.5, bias.name))
+
+
+def _reads_nothing(onx: Any) -> None:  # the folded graph then does not run
+    next(node for node in onx.graph.node if node.op_type == "Gemm").input[0] = "nowhere"
+
+
+@pytest.mark.parametrize("breakage", [_moves_every_score, _reads_nothing])
+def test_a_broken_folded_graph_is_replaced_by_the_plain_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, breakage: Any
 ) -> None:
     bundle_dir = make_bundle(tmp_path / "logistic", "logistic")
     X = np.load(tmp_path / "logistic-test_X.npy")
     estimator = load_model(bundle_dir).estimator
 
-    def fold_wrongly(onx: Any) -> bool:  # a fold that moves every score by 0.5
+    def fold_and_break(onx: Any) -> bool:
         folded = fold_centring(onx)
-        gemm = next(node for node in onx.graph.node if node.op_type == "Gemm")
-        bias = next(i for i in onx.graph.initializer if i.name == gemm.input[2])
-        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.5, bias.name))
+        breakage(onx)
         return folded
 
-    monkeypatch.setattr(onnx_export, "fold_centring", fold_wrongly)
+    monkeypatch.setattr(onnx_export, "fold_centring", fold_and_break)
     dest = tmp_path / "model.onnx"
 
     parity = export_onnx(estimator, True, X, dest)
 
     assert parity.ok
     assert parity.max_abs_diff < 1e-12
-    assert _ops(dest)[:3] == ["Sub", "Div", "MatMul"]
-
-
-def test_a_folded_graph_that_does_not_run_is_replaced_by_the_plain_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bundle_dir = make_bundle(tmp_path / "logistic", "logistic")
-    X = np.load(tmp_path / "logistic-test_X.npy")
-    estimator = load_model(bundle_dir).estimator
-
-    def fold_brokenly(onx: Any) -> bool:  # a fold whose Gemm reads a tensor nothing writes
-        folded = fold_centring(onx)
-        next(node for node in onx.graph.node if node.op_type == "Gemm").input[0] = "nowhere"
-        return folded
-
-    monkeypatch.setattr(onnx_export, "fold_centring", fold_brokenly)
-    dest = tmp_path / "model.onnx"
-
-    parity = export_onnx(estimator, True, X, dest)
-
-    assert parity.ok
     assert _ops(dest)[:3] == ["Sub", "Div", "MatMul"]
 
 
