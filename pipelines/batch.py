@@ -211,8 +211,11 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
             had none, fractional in an integer feature, not 0/1 in a boolean one), naming the
             feature and the input row (0-based, header excluded).
     """
-    # Column-major: each column is one contiguous copy (scikit-learn accepts either order).
-    X = np.empty((table.num_rows, len(plan.feature_columns)), dtype=np.float64, order="F")
+    # Row-major, the order onnxruntime takes (scikit-learn takes either): filled column by
+    # column, it costs about what a column-major fill and onnxruntime's copy to row-major did
+    # (3.3 against 3.8 ms per 100,000 rows of 30 features), without that copy's second 24 MB
+    # buffer per chunk (peak RSS scoring 1 M rows: 541-604 MB in 8 runs, against 589-635).
+    X = np.empty((table.num_rows, len(plan.feature_columns)), dtype=np.float64)
     for j, (name, spec) in enumerate(
         zip(plan.feature_columns, model.manifest.features, strict=True)
     ):
