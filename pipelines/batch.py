@@ -75,7 +75,7 @@ def score_file(
             local_in = download(input_uri, tmp / Path(input_uri).name)
         elif not local_in.is_file():
             raise DataError(f"Input file {input_uri} does not exist.")
-        chunks = _read_chunks(local_in, in_fmt, chunk_rows)
+        chunks = _read_chunks(local_in, in_fmt, chunk_rows, model, id_column)
         total = _count_rows(local_in, in_fmt)
         writer = _AtomicOutput(output_uri, out_fmt)
         try:
@@ -262,7 +262,9 @@ def output_table(
     return pa.table(columns)
 
 
-def _read_chunks(path: Path, fmt: DataFormat, chunk_rows: int) -> Iterator[pa.Table]:
+def _read_chunks(
+    path: Path, fmt: DataFormat, chunk_rows: int, model: Model, id_column: str | None
+) -> Iterator[pa.Table]:
     if fmt == "parquet":
         try:
             # pre_buffer (on by default) caches every column chunk read: memory would grow with
@@ -270,7 +272,11 @@ def _read_chunks(path: Path, fmt: DataFormat, chunk_rows: int) -> Iterator[pa.Ta
             parquet = pq.ParquetFile(path, pre_buffer=False)
         except (pa.ArrowInvalid, OSError) as e:
             raise DataError(f"{path} is not a readable Parquet file ({e}).") from e
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
+        # Only the columns scoring reads (the features, the id): a wide table's other columns
+        # are never decoded.
+        plan = ChunkPlan.for_columns(model, parquet.schema_arrow.names, id_column)
+        columns = [*plan.feature_columns, *([plan.id_column] if plan.id_column else [])]
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
             yield pa.Table.from_batches([batch])
         return
     block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))

@@ -102,6 +102,38 @@ def test_batch_scoring_keeps_a_chosen_id_column(
     assert out.column("customer").to_pylist() == list(range(len(logistic_X)))
 
 
+def test_batch_scoring_decodes_only_the_parquet_columns_it_uses(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    """A wide table's other columns are never decoded: here one of them is damaged on disk
+    (every byte of its column chunks overwritten), which any read of it would fail on."""
+    src = tmp_path / "in.parquet"
+    table = pa.table(
+        {"id": [f"row-{i}" for i in range(len(logistic_X))]}
+        | {n: logistic_X[:, j] for j, n in enumerate(logistic_model.feature_names)}
+        | {"notes": [f"free text {i} " * 20 for i in range(len(logistic_X))]}
+    )
+    pq.write_table(table, src, row_group_size=50, compression="none")
+    metadata = pq.ParquetFile(src).metadata
+    data = bytearray(src.read_bytes())
+    notes = table.column_names.index("notes")
+    for g in range(metadata.num_row_groups):
+        chunk = metadata.row_group(g).column(notes)
+        start = chunk.dictionary_page_offset or chunk.data_page_offset
+        data[start : start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
+    src.write_bytes(bytes(data))
+    with pytest.raises(OSError):
+        pq.read_table(src, columns=["notes"])  # damaged indeed
+
+    score_file(logistic_model, str(src), str(tmp_path / "out.parquet"), chunk_rows=60)
+
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column("id").to_pylist() == [f"row-{i}" for i in range(len(logistic_X))]
+    assert_same_prediction(
+        output_prediction(logistic_model, out), logistic_model.predict(logistic_X)
+    )
+
+
 def test_batch_scoring_missing_feature_names_the_closest_column(
     tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
 ) -> None:
