@@ -276,9 +276,21 @@ def _read_chunks(
         # are never decoded.
         plan = ChunkPlan.for_columns(model, parquet.schema_arrow.names, id_column)
         columns = [*plan.feature_columns, *([plan.id_column] if plan.id_column else [])]
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+        batches = parquet.iter_batches(batch_size=chunk_rows, columns=columns)
+        rows = 0
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, OSError) as e:  # a damaged page, a truncated file
+                reason = " ".join(str(e).split())  # pyarrow's message spans lines
+                raise DataError(
+                    f"{path} cannot be read after its first {rows:,} rows ({reason}). The file "
+                    "is damaged: write it again, or restore it from its source."
+                ) from e
+            rows += batch.num_rows
             yield pa.Table.from_batches([batch])
-        return
     block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block))

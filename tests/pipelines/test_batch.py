@@ -114,14 +114,7 @@ def test_batch_scoring_decodes_only_the_parquet_columns_it_uses(
         | {"notes": [f"free text {i} " * 20 for i in range(len(logistic_X))]}
     )
     pq.write_table(table, src, row_group_size=50, compression="none")
-    metadata = pq.ParquetFile(src).metadata
-    data = bytearray(src.read_bytes())
-    notes = table.column_names.index("notes")
-    for g in range(metadata.num_row_groups):
-        chunk = metadata.row_group(g).column(notes)
-        start = chunk.dictionary_page_offset or chunk.data_page_offset
-        data[start : start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
-    src.write_bytes(bytes(data))
+    _damage(src, table.column_names.index("notes"))
     with pytest.raises(OSError):
         pq.read_table(src, columns=["notes"])  # damaged indeed
 
@@ -132,6 +125,29 @@ def test_batch_scoring_decodes_only_the_parquet_columns_it_uses(
     assert_same_prediction(
         output_prediction(logistic_model, out), logistic_model.predict(logistic_X)
     )
+
+
+def _damage(path: Path, column: int, first_group: int = 0) -> None:
+    """Overwrite every byte of ``column``'s chunks from row group ``first_group`` on."""
+    metadata = pq.ParquetFile(path).metadata
+    data = bytearray(path.read_bytes())
+    for g in range(first_group, metadata.num_row_groups):
+        chunk = metadata.row_group(g).column(column)
+        start = chunk.dictionary_page_offset or chunk.data_page_offset
+        data[start : start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
+    path.write_bytes(bytes(data))
+
+
+def test_batch_scoring_names_a_damaged_parquet_file_and_writes_nothing(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    src = write_input(tmp_path / "in.parquet", logistic_model, logistic_X)  # 50-row groups
+    _damage(src, column=4, first_group=2)  # a feature, from row 100 on
+
+    with pytest.raises(DataError, match=r"in\.parquet cannot be read after its first 100 rows"):
+        score_file(logistic_model, str(src), str(tmp_path / "out.parquet"), chunk_rows=50)
+
+    assert _files(tmp_path) == ["in.parquet"]
 
 
 def test_batch_scoring_missing_feature_names_the_closest_column(
