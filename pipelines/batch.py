@@ -285,9 +285,10 @@ def _read_chunks(
                 return
             except (pa.ArrowInvalid, OSError) as e:  # a damaged page, a truncated file
                 reason = " ".join(str(e).split())  # pyarrow's message spans lines
+                where = f" after its first {rows:,} rows" if rows else ""
                 raise DataError(
-                    f"{path} cannot be read after its first {rows:,} rows ({reason}). The file "
-                    "is damaged: write it again, or restore it from its source."
+                    f"{path} cannot be read{where} ({reason}). The file is damaged: write it "
+                    "again, or restore it from its source."
                 ) from e
             rows += batch.num_rows
             yield pa.Table.from_batches([batch])
