@@ -257,7 +257,7 @@ def _json_numbers(chars: np.ndarray) -> bool:
     read fails its parse, and non-finite values the caller's check.
 
     Each rule is a few whole-array comparisons, run a cache-sized block at a time (about
-    1 ms for 6 MB, against 2.7 ms over the whole array at once)."""
+    1.9 ms for a 6 MB body, against 2.7 ms over the whole array at once)."""
     for start in range(1, chars.size - 1, _CHECK_BLOCK):
         stop = min(start + _CHECK_BLOCK, chars.size - 1)
         if not _json_numbers_in(chars, start, stop):
