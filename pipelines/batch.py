@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -293,14 +294,37 @@ def _read_chunks(
             rows += batch.num_rows
             yield pa.Table.from_batches([batch])
     block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))
+    # The header alone first (a small block), then only the columns scoring reads, each
+    # feature with its type: pyarrow otherwise infers a column's type from the first block and
+    # fails on a later block that does not fit it (whole numbers, then "2.5"; or an unused
+    # column of codes, then text).
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block))
+        header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{path} is not a readable CSV file ({e}).") from e
-    yield from _rechunk(reader, chunk_rows, path)
+    names = header.schema.names
+    plan = ChunkPlan.for_columns(model, names, id_column, csv=True)
+    try:
+        types = {
+            f.name: pa.string() if f.is_categorical else pa.float64()
+            for f in model.manifest.features
+            if f.dtype != "bool"  # inferred: "true"/"True" and "0"/"1" both read
+        }
+        convert = pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=[*plan.feature_columns, *([plan.id_column] if plan.id_column else [])],
+        )
+        reader = pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(block_size=block), convert_options=convert
+        )
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(_csv_error(path, names, e)) from e
+    yield from _rechunk(reader, chunk_rows, path, names)
 
 
-def _rechunk(reader: pacsv.CSVStreamingReader, chunk_rows: int, path: Path) -> Iterator[pa.Table]:
+def _rechunk(
+    reader: pacsv.CSVStreamingReader, chunk_rows: int, path: Path, names: list[str]
+) -> Iterator[pa.Table]:
     """Regroup the reader's record batches into tables of ``chunk_rows`` rows."""
     pending: list[pa.RecordBatch] = []
     held = 0
@@ -310,7 +334,7 @@ def _rechunk(reader: pacsv.CSVStreamingReader, chunk_rows: int, path: Path) -> I
         except StopIteration:
             break
         except pa.ArrowInvalid as e:
-            raise DataError(f"{path}: the CSV cannot be parsed ({e}).") from e
+            raise DataError(_csv_error(path, names, e)) from e
         pending.append(batch)
         held += batch.num_rows
         while held >= chunk_rows:
@@ -321,6 +345,18 @@ def _rechunk(reader: pacsv.CSVStreamingReader, chunk_rows: int, path: Path) -> I
             held = rest.num_rows
     if held:
         yield pa.Table.from_batches(pending, schema=reader.schema)
+
+
+def _csv_error(path: Path, names: list[str], e: Exception) -> str:
+    """What a CSV parse error says, naming the column pyarrow numbers."""
+    reason = " ".join(str(e).split())
+    found = re.search(r"CSV column #(\d+): CSV conversion error to double", reason)
+    if found is None or int(found.group(1)) >= len(names):
+        return f"{path}: the CSV cannot be parsed ({reason})."
+    return (
+        f"{path}: column {names[int(found.group(1))]!r} holds a value that is not a number "
+        f"({reason}); the model expects numbers there. Clean the column before scoring."
+    )
 
 
 def _count_rows(path: Path, fmt: DataFormat) -> int | None:

@@ -188,8 +188,36 @@ def test_batch_scoring_refuses_a_text_feature_column(
     lines[3] = ",".join(cells)
     src.write_text("\n".join(lines) + "\n")
 
-    with pytest.raises(DataError, match=r"Column 'mean_texture' is string, not numeric"):
+    with pytest.raises(DataError, match=r"column 'mean_texture' holds a value that is not a"):
         score_file(logistic_model, str(src), str(tmp_path / "out.csv"))
+
+
+@pytest.mark.parametrize("changes", ["feature", "unused"])
+def test_batch_scoring_reads_a_csv_whose_columns_change_shape_after_the_first_block(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray, changes: str
+) -> None:
+    """pyarrow infers a column's type from the first block it reads (1 MB at least here): a
+    feature of whole numbers that turns fractional later, or an unused column of numeric
+    codes that turns to text, failed the whole file."""
+    X = np.tile(logistic_X, (90, 1))  # ~13,000 rows, ~3 MB of CSV
+    X[:, 0] = np.round(X[:, 0])
+    codes = [str(i) for i in range(len(X))]
+    if changes == "feature":
+        X[-1, 0] += 0.5  # whole numbers, then one fractional value at the end
+    else:
+        codes[-1] = "A-17"
+    header = ",".join([*logistic_model.feature_names, "ref"])
+    cells = [[repr(v) for v in row] for row in X.tolist()]
+    for row in cells:  # the first feature written as whole numbers are: "13", not "13.0"
+        row[0] = row[0].removesuffix(".0")
+    body = "\n".join(",".join([*row, code]) for row, code in zip(cells, codes, strict=True))
+    src = tmp_path / "in.csv"
+    src.write_text(f"{header}\n{body}\n")
+
+    score_file(logistic_model, str(src), str(tmp_path / "out.parquet"), chunk_rows=1000)
+
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert_same_prediction(output_prediction(logistic_model, out), logistic_model.predict(X))
 
 
 def test_batch_scoring_failure_midway_leaves_no_output_and_no_temporary_file(
