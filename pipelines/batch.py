@@ -76,13 +76,10 @@ def score_file(
             local_in = download(input_uri, tmp / Path(input_uri).name)
         elif not local_in.is_file():
             raise DataError(f"Input file {input_uri} does not exist.")
-        chunks = _read_chunks(local_in, in_fmt, chunk_rows, model, id_column)
-        total = _count_rows(local_in, in_fmt)
+        source = _open_input(local_in, in_fmt, chunk_rows, model, id_column)
         writer = _AtomicOutput(output_uri, out_fmt)
         try:
-            rows = _pipeline(
-                model, chunks, writer, id_column, progress, start, total, in_fmt == "csv"
-            )
+            rows = _pipeline(model, source, writer, progress, start)
             if rows == 0:
                 raise DataError(f"{input_uri} has no rows to score.")
             writer.commit()
@@ -101,28 +98,20 @@ class _Prepared:
     first_row: int
 
 
-def _prepare(
-    model: Model, chunks: Iterator[pa.Table], id_column: str | None, csv: bool
-) -> Iterator[_Prepared]:
+def _prepare(model: Model, source: _Input) -> Iterator[_Prepared]:
     """Read, check and convert chunks (this runs in the reading thread)."""
-    plan: ChunkPlan | None = None
     rows = 0
-    for table in chunks:
-        if plan is None:
-            plan = ChunkPlan.for_columns(model, table.column_names, id_column, csv)
-        yield _Prepared(table, table_to_matrix(model, table, plan, rows), plan, rows)
+    for table in source.chunks:
+        yield _Prepared(table, table_to_matrix(model, table, source.plan, rows), source.plan, rows)
         rows += table.num_rows
 
 
 def _pipeline(
     model: Model,
-    chunks: Iterator[pa.Table],
+    source: _Input,
     writer: _AtomicOutput,
-    id_column: str | None,
     progress: Callable[[str], None] | None,
     started: float,
-    total: int | None,
-    csv: bool,
 ) -> int:
     """Prepare chunk n+1 and write chunk n-1 in threads while chunk n is predicted.
 
@@ -131,7 +120,7 @@ def _pipeline(
     held at once. Returns the rows scored.
     """
     rows = 0
-    prepared = _prepare(model, chunks, id_column, csv)
+    prepared = _prepare(model, source)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlship-batch-io") as io:
         upcoming = io.submit(next, prepared, None)
         written: Future[None] | None = None
@@ -143,7 +132,7 @@ def _pipeline(
             written = io.submit(writer.write, out)
             rows += chunk.table.num_rows
             if progress is not None:
-                progress(_progress_line(rows, total, time.perf_counter() - started))
+                progress(_progress_line(rows, source.rows, time.perf_counter() - started))
         if written is not None:
             written.result()
     return rows
@@ -201,6 +190,11 @@ class ChunkPlan:
             schema=FeatureSchema(model.manifest),
             csv=csv,
         )
+
+    @property
+    def columns_read(self) -> list[str]:
+        """The input columns scoring reads: the features, then the id column if any."""
+        return [*self.feature_columns, *([self.id_column] if self.id_column else [])]
 
 
 def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: int) -> np.ndarray:
@@ -263,63 +257,83 @@ def output_table(
     return pa.table(columns)
 
 
-def _read_chunks(
+@dataclass(frozen=True)
+class _Input:
+    """An input file opened for scoring: what it is read with, its chunks (read as they are
+    asked for) and its number of rows when the file says it."""
+
+    plan: ChunkPlan
+    chunks: Iterator[pa.Table]
+    rows: int | None
+
+
+def _open_input(
     path: Path, fmt: DataFormat, chunk_rows: int, model: Model, id_column: str | None
-) -> Iterator[pa.Table]:
+) -> _Input:
+    """Open ``path`` and check its columns against the bundle schema (see
+    :meth:`ChunkPlan.for_columns`); only the columns scoring reads are decoded, so a wide
+    table's other columns never are."""
     if fmt == "parquet":
+        return _open_parquet(path, chunk_rows, model, id_column)
+    return _open_csv(path, chunk_rows, model, id_column)
+
+
+def _open_parquet(path: Path, chunk_rows: int, model: Model, id_column: str | None) -> _Input:
+    try:
+        # pre_buffer (on by default) caches every column chunk read: memory would grow with
+        # the file.
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path} is not a readable Parquet file ({e}).") from e
+    plan = ChunkPlan.for_columns(model, parquet.schema_arrow.names, id_column)
+    batches = parquet.iter_batches(batch_size=chunk_rows, columns=plan.columns_read)
+    return _Input(plan, _parquet_chunks(batches, path), int(parquet.metadata.num_rows))
+
+
+def _parquet_chunks(batches: Iterator[pa.RecordBatch], path: Path) -> Iterator[pa.Table]:
+    rows = 0
+    while True:
         try:
-            # pre_buffer (on by default) caches every column chunk read: memory would grow with
-            # the file.
-            parquet = pq.ParquetFile(path, pre_buffer=False)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise DataError(f"{path} is not a readable Parquet file ({e}).") from e
-        # Only the columns scoring reads (the features, the id): a wide table's other columns
-        # are never decoded.
-        plan = ChunkPlan.for_columns(model, parquet.schema_arrow.names, id_column)
-        columns = [*plan.feature_columns, *([plan.id_column] if plan.id_column else [])]
-        batches = parquet.iter_batches(batch_size=chunk_rows, columns=columns)
-        rows = 0
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except (pa.ArrowInvalid, OSError) as e:  # a damaged page, a truncated file
-                reason = " ".join(str(e).split())  # pyarrow's message spans lines
-                where = f" after its first {rows:,} rows" if rows else ""
-                raise DataError(
-                    f"{path} cannot be read{where} ({reason}). The file is damaged: write it "
-                    "again, or restore it from its source."
-                ) from e
-            rows += batch.num_rows
-            yield pa.Table.from_batches([batch])
-    block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))
-    # The header alone first (a small block), then only the columns scoring reads, each
-    # feature with its type: pyarrow otherwise infers a column's type from the first block and
-    # fails on a later block that does not fit it (whole numbers, then "2.5"; or an unused
-    # column of codes, then text).
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as e:  # a damaged page, a truncated file
+            reason = " ".join(str(e).split())  # pyarrow's message spans lines
+            where = f" after its first {rows:,} rows" if rows else ""
+            raise DataError(
+                f"{path} cannot be read{where} ({reason}). The file is damaged: write it "
+                "again, or restore it from its source."
+            ) from e
+        rows += batch.num_rows
+        yield pa.Table.from_batches([batch])
+
+
+def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) -> _Input:
+    """The header alone first (a small block), then the columns scoring reads, each feature
+    with its type: pyarrow otherwise infers a column's type from the first block and fails on
+    a later block that does not fit it (whole numbers, then "2.5"; or an unused column of
+    codes, then text). The number of rows is not known: counting would read the file twice."""
     try:
         header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{path} is not a readable CSV file ({e}).") from e
     names = header.schema.names
+    header.close()
     plan = ChunkPlan.for_columns(model, names, id_column, csv=True)
+    types = {
+        f.name: pa.string() if f.is_categorical else pa.float64()
+        for f in model.manifest.features
+        if f.dtype != "bool"  # inferred: "true"/"True" and "0"/"1" both read
+    }
+    convert = pacsv.ConvertOptions(column_types=types, include_columns=plan.columns_read)
+    block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))
     try:
-        types = {
-            f.name: pa.string() if f.is_categorical else pa.float64()
-            for f in model.manifest.features
-            if f.dtype != "bool"  # inferred: "true"/"True" and "0"/"1" both read
-        }
-        convert = pacsv.ConvertOptions(
-            column_types=types,
-            include_columns=[*plan.feature_columns, *([plan.id_column] if plan.id_column else [])],
-        )
         reader = pacsv.open_csv(
             path, read_options=pacsv.ReadOptions(block_size=block), convert_options=convert
         )
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(_csv_error(path, names, e)) from e
-    yield from _rechunk(reader, chunk_rows, path, names)
+    return _Input(plan, _rechunk(reader, chunk_rows, path, names), None)
 
 
 def _rechunk(
@@ -357,12 +371,6 @@ def _csv_error(path: Path, names: list[str], e: Exception) -> str:
         f"{path}: column {names[int(found.group(1))]!r} holds a value that is not a number "
         f"({reason}); the model expects numbers there. Clean the column before scoring."
     )
-
-
-def _count_rows(path: Path, fmt: DataFormat) -> int | None:
-    if fmt == "parquet":
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    return None  # counting CSV rows would read the file twice
 
 
 def _progress_line(rows: int, total: int | None, seconds: float) -> str:
