@@ -11,6 +11,7 @@ left out with the reason; the bundle stays valid and is served by scikit-learn.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,22 +50,17 @@ class Parity:
 
 
 def convert(
-    estimator: Any,
-    n_features: int,
-    is_classifier: bool,
-    target_opset: int | None = None,
-    fold: bool = True,
+    estimator: Any, n_features: int, is_classifier: bool, target_opset: int | None = None
 ) -> bytes:
-    """A fitted estimator as a serialised ONNX graph with a float64 ``input``; with
-    ``fold``, a scaler's centring is folded into the linear layer after it
-    (:func:`pipelines.onnx_scaling.fold_centring`).
+    """A fitted estimator as a serialised ONNX graph with a float64 ``input``, a scaler's
+    centring folded into the linear layer after it (:func:`pipelines.onnx_scaling.
+    fold_centring`).
 
     Raises:
         OnnxExportError: when skl2onnx has no converter for a step of the model.
     """
     onx = _convert(estimator, n_features, is_classifier, target_opset)
-    if fold:
-        fold_centring(onx)
+    fold_centring(onx)
     data: bytes = onx.SerializeToString()
     return data
 
@@ -196,21 +192,16 @@ def export_onnx(
         raise OnnxExportError("no rows to check the ONNX export against; pass the test split.")
     onx = _convert(estimator, int(X_check.shape[1]), is_classifier, None)
     plain = onx.SerializeToString()
-    # A folded graph sums in another order: when it does not pass (or does not run), the graph
-    # as skl2onnx wrote it still may.
-    graphs = [plain]
     if fold_centring(onx):
-        graphs.insert(0, onx.SerializeToString())
-    for i, graph in enumerate(graphs):
-        dest.write_bytes(graph)
-        try:
+        # A folded graph sums in another order: when it does not pass (or does not run), the
+        # graph as skl2onnx wrote it still may.
+        dest.write_bytes(onx.SerializeToString())
+        with contextlib.suppress(OnnxExportError):
             parity = _checked_parity(estimator, is_classifier, dest, X_check, atol, label)
-        except OnnxExportError:
-            if i == len(graphs) - 1:
-                raise
-            continue
-        if parity.ok:
-            break
+            if parity.ok:
+                return parity
+    dest.write_bytes(plain)
+    parity = _checked_parity(estimator, is_classifier, dest, X_check, atol, label)
     if not parity.ok:
         dest.unlink()
         what = "class labels differ" if not parity.labels_equal else "predictions differ"

@@ -102,8 +102,9 @@ def _fold(graph: Any, matmul: Any) -> bool:
         shifted = np.broadcast_to(mean * factor, (n,)).ravel()  # the mean, scaled
     if not np.isfinite(shifted).all() or np.abs(shifted).max() > MAX_FOLDED_SHIFT:
         return False
-    folded_bias = _add_constant(
-        graph, f"{add.input[bias_at]}_folded", bias.reshape(k) - shifted @ weights
+    folded_bias = f"{add.input[bias_at]}_folded"
+    graph.initializer.append(
+        numpy_helper.from_array(bias.reshape(k) - shifted @ weights, folded_bias)
     )
     gemm = helper.make_node(
         "Gemm",
@@ -116,10 +117,3 @@ def _fold(graph: Any, matmul: Any) -> bool:
     for node in (centring, matmul, add):
         graph.node.remove(node)
     return True
-
-
-def _add_constant(graph: Any, name: str, value: np.ndarray) -> str:
-    from onnx import numpy_helper
-
-    graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-    return name
