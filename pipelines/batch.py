@@ -286,11 +286,15 @@ def _open_parquet(path: Path, chunk_rows: int, model: Model, id_column: str | No
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{path} is not a readable Parquet file ({e}).") from e
     plan = ChunkPlan.for_columns(model, parquet.schema_arrow.names, id_column)
-    batches = parquet.iter_batches(batch_size=chunk_rows, columns=plan.columns_read)
-    return _Input(plan, _parquet_chunks(batches, path), int(parquet.metadata.num_rows))
+    chunks = _parquet_chunks(parquet, chunk_rows, plan.columns_read, path)
+    return _Input(plan, chunks, int(parquet.metadata.num_rows))
 
 
-def _parquet_chunks(batches: Iterator[pa.RecordBatch], path: Path) -> Iterator[pa.Table]:
+def _parquet_chunks(
+    parquet: pq.ParquetFile, chunk_rows: int, columns: list[str], path: Path
+) -> Iterator[pa.Table]:
+    """The file's chunks; the reader starts in the thread that asks for the first one."""
+    batches = parquet.iter_batches(batch_size=chunk_rows, columns=columns)
     rows = 0
     while True:
         try:
