@@ -16,7 +16,7 @@ import orjson
 
 from app.errors import BadRequest
 from core.errors import InvalidInput
-from core.features import FeatureSchema, text_codes
+from core.features import CSV_MISSING, FeatureSchema, text_codes
 
 # The JSON body shapes accepted besides a bare list of rows or records.
 WRAPPER_KEYS = ("features", "instances", "inputs", "records")
@@ -78,7 +78,8 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
 
     One line is one row, and every row is answered in order (Batch Transform pairs output
     lines with input lines): an empty line inside the body is refused, never skipped. Empty
-    fields are missing values (NaN), accepted only for nullable features. Large bodies are
+    fields and null spellings (``NA``, ``null``: :data:`~core.features.CSV_MISSING`) are
+    missing values (NaN), accepted only for nullable features. Large bodies are
     parsed in C++ (:func:`_fast_csv`); anything unusual takes the exact path below, which
     words the error.
     """
@@ -152,7 +153,9 @@ def _fast_csv(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
       characters, text), so no character check comes first;
     - text of a categorical feature: trimmed of what ``str.strip()`` trims, then the code of
       that category, or the code of an unseen one;
-    - an empty cell: a missing value. A blank line is not a row of them: the exact path
+    - an empty cell or a null spelling (``NA``, ``null``: :data:`CSV_MISSING`): a missing
+      value (a padded spelling fails pyarrow's number parse, and the exact path trims it).
+      A blank line is not a row of them: the exact path
       refuses it by its number (with a single feature an empty cell is a blank line, so
       there the fast path reads none, and a row with no value at all goes to the exact path).
     """
@@ -170,7 +173,8 @@ def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -
     when they are not ``schema.n`` readable columns in every row.
 
     Args:
-        missing: Read an empty cell as a missing value (else the parse fails on it).
+        missing: Read an empty cell or a null spelling as a missing value (else the parse
+            fails on it).
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -184,7 +188,7 @@ def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={f"f{j}": pa.string() if text[j] else pa.float64() for j in range(n)},
-                null_values=[""] if missing else [],
+                null_values=sorted(CSV_MISSING) if missing else [],
                 strings_can_be_null=missing,
                 quoted_strings_can_be_null=missing,
             ),

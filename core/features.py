@@ -26,6 +26,16 @@ from core.manifest import FeatureSpec, Manifest
 
 _NUMERIC_KINDS = "fiub"
 
+# The CSV cells that mean "no value": the spellings pandas reads as missing by default, and
+# training reads CSV files with pandas (pipelines/data.py passes this list). The endpoint and
+# `mlship predict` read a CSV cell by the same list (trimmed first, as every CSV cell is), so
+# an R export's "NA" is a missing value everywhere, never a number error at the endpoint or a
+# never-seen category where training saw a gap. Tested equal to pandas' own list.
+CSV_MISSING: frozenset[str] = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+
 
 class FeatureSchema:
     """The model's input columns, as arrays ready for vectorised checks."""
@@ -136,14 +146,14 @@ class FeatureSchema:
         return [record[n] for n in self.names]
 
     def text_value(self, cell: str, i: int, j: int, where: str) -> float:
-        """A value that arrived as text (a CSV cell, an OIP BYTES element): a category's code,
-        or a number; empty is missing.
+        """A CSV cell's value: a category's code, or a number; empty or a null spelling
+        (:data:`CSV_MISSING`) is missing.
 
         Raises:
             InvalidInput: when a number is expected and ``cell`` is not one.
         """
         cell = cell.strip()
-        if not cell:
+        if cell in CSV_MISSING:
             return math.nan
         codes = self.codes[j]
         if codes is not None:
@@ -301,7 +311,8 @@ def text_codes(column: Any, spec: FeatureSpec, csv_cell: bool) -> np.ndarray:
     Args:
         csv_cell: Each value is a CSV cell, read as the service reads one
             (:meth:`FeatureSchema.text_value`): trimmed of what ``str.strip()`` trims (pyarrow
-            trims the same characters, tested for every one), and missing when empty.
+            trims the same characters, tested for every one), and missing when empty or a
+            null spelling (:data:`CSV_MISSING`).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -316,7 +327,8 @@ def text_codes(column: Any, spec: FeatureSpec, csv_cell: bool) -> np.ndarray:
     out[found] = np.fromiter(codes.values(), np.float64, len(codes))[index.drop_null().to_numpy()]
     missing = pc.is_null(column)
     if csv_cell:
-        missing = pc.or_kleene(missing, pc.equal(column, ""))
+        spellings = pa.array(sorted(CSV_MISSING), pa.string())
+        missing = pc.or_kleene(missing, pc.is_in(column, value_set=spellings))
     out[missing.to_numpy(zero_copy_only=False)] = np.nan
     return out
 

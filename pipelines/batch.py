@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core.errors import DataError
-from core.features import FeatureSchema, category_codes, text_codes
+from core.features import CSV_MISSING, FeatureSchema, category_codes, text_codes
 from core.files import DESCRIBED, DataFormat, data_format
 from core.model import Model, Prediction
 from core.s3 import download, is_s3_uri, upload
@@ -316,7 +316,9 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
     """The header alone first (a small block), then the columns scoring reads, each feature
     with its type: pyarrow otherwise infers a column's type from the first block and fails on
     a later block that does not fit it (whole numbers, then "2.5"; or an unused column of
-    codes, then text). The number of rows is not known: counting would read the file twice."""
+    codes, then text). A cell is missing when the service reads it so: empty or a null
+    spelling (``CSV_MISSING``, pandas' list, which pyarrow's default lacks two of), in any
+    column. The number of rows is not known: counting would read the file twice."""
     try:
         header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     except (pa.ArrowInvalid, OSError) as e:
@@ -329,7 +331,13 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
         for f in model.manifest.features
         if f.dtype != "bool"  # inferred: "true"/"True" and "0"/"1" both read
     }
-    convert = pacsv.ConvertOptions(column_types=types, include_columns=plan.columns_read)
+    convert = pacsv.ConvertOptions(
+        column_types=types,
+        include_columns=plan.columns_read,
+        null_values=sorted(CSV_MISSING),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
     block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))
     try:
         reader = pacsv.open_csv(
@@ -373,7 +381,8 @@ def _csv_error(path: Path, names: list[str], e: Exception) -> str:
         return f"{path}: the CSV cannot be parsed ({reason})."
     return (
         f"{path}: column {names[int(found.group(1))]!r} holds a value that is not a number "
-        f"({reason}); the model expects numbers there. Clean the column before scoring."
+        f"({reason}); the model expects numbers there, and an empty cell (or NA) where a "
+        "value is missing. Clean the column before scoring."
     )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from core.errors import DataError
+from core.features import CSV_MISSING
 from core.files import data_format, require_data_format, sha256_file
 from core.manifest import Dtype
 from core.s3 import download, is_s3_uri, object_version
@@ -172,7 +173,8 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
     try:
         if data_format(path) == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        # pandas' own null spellings, named: the endpoint and batch scoring read by them too
+        return pd.read_csv(path, keep_default_na=False, na_values=sorted(CSV_MISSING))
     except pd.errors.EmptyDataError as e:
         raise DataError(
             f"{source} is empty: it has no header and no rows. Point --data at a file with a "

@@ -155,6 +155,7 @@ ODD_CELLS = [
     "nan", "NaN", "inf", "-Infinity", "+1", ".5", "5.", "+.5", "1E+05", "00012", " 1", "1 ",
     "\t1", '"1.5"', "1e-400", "1e400", "0x10", "1_000", "1d5", "true", "--1", "1e", "\x0b1",
     "1\x1f", "\x001", "'1'", "-0",
+    "NA", " NA ", '"null"', "None", "<NA>", "-1.#IND",  # null spellings (CSV_MISSING)
     "\u0661\u0662", "\uff11\uff12",  # Arabic-Indic and full-width digits
 ]  # fmt: skip
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -25,9 +26,10 @@ from app.inputs import _FAST_PATH_BYTES, _fast_csv, csv_to_matrix
 from app.main import create_app
 from app.settings import AppSettings
 from core.errors import InvalidInput
-from core.features import FeatureSchema, category_codes, text_codes
+from core.features import CSV_MISSING, FeatureSchema, category_codes, text_codes
 from core.model import Model, load_model
 from pipelines.batch import score_file
+from pipelines.data import read_table
 from pipelines.params import load_params
 from pipelines.train import train
 
@@ -138,10 +140,11 @@ def test_penguins_csv_in_and_out(
 
 # Text cells as exports write them: padded (also with a full-width space or a control
 # character that str.strip() trims), quoted, unseen, in another case, empty (quoted or not;
-# sex is the nullable one).
+# sex and bill_length_mm are the nullable ones) or a null spelling, also padded or quoted.
 _ODD_TEXT = {
     "island": [" Dream ", '"Biscoe"', "\u3000Torgersen\u3000", "Atlantis", "Dream\x1f"],
-    "sex": ['""', "", " male ", "MALE"],
+    "sex": ['""', "", " male ", "MALE", "NA", " NA ", '"null"', "<NA>", "None"],
+    "bill_length_mm": ["NA", "nan", '"NULL"', "-1.#IND"],
 }
 
 
@@ -160,7 +163,7 @@ def test_penguins_large_csv_takes_the_fast_path_and_reads_as_the_exact_path(
             cells = lines[k].split(",")
             cells[j] = text
             lines[k] = ",".join(cells)
-            k += 21
+            k += 9
     body = ("\n".join(lines) + "\n").encode()
 
     fast = _fast_csv(body, schema)
@@ -171,6 +174,53 @@ def test_penguins_large_csv_takes_the_fast_path_and_reads_as_the_exact_path(
     np.testing.assert_array_equal(csv_to_matrix(body, schema), exact)
     sex = penguin_model.feature_names.index("sex")
     assert np.isnan(exact[:, sex]).sum() >= 30  # the empty cells are missing values
+
+
+@pytest.mark.parametrize("spelling", ["", "NA", "null", "None", "N/A", "NaN"])
+def test_penguins_null_spellings_mean_missing_in_training_serving_and_batch(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model, spelling: str
+) -> None:
+    """An R export writes a gap as NA, a database dump as null: training reads such a cell as
+    missing (pandas), and so must the endpoint (a small body, the exact path, and a large one,
+    the C++ path) and `mlship predict`, for text and number features alike: the answers equal
+    those of the same rows sent with JSON nulls. The endpoint used to refuse NA in a number
+    feature (422) and to read it as a never-seen category in a text one."""
+    names = penguin_model.feature_names
+    frame = penguins[names].sample(3000, replace=True, random_state=1, ignore_index=True)
+    frame = frame.astype(object)
+    frame.iloc[::3, names.index("sex")] = None
+    frame.iloc[1::5, names.index("bill_length_mm")] = None
+    rows = [[None if pd.isna(v) else v for v in r] for r in frame.itertuples(index=False)]
+    schema = FeatureSchema(penguin_model.manifest)
+    nulls = schema.rows_to_matrix(rows)  # the rows as JSON sends them
+    expected = penguin_model.predict(nulls)
+    src = tmp_path / "in.csv"
+    frame.to_csv(src, index=False, na_rep=spelling)
+    body = frame.to_csv(index=False, header=False, na_rep=spelling).encode()
+    lines = body.splitlines()
+
+    training = read_table(src).frame  # how `mlship train` reads the same file
+    large = _fast_csv(body, schema)
+    small = np.vstack([csv_to_matrix(line, schema) for line in lines[:200]])
+    score_file(penguin_model, str(src), str(tmp_path / "out.csv"))
+    batch = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+
+    pd.testing.assert_frame_equal(training.isna(), frame.isna(), check_dtype=False)
+    assert large is not None
+    np.testing.assert_array_equal(large, nulls)
+    np.testing.assert_array_equal(small, nulls[:200])
+    assert batch["prediction"].tolist() == expected.labels.tolist()
+    probabilities = batch[[f"proba_{c}" for c in penguin_model.classes or []]].to_numpy()
+    np.testing.assert_allclose(probabilities, expected.probabilities)
+
+
+def test_csv_missing_is_pandas_default_null_list() -> None:
+    """The one list of null spellings is the one pandas reads by default, which training
+    uses (pandas.read_csv's na_values documentation); pyarrow's default lacks two of them."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    assert set(STR_NA_VALUES) == CSV_MISSING
+    assert CSV_MISSING - set(pacsv.ConvertOptions().null_values) == {"<NA>", "None"}
 
 
 def test_penguins_large_csv_with_a_blank_line_names_it(
