@@ -181,23 +181,35 @@ def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -
 
     n = schema.n
     text = schema.categorical
-    try:
-        table = pacsv.read_csv(
+
+    def read(nulls: list[str]) -> pa.Table:
+        return pacsv.read_csv(
             pa.py_buffer(body),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={f"f{j}": pa.string() if text[j] else pa.float64() for j in range(n)},
-                null_values=sorted(CSV_MISSING) if missing else [],
+                null_values=nulls,
                 strings_can_be_null=missing,
                 quoted_strings_can_be_null=missing,
             ),
         )
+
+    try:
+        try:
+            # Empty cells only first: the whole list of spellings costs every parse about a
+            # tenth more (6.4 against 7.1 ms for 6 MB). A text column keeps a spelling as
+            # text, which text_codes reads as missing.
+            table = read([""] if missing else [])
+        except pa.ArrowInvalid:
+            if not missing:
+                raise
+            table = read(sorted(CSV_MISSING))  # a number column holds "NA" or the like
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if table.num_columns != n:
         return None
-    X = np.empty((table.num_rows, n), dtype=np.float64, order="F")
+    X = np.empty((table.num_rows, n), dtype=np.float64)  # row-major, as onnxruntime takes it
     for j in range(n):
         column = table.column(j)
         if text[j]:
