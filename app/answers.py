@@ -21,6 +21,7 @@ and a 146,000-row CSV answer took 16.4 ms in one piece, 8.0 ms in 2 slices on 2 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -90,18 +91,40 @@ def jsonlines(prediction: Prediction) -> bytes:
     """One JSON object per row: the answer that row alone would get."""
     if len(prediction) == 0:
         return b""
-    labels = _labels(prediction.labels, _json_text, b"]")
     if prediction.probabilities is None:
+        labels = _labels(prediction.labels, _json_text, b"]")
         return _join(['{"predictions":[', labels, "}\n"])
-    probabilities = _number_rows(prediction.probabilities, b"]")
-    return _join(['{"predictions":[', labels, ',"probabilities":[[', probabilities, "]}\n"])
+    # Each row's text up to its probabilities, after the previous row's end: two arrays to
+    # join instead of five parts (2.4 against 4.9 ms for 146,000 rows). The first row's
+    # extra end is skipped, and the last row's probabilities carry the body's end.
+    heads = _each_label(
+        prediction.labels,
+        lambda label: _END + b'{"predictions":[' + _json_text(label) + b'],"probabilities":[[',
+    )
+    probabilities = _number_rows(prediction.probabilities, b"]", tail=_END)
+    return _join([heads, probabilities], skip=len(_END))
 
 
-def _labels(labels: np.ndarray, text: Callable[[str], bytes], end: bytes) -> pa.Array:
+_END = b"]}\n"  # a JSON Lines answer's last bytes (after a classifier's probabilities)
+
+
+def _labels(labels: np.ndarray, text: Callable[[Any], bytes], end: bytes) -> pa.Array:
     """Each label's text followed by ``end``: numbers as JSON numbers (orjson, a column at a
     time), anything else through ``text`` once per distinct label."""
     if labels.dtype.kind in "biuf":
         return _tokens(labels, 1, end)
+    return _each_label(labels, lambda label: text(label) + end)
+
+
+def _each_label(labels: np.ndarray, text: Callable[[Any], bytes]) -> pa.Array:
+    """``text`` of each row's label, called once per distinct label (a classifier's few
+    classes) and repeated in C++."""
+    if labels.dtype.kind in "biuf":
+        # distinct bit patterns, so that -0.0 keeps its own text beside 0.0
+        bits = np.ascontiguousarray(labels).view(f"u{labels.dtype.itemsize}")
+        _, first, index = np.unique(bits, return_index=True, return_inverse=True)
+        encoded = [text(label) for label in labels[first].tolist()]
+        return pa.array(encoded, pa.large_binary()).take(index.ravel())
     values = labels.tolist()
     try:
         array = pa.array(values)
@@ -109,26 +132,30 @@ def _labels(labels: np.ndarray, text: Callable[[str], bytes], end: bytes) -> pa.
         array = None
     if array is None or not pa.types.is_string(array.type):
         # Only text is encoded once per distinct label: pyarrow would make 3 in [3, 2.5] a 3.0.
-        return pa.array([text(v) + end for v in values], pa.large_binary())
+        return pa.array([text(v) for v in values], pa.large_binary())
     dictionary = array.dictionary_encode()
-    encoded = [text(v) + end for v in dictionary.dictionary.to_pylist()]
+    encoded = [text(v) for v in dictionary.dictionary.to_pylist()]
     return pa.array(encoded, pa.large_binary()).take(dictionary.indices)
 
 
-def _number_rows(matrix: np.ndarray, end: bytes) -> pa.Array:
-    """A 2-D numeric array as one ``a,b,c`` text per row, each followed by ``end``."""
-    return _tokens(matrix, matrix.shape[1], end)
+def _number_rows(matrix: np.ndarray, end: bytes, tail: bytes = b"") -> pa.Array:
+    """A 2-D numeric array as one ``a,b,c`` text per row, each followed by ``end`` (the last
+    one by ``end`` and ``tail``)."""
+    return _tokens(matrix, matrix.shape[1], end, tail)
 
 
-def _tokens(values: np.ndarray, per: int, end: bytes) -> pa.Array:
+def _tokens(values: np.ndarray, per: int, end: bytes, tail: bytes = b"") -> pa.Array:
     """The values in row-major order as JSON numbers (orjson, one call), grouped ``per`` to a
     text that ends with the one byte ``end``: ``[a,b,c,d]`` with ``per=2`` and ``end=b";"``
     gives ``a,b;`` and ``c,d;``. Each group's separator (or the final ``]``) is overwritten
-    with ``end`` in a copy of orjson's output, and the texts point into that copy."""
+    with ``end`` in a copy of orjson's output, ``tail`` follows the last group, and the texts
+    point into that copy."""
     text = orjson.dumps(np.ascontiguousarray(values).ravel(), option=_NUMPY)
-    chars = np.frombuffer(bytearray(text), dtype=np.uint8)
-    ends = np.flatnonzero(chars == _COMMA)[per - 1 :: per]  # the commas between groups
-    chars[ends] = chars[-1] = ord(end)
+    chars = np.empty(len(text) + len(tail), dtype=np.uint8)
+    chars[: len(text)] = np.frombuffer(text, dtype=np.uint8)
+    chars[len(text) :] = np.frombuffer(tail, dtype=np.uint8)
+    ends = np.flatnonzero(chars[: len(text)] == _COMMA)[per - 1 :: per]  # between groups
+    chars[ends] = chars[len(text) - 1] = ord(end)
     offsets = np.empty(ends.size + 2, dtype=np.int64)
     offsets[0] = 1  # after "["
     offsets[1:-1] = ends + 1
@@ -137,16 +164,16 @@ def _tokens(values: np.ndarray, per: int, end: bytes) -> pa.Array:
     return pa.Array.from_buffers(pa.large_binary(), ends.size + 1, buffers)
 
 
-def _join(parts: list[pa.Array | str]) -> bytes:
+def _join(parts: list[pa.Array | str], skip: int = 0) -> bytes:
     """The rows' lines, each the concatenation of ``parts`` (arrays per row, or constant
-    text), as one body."""
+    text), as one body, less its first ``skip`` bytes."""
     values = [pa.scalar(p.encode(), pa.large_binary()) if isinstance(p, str) else p for p in parts]
     if len(values) == 1:
         lines = values[0]
     else:
         lines = pc.binary_join_element_wise(*values, pa.scalar(b"", pa.large_binary()))
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
-    start, stop = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    start, stop = int(offsets[lines.offset]) + skip, int(offsets[lines.offset + len(lines)])
     data = lines.buffers()[2]
     return b"" if data is None else data.slice(start, stop - start).to_pybytes()
 

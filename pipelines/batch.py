@@ -317,8 +317,10 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
     with its type: pyarrow otherwise infers a column's type from the first block and fails on
     a later block that does not fit it (whole numbers, then "2.5"; or an unused column of
     codes, then text). A cell is missing when the service reads it so: empty or a null
-    spelling (``CSV_MISSING``, pandas' list, which pyarrow's default lacks two of), in any
-    column. The number of rows is not known: counting would read the file twice."""
+    spelling (``CSV_MISSING``, pandas' list, which pyarrow's default lacks two of); text
+    cells are kept as text here and read by ``text_codes``, and the id column is the text in
+    its cells (inferred, "00123" became 123). The number of rows is not known: counting
+    would read the file twice."""
     try:
         header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     except (pa.ArrowInvalid, OSError) as e:
@@ -331,12 +333,13 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
         for f in model.manifest.features
         if f.dtype != "bool"  # inferred: "true"/"True" and "0"/"1" both read
     }
+    if plan.id_column is not None:
+        types[plan.id_column] = pa.string()
     convert = pacsv.ConvertOptions(
         column_types=types,
         include_columns=plan.columns_read,
-        null_values=sorted(CSV_MISSING),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=True,
+        null_values=sorted(CSV_MISSING),  # in number and bool columns
+        strings_can_be_null=False,
     )
     block = max(1 << 20, min(chunk_rows * _CSV_BYTES_PER_ROW_GUESS * 8, 1 << 28))
     try:

@@ -74,6 +74,7 @@ def predictions(draw: st.DrawFn) -> Prediction:
 
 @settings(max_examples=600, deadline=None)
 @example(Prediction(labels=np.array([3, 2.5], dtype=object), probabilities=None))
+@example(Prediction(labels=np.array([0.0, -0.0, 0.0]), probabilities=np.full((3, 1), 0.5)))
 @given(predictions())
 def test_answers_equal_row_by_row_encoding(prediction: Prediction) -> None:
     expected_csv, expected_jsonl = _row_by_row(prediction)

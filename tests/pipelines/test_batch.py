@@ -220,6 +220,30 @@ def test_batch_scoring_reads_a_csv_whose_columns_change_shape_after_the_first_bl
     assert_same_prediction(output_prediction(logistic_model, out), logistic_model.predict(X))
 
 
+def test_batch_scoring_copies_csv_ids_exactly(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    """A CSV id is the text in its cell: account numbers keep their leading zeros, codes
+    that turn to text after the first megabyte do not fail the file, and an id spelled like
+    a null ("NA", Namibia's code) stays an id. pyarrow inferred the column's type: "00123"
+    came out as 123, and a later "A-17" failed the whole file."""
+    X = np.tile(logistic_X, (90, 1))  # ~13,000 rows, ~3 MB of CSV
+    ids = [f"{i:06d}" for i in range(len(X))]
+    ids[5], ids[-1] = "NA", "A-17"
+    header = ",".join(["id", *logistic_model.feature_names])
+    body = "\n".join(
+        ",".join([key, *map(repr, row)]) for key, row in zip(ids, X.tolist(), strict=True)
+    )
+    src = tmp_path / "in.csv"
+    src.write_text(f"{header}\n{body}\n")
+
+    score_file(logistic_model, str(src), str(tmp_path / "out.parquet"), chunk_rows=1000)
+
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column("id").to_pylist() == ids
+    assert_same_prediction(output_prediction(logistic_model, out), logistic_model.predict(X))
+
+
 def test_batch_scoring_failure_midway_leaves_no_output_and_no_temporary_file(
     tmp_path: Path, forest_model: Model, forest_X: np.ndarray
 ) -> None:
