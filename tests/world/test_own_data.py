@@ -9,6 +9,7 @@ have.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,15 +212,18 @@ def test_penguins_null_spellings_mean_missing_in_training_serving_and_batch(
     np.testing.assert_array_equal(small, nulls[:200])
     assert batch["prediction"].tolist() == expected.labels.tolist()
     probabilities = batch[[f"proba_{c}" for c in penguin_model.classes or []]].to_numpy()
+    assert expected.probabilities is not None
     np.testing.assert_allclose(probabilities, expected.probabilities)
 
 
 def test_csv_missing_is_pandas_default_null_list() -> None:
     """The one list of null spellings is the one pandas reads by default, which training
     uses (pandas.read_csv's na_values documentation); pyarrow's default lacks two of them."""
-    from pandas._libs.parsers import STR_NA_VALUES
+    from pandas._libs.parsers import STR_NA_VALUES  # type: ignore[import-not-found]
 
     assert set(STR_NA_VALUES) == CSV_MISSING
+    cells = pd.read_csv(io.StringIO("\n".join(["x", *sorted(CSV_MISSING), "NA!"])), dtype=str)
+    assert cells["x"].isna().tolist() == [True] * (len(CSV_MISSING) - 1) + [False]  # "" is a line
     assert CSV_MISSING - set(pacsv.ConvertOptions().null_values) == {"<NA>", "None"}
 
 
