@@ -237,21 +237,17 @@ def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
     """
     if len(body) < _FAST_PATH_BYTES or b'"' in body:
         return None
-    if b"\r" in body:
-        body = body.replace(b"\r\n", b"\n")
-        if b"\r" in body:
-            return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
-    # One list per line: the body opens with "[" and closes with "]", and every line break
-    # sits between "]" and "[" (so no line is blank). These brackets are blanked in a copy;
-    # any other bracket (a nested list) stays in a cell, which pyarrow then cannot read.
-    chars = np.frombuffer(bytearray(body), dtype=np.uint8)
-    end = chars.size - 1 if chars[-1] == _NEWLINE else chars.size  # a final break ends a row
-    if end == 0 or chars[0] != _OPEN or chars[end - 1] != _CLOSE:
+    lf = _lf_lines(body)
+    if lf is None:
         return None
-    breaks = np.flatnonzero(chars[:end] == _NEWLINE)
+    # One list per line (_lines_between). These brackets are blanked in a copy; any other
+    # bracket (a nested list) stays in a cell, which pyarrow then cannot read.
+    chars = np.frombuffer(bytearray(lf), dtype=np.uint8)
+    lines = _lines_between(chars, _OPEN, _CLOSE)
+    if lines is None:
+        return None
+    breaks, end = lines
     rows = breaks.size + 1
-    if (chars[breaks - 1] != _CLOSE).any() or (chars[breaks + 1] != _OPEN).any():
-        return None
     chars[0] = chars[end - 1] = _SPACE
     chars[breaks - 1] = chars[breaks + 1] = _SPACE
     if not _json_numbers(chars):
@@ -262,7 +258,94 @@ def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
     return X
 
 
+def _record_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
+    """Large JSON Lines of records (one object keyed by feature name per line, as pandas'
+    ``to_json(orient="records", lines=True)`` writes them) parsed by pyarrow's JSON reader,
+    or None to take the exact path.
+
+    pyarrow's reader follows JSON's grammar (``007``, ``.5``, ``+1`` and trailing commas
+    fail, tested), and with each feature's type declared it fails on an unknown key, a
+    repeated key, a value of another JSON type (text for a number, ``true``, a list) and a
+    line that is not an object, so the exact path words each of those. What it reads that
+    the exact path does not: NaN and Infinity, so a non-finite number goes back; and a
+    missing key reads as null, so the lines holding a null are read again one at a time
+    (usually few) and any missing key goes back.
+    """
+    if len(body) < _FAST_PATH_BYTES:
+        return None
+    lf = _lf_lines(body)
+    if lf is None:
+        return None
+    chars = np.frombuffer(lf, dtype=np.uint8)
+    lines = _lines_between(chars, _OPEN_BRACE, _CLOSE_BRACE)
+    if lines is None:
+        return None
+    breaks, end = lines
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pajson
+
+    types = [pa.string() if text else pa.float64() for text in schema.categorical]
+    try:
+        table = pajson.read_json(
+            pa.BufferReader(pa.py_buffer(lf)),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=pa.schema(list(zip(schema.names, types, strict=True))),
+                unexpected_field_behavior="error",
+                newlines_in_values=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):  # ValueError: not UTF-8
+        return None
+    if table.num_rows != breaks.size + 1:
+        return None  # two objects on a line (every line holds one or more, none is blank)
+    X = np.empty((table.num_rows, schema.n), dtype=np.float64)
+    nulls = np.zeros(table.num_rows, dtype=bool)
+    for j, (name, spec) in enumerate(zip(schema.names, schema.features, strict=True)):
+        column = table.column(name)
+        if schema.categorical[j]:
+            X[:, j] = text_codes(column, spec, csv_cell=False)
+        else:
+            if not pc.all(pc.is_finite(column)).as_py():  # skips nulls
+                return None
+            X[:, j] = column.to_numpy()
+        if column.null_count:
+            nulls |= pc.is_null(column).to_numpy(zero_copy_only=False)
+    starts = np.concatenate(([0], breaks + 1))
+    stops = np.concatenate((breaks, [end]))
+    for i in np.flatnonzero(nulls):
+        record = orjson.loads(lf[starts[i] : stops[i]])
+        if any(name not in record for name in schema.names):
+            return None
+    return X
+
+
+def _lf_lines(body: bytes) -> bytes | None:
+    """The body with CRLF line ends as LF, or None when a CR stands alone (pyarrow would end
+    a line there; a row here ends only at LF)."""
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+        if b"\r" in body:
+            return None
+    return body
+
+
+def _lines_between(chars: np.ndarray, first: int, last: int) -> tuple[np.ndarray, int] | None:
+    """The line breaks of a body of one value per line, and where its last line ends, or
+    None unless the body opens with ``first`` and closes with ``last`` and every line break
+    sits between ``last`` and ``first`` (so no line is blank, and none starts or ends with
+    anything else)."""
+    end = chars.size - 1 if chars[-1] == _NEWLINE else chars.size  # a final break ends a row
+    if end == 0 or chars[0] != first or chars[end - 1] != last:
+        return None
+    breaks = np.flatnonzero(chars[:end] == _NEWLINE)
+    if (chars[breaks - 1] != last).any() or (chars[breaks + 1] != first).any():
+        return None
+    return breaks, end
+
+
 _NEWLINE, _OPEN, _CLOSE, _SPACE = ord("\n"), ord("["), ord("]"), ord(" ")
+_OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
 _DOT, _PLUS, _MINUS, _ZERO = ord("."), ord("+"), ord("-"), ord("0")
 
 
@@ -315,10 +398,14 @@ def _is_e(chars: np.ndarray) -> np.ndarray:
 def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     """JSON Lines: one row per line, a list in feature order or an object keyed by feature
     name. Empty lines are refused like in CSV (each output line answers its input line)."""
-    if not schema.any_categorical:
+    if body.startswith(b"{"):
+        fast = _record_jsonlines(body, schema)
+    elif not schema.any_categorical:
         fast = _numeric_jsonlines(body, schema)
-        if fast is not None:
-            return schema.validate(fast)
+    else:
+        fast = None
+    if fast is not None:
+        return schema.validate(fast)
     text_lines = body.split(b"\n")
     if text_lines and not text_lines[-1].strip():
         text_lines.pop()  # the final line break

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.model import Model, load_model
@@ -88,11 +89,14 @@ def servers(
             stop_server(server)
 
 
-def _jsonlines(rows: np.ndarray) -> bytes:
-    return b"".join(json.dumps(r).encode() + b"\n" for r in rows.tolist())
+def _jsonlines(rows: np.ndarray, names: list[str] | None = None) -> bytes:
+    """A list per line, or with ``names`` a record per line (pandas' records lines)."""
+    if names is None:
+        return b"".join(json.dumps(r).encode() + b"\n" for r in rows.tolist())
+    return pd.DataFrame(rows, columns=names).to_json(orient="records", lines=True).encode()
 
 
-@pytest.mark.parametrize("fmt", ["text/csv", "application/jsonlines"])
+@pytest.mark.parametrize("fmt", ["text/csv", "application/jsonlines", "records"])
 @pytest.mark.parametrize("mb", [5, 6])
 @pytest.mark.parametrize("kind", ["wide", "narrow"])
 def test_batch_transform_scores_every_line_in_order(
@@ -105,7 +109,10 @@ def test_batch_transform_scores_every_line_in_order(
 ) -> None:
     csv, rows = files[kind]
     model: Model = load_model(bundles[kind])
-    data = csv if fmt == "text/csv" else _jsonlines(rows)
+    if fmt == "records":
+        data, fmt = _jsonlines(rows, model.feature_names), "application/jsonlines"
+    else:
+        data = csv if fmt == "text/csv" else _jsonlines(rows)
 
     result = run_transform(servers[kind, mb].url, data, mb, fmt, fmt)
 

@@ -23,7 +23,13 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from app.inputs import _FAST_PATH_BYTES, _fast_csv, csv_to_matrix
+from app.inputs import (
+    _FAST_PATH_BYTES,
+    _fast_csv,
+    _record_jsonlines,
+    csv_to_matrix,
+    jsonlines_to_matrix,
+)
 from app.main import create_app
 from app.settings import AppSettings
 from core.errors import InvalidInput
@@ -225,6 +231,28 @@ def test_csv_missing_is_pandas_default_null_list() -> None:
     cells = pd.read_csv(io.StringIO("\n".join(["x", *sorted(CSV_MISSING), "NA!"])), dtype=str)
     assert cells["x"].isna().tolist() == [True] * (len(CSV_MISSING) - 1) + [False]  # "" is a line
     assert CSV_MISSING - set(pacsv.ConvertOptions().null_values) == {"<NA>", "None"}
+
+
+def test_penguins_large_jsonlines_records_take_the_fast_path_and_read_as_the_exact_path(
+    penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """Records lines as pandas writes them (text, whole numbers, null for a gap), with odd
+    text (padded, unseen: JSON text is exact), parsed by pyarrow's JSON reader: every row
+    equals what the exact path reads line by line."""
+    schema = FeatureSchema(penguin_model.manifest)
+    frame = penguins[penguin_model.feature_names].sample(3000, replace=True, random_state=2)
+    island = frame["island"].to_numpy(dtype=object, copy=True)
+    island[::50], island[1::50] = " Dream ", "Atlantis"
+    frame["island"] = island
+    body = frame.to_json(orient="records", lines=True).encode()
+
+    fast = _record_jsonlines(body, schema)
+    exact = np.vstack([jsonlines_to_matrix(line, schema) for line in body.splitlines()])
+
+    assert fast is not None and len(body) > _FAST_PATH_BYTES
+    np.testing.assert_array_equal(fast, exact)
+    sex = penguin_model.feature_names.index("sex")
+    assert np.isnan(exact[:, sex]).sum() >= 30  # the nulls are missing values
 
 
 def test_penguins_large_csv_with_a_blank_line_names_it(
