@@ -3,7 +3,9 @@ same bytes parsed by pyarrow's CSV reader and predicted in-process (issue 13's r
 
 For a 30-feature and a 5-feature model, a 6 MB CSV body and the same rows as JSON Lines are
 sent to ``mlship serve`` on 127.0.0.1 (cache off: every row reaches the model); rows/s is the
-best of several requests, and so is the reference's.
+best of several requests, and so is the reference's. JSON Lines of records (an object per
+line, as pandas writes them; fewer rows fit in 6 MB) are measured against their own
+reference: the same bytes read by pyarrow's JSON reader, then predicted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 
 from benchmarks.report import PAYLOAD_SHARE_TARGET
 from benchmarks.scoring import include_onnx
@@ -39,6 +42,14 @@ def _body(rows: np.ndarray) -> tuple[bytes, bytes]:
     parsed = np.loadtxt(io.BytesIO(csv), delimiter=",", ndmin=2)
     jsonl = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in parsed.tolist())
     return csv, jsonl
+
+
+def _records(rows: np.ndarray, names: list[str]) -> bytes:
+    """The rows as pandas' records lines, whole lines up to 6 MB."""
+    import pandas as pd
+
+    text = pd.DataFrame(rows, columns=names).to_json(orient="records", lines=True).encode()
+    return text[: text.rfind(b"\n", 0, PAYLOAD_BYTES) + 1]
 
 
 def _best(fn: Any) -> float:
@@ -64,11 +75,23 @@ def bench_payloads(work: Path) -> dict[str, Any]:
         rows = base[rng.integers(0, len(base), 200_000)] * rng.uniform(0.95, 1.05, (200_000, 1))
         csv, jsonl = _body(rows)
         n = csv.count(b"\n")
+        records = _records(np.loadtxt(io.BytesIO(csv), delimiter=",", ndmin=2), model.feature_names)
+        n_records = records.count(b"\n")
 
         def reference(csv: bytes = csv, model: Any = model) -> None:
             table = pacsv.read_csv(
                 pa.py_buffer(csv), read_options=pacsv.ReadOptions(autogenerate_column_names=True)
             )
+            X = np.column_stack([c.to_numpy() for c in table.columns])
+            model.predict(X)
+
+        types = pa.schema([(name, pa.float64()) for name in model.feature_names])
+
+        def records_reference(
+            body: bytes = records, model: Any = model, types: pa.Schema = types
+        ) -> None:
+            options = pajson.ParseOptions(explicit_schema=types)
+            table = pajson.read_json(pa.BufferReader(pa.py_buffer(body)), parse_options=options)
             X = np.column_stack([c.to_numpy() for c in table.columns])
             model.predict(X)
 
@@ -81,8 +104,14 @@ def bench_payloads(work: Path) -> dict[str, Any]:
         service = Service("ours", argv, "/ping", env)
         runtime = model.runtime
         figures: dict[str, Any] = {"rows": n, "bytes": len(csv), "runtime": runtime}
+        figures["records_rows"] = n_records
+        sends = (
+            ("text/csv", "text/csv", csv, n),
+            ("application/jsonlines", "application/jsonlines", jsonl, n),
+            ("records", "application/jsonlines", records, n_records),
+        )
         with running(service, port, work / f"payload-{kind}.log") as url:
-            for name, body in (("text/csv", csv), ("application/jsonlines", jsonl)):
+            for figure, name, body, lines in sends:
 
                 def post(body: bytes = body, media: str = name) -> None:
                     request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
@@ -95,8 +124,9 @@ def bench_payloads(work: Path) -> dict[str, Any]:
                         r.read()
 
                 post()  # warm-up: the first large body imports the parser
-                figures[name] = n / _best(post)
+                figures[figure] = lines / _best(post)
         figures["reference"] = n / _best(reference)
+        figures["records_reference"] = n_records / _best(records_reference)
         out[kind] = figures
     return out
 
@@ -117,4 +147,16 @@ def render_payloads(figures: dict[str, Any]) -> list[str]:
             f"{ref:>12,.0f}  "
             f"{csv / ref:>6.0%}  {jl / ref:>8.0%}"
         )
+    if any("records" in f for f in figures.values()):
+        lines += [
+            "JSON Lines of records (an object per line), beside pyarrow JSON parse + predict",
+            f"{'model':<10}{'rows':>17} {'records':>12} {'reference':>12}  records/ref",
+        ]
+        for kind, f in figures.items():
+            if "records" in f:
+                rec, ref = f["records"], f["records_reference"]
+                lines.append(
+                    f"{kind:<10}{f['records_rows']:>17,} {rec:>12,.0f} {ref:>12,.0f}  "
+                    f"{rec / ref:>10.0%}"
+                )
     return lines

@@ -177,7 +177,9 @@ def test_payload_targets_are_judged_per_format() -> None:
         "models": {},
         "payloads": {
             "logistic": figures | {"text/csv": 6.1e5, "application/jsonlines": 5.9e5},
-            "narrow": figures | {"text/csv": 5e5, "application/jsonlines": 7e5},
+            "narrow": figures
+            | {"text/csv": 5e5, "application/jsonlines": 7e5}
+            | {"records": 3e5, "records_reference": 4e5, "records_rows": 9_000},
         },
     }
 
@@ -188,4 +190,5 @@ def test_payload_targets_are_judged_per_format() -> None:
         "logistic: 6 MB JSON Lines": False,
         "narrow: 6 MB CSV": False,
         "narrow: 6 MB JSON Lines": True,
+        "narrow: 6 MB JSON Lines records": True,  # against its own reference, JSON parse
     }
