@@ -314,8 +314,11 @@ def _record_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
     starts = np.concatenate(([0], breaks + 1))
     stops = np.concatenate((breaks, [end]))
     for i in np.flatnonzero(nulls):
-        record = orjson.loads(lf[starts[i] : stops[i]])
-        if any(name not in record for name in schema.names):
+        try:
+            record = orjson.loads(lf[starts[i] : stops[i]])
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(record, dict) or any(name not in record for name in schema.names):
             return None
     return X
 
