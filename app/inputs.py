@@ -22,12 +22,27 @@ from core.features import CSV_MISSING, FeatureSchema, text_codes
 WRAPPER_KEYS = ("features", "instances", "inputs", "records")
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse a JSON body (orjson), as a 400 naming the position when it is malformed."""
+def parse_json(body: bytes, lines_media: str | None = None) -> Any:
+    """Parse a JSON body (orjson), as a 400 naming the position when it is malformed.
+
+    Args:
+        lines_media: The media type to name when the body holds one JSON value a line: JSON
+            Lines sent as JSON (a Batch Transform job with ``ContentType`` application/json
+            and ``SplitType`` Line sends its mini-batches so).
+    """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise BadRequest(f"The body is not valid JSON: {e}.") from e
+        hint = ""
+        if lines_media and str(e).startswith(_SECOND_VALUE) and "column 1 " in str(e):
+            hint = (
+                " It holds one JSON value a line: send JSON Lines as Content-Type: "
+                f"{lines_media} (a Batch Transform job's ContentType)."
+            )
+        raise BadRequest(f"The body is not valid JSON: {e}.{hint}") from e
+
+
+_SECOND_VALUE = "unexpected content after document"  # orjson: a value after the first
 
 
 def json_to_matrix(payload: Any, schema: FeatureSchema) -> np.ndarray:

@@ -79,7 +79,7 @@ async def invocations(request: Request) -> Response:
     elif content_type == JSONLINES:
         X = jsonlines_to_matrix(body, service.schema)
     else:
-        X = json_to_matrix(parse_json(body), service.schema)
+        X = json_to_matrix(parse_json(body, JSONLINES), service.schema)
     prediction, model = await answer(service, request, X)
     if out == CSV:
         return stamp(csv_response(service.answers.csv(prediction)), model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -36,6 +38,30 @@ def test_invocations_csv_in_json_out(client: TestClient, X: np.ndarray) -> None:
     as_json = client.post("/invocations", json=X[:4].tolist()).json()
 
     assert as_csv == as_json
+
+
+def test_json_lines_sent_as_json_names_the_content_type_to_send(
+    client: TestClient, X: np.ndarray
+) -> None:
+    """A Batch Transform job with ContentType application/json and SplitType Line sends JSON
+    Lines as JSON: the 400 says which content type takes them; /v1/predict, which takes no
+    JSON Lines, does not suggest it."""
+    body = "".join(f"{json.dumps(row)}\n" for row in X[:3].tolist())
+    json_type = {"content-type": "application/json"}
+
+    invocations = client.post("/invocations", content=body, headers=json_type)
+    predict = client.post("/v1/predict", content=body, headers=json_type)
+    one_line = client.post("/invocations", content="[1, 2] [3]", headers=json_type)
+
+    assert invocations.status_code == 400
+    assert invocations.json()["error"] == (
+        "The body is not valid JSON: unexpected content after document: line 2 column 1 "
+        f"(char {body.index(chr(10)) + 1}). It holds one JSON value a line: send JSON Lines as "
+        "Content-Type: application/jsonlines (a Batch Transform job's ContentType)."
+    )
+    assert predict.status_code == 400
+    assert "application/jsonlines" not in predict.json()["error"]
+    assert "application/jsonlines" not in one_line.json()["error"]
 
 
 def test_invocations_csv_out(client: TestClient, X: np.ndarray) -> None:
