@@ -1,4 +1,5 @@
-"""Prediction answers as CSV or JSON Lines bodies: one line per row, built a column at a time.
+"""Prediction answers as CSV or JSON Lines bodies: one line per row, built a column at a time
+(and as a NumPy array: :func:`npy_answer`).
 
 A Batch Transform mini-batch holds up to ~150,000 rows; building each answer line in Python
 (a few bytes objects and a join per row) cost more than parsing and predicting the rows
@@ -20,6 +21,7 @@ and a 146,000-row CSV answer took 16.4 ms in one piece, 8.0 ms in 2 slices on 2 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -176,6 +178,18 @@ def _join(parts: list[pa.Array | str], skip: int = 0) -> bytes:
     start, stop = int(offsets[lines.offset]) + skip, int(offsets[lines.offset + len(lines)])
     data = lines.buffers()[2]
     return b"" if data is None else data.slice(start, stop - start).to_pybytes()
+
+
+def npy_answer(prediction: Prediction) -> bytes:
+    """The predictions as a NumPy ``.npy`` array, as the SageMaker scikit-learn container
+    answers ``application/x-npy`` (the labels only): numbers as they are, text labels as a
+    unicode array, never an object array (its reader would have to unpickle it)."""
+    labels = prediction.labels
+    if labels.dtype.kind not in "biuf":
+        labels = np.array([str(v) for v in labels.tolist()], dtype=np.str_)
+    buffer = io.BytesIO()
+    np.save(buffer, labels, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _csv_cell(value: object) -> bytes:

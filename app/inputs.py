@@ -88,6 +88,54 @@ _SHAPES = (
 )
 
 
+def npy_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
+    """A NumPy ``.npy`` file (the SageMaker SDK's ``NumpySerializer``): a 2-D array of rows, or
+    a 1-D array as one row. Numbers as they are (NaN is a missing value), text through the
+    JSON rules (a category's text; a number written as text is refused). Never unpickled: an
+    object array is refused."""
+    if not body.startswith(_NPY_MAGIC):
+        raise BadRequest(
+            "The body is not a NumPy .npy array (it does not open with .npy's magic bytes); "
+            "send what numpy.save writes, or CSV or JSON."
+        )
+    try:
+        array = np.lib.format.read_array(io.BytesIO(body), allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise BadRequest(
+                "The .npy body holds Python objects, which the service never unpickles; send "
+                "a numeric array, or CSV or JSON for mixed text and numbers."
+            ) from None
+        raise BadRequest(f"The body is not a NumPy .npy array ({_reason(e)}).") from None
+    except (OSError, EOFError, SyntaxError, TypeError) as e:
+        raise BadRequest(f"The body is not a NumPy .npy array ({_reason(e)}).") from None
+    if array.dtype.names is not None:
+        raise BadRequest("The .npy body holds a record array; send a plain array of rows.")
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidInput(
+            f"The .npy array has shape {list(array.shape)}; send [rows, {schema.n}] for "
+            f"{schema.expected()}."
+        )
+    if array.dtype.kind in "iuf" and not schema.any_categorical:
+        if array.shape[1] != schema.n:
+            raise InvalidInput(
+                f"The .npy array has {array.shape[1]} columns; the model expects "
+                f"{schema.expected()}."
+            )
+        return schema.validate(np.asarray(array, dtype=np.float64))
+    # text, booleans, or a model with text features: the JSON rules, value by value
+    return schema.validate(schema.rows_to_matrix(array.tolist()))
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _reason(e: BaseException) -> str:
+    return (str(e).splitlines()[0][:200] if str(e) else type(e).__name__).rstrip(".")
+
+
 def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     """CSV rows without a header (a header equal to the feature names is skipped).
 

@@ -15,6 +15,9 @@ from app.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMe
 JSON = "application/json"
 CSV = "text/csv"
 JSONLINES = "application/jsonlines"
+# NumPy's .npy file: the SageMaker SDK's NumpySerializer and NumpyDeserializer (the defaults of
+# its SKLearnPredictor) send and ask for it.
+NPY = "application/x-npy"
 # Other names clients use for JSON Lines.
 JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/x-ndjson")
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY

@@ -5,8 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from app.answers import npy_answer
 from app.auth import require_api_key_on_invocations
-from app.inputs import csv_to_matrix, json_to_matrix, jsonlines_to_matrix, parse_json
+from app.inputs import (
+    csv_to_matrix,
+    json_to_matrix,
+    jsonlines_to_matrix,
+    npy_to_matrix,
+    parse_json,
+)
 from app.routers import get_service
 from app.routing import answer, stamp
 from app.schemas import (
@@ -22,6 +29,7 @@ from app.transport import (
     CSV,
     JSON,
     JSONLINES,
+    NPY,
     csv_response,
     json_response,
     jsonable,
@@ -49,10 +57,12 @@ async def ping(request: Request) -> StatusResponse:
             "content": {
                 CSV: {"schema": {"type": "string"}},
                 JSONLINES: {"schema": {"type": "string"}},
+                NPY: {"schema": {"type": "string", "format": "binary"}},
             },
             "description": "JSON; with Accept: text/csv one line per row (the prediction, then "
             "the class probabilities for classifiers); with Accept: application/jsonlines one "
-            "JSON answer per row.",
+            "JSON answer per row; with Accept: application/x-npy the predictions as a NumPy "
+            ".npy array (as the SageMaker scikit-learn container answers).",
         },
         **ERROR_RESPONSES,
     },
@@ -63,21 +73,24 @@ async def ping(request: Request) -> StatusResponse:
                 JSON: {"schema": {"$ref": f"#/components/schemas/{PREDICT_REQUEST}"}},
                 CSV: {"schema": {"$ref": f"#/components/schemas/{INVOCATIONS_CSV}"}},
                 JSONLINES: {"schema": {"$ref": f"#/components/schemas/{INVOCATIONS_JSONLINES}"}},
+                NPY: {"schema": {"type": "string", "format": "binary"}},
             },
         }
     },
 )
 async def invocations(request: Request) -> Response:
-    """SageMaker inference: JSON (every accepted shape) or headerless CSV rows in; JSON or CSV
-    out according to Accept."""
+    """SageMaker inference: JSON (every accepted shape), headerless CSV rows, JSON Lines or a
+    NumPy array in; JSON, CSV, JSON Lines or a NumPy array out according to Accept."""
     service = get_service(request)
-    content_type = require_content_type(request, (JSON, CSV, JSONLINES))
-    out = negotiate(request, (JSON, CSV, JSONLINES))
+    content_type = require_content_type(request, (JSON, CSV, JSONLINES, NPY))
+    out = negotiate(request, (JSON, CSV, JSONLINES, NPY))
     body = await read_body(request, service.settings.max_body_bytes)
     if content_type == CSV:
         X = csv_to_matrix(body, service.schema)
     elif content_type == JSONLINES:
         X = jsonlines_to_matrix(body, service.schema)
+    elif content_type == NPY:
+        X = npy_to_matrix(body, service.schema)
     else:
         X = json_to_matrix(parse_json(body, JSONLINES), service.schema)
     prediction, model = await answer(service, request, X)
@@ -85,6 +98,8 @@ async def invocations(request: Request) -> Response:
         return stamp(csv_response(service.answers.csv(prediction)), model)
     if out == JSONLINES:
         return stamp(Response(service.answers.jsonlines(prediction), media_type=JSONLINES), model)
+    if out == NPY:
+        return stamp(Response(npy_answer(prediction), media_type=NPY), model)
     response = json_response(
         {
             "predictions": jsonable(prediction.labels),

@@ -49,7 +49,12 @@ def test_openapi_request_schemas_follow_the_bundle(
     assert schemas["FeatureRecord"]["required"] == feature_names
     assert schemas["FeatureRecord"]["additionalProperties"] is False
     body = client.get("/openapi.json").json()["paths"]["/invocations"]["post"]["requestBody"]
-    assert set(body["content"]) == {"application/json", "text/csv", "application/jsonlines"}
+    assert set(body["content"]) == {
+        "application/json",
+        "text/csv",
+        "application/jsonlines",
+        "application/x-npy",
+    }
 
 
 def _secured(spec: dict[str, Any]) -> set[tuple[str, str]]:

@@ -1,12 +1,16 @@
-"""SageMaker routes in-process: ``/ping`` and ``/invocations`` in JSON and CSV."""
+"""SageMaker routes in-process: ``/ping`` and ``/invocations`` in JSON, CSV, JSON Lines and
+NumPy .npy."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.model import Model
 
@@ -110,7 +114,7 @@ def test_invocations_unacceptable_accept_is_406(client: TestClient, X: np.ndarra
     assert response.status_code == 406
     assert response.json() == {
         "error": "Accept 'application/xml' asks for nothing this route produces; accept "
-        "application/json or text/csv or application/jsonlines."
+        "application/json or text/csv or application/jsonlines or application/x-npy."
     }
 
 
@@ -178,11 +182,104 @@ def test_invocations_csv_not_utf8_is_400(client: TestClient) -> None:
 
 def test_invocations_unsupported_content_type_is_415(client: TestClient) -> None:
     response = client.post(
-        "/invocations", content=b"1,2", headers={"content-type": "application/x-npy"}
+        "/invocations", content=b"1,2", headers={"content-type": "application/x-protobuf"}
     )
 
     assert response.status_code == 415
     assert response.json() == {
-        "error": "Content-Type 'application/x-npy' is not supported here; send "
-        "application/json or text/csv or application/jsonlines."
+        "error": "Content-Type 'application/x-protobuf' is not supported here; send "
+        "application/json or text/csv or application/jsonlines or application/x-npy."
     }
+
+
+NPY = {"content-type": "application/x-npy", "accept": "application/x-npy"}
+
+
+def _npy(array: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fortran", [False, True])
+def test_invocations_npy_in_and_out(client: TestClient, X: np.ndarray, fortran: bool) -> None:
+    """The SageMaker SDK's SKLearnPredictor sends and asks for NumPy .npy arrays: a 2-D array
+    of rows (either memory order) in, the predictions as an array out, as the SageMaker
+    scikit-learn container answers."""
+    model: Model = client.app.state.service.model  # type: ignore[attr-defined]
+    rows = np.asfortranarray(X[:7]) if fortran else np.ascontiguousarray(X[:7])
+
+    response = client.post("/invocations", content=_npy(rows), headers=NPY)
+    one_row = client.post("/invocations", content=_npy(X[3]), headers=NPY)
+    as_json = client.post("/invocations", content=_npy(rows), headers=NPY | {"accept": "*/*"})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-npy"
+    labels = np.load(io.BytesIO(response.content), allow_pickle=False)
+    np.testing.assert_array_equal(labels, model.predict(rows).labels)
+    np.testing.assert_array_equal(
+        np.load(io.BytesIO(one_row.content)), model.predict(X[3:4]).labels
+    )
+    assert as_json.json()["predictions"] == model.predict(rows).labels.tolist()
+
+
+class _Armed:
+    """Unpickling this object runs code: the service must never do it."""
+
+    ran = False
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_Armed._fire, ())
+
+    @staticmethod
+    def _fire() -> None:
+        _Armed.ran = True
+
+
+def test_invocations_npy_object_array_is_refused_unread(client: TestClient) -> None:
+    body = _npy(np.array([[_Armed()]], dtype=object), allow_pickle=True)
+
+    response = client.post("/invocations", content=body, headers=NPY)
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "The .npy body holds Python objects, which the service never unpickles"
+    )
+    assert not _Armed.ran
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"1,2,3", 400, "The body is not a NumPy .npy array (it does not open with .npy's"),
+        (_npy(np.zeros((2, 30)))[:-9], 400, "The body is not a NumPy .npy array ("),
+        (_npy(np.zeros((2, 3, 30))), 422, "The .npy array has shape [2, 3, 30]; send [rows, 30]"),
+        (_npy(np.zeros((2, 29))), 422, "The .npy array has 29 columns; the model expects 30"),
+        (_npy(np.zeros((0, 30))), 422, "the request has no rows"),
+        (_npy(np.full((1, 30), np.inf)), 422, "feature 'mean_radius' (row 0) is infinite"),
+        (_npy(np.full((2, 30), np.nan)), 422, "feature 'mean_radius' (row 0) is missing"),
+        (_npy(np.ones((1, 30), dtype=bool)), 422, "feature 'mean_radius' (row 0) must be a "),
+        (_npy(np.full((1, 30), "1.5")), 422, "feature 'mean_radius' (row 0) must be a number"),
+        (_npy(np.zeros(2, dtype=[("a", "f8")])), 400, "The .npy body holds a record array"),
+    ],
+)
+def test_invocations_bad_npy_is_named(
+    client: TestClient, body: bytes, status: int, error: str
+) -> None:
+    response = client.post("/invocations", content=body, headers=NPY)
+
+    assert response.status_code == status, response.text
+    assert response.json()["error"].startswith(error), response.json()
+
+
+@settings(max_examples=150, deadline=None)
+@given(tail=st.binary(max_size=200), cut=st.integers(0, 200))
+def test_invocations_npy_garbage_is_a_client_error(
+    client: TestClient, tail: bytes, cut: int
+) -> None:
+    """Bytes that start like an .npy file and go anywhere never make a 500."""
+    body = (_npy(np.zeros((2, 30)))[:cut] + tail) or b"\x93NUMPY"
+
+    response = client.post("/invocations", content=body, headers=NPY)
+
+    assert response.status_code in (200, 400, 422), response.text

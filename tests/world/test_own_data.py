@@ -145,6 +145,26 @@ def test_penguins_csv_in_and_out(
     assert labels == _expected(penguin_model, rows)
 
 
+def test_penguins_text_labels_as_a_numpy_array(
+    client: TestClient, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """Accept: application/x-npy (the SageMaker SDK's NumpyDeserializer) gets the text labels
+    as a unicode array, which numpy loads without unpickling."""
+    rows = _rows(penguins, penguin_model)
+    body = "\n".join(",".join("" if v is None else str(v) for v in r) for r in rows)
+
+    answer = client.post(
+        "/invocations",
+        content=body,
+        headers={"Content-Type": "text/csv", "Accept": "application/x-npy"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    labels = np.load(io.BytesIO(answer.content), allow_pickle=False)
+    assert labels.dtype.kind == "U"
+    assert labels.tolist() == _expected(penguin_model, rows)
+
+
 # Text cells as exports write them: padded (also with a full-width space or a control
 # character that str.strip() trims), quoted, unseen, in another case, empty (quoted or not;
 # sex and bill_length_mm are the nullable ones) or a null spelling, also padded or quoted.
