@@ -39,7 +39,16 @@ def parse_json(body: bytes, lines_media: str | None = None) -> Any:
                 " It holds one JSON value a line: send JSON Lines as Content-Type: "
                 f"{lines_media} (a Batch Transform job's ContentType)."
             )
-        raise BadRequest(f"The body is not valid JSON: {e}.{hint}") from e
+        raise BadRequest(f"The body is not valid JSON: {_json_reason(e, body)}.{hint}") from e
+
+
+def _json_reason(e: orjson.JSONDecodeError, doc: bytes) -> str:
+    """orjson's message, and what to send instead where the value is NaN or Infinity: JSON
+    has neither, but Python's ``json.dumps`` writes them (the SageMaker SDK's JSON
+    serializers do, for a DataFrame's gaps)."""
+    if doc[e.pos : e.pos + 8].startswith((b"NaN", b"Infinity")):
+        return f"{e}; JSON has no NaN or Infinity: send null for a missing value"
+    return str(e)
 
 
 _SECOND_VALUE = "unexpected content after document"  # orjson: a value after the first
@@ -100,14 +109,13 @@ def npy_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
         )
     try:
         array = np.lib.format.read_array(io.BytesIO(body), allow_pickle=False)
-    except ValueError as e:
-        if "allow_pickle" in str(e):
+    except Exception as e:  # numpy's header parser raises many kinds of error on garbage
+        # (ValueError, SyntaxError, tokenize.TokenError, EOFError...; found by hypothesis)
+        if isinstance(e, ValueError) and "allow_pickle" in str(e):
             raise BadRequest(
                 "The .npy body holds Python objects, which the service never unpickles; send "
                 "a numeric array, or CSV or JSON for mixed text and numbers."
             ) from None
-        raise BadRequest(f"The body is not a NumPy .npy array ({_reason(e)}).") from None
-    except (OSError, EOFError, SyntaxError, TypeError) as e:
         raise BadRequest(f"The body is not a NumPy .npy array ({_reason(e)}).") from None
     if array.dtype.names is not None:
         raise BadRequest("The .npy body holds a record array; send a plain array of rows.")
@@ -496,7 +504,8 @@ def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
                 orjson.loads(line)
             except orjson.JSONDecodeError as e:
                 raise BadRequest(
-                    f"JSON Lines row {i} is not one JSON value: {e}. Send one row per line."
+                    f"JSON Lines row {i} is not one JSON value: {_json_reason(e, line)}. Send "
+                    "one row per line."
                 ) from e
         raise BadRequest("The body is not JSON Lines; send one JSON row per line.")
     if not isinstance(rows[0], list | dict):

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.model import Model, load_model
-from tests.factories import make_bundle, running_moto
+from tests.factories import make_bundle, running_moto, train_table
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -66,6 +67,21 @@ def forest_X(forest_bundle: Path) -> np.ndarray:
 @pytest.fixture(scope="session")
 def regression_X(regression_bundle: Path) -> np.ndarray:
     return _test_split(regression_bundle)
+
+
+@pytest.fixture(scope="session")
+def penguins() -> pd.DataFrame:
+    """The Palmer penguins table (text features and label, gaps), shipped in its package."""
+    from palmerpenguins import load_penguins
+
+    frame: pd.DataFrame = load_penguins()
+    return frame
+
+
+@pytest.fixture(scope="session")
+def penguin_bundle(penguins: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("penguins")
+    return train_table(tmp, penguins, "species", "logistic_regression")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes
@@ -25,6 +25,9 @@ from sklearn.preprocessing import StandardScaler
 from core.bundle import write_bundle
 from core.manifest import Golden, ManifestDraft, TargetSpec
 from pipelines.profile import describe_features
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["logistic", "forest", "regression", "narrow"]
 
@@ -116,3 +119,29 @@ def running_moto(env: Mapping[str, str] | None = None) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def train_table(tmp: Path, frame: pd.DataFrame, target: str, model: str, **extra: Any) -> Path:
+    """Train ``model`` on ``frame`` (written as CSV) with `mlship train`'s own code, the gate
+    and the registry off; the bundle directory. ``extra`` adds params.yaml keys (``data``
+    merges into the data section)."""
+    import yaml
+
+    from pipelines.params import load_params
+    from pipelines.train import train
+
+    data = tmp / "data.csv"
+    frame.to_csv(data, index=False)
+    raw = {
+        "name": f"test-{target}",
+        "data": {"path": str(data), "target": target, "builtin": None, "expectations": None,
+                 **extra.pop("data", {})},
+        "model": {"type": model, "hyperparameters": {}},
+        "gate": {"thresholds": {}},
+        "output": {"dir": str(tmp / "bundle"), "metrics": None, "onnx": True},
+        "registry": {"enabled": False},
+        **extra,
+    }  # fmt: skip
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    bundle: Path = train(load_params(tmp / "params.yaml"), say=lambda _: None).bundle_dir
+    return bundle

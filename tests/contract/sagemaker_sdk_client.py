@@ -8,7 +8,11 @@ deserializer's ``ACCEPT`` joined by commas, as ``Predictor.predict`` passes them
 ``invoke_endpoint``, which hands them to the container unchanged. The answer is read by the
 deserializer, and what it returns is printed as JSON.
 
-    python sagemaker_sdk_client.py URL ROWS.npy FEATURE_NAMES_JSON
+    python sagemaker_sdk_client.py URL rows ROWS.npy FEATURE_NAMES_JSON
+    python sagemaker_sdk_client.py URL table RECORDS.json FEATURE_NAMES_JSON
+
+``rows``: a numeric matrix (``numpy.save``); ``table``: records with text and gaps (null),
+sent as a pandas DataFrame and as its records.
 """
 
 from __future__ import annotations
@@ -32,32 +36,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def main(url: str, rows_path: str, names_json: str) -> None:
-    rows = np.load(rows_path)
+def main(url: str, mode: str, data_path: str, names_json: str) -> None:
     names = json.loads(names_json)
-    records = [dict(zip(names, r, strict=True)) for r in rows.tolist()]
-    cases: dict[str, tuple[Any, Any, Any]] = {
-        # SKLearnPredictor's defaults
-        "numpy": (serializers.NumpySerializer(), deserializers.NumpyDeserializer(), rows),
-        "csv": (serializers.CSVSerializer(), deserializers.CSVDeserializer(), rows),
-        "json": (serializers.JSONSerializer(), deserializers.JSONDeserializer(), rows),
-        "json-instances": (
-            serializers.JSONSerializer(),
-            deserializers.JSONDeserializer(),
-            {"instances": rows.tolist()},
-        ),
-        "jsonlines-records": (
-            serializers.JSONLinesSerializer(),
-            deserializers.JSONLinesDeserializer(),
-            records,
-        ),
-        "jsonlines-lists": (
-            serializers.JSONLinesSerializer(),
-            deserializers.JSONLinesDeserializer(),
-            rows.tolist(),
-        ),
-        "csv-in-numpy-out": (serializers.CSVSerializer(), deserializers.NumpyDeserializer(), rows),
-    }
+    cases = _row_cases(np.load(data_path), names) if mode == "rows" else _table_cases(data_path)
     out: dict[str, Any] = {}
     for name, (serializer, deserializer, data) in cases.items():
         body = serializer.serialize(data)
@@ -85,6 +66,56 @@ def main(url: str, rows_path: str, names_json: str) -> None:
             "decoded": _plain(decoded),
         }
     print(json.dumps(out))
+
+
+def _row_cases(rows: np.ndarray, names: list[str]) -> dict[str, tuple[Any, Any, Any]]:
+    records = [dict(zip(names, r, strict=True)) for r in rows.tolist()]
+    return {
+        # SKLearnPredictor's defaults
+        "numpy": (serializers.NumpySerializer(), deserializers.NumpyDeserializer(), rows),
+        "csv": (serializers.CSVSerializer(), deserializers.CSVDeserializer(), rows),
+        "json": (serializers.JSONSerializer(), deserializers.JSONDeserializer(), rows),
+        "json-instances": (
+            serializers.JSONSerializer(),
+            deserializers.JSONDeserializer(),
+            {"instances": rows.tolist()},
+        ),
+        "jsonlines-records": (
+            serializers.JSONLinesSerializer(),
+            deserializers.JSONLinesDeserializer(),
+            records,
+        ),
+        "jsonlines-lists": (
+            serializers.JSONLinesSerializer(),
+            deserializers.JSONLinesDeserializer(),
+            rows.tolist(),
+        ),
+        "csv-in-numpy-out": (serializers.CSVSerializer(), deserializers.NumpyDeserializer(), rows),
+    }
+
+
+def _table_cases(records_path: str) -> dict[str, tuple[Any, Any, Any]]:
+    import pandas as pd
+
+    with open(records_path) as f:
+        records = json.load(f)
+    frame = pd.DataFrame.from_records(records)
+    frame = frame.where(frame.notna(), np.nan)  # gaps as pandas holds them: NaN, not None
+    return {
+        "table-csv": (serializers.CSVSerializer(), deserializers.CSVDeserializer(), frame),
+        "table-csv-numpy": (serializers.CSVSerializer(), deserializers.NumpyDeserializer(), frame),
+        "table-jsonlines": (
+            serializers.JSONLinesSerializer(),
+            deserializers.JSONLinesDeserializer(),
+            records,
+        ),
+        # the DataFrame's own records: its gaps are float NaN, which json.dumps writes as NaN
+        "table-jsonlines-nan": (
+            serializers.JSONLinesSerializer(),
+            deserializers.JSONLinesDeserializer(),
+            frame.to_dict(orient="records"),
+        ),
+    }
 
 
 if __name__ == "__main__":

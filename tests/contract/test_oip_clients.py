@@ -16,16 +16,13 @@ import pytest
 
 from core.model import Model, load_model
 from tests.app.conftest import test_split
-from tests.contract.conftest import Server, start_server, stop_server
+from tests.contract.conftest import Server, serving
 
 
 @pytest.fixture(scope="module")
 def served(sagemaker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(sagemaker_dir, tmp_path_factory.mktemp("oip") / "server.log")
-    try:
+    with serving(sagemaker_dir, tmp_path_factory.mktemp("oip") / "server.log") as srv:
         yield srv
-    finally:
-        stop_server(srv)
 
 
 @pytest.fixture(scope="module")

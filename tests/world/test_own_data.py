@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from app.inputs import (
@@ -37,38 +36,7 @@ from core.features import CSV_MISSING, FeatureSchema, category_codes, text_codes
 from core.model import Model, load_model
 from pipelines.batch import score_file
 from pipelines.data import read_table
-from pipelines.params import load_params
-from pipelines.train import train
-
-
-def _train(tmp: Path, frame: pd.DataFrame, target: str, model: str, **extra: Any) -> Path:
-    data = tmp / "data.csv"
-    frame.to_csv(data, index=False)
-    raw = {
-        "name": f"test-{target}",
-        "data": {"path": str(data), "target": target, "builtin": None, "expectations": None,
-                 **extra.pop("data", {})},
-        "model": {"type": model, "hyperparameters": {}},
-        "gate": {"thresholds": {}},
-        "output": {"dir": str(tmp / "bundle"), "metrics": None, "onnx": True},
-        "registry": {"enabled": False},
-        **extra,
-    }  # fmt: skip
-    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
-    return train(load_params(tmp / "params.yaml"), say=lambda _: None).bundle_dir
-
-
-@pytest.fixture(scope="module")
-def penguins() -> pd.DataFrame:
-    from palmerpenguins import load_penguins
-
-    frame: pd.DataFrame = load_penguins()
-    return frame
-
-
-@pytest.fixture(scope="module")
-def penguin_bundle(penguins: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train(tmp_path_factory.mktemp("penguins"), penguins, "species", "logistic_regression")
+from tests.factories import train_table
 
 
 @pytest.fixture(scope="module")
@@ -451,7 +419,7 @@ def test_diabetes_with_a_renamed_target_trains_a_regressor(tmp_path: Path) -> No
     from sklearn.datasets import load_diabetes
 
     data = load_diabetes(as_frame=True).frame.rename(columns={"target": "progression"})
-    bundle = _train(tmp_path, data, "progression", "ridge")
+    bundle = train_table(tmp_path, data, "progression", "ridge")
     model = load_model(bundle)
     settings = AppSettings(model_uri=str(bundle))
     rows = data.drop(columns="progression").head(5).to_numpy().tolist()
@@ -475,7 +443,9 @@ def test_high_cardinality_and_unseen_categories(tmp_path: Path) -> None:
     frame = pd.DataFrame({"city": city, "colour": colour, "x": x, "label": y})
     frame.loc[::50, "colour"] = None  # missing text values
 
-    bundle = _train(tmp_path, frame, "label", "logistic_regression", data={"max_categories": 20})
+    bundle = train_table(
+        tmp_path, frame, "label", "logistic_regression", data={"max_categories": 20}
+    )
     model = load_model(bundle)
     city_spec = next(f for f in model.manifest.features if f.name == "city")
     rows: list[list[Any]] = [
@@ -498,7 +468,7 @@ def test_penguins_without_gaps_serve_from_onnx_like_scikit_learn(
     tmp_path: Path, penguins: pd.DataFrame
 ) -> None:
     complete = penguins.dropna()
-    bundle = _train(tmp_path, complete, "species", "logistic_regression")
+    bundle = train_table(tmp_path, complete, "species", "logistic_regression")
     model = load_model(bundle)
     rows = _rows(complete, model)
     rows[0][model.feature_names.index("island")] = "Atlantis"  # unseen: encoded as all zeros
