@@ -1,6 +1,7 @@
-"""Request bodies to a validated float64 matrix, straight from JSON or CSV to numpy.
+"""Request bodies to a validated float64 matrix, straight from JSON, CSV or a NumPy array to
+numpy (JSON Lines: :mod:`app.jsonlines`, which shares the C++ CSV reader below).
 
-This module knows the body shapes (JSON wrappers, CSV); the value rules live in
+This module knows the body shapes (JSON wrappers, CSV, ``.npy``); the value rules live in
 :class:`core.features.FeatureSchema`, shared with batch scoring. Messages name the row and the
 feature, never echo the value (values must not reach logs).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tokenize
 from typing import Any
 
 import numpy as np
@@ -39,10 +41,10 @@ def parse_json(body: bytes, lines_media: str | None = None) -> Any:
                 " It holds one JSON value a line: send JSON Lines as Content-Type: "
                 f"{lines_media} (a Batch Transform job's ContentType)."
             )
-        raise BadRequest(f"The body is not valid JSON: {_json_reason(e, body)}.{hint}") from e
+        raise BadRequest(f"The body is not valid JSON: {json_reason(e, body)}.{hint}") from e
 
 
-def _json_reason(e: orjson.JSONDecodeError, doc: bytes) -> str:
+def json_reason(e: orjson.JSONDecodeError, doc: bytes) -> str:
     """orjson's message, and what to send instead where the value is NaN or Infinity: JSON
     has neither, but Python's ``json.dumps`` writes them (the SageMaker SDK's JSON
     serializers do, for a DataFrame's gaps)."""
@@ -109,8 +111,7 @@ def npy_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
         )
     try:
         array = np.lib.format.read_array(io.BytesIO(body), allow_pickle=False)
-    except Exception as e:  # numpy's header parser raises many kinds of error on garbage
-        # (ValueError, SyntaxError, tokenize.TokenError, EOFError...; found by hypothesis)
+    except _NPY_ERRORS as e:
         if isinstance(e, ValueError) and "allow_pickle" in str(e):
             raise BadRequest(
                 "The .npy body holds Python objects, which the service never unpickles; send "
@@ -138,6 +139,9 @@ def npy_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
 
 
 _NPY_MAGIC = b"\x93NUMPY"
+# What numpy's .npy reader raises on a damaged file: its header is Python literal syntax, read
+# with ast.literal_eval and, failing that, tokenize (a NUL there raised TokenError: hypothesis).
+_NPY_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, EOFError, OSError, TypeError)
 
 
 def _reason(e: BaseException) -> str:
@@ -193,7 +197,7 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
 
 _BOM = b"\xef\xbb\xbf"
 # Below this size the Python path is as fast as starting the C++ parser.
-_FAST_PATH_BYTES = 64 * 1024
+FAST_PATH_BYTES = 64 * 1024
 
 
 def _lines(text: str) -> list[str]:
@@ -230,16 +234,16 @@ def _fast_csv(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
       refuses it by its number (with a single feature an empty cell is a blank line, so
       there the fast path reads none, and a row with no value at all goes to the exact path).
     """
-    if len(body) < _FAST_PATH_BYTES:
+    if len(body) < FAST_PATH_BYTES:
         return None
     if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
         return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
     if schema.n == 1 and schema.any_categorical:
         return None  # one text cell a line: an empty one is a blank line (see above)
-    return _arrow_csv(body, schema, missing=schema.n > 1)
+    return arrow_csv(body, schema, missing=schema.n > 1)
 
 
-def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -> np.ndarray | None:
+def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -> np.ndarray | None:
     """CSV bytes parsed by pyarrow into the feature matrix (see :func:`_fast_csv`), or None
     when they are not ``schema.n`` readable columns in every row.
 
@@ -293,224 +297,3 @@ def _arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -
     if nulls and np.isnan(X).all(axis=1).any():
         return None
     return X
-
-
-def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
-    """Large JSON Lines of plain number lists (``[1.5, 2, -3e-2]`` per line) parsed as CSV by
-    pyarrow (JSON numbers are CSV numbers, and the brackets become spaces, which the CSV
-    reader skips around a number), or None to take the exact path.
-
-    The exact path (orjson) answers anything that is not a number: a quoted value (pyarrow
-    would read ``"1.5"`` as 1.5), and NaN or Infinity, which JSON does not have (pyarrow reads
-    them, so a non-finite result goes back), and numbers JSON's grammar refuses but pyarrow
-    reads (``.5``, ``+1``, ``007``: :func:`_json_numbers`); every other text fails pyarrow's
-    parse.
-    """
-    if len(body) < _FAST_PATH_BYTES or b'"' in body:
-        return None
-    lf = _lf_lines(body)
-    if lf is None:
-        return None
-    # One list per line (_lines_between). These brackets are blanked in a copy; any other
-    # bracket (a nested list) stays in a cell, which pyarrow then cannot read.
-    chars = np.frombuffer(bytearray(lf), dtype=np.uint8)
-    lines = _lines_between(chars, _OPEN, _CLOSE)
-    if lines is None:
-        return None
-    breaks, end = lines
-    rows = breaks.size + 1
-    chars[0] = chars[end - 1] = _SPACE
-    chars[breaks - 1] = chars[breaks + 1] = _SPACE
-    if not _json_numbers(chars):
-        return None
-    X = _arrow_csv(chars.data, schema, missing=False)
-    if X is None or X.shape[0] != rows or not np.isfinite(X).all():
-        return None
-    return X
-
-
-def _record_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
-    """Large JSON Lines of records (one object keyed by feature name per line, as pandas'
-    ``to_json(orient="records", lines=True)`` writes them) parsed by pyarrow's JSON reader,
-    or None to take the exact path.
-
-    pyarrow's reader follows JSON's grammar (``007``, ``.5``, ``+1`` and trailing commas
-    fail, tested), and with each feature's type declared it fails on an unknown key, a
-    repeated key, a value of another JSON type (text for a number, ``true``, a list) and a
-    line that is not an object, so the exact path words each of those. What it reads that
-    the exact path does not: NaN and Infinity, so a non-finite number goes back; and a
-    missing key reads as null, so the lines holding a null are read again one at a time
-    (usually few) and any missing key goes back.
-    """
-    if len(body) < _FAST_PATH_BYTES:
-        return None
-    lf = _lf_lines(body)
-    if lf is None:
-        return None
-    chars = np.frombuffer(lf, dtype=np.uint8)
-    lines = _lines_between(chars, _OPEN_BRACE, _CLOSE_BRACE)
-    if lines is None:
-        return None
-    breaks, end = lines
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pajson
-
-    types = [pa.string() if text else pa.float64() for text in schema.categorical]
-    try:
-        table = pajson.read_json(
-            pa.BufferReader(pa.py_buffer(lf)),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=pa.schema(list(zip(schema.names, types, strict=True))),
-                unexpected_field_behavior="error",
-                newlines_in_values=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):  # ValueError: not UTF-8
-        return None
-    if table.num_rows != breaks.size + 1:
-        return None  # two objects on a line (every line holds one or more, none is blank)
-    X = np.empty((table.num_rows, schema.n), dtype=np.float64)
-    nulls = np.zeros(table.num_rows, dtype=bool)
-    for j, (name, spec) in enumerate(zip(schema.names, schema.features, strict=True)):
-        column = table.column(name)
-        if schema.categorical[j]:
-            X[:, j] = text_codes(column, spec, csv_cell=False)
-        else:
-            if not pc.all(pc.is_finite(column)).as_py():  # skips nulls
-                return None
-            X[:, j] = column.to_numpy()
-        if column.null_count:
-            nulls |= pc.is_null(column).to_numpy(zero_copy_only=False)
-    starts = np.concatenate(([0], breaks + 1))
-    stops = np.concatenate((breaks, [end]))
-    for i in np.flatnonzero(nulls):
-        try:
-            record = orjson.loads(lf[starts[i] : stops[i]])
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(record, dict) or any(name not in record for name in schema.names):
-            return None
-    return X
-
-
-def _lf_lines(body: bytes) -> bytes | None:
-    """The body with CRLF line ends as LF, or None when a CR stands alone (pyarrow would end
-    a line there; a row here ends only at LF)."""
-    if b"\r" in body:
-        body = body.replace(b"\r\n", b"\n")
-        if b"\r" in body:
-            return None
-    return body
-
-
-def _lines_between(chars: np.ndarray, first: int, last: int) -> tuple[np.ndarray, int] | None:
-    """The line breaks of a body of one value per line, and where its last line ends, or
-    None unless the body opens with ``first`` and closes with ``last`` and every line break
-    sits between ``last`` and ``first`` (so no line is blank, and none starts or ends with
-    anything else)."""
-    end = chars.size - 1 if chars[-1] == _NEWLINE else chars.size  # a final break ends a row
-    if end == 0 or chars[0] != first or chars[end - 1] != last:
-        return None
-    breaks = np.flatnonzero(chars[:end] == _NEWLINE)
-    if (chars[breaks - 1] != last).any() or (chars[breaks + 1] != first).any():
-        return None
-    return breaks, end
-
-
-_NEWLINE, _OPEN, _CLOSE, _SPACE = ord("\n"), ord("["), ord("]"), ord(" ")
-_OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
-_DOT, _PLUS, _MINUS, _ZERO = ord("."), ord("+"), ord("-"), ord("0")
-
-
-def _json_numbers(chars: np.ndarray) -> bool:
-    """False when a number in these blanked JSON Lines bytes (no digit at either end) is one
-    that pyarrow reads but JSON's grammar refuses: ``.5``, ``5.``, ``1.e5``, ``+1`` or a
-    leading zero (``007``, ``-01``); exponents keep theirs (``1e-05``). Text pyarrow cannot
-    read fails its parse, and non-finite values the caller's check.
-
-    Each rule is a few whole-array comparisons, run a cache-sized block at a time (about
-    1.9 ms for a 6 MB body, against 2.7 ms over the whole array at once)."""
-    for start in range(1, chars.size - 1, _CHECK_BLOCK):
-        stop = min(start + _CHECK_BLOCK, chars.size - 1)
-        if not _json_numbers_in(chars, start, stop):
-            return False
-    return True
-
-
-_CHECK_BLOCK = 256 * 1024
-
-
-def _json_numbers_in(chars: np.ndarray, start: int, stop: int) -> bool:
-    """:func:`_json_numbers` for the bytes ``chars[start:stop]`` (0 < start, stop < size)."""
-    window = chars[start - 1 : stop + 1]
-    digit = (window - _ZERO) < 10  # uint8 arithmetic: anything below "0" wraps above 9
-    dot = window == _DOT
-    digit_before, digit_after = digit[:-2], digit[2:]
-    # "." only between digits
-    if np.greater(dot[1:-1], digit_before & digit_after).any():
-        return False
-    # "+" only after an exponent's "e" (Python's json writes 1e+20)
-    plus = window[1:-1] == _PLUS
-    if plus.any() and not _is_e(window[:-2][plus]).all():
-        return False
-    # a "0" followed by a digit, after neither a digit nor "." (a number's first digit, or an
-    # exponent's): kept only when an exponent's "e", "e+" or "e-" precedes it
-    zeros = np.greater((window[1:-1] == _ZERO) & digit_after, digit_before | dot[:-2])
-    if not zeros.any():
-        return True
-    at = np.flatnonzero(zeros) + start  # positions in chars; chars[at - 2] is at worst chars[-1]
-    sign = (chars[at - 1] == _PLUS) | (chars[at - 1] == _MINUS)
-    return bool((_is_e(chars[at - 1]) | (sign & _is_e(chars[at - 2]))).all())
-
-
-def _is_e(chars: np.ndarray) -> np.ndarray:
-    lower: np.ndarray = (chars | 0x20) == ord("e")  # "e" or "E": no other byte gives "e"
-    return lower
-
-
-def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
-    """JSON Lines: one row per line, a list in feature order or an object keyed by feature
-    name. Empty lines are refused like in CSV (each output line answers its input line)."""
-    if body.startswith(b"{"):
-        fast = _record_jsonlines(body, schema)
-    elif not schema.any_categorical:
-        fast = _numeric_jsonlines(body, schema)
-    else:
-        fast = None
-    if fast is not None:
-        return schema.validate(fast)
-    text_lines = body.split(b"\n")
-    if text_lines and not text_lines[-1].strip():
-        text_lines.pop()  # the final line break
-    for i, line in enumerate(text_lines):
-        if not line.strip():
-            raise InvalidInput(
-                f"JSON Lines row {i} is empty; send one JSON row per line, without blank "
-                "lines (each output line answers the input line at the same position)."
-            )
-    if not text_lines:
-        raise BadRequest("The request body is empty; send the rows to predict.")
-    try:
-        # All lines at once; a line that is not exactly one JSON value (``[1],[2]``, ``1, 2``)
-        # either breaks the parse or adds elements, and is then named one line at a time.
-        rows = orjson.loads(b"[" + b",".join(text_lines) + b"]")
-        one_value_a_line = len(rows) == len(text_lines)
-    except orjson.JSONDecodeError:
-        one_value_a_line = False
-    if not one_value_a_line:
-        for i, line in enumerate(text_lines):
-            try:
-                orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise BadRequest(
-                    f"JSON Lines row {i} is not one JSON value: {_json_reason(e, line)}. Send "
-                    "one row per line."
-                ) from e
-        raise BadRequest("The body is not JSON Lines; send one JSON row per line.")
-    if not isinstance(rows[0], list | dict):
-        raise InvalidInput(
-            "JSON Lines row 0 is not a row; send each row as a list in feature order or an "
-            "object keyed by feature name."
-        )
-    return schema.validate(schema.rows_to_matrix(rows, "JSON Lines "))

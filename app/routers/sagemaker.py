@@ -7,13 +7,8 @@ from starlette.responses import Response
 
 from app.answers import npy_answer
 from app.auth import require_api_key_on_invocations
-from app.inputs import (
-    csv_to_matrix,
-    json_to_matrix,
-    jsonlines_to_matrix,
-    npy_to_matrix,
-    parse_json,
-)
+from app.inputs import csv_to_matrix, json_to_matrix, npy_to_matrix, parse_json
+from app.jsonlines import jsonlines_to_matrix
 from app.routers import get_service
 from app.routing import answer, stamp
 from app.schemas import (

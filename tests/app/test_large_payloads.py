@@ -17,13 +17,8 @@ from hypothesis.extra import numpy as hnp
 
 from app.answers import csv_lines, jsonlines
 from app.errors import BadRequest
-from app.inputs import (
-    _FAST_PATH_BYTES,
-    _numeric_jsonlines,
-    _record_jsonlines,
-    csv_to_matrix,
-    jsonlines_to_matrix,
-)
+from app.inputs import FAST_PATH_BYTES, csv_to_matrix
+from app.jsonlines import _numeric_jsonlines, _record_jsonlines, jsonlines_to_matrix
 from core.bundle import read_manifest
 from core.errors import InvalidInput
 from core.features import FeatureSchema
@@ -56,7 +51,7 @@ def test_large_csv_equals_the_exact_path(schema: FeatureSchema, rows: np.ndarray
     # the same rows, one short enough for the exact path each
     exact = np.vstack([csv_to_matrix(line.encode(), schema) for line in text.splitlines()])
 
-    assert len(text) > _FAST_PATH_BYTES
+    assert len(text) > FAST_PATH_BYTES
     np.testing.assert_array_equal(csv_to_matrix(text.encode(), schema), exact)
     np.testing.assert_array_equal(csv_to_matrix(text.replace("\n", "\r\n").encode(), schema), exact)
 
@@ -98,7 +93,7 @@ def test_large_jsonlines_equals_the_exact_path(schema: FeatureSchema, rows: np.n
         json.dumps(dict(zip(schema.names, r, strict=True))) + "\n" for r in rows.tolist()
     ).encode()
 
-    assert len(body) > _FAST_PATH_BYTES
+    assert len(body) > FAST_PATH_BYTES
     np.testing.assert_array_equal(jsonlines_to_matrix(body, schema), rows)
     np.testing.assert_array_equal(jsonlines_to_matrix(records, schema), rows)
 

@@ -22,13 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from app.inputs import (
-    _FAST_PATH_BYTES,
-    _fast_csv,
-    _record_jsonlines,
-    csv_to_matrix,
-    jsonlines_to_matrix,
-)
+from app.inputs import FAST_PATH_BYTES, _fast_csv, csv_to_matrix
+from app.jsonlines import _record_jsonlines, jsonlines_to_matrix
 from app.main import create_app
 from app.settings import AppSettings
 from core.errors import InvalidInput
@@ -164,7 +159,7 @@ def test_penguins_large_csv_takes_the_fast_path_and_reads_as_the_exact_path(
     fast = _fast_csv(body, schema)
     exact = np.vstack([csv_to_matrix(line.encode(), schema) for line in lines])
 
-    assert fast is not None and len(body) > _FAST_PATH_BYTES
+    assert fast is not None and len(body) > FAST_PATH_BYTES
     np.testing.assert_array_equal(fast, exact)
     np.testing.assert_array_equal(csv_to_matrix(body, schema), exact)
     sex = penguin_model.feature_names.index("sex")
@@ -237,7 +232,7 @@ def test_penguins_large_jsonlines_records_take_the_fast_path_and_read_as_the_exa
     fast = _record_jsonlines(body, schema)
     exact = np.vstack([jsonlines_to_matrix(line, schema) for line in body.splitlines()])
 
-    assert fast is not None and len(body) > _FAST_PATH_BYTES
+    assert fast is not None and len(body) > FAST_PATH_BYTES
     np.testing.assert_array_equal(fast, exact)
     sex = penguin_model.feature_names.index("sex")
     assert np.isnan(exact[:, sex]).sum() >= 30  # the nulls are missing values
