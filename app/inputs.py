@@ -41,14 +41,15 @@ def parse_json(body: bytes, lines_media: str | None = None) -> Any:
                 " It holds one JSON value a line: send JSON Lines as Content-Type: "
                 f"{lines_media} (a Batch Transform job's ContentType)."
             )
-        raise BadRequest(f"The body is not valid JSON: {json_reason(e, body)}.{hint}") from e
+        raise BadRequest(f"The body is not valid JSON: {json_reason(e)}.{hint}") from e
 
 
-def json_reason(e: orjson.JSONDecodeError, doc: bytes) -> str:
+def json_reason(e: orjson.JSONDecodeError) -> str:
     """orjson's message, and what to send instead where the value is NaN or Infinity: JSON
     has neither, but Python's ``json.dumps`` writes them (the SageMaker SDK's JSON
-    serializers do, for a DataFrame's gaps)."""
-    if doc[e.pos : e.pos + 8].startswith((b"NaN", b"Infinity")):
+    serializers do, for a DataFrame's gaps). ``e.pos`` counts characters of ``e.doc``, the
+    decoded text, not bytes."""
+    if e.doc[e.pos : e.pos + 8].startswith(("NaN", "Infinity")):
         return f"{e}; JSON has no NaN or Infinity: send null for a missing value"
     return str(e)
 

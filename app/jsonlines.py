@@ -226,8 +226,8 @@ def jsonlines_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
                 orjson.loads(line)
             except orjson.JSONDecodeError as e:
                 raise BadRequest(
-                    f"JSON Lines row {i} is not one JSON value: {json_reason(e, line)}. Send "
-                    "one row per line."
+                    f"JSON Lines row {i} is not one JSON value: {json_reason(e)}. Send one "
+                    "row per line."
                 ) from e
         raise BadRequest("The body is not JSON Lines; send one JSON row per line.")
     if not isinstance(rows[0], list | dict):

@@ -287,14 +287,16 @@ def test_invocations_npy_garbage_is_a_client_error(
     assert response.status_code in (200, 400, 422), response.text
 
 
+@pytest.mark.parametrize("key", ["instances", "instances_é€"])
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
-def test_json_nan_names_null(client: TestClient, X: np.ndarray, token: str) -> None:
+def test_json_nan_names_null(client: TestClient, X: np.ndarray, token: str, key: str) -> None:
     """Python's json.dumps writes float NaN and infinities as tokens JSON does not have (a
     DataFrame's gaps through the SageMaker SDK's JSON serializers): the 400 says what to
-    send instead, in a JSON body and in a JSON Lines line."""
+    send instead, in a JSON body and in a JSON Lines line, also after non-ASCII text (orjson
+    counts the position in characters, not bytes)."""
     row = json.dumps(X[0].tolist()).replace(repr(float(X[0, 4])), token, 1)
     assert token in row
-    body = '{"instances": [' + row + "]}"
+    body = '{"' + key + '": [' + row + "]}"
     lines = json.dumps(X[1].tolist()) + "\n" + row + "\n"
 
     as_json = client.post(
