@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from app.errors import BadRequest
 from core.errors import InvalidInput
@@ -252,9 +254,6 @@ def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) ->
         missing: Read an empty cell or a null spelling as a missing value (else the parse
             fails on it).
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     n = schema.n
     text = schema.categorical
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
 
 from app.errors import BadRequest
 from app.inputs import FAST_PATH_BYTES, arrow_csv, json_reason
@@ -74,10 +77,6 @@ def _record_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
     if lines is None:
         return None
     breaks, end = lines
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pajson
-
     types = [pa.string() if text else pa.float64() for text in schema.categorical]
     try:
         table = pajson.read_json(

@@ -17,12 +17,14 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.batching import BatchingPredictor
 from app.cache import CachingPredictor
+from app.inputs import FAST_PATH_BYTES
 from app.main import create_app
 from app.settings import AppSettings
 from core.model import Model, Prediction, load_model
@@ -206,6 +208,83 @@ print(json.dumps({{"status": answer.status_code, "body": answer.json(), "loaded"
     assert result["status"] == 200
     assert result["body"]["predictions"] == expected
     assert result["loaded"] == []
+
+
+# A worker's first request imports nothing: pyarrow imported pandas on its first conversion,
+# and the first large body after each start waited 0.6 s for it (an ONNX-served model loads
+# nothing else that imports pandas). Every Batch Transform format and answer is sent once.
+_FIRST_REQUESTS = """
+import json, sys
+from fastapi.testclient import TestClient
+from app.main import create_app
+from app.settings import AppSettings
+bundle, bodies = sys.argv[1], json.loads(sys.argv[2])
+answers = ["text/csv", "application/jsonlines", "application/json", "application/x-npy"]
+with TestClient(create_app(AppSettings(model_uri=bundle))) as client:
+    before = set(sys.modules)
+    statuses = [
+        client.post("/invocations", content=open(path, "rb").read(),
+                    headers={"Content-Type": media, "Accept": accept}).status_code
+        for path, media in bodies for accept in answers
+    ]
+    imported = sorted(set(sys.modules) - before)
+print(json.dumps({"statuses": statuses, "imported": imported}))
+"""
+
+
+def _first_requests(bundle: Path, bodies: list[tuple[Path, str]]) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-c",
+        _FIRST_REQUESTS,
+        str(bundle),
+        json.dumps([[str(p), m] for p, m in bodies]),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
+    env["MLSHIP_MAX_BODY_BYTES"] = str(16 * 1024 * 1024)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_first_large_requests_import_nothing_on_an_onnx_bundle(
+    tmp_path: Path, logistic_bundle: Path, logistic_X: np.ndarray
+) -> None:
+    bundle = Path(shutil.copytree(logistic_bundle, tmp_path / "b"))
+    add_onnx(bundle, logistic_X)
+    rows = np.tile(logistic_X, (20, 1))  # well over the size that takes pyarrow's readers
+    names = load_model(bundle).feature_names
+    (tmp_path / "x.csv").write_bytes(
+        "".join(",".join(map(repr, r)) + "\n" for r in rows.tolist()).encode()
+    )
+    (tmp_path / "x.jsonl").write_bytes(
+        "".join(json.dumps(r) + "\n" for r in rows.tolist()).encode()
+    )
+    records = [dict(zip(names, r, strict=True)) for r in rows.tolist()]
+    (tmp_path / "r.jsonl").write_bytes("".join(json.dumps(r) + "\n" for r in records).encode())
+    bodies = [(tmp_path / "x.csv", "text/csv"), (tmp_path / "x.jsonl", "application/jsonlines"),
+              (tmp_path / "r.jsonl", "application/jsonlines")]  # fmt: skip
+    assert all((tmp_path / n).stat().st_size > 4 * FAST_PATH_BYTES for n in ("x.csv", "r.jsonl"))
+
+    result = _first_requests(bundle, bodies)
+
+    assert result["statuses"] == [200] * 12
+    assert result["imported"] == []
+
+
+def test_first_large_requests_import_nothing_on_a_table_with_text(
+    tmp_path: Path, penguin_bundle: Path, penguins: pd.DataFrame
+) -> None:
+    features = pd.concat([penguins.drop(columns=["species"])] * 20, ignore_index=True)
+    features.to_csv(tmp_path / "x.csv", header=False, index=False)
+    features.to_json(tmp_path / "r.jsonl", orient="records", lines=True)
+    bodies = [(tmp_path / "x.csv", "text/csv"), (tmp_path / "r.jsonl", "application/jsonlines")]
+
+    result = _first_requests(penguin_bundle, bodies)
+
+    assert result["statuses"] == [200] * 8
+    assert result["imported"] == []
 
 
 def test_bundle_without_onnx_loads_scikit_learn_before_serving(logistic_bundle: Path) -> None:
