@@ -6,15 +6,25 @@ sent to ``mlship serve`` on 127.0.0.1 (cache off: every row reaches the model); 
 best of several requests, and so is the reference's. JSON Lines of records (an object per
 line, as pandas writes them; fewer rows fit in 6 MB) are measured against their own
 reference: the same bytes read by pyarrow's JSON reader, then predicted.
+
+The service is measured twice: one request at a time to one worker (its latency, with the
+answer written on both CPUs), and as a transform job drives it (many concurrent requests per
+instance): ``MaxConcurrentTransforms`` connections at once, the number ``GET
+/execution-parameters`` recommends, to the default server (a worker per CPU). The reference
+parses on every CPU, as pyarrow does by default.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import io
 import json
 import sys
+import threading
 import time
-import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +37,13 @@ from benchmarks.report import PAYLOAD_SHARE_TARGET
 from benchmarks.scoring import include_onnx
 from benchmarks.servers import Service, free_port, running
 from core.model import load_model
-from core.runtime import choose_runtime
+from core.runtime import choose_runtime, cpus_available
 from tests.factories import make_bundle
 
 PAYLOAD_BYTES = 6 * 1000 * 1000
 REPEATS = 7
+# The job-shaped figure: requests per connection before timing, rounds, requests per round.
+WARM_UP, ROUNDS, PER_ROUND = 3, 3, 3
 
 
 def _body(rows: np.ndarray) -> tuple[bytes, bytes, np.ndarray]:
@@ -61,6 +73,60 @@ def _best(fn: Any) -> float:
         fn()
         times.append(time.perf_counter() - started)
     return min(times)
+
+
+@contextlib.contextmanager
+def _serving(bundle: Path, log: Path, workers: int | None) -> Iterator[int]:
+    """``mlship serve`` on 127.0.0.1 (``workers=None``: its default); yields its port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "cli", "serve", "--model", str(bundle), "--host",
+            "127.0.0.1", "--port", str(port)]  # fmt: skip
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    # The body limit a transform job with MaxPayloadInMB=8 sets (JSON Lines is larger).
+    env = {"MLSHIP_CACHE_ENABLED": "false", "MLSHIP_ACCESS_LOG": "false",
+           "MLSHIP_MAX_BODY_BYTES": str(8 * 1024 * 1024)}  # fmt: skip
+    with running(Service("ours", argv, "/ping", env), port, log):
+        yield port
+
+
+def _poster(port: int, body: bytes, media: str) -> Callable[[], None]:
+    """A function that POSTs ``body`` to /invocations on one keep-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def post() -> None:
+        connection.request("POST", "/invocations", body, {"Content-Type": media, "Accept": media})
+        response = connection.getresponse()
+        answer = response.read()
+        assert response.status == 200, answer[:300]
+
+    return post
+
+
+def _concurrent_rate(port: int, body: bytes, media: str, rows: int, streams: int) -> float:
+    """Rows/s of ``streams`` connections each POSTing ``body`` in turn: the best of
+    ``ROUNDS`` rounds of ``PER_ROUND`` requests per connection, after a warm-up that starts
+    every worker."""
+    posts = [_poster(port, body, media) for _ in range(streams)]
+    start = threading.Barrier(streams)
+    spans: list[list[float]] = [[] for _ in range(streams)]
+
+    def stream(k: int) -> None:
+        for _ in range(WARM_UP):
+            posts[k]()
+        for _ in range(ROUNDS):
+            start.wait()
+            began = time.perf_counter()
+            for _ in range(PER_ROUND):
+                posts[k]()
+            spans[k] += [began, time.perf_counter()]
+
+    with ThreadPoolExecutor(streams) as pool:
+        list(pool.map(stream, range(streams)))
+    seconds = min(
+        max(s[2 * r + 1] for s in spans) - min(s[2 * r] for s in spans) for r in range(ROUNDS)
+    )
+    return streams * PER_ROUND * rows / seconds
 
 
 def bench_payloads(work: Path) -> dict[str, Any]:
@@ -97,36 +163,33 @@ def bench_payloads(work: Path) -> dict[str, Any]:
             X = np.column_stack([c.to_numpy() for c in table.columns])
             model.predict(X)
 
-        port = free_port()
-        argv = [sys.executable, "-m", "cli", "serve", "--model", str(bundle), "--host",
-                "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
-        # The body limit a transform job with MaxPayloadInMB=8 sets (JSON Lines is larger).
-        env = {"MLSHIP_CACHE_ENABLED": "false", "MLSHIP_ACCESS_LOG": "false",
-               "MLSHIP_MAX_BODY_BYTES": str(8 * 1024 * 1024)}  # fmt: skip
-        service = Service("ours", argv, "/ping", env)
-        runtime = model.runtime
-        figures: dict[str, Any] = {"rows": n, "bytes": len(csv), "runtime": runtime}
+        figures: dict[str, Any] = {"rows": n, "bytes": len(csv), "runtime": model.runtime}
         figures["records_rows"] = n_records
         sends = (
             ("text/csv", "text/csv", csv, n),
             ("application/jsonlines", "application/jsonlines", jsonl, n),
             ("records", "application/jsonlines", records, n_records),
         )
-        with running(service, port, work / f"payload-{kind}.log") as url:
-            for figure, name, body, lines in sends:
-
-                def post(body: bytes = body, media: str = name) -> None:
-                    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
-                        f"{url}/invocations",
-                        data=body,
-                        headers={"Content-Type": media, "Accept": media},
-                    )
-                    with urllib.request.urlopen(request, timeout=120) as r:  # noqa: S310
-                        assert r.status == 200
-                        r.read()
-
-                post()  # warm-up: the first large body imports the parser
+        log = work / f"payload-{kind}.log"
+        with _serving(bundle, log, workers=1) as port:
+            for figure, media, body, lines in sends:
+                post = _poster(port, body, media)
+                post()  # warm-up
                 figures[figure] = lines / _best(post)
+        # As a transform job drives the container: MaxConcurrentTransforms requests at once
+        # (GET /execution-parameters) to the default server, a worker per CPU.
+        job: dict[str, Any] = {}
+        with _serving(bundle, log, workers=None) as port:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/execution-parameters")
+            job["concurrency"] = json.loads(connection.getresponse().read())[
+                "MaxConcurrentTransforms"
+            ]
+            connection.close()
+            for figure, media, body, lines in sends:
+                job[figure] = _concurrent_rate(port, body, media, lines, job["concurrency"])
+        job["workers"] = cpus_available()
+        figures["job"] = job
         figures["reference"] = n / _best(reference)
         figures["records_reference"] = n_records / _best(records_reference)
         out[kind] = figures
@@ -149,6 +212,22 @@ def render_payloads(figures: dict[str, Any]) -> list[str]:
             f"{ref:>12,.0f}  "
             f"{csv / ref:>6.0%}  {jl / ref:>8.0%}"
         )
+    jobs = {kind: f["job"] for kind, f in figures.items() if "job" in f}
+    if jobs:
+        lines += [
+            "The same payloads as a transform job sends them: MaxConcurrentTransforms requests "
+            "at once (GET /execution-parameters) to the default server (a worker per CPU)",
+            f"{'model':<10}{'workers':>8}{'at once':>9} {'CSV':>12} {'JSON Lines':>12} "
+            f"{'records':>12}  CSV/ref  JSONL/ref  records/ref",
+        ]
+        for kind, job in jobs.items():
+            f = figures[kind]
+            csv, jl, rec = job["text/csv"], job["application/jsonlines"], job["records"]
+            lines.append(
+                f"{kind:<10}{job['workers']:>8}{job['concurrency']:>9} {csv:>12,.0f} {jl:>12,.0f} "
+                f"{rec:>12,.0f}  {csv / f['reference']:>6.0%}  "
+                f"{jl / f['reference']:>8.0%}  {rec / f['records_reference']:>10.0%}"
+            )
     if any("records" in f for f in figures.values()):
         lines += [
             "JSON Lines of records (an object per line), beside pyarrow JSON parse + predict",

@@ -94,6 +94,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         if "records" in f:
             shares.append(("JSON Lines records", "JSON", f["records"] / f["records_reference"]))
+        job = f.get("job")
+        if job:
+            at_once = f"at MaxConcurrentTransforms={job['concurrency']}"
+            shares += [
+                (f"CSV {at_once}", "CSV", job["text/csv"] / f["reference"]),
+                (f"JSON Lines {at_once}", "CSV", job["application/jsonlines"] / f["reference"]),
+                (f"JSON Lines records {at_once}", "JSON", job["records"] / f["records_reference"]),
+            ]
         for name, parser, share in shares:
             out.append(
                 _target(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from benchmarks.load import parse_wrk, run_wrk
+from benchmarks.payloads import render_payloads
 from benchmarks.report import render, targets
 
 WRK_OUTPUT = """\
@@ -173,13 +174,16 @@ def test_payload_targets_are_judged_per_format() -> None:
     """Issue 13: a 6 MB /invocations payload at 60% of pyarrow parse + predict, CSV and JSON
     Lines, for each model."""
     figures = {"rows": 22_386, "bytes": 6_000_000, "runtime": "onnx", "reference": 1e6}
+    job = {"workers": 2, "concurrency": 2, "text/csv": 7e5, "application/jsonlines": 5.9e5}
+    job["records"] = 2.3e5  # of records_reference 4e5: 57%
     results: dict[str, Any] = {
         "models": {},
         "payloads": {
             "logistic": figures | {"text/csv": 6.1e5, "application/jsonlines": 5.9e5},
             "narrow": figures
             | {"text/csv": 5e5, "application/jsonlines": 7e5}
-            | {"records": 3e5, "records_reference": 4e5, "records_rows": 9_000},
+            | {"records": 3e5, "records_reference": 4e5, "records_rows": 9_000}
+            | {"job": job},
         },
     }
 
@@ -191,4 +195,11 @@ def test_payload_targets_are_judged_per_format() -> None:
         "narrow: 6 MB CSV": False,
         "narrow: 6 MB JSON Lines": True,
         "narrow: 6 MB JSON Lines records": True,  # against its own reference, JSON parse
+        # as a transform job sends them, each against the same references
+        "narrow: 6 MB CSV at MaxConcurrentTransforms=2": True,
+        "narrow: 6 MB JSON Lines at MaxConcurrentTransforms=2": False,
+        "narrow: 6 MB JSON Lines records at MaxConcurrentTransforms=2": False,
     }
+    text = "\n".join(render_payloads(results["payloads"]))
+    row = "narrow           2        2      700,000      590,000      230,000     70%       59%"
+    assert row in text
