@@ -199,12 +199,7 @@ with TestClient(create_app(AppSettings(model_uri={str(bundle)!r}))) as client:
 loaded = sorted({{m.split(".")[0] for m in sys.modules}} & {{"sklearn", "skops", "scipy"}})
 print(json.dumps({{"status": answer.status_code, "body": answer.json(), "loaded": loaded}}))
 """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _in_fresh_process(script)
     assert result["status"] == 200
     assert result["body"]["predictions"] == expected
     assert result["loaded"] == []
@@ -232,20 +227,21 @@ print(json.dumps({"statuses": statuses, "imported": imported}))
 """
 
 
-def _first_requests(bundle: Path, bodies: list[tuple[Path, str]]) -> dict[str, Any]:
-    argv = [
-        sys.executable,
-        "-c",
-        _FIRST_REQUESTS,
-        str(bundle),
-        json.dumps([[str(p), m] for p, m in bodies]),
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
-    env["MLSHIP_MAX_BODY_BYTES"] = str(16 * 1024 * 1024)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+def _in_fresh_process(script: str, *args: str, **env: str) -> dict[str, Any]:
+    """The JSON that ``script`` prints last, run by a new interpreter (no MLSHIP_ settings
+    but ``env``)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
+    argv = [sys.executable, "-c", script, *args]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=clean | env)
     assert out.returncode == 0, out.stderr
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def _first_requests(bundle: Path, bodies: list[tuple[Path, str]]) -> dict[str, Any]:
+    sent = json.dumps([[str(path), media] for path, media in bodies])
+    limit = str(16 * 1024 * 1024)
+    return _in_fresh_process(_FIRST_REQUESTS, str(bundle), sent, MLSHIP_MAX_BODY_BYTES=limit)
 
 
 def test_first_large_requests_import_nothing_on_an_onnx_bundle(
