@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.auth import Protected
-from app.inputs import json_to_matrix, parse_json
+from app.jsonlines import json_rows_to_matrix
 from app.routers import get_service
 from app.routing import answer, stamp
 from app.schemas import ERROR_RESPONSES, PREDICT_REQUEST, PredictResponse, json_body
@@ -26,7 +26,7 @@ async def predict(request: Request) -> Response:
     require_content_type(request, (JSON,))
     negotiate(request, (JSON,))
     body = await read_body(request, service.settings.max_body_bytes)
-    X = json_to_matrix(parse_json(body), service.schema)
+    X = json_rows_to_matrix(body, service.schema)
     prediction, model = await answer(service, request, X)
     response = json_response(
         {

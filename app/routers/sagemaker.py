@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from app.answers import npy_answer
 from app.auth import require_api_key_on_invocations
-from app.inputs import csv_to_matrix, json_to_matrix, npy_to_matrix, parse_json
-from app.jsonlines import jsonlines_to_matrix
+from app.inputs import csv_to_matrix, npy_to_matrix
+from app.jsonlines import json_rows_to_matrix, jsonlines_to_matrix
 from app.routers import get_service
 from app.routing import answer, stamp
 from app.schemas import (
@@ -87,7 +87,7 @@ async def invocations(request: Request) -> Response:
     elif content_type == NPY:
         X = npy_to_matrix(body, service.schema)
     else:
-        X = json_to_matrix(parse_json(body, JSONLINES), service.schema)
+        X = json_rows_to_matrix(body, service.schema, JSONLINES)
     prediction, model = await answer(service, request, X)
     if out == CSV:
         return stamp(csv_response(service.answers.csv(prediction)), model)

@@ -1,5 +1,6 @@
-"""Large CSV and JSON Lines bodies take a C++ parser (pyarrow); the answer is the same as the
-exact Python path's in every case, and anything unusual still gets the exact path's error."""
+"""Large CSV, JSON Lines and JSON row bodies take a C++ parser (pyarrow); the answer is the
+same as the exact Python path's in every case, and anything unusual still gets the exact
+path's error."""
 
 from __future__ import annotations
 
@@ -17,8 +18,14 @@ from hypothesis.extra import numpy as hnp
 
 from app.answers import csv_lines, jsonlines
 from app.errors import BadRequest
-from app.inputs import FAST_PATH_BYTES, csv_to_matrix
-from app.jsonlines import _numeric_jsonlines, _record_jsonlines, jsonlines_to_matrix
+from app.inputs import FAST_PATH_BYTES, csv_to_matrix, json_to_matrix, parse_json
+from app.jsonlines import (
+    _numeric_json,
+    _numeric_jsonlines,
+    _record_jsonlines,
+    json_rows_to_matrix,
+    jsonlines_to_matrix,
+)
 from core.bundle import read_manifest
 from core.errors import InvalidInput
 from core.features import FeatureSchema
@@ -370,3 +377,121 @@ def test_large_jsonlines_records_the_fast_path_declines_are_read_exactly(
     np.testing.assert_array_equal(
         jsonlines_to_matrix(("\n".join(lines) + "\n").encode(), schema), expected
     )
+
+
+# -- a large JSON list of rows (the SageMaker SDK's JSONSerializer, Batch Transform with
+# SplitType None), parsed by pyarrow's CSV reader ------------------------------------------
+
+
+def _exact_json(body: bytes, schema: FeatureSchema) -> np.ndarray | str:
+    """What the exact path (orjson, then json_to_matrix) answers, or its error."""
+    try:
+        return json_to_matrix(parse_json(body), schema)
+    except (InvalidInput, BadRequest) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def _answer_json(body: bytes, schema: FeatureSchema) -> np.ndarray | str:
+    try:
+        return json_rows_to_matrix(body, schema)
+    except (InvalidInput, BadRequest) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda rows: orjson.dumps(rows),
+        lambda rows: json.dumps(rows).encode(),  # the SDK's JSONSerializer: ", " separators
+        lambda rows: json.dumps(rows, indent=2).encode(),
+        lambda rows: json.dumps(rows, indent="\t").replace("\n", "\r\n").encode(),
+        lambda rows: orjson.dumps({"instances": rows}),
+        lambda rows: b' \n{ "inputs" :\n' + orjson.dumps(rows) + b"\n}\n",
+        lambda rows: json.dumps({"features": rows}, indent=1).encode(),
+    ],
+)
+def test_large_json_rows_take_the_fast_path_and_equal_the_exact_path(
+    schema: FeatureSchema, rows: np.ndarray, write: object
+) -> None:
+    body = write(rows.tolist())  # type: ignore[operator]
+
+    fast = _numeric_json(body, schema)
+
+    assert len(body) > FAST_PATH_BYTES
+    assert fast is not None
+    np.testing.assert_array_equal(fast, _exact_json(body, schema))
+    np.testing.assert_array_equal(json_rows_to_matrix(body, schema), rows)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: t.replace("], [", "], [[", 1).replace("], [", "]], [", 2),  # a nested row
+        lambda t: t.replace("], [", "]], [", 1).replace(", ", ", [", 1),  # "[..., [v]]"
+        lambda t: t.replace("], [", "], , [", 1),  # two commas between rows
+        lambda t: t.replace("], [", "] [", 1),  # no comma between rows
+        lambda t: t.replace("], [", "] 5, [", 1),  # a value between rows
+        lambda t: t.replace("], [", "], 5 [", 1),
+        lambda t: t.replace("], [", "], [], [", 1),  # an empty row
+        lambda t: t.replace("], [", ", 7], [", 1),  # a value too many
+        lambda t: t.replace("], [", ",], [", 1),  # a trailing comma in a row
+        lambda t: t[:-1] + ",]",  # a trailing comma after the last row
+        lambda t: t + "[[1]]",  # two lists
+        lambda t: t[1:],  # the outer "[" missing
+        lambda t: "[" + t,  # one "[" too many
+        lambda t: '{"instances": ' + t + ', "extra": 1}',  # a key beside the rows
+        lambda t: '{"instances": ' + t + "}}",
+        lambda t: '{"records": ' + t + "}",  # records must be objects
+        lambda t: '{"features": ' + t,  # the object not closed
+    ],
+)
+def test_large_json_rows_of_another_shape_get_the_exact_answer(
+    schema: FeatureSchema, rows: np.ndarray, edit: object
+) -> None:
+    """Anything but one flat list of rows after another is declined by the fast path and
+    answered by the exact path (an error, or the numbers it reads), never shifted rows."""
+    body = edit(json.dumps(rows.tolist())).encode()  # type: ignore[operator]
+
+    assert _numeric_json(body, schema) is None
+    exact, answer = _exact_json(body, schema), _answer_json(body, schema)
+    assert isinstance(exact, str)  # every edit makes a body the exact path refuses
+    assert answer == exact
+
+
+@pytest.mark.parametrize("token", ODD_TOKENS)
+def test_large_json_rows_read_odd_tokens_as_the_exact_path(
+    schema: FeatureSchema, rows: np.ndarray, token: str
+) -> None:
+    lines = [json.dumps(r, separators=(",", ":")) for r in rows.tolist()]
+    start = lines[9].index(",") + 1
+    lines[9] = lines[9][:start] + token + lines[9][lines[9].index(",", start) :]
+    body = ("[" + ",".join(lines) + "]").encode()
+
+    exact, answer = _exact_json(body, schema), _answer_json(body, schema)
+
+    if isinstance(exact, str):
+        assert answer == exact
+    else:
+        np.testing.assert_array_equal(answer, exact)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        (600, 30),
+        elements=st.floats(allow_nan=False, allow_infinity=False)
+        | st.sampled_from([0.0, -0.0, 1e-05, -1e-07, 1e20, 123456789.0, 0.1]),
+    ),
+    writer=st.sampled_from(["json", "orjson"]),
+)
+def test_large_json_rows_of_json_numbers_take_the_fast_path(
+    schema: FeatureSchema, values: np.ndarray, writer: str
+) -> None:
+    rows = values.tolist()
+    body = json.dumps(rows).encode() if writer == "json" else orjson.dumps(rows)
+
+    fast = _numeric_json(body, schema)
+
+    assert fast is not None
+    np.testing.assert_array_equal(fast, np.array(orjson.loads(body)))
