@@ -64,6 +64,7 @@ def main(url: str, mode: str, data_path: str, names_json: str) -> None:
             "content_type": content_type,
             "headers": headers,
             "decoded": _plain(decoded),
+            "sent_bytes": len(body),
         }
     print(json.dumps(out))
 

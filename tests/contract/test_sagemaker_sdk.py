@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.inputs import FAST_PATH_BYTES
 from core.features import FeatureSchema
 from core.model import Prediction, load_model
 from tests.contract.conftest import Server, serving
@@ -79,7 +80,8 @@ def _check(answer: dict[str, Any], case: str, media: str, expected: Prediction) 
 def numeric(
     server: Server, logistic_bundle: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    rows = np.load(logistic_bundle.parent / "logistic-test_X.npy")[:25]
+    # 600 rows of 30 features: every body is past the size where pyarrow's readers take over
+    rows = np.resize(np.load(logistic_bundle.parent / "logistic-test_X.npy"), (600, 30))
     path = tmp_path_factory.mktemp("sdk") / "rows.npy"
     np.save(path, rows)
     names = load_model(logistic_bundle, estimator=False).feature_names
@@ -103,6 +105,7 @@ def test_sagemaker_sdk_predictor_gets_the_prediction(
 ) -> None:
     expected = load_model(logistic_bundle).predict(numeric["rows"])
 
+    assert numeric[case]["sent_bytes"] > FAST_PATH_BYTES
     _check(numeric[case], case, media, expected)
 
 
