@@ -7,7 +7,8 @@ whole records as fit within ``MaxPayloadInMB`` go into one mini-batch (one ``POS
 /invocations`` with the job's ``ContentType`` and ``Accept``); when ``MaxConcurrentTransforms``
 is unset the job asks the container's ``GET /execution-parameters``; with
 ``AssembleWith=Line`` the answers are joined in input order, one line break between records,
-into ``<input name>.out``.
+into ``<input name>.out``. With ``SplitType=None`` the whole file is one request (it must fit
+within ``MaxPayloadInMB``) and its answer is the output as it is.
 """
 
 from __future__ import annotations
@@ -49,12 +50,22 @@ def split_mini_batches(data: bytes, max_payload_mb: int) -> list[bytes]:
 
 
 def run_transform(
-    url: str, data: bytes, max_payload_mb: int, content_type: str, accept: str
+    url: str,
+    data: bytes,
+    max_payload_mb: int,
+    content_type: str,
+    accept: str,
+    split_type: str = "Line",
 ) -> TransformResult:
     """Score ``data`` through the container at ``url`` as a transform job would."""
     with urllib.request.urlopen(f"{url}/execution-parameters", timeout=10) as r:
         concurrency = int(json.loads(r.read())["MaxConcurrentTransforms"])
-    batches = split_mini_batches(data, max_payload_mb)
+    if split_type == "None":
+        if len(data) > max_payload_mb * MIB:
+            raise ValueError("with SplitType None the file must fit within MaxPayloadInMB")
+        batches = [data]
+    else:
+        batches = split_mini_batches(data, max_payload_mb)
 
     def post(batch: bytes) -> bytes:
         request = urllib.request.Request(
@@ -71,6 +82,8 @@ def run_transform(
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         answers = list(pool.map(post, batches))
+    if split_type == "None":
+        return TransformResult(answers[0], 1, len(data), concurrency)
     records = [line for answer in answers for line in answer.splitlines()]
     return TransformResult(
         output=b"\n".join(records) + b"\n",

@@ -131,3 +131,30 @@ def test_batch_transform_scores_every_line_in_order(
     assert labels == expected.labels.tolist()
     assert expected.probabilities is not None
     np.testing.assert_allclose(proba, expected.probabilities, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+@pytest.mark.parametrize("kind", ["wide", "narrow"])
+def test_batch_transform_scores_a_json_file_as_one_request(
+    servers: dict[tuple[str, int], Server],
+    bundles: dict[str, Path],
+    files: dict[str, tuple[bytes, np.ndarray]],
+    kind: str,
+    wrapped: bool,
+) -> None:
+    """``SplitType=None``: a JSON file of rows (as ``json.dump`` writes an array, or under
+    ``instances``) just under MaxPayloadInMB is one request, answered in one JSON body."""
+    _, rows = files[kind]
+    rows = rows[: int(len(rows) * 4.9 * MIB / len(json.dumps(rows.tolist())))]
+    data = json.dumps({"instances": rows.tolist()} if wrapped else rows.tolist()).encode()
+
+    result = run_transform(
+        servers[kind, 5].url, data, 5, "application/json", "application/json", "None"
+    )
+
+    answer = json.loads(result.output)
+    expected = load_model(bundles[kind]).predict(rows)
+    assert len(data) > 4 * MIB
+    assert answer["predictions"] == expected.labels.tolist()
+    assert expected.probabilities is not None
+    np.testing.assert_allclose(answer["probabilities"], expected.probabilities, rtol=0, atol=1e-15)
