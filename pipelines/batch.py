@@ -382,6 +382,14 @@ def _csv_error(path: Path, names: list[str], e: Exception) -> str:
     found = re.search(r"CSV column #(\d+): CSV conversion error to double", reason)
     if found is None or int(found.group(1)) >= len(names):
         return f"{path}: the CSV cannot be parsed ({reason})."
+    value = re.search(r"invalid value '(.*)'", reason)
+    if value is not None and value.group(1) in CSV_MISSING:
+        # pyarrow trims a cell to convert it, but matches the null spellings untrimmed
+        return (
+            f"{path}: column {names[int(found.group(1))]!r} holds {value.group(1)!r} with "
+            "spaces around it, which is read as a missing value only without them. Write "
+            f"{value.group(1)!r} (or an empty cell) without spaces for a missing value."
+        )
     return (
         f"{path}: column {names[int(found.group(1))]!r} holds a value that is not a number "
         f"({reason}); the model expects numbers there, and an empty cell (or NA) where a "

@@ -192,6 +192,25 @@ def test_batch_scoring_refuses_a_text_feature_column(
         score_file(logistic_model, str(src), str(tmp_path / "out.csv"))
 
 
+@pytest.mark.parametrize("cell", [" NA", "NA ", " null "])
+def test_batch_scoring_names_a_padded_null_spelling(
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray, cell: str
+) -> None:
+    """The error named the column and said that NA is a missing value, for a cell that read
+    NA: pyarrow matches the null spellings on the untrimmed cell."""
+    src = write_input(tmp_path / "in.csv", logistic_model, logistic_X)
+    lines = src.read_text().splitlines()
+    col = lines[0].split(",").index('"mean_texture"')
+    cells = lines[3].split(",")
+    cells[col] = cell
+    lines[3] = ",".join(cells)
+    src.write_text("\n".join(lines) + "\n")
+    spelling = cell.strip()
+
+    with pytest.raises(DataError, match=rf"column 'mean_texture' holds '{spelling}' with spaces"):
+        score_file(logistic_model, str(src), str(tmp_path / "out.csv"))
+
+
 @pytest.mark.parametrize("changes", ["feature", "unused"])
 def test_batch_scoring_reads_a_csv_whose_columns_change_shape_after_the_first_block(
     tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray, changes: str
