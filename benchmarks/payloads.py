@@ -108,7 +108,7 @@ def _concurrent_rate(port: int, body: bytes, media: str, rows: int, streams: int
     ``ROUNDS`` rounds of ``PER_ROUND`` requests per connection, after a warm-up that starts
     every worker."""
     posts = [_poster(port, body, media) for _ in range(streams)]
-    start = threading.Barrier(streams)
+    start = threading.Barrier(streams, timeout=120)  # a failed stream breaks it, not hangs
     spans: list[list[float]] = [[] for _ in range(streams)]
 
     def stream(k: int) -> None:
