@@ -108,18 +108,22 @@ def _concurrent_rate(port: int, body: bytes, media: str, rows: int, streams: int
     ``ROUNDS`` rounds of ``PER_ROUND`` requests per connection, after a warm-up that starts
     every worker."""
     posts = [_poster(port, body, media) for _ in range(streams)]
-    start = threading.Barrier(streams, timeout=120)  # a failed stream breaks it, not hangs
+    start = threading.Barrier(streams, timeout=120)
     spans: list[list[float]] = [[] for _ in range(streams)]
 
     def stream(k: int) -> None:
-        for _ in range(WARM_UP):
-            posts[k]()
-        for _ in range(ROUNDS):
-            start.wait()
-            began = time.perf_counter()
-            for _ in range(PER_ROUND):
+        try:
+            for _ in range(WARM_UP):
                 posts[k]()
-            spans[k] += [began, time.perf_counter()]
+            for _ in range(ROUNDS):
+                start.wait()
+                began = time.perf_counter()
+                for _ in range(PER_ROUND):
+                    posts[k]()
+                spans[k] += [began, time.perf_counter()]
+        except BaseException:
+            start.abort()  # the other streams stop waiting for this one
+            raise
 
     with ThreadPoolExecutor(streams) as pool:
         list(pool.map(stream, range(streams)))
