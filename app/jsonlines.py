@@ -47,15 +47,9 @@ def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
     if lines is None:
         return None
     breaks, end = lines
-    rows = breaks.size + 1
     chars[0] = chars[end - 1] = _SPACE
     chars[breaks - 1] = chars[breaks + 1] = _SPACE
-    if not _json_numbers(chars):
-        return None
-    X = arrow_csv(chars.data, schema, missing=False)
-    if X is None or X.shape[0] != rows or not np.isfinite(X).all():
-        return None
-    return X
+    return _number_lines(chars, breaks.size + 1, schema)
 
 
 def json_rows_to_matrix(
@@ -120,10 +114,18 @@ def _numeric_json(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
         return None  # no comma between two rows, or more than one
     chars[opens] = chars[closes] = _SPACE
     chars[separators] = _NEWLINE
+    return _number_lines(chars, starts.size, schema)
+
+
+def _number_lines(chars: np.ndarray, rows: int, schema: FeatureSchema) -> np.ndarray | None:
+    """JSON numbers made into ``rows`` CSV lines (brackets blanked, a row a line) read by
+    pyarrow, or None unless every number is one JSON's grammar allows
+    (:func:`_json_numbers`), every line is a row of ``schema.n`` numbers, and each is finite
+    (pyarrow reads NaN and Infinity, which JSON does not have)."""
     if not _json_numbers(chars):
         return None
     X = arrow_csv(chars.data, schema, missing=False)
-    if X is None or X.shape[0] != starts.size or not np.isfinite(X).all():
+    if X is None or X.shape[0] != rows or not np.isfinite(X).all():
         return None
     return X
 

@@ -174,8 +174,7 @@ def bench_payloads(work: Path) -> dict[str, Any]:
             ("application/jsonlines", "application/jsonlines", jsonl, n),
             ("records", "application/jsonlines", records, n_records),
         )
-        log = work / f"payload-{kind}.log"
-        with _serving(bundle, log, workers=1) as port:
+        with _serving(bundle, work / f"payload-{kind}.log", workers=1) as port:
             for figure, media, body, lines in sends:
                 post = _poster(port, body, media)
                 post()  # warm-up
@@ -183,7 +182,7 @@ def bench_payloads(work: Path) -> dict[str, Any]:
         # As a transform job drives the container: MaxConcurrentTransforms requests at once
         # (GET /execution-parameters) to the default server, a worker per CPU.
         job: dict[str, Any] = {}
-        with _serving(bundle, log, workers=None) as port:
+        with _serving(bundle, work / f"payload-{kind}-job.log", workers=None) as port:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             connection.request("GET", "/execution-parameters")
             job["concurrency"] = json.loads(connection.getresponse().read())[
