@@ -123,6 +123,16 @@ def split_prediction(prediction: Prediction, sizes: list[int]) -> list[Predictio
     return parts
 
 
+def join_predictions(parts: list[Prediction]) -> Prediction:
+    """Consecutive predictions of the same model as one (the inverse of
+    :func:`split_prediction`)."""
+    probabilities = [p.probabilities for p in parts if p.probabilities is not None]
+    return Prediction(
+        labels=np.concatenate([p.labels for p in parts]),
+        probabilities=np.concatenate(probabilities) if len(probabilities) == len(parts) else None,
+    )
+
+
 class MicroBatcher:
     """Coalesce concurrent ``predict`` calls into one call of ``predict_fn``.
 

@@ -8,12 +8,13 @@ prediction cache (``app/cache.py``) are predictors that wrap another one;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from core.model import Model, Prediction
+from core.model import Prediction
 
 
 class Predictor(Protocol):
@@ -29,14 +30,14 @@ class Predictor(Protocol):
 
 
 class DirectPredictor:
-    """One ``model.predict`` call per request, in the thread pool so the event loop stays free
-    for health checks and other requests while scikit-learn runs."""
+    """One call of the model's predict per request, in the thread pool so the event loop stays
+    free for health checks and other requests while scikit-learn runs."""
 
-    def __init__(self, model: Model) -> None:
-        self._model = model
+    def __init__(self, predict: Callable[[np.ndarray], Prediction]) -> None:
+        self._predict = predict
 
     async def predict(self, X: np.ndarray) -> Prediction:
-        return await run_in_threadpool(self._model.predict, X)
+        return await run_in_threadpool(self._predict, X)
 
     async def aclose(self) -> None:
         return None

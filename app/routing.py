@@ -36,6 +36,7 @@ from app.metrics import LATENCY_BUCKETS
 from app.predictor import Predictor
 from app.runtime import build_predictor
 from app.settings import AppSettings
+from app.slices import RowSlices
 from core.compatibility import schema_differences
 from core.errors import MlshipError, ModelLoadError
 from core.flags import (
@@ -377,6 +378,7 @@ def build_rollout(
     champion: Model,
     predictor: Predictor,
     challenger: Model | None = None,
+    slices: RowSlices | None = None,
 ) -> Rollout | None:
     """Load the challenger beside ``champion`` (unless given loaded and checked), or None when
     none is configured.
@@ -393,7 +395,12 @@ def build_rollout(
     metrics = RolloutMetrics(registry)
     rollout = Rollout(
         Arm.build(champion, predictor, "champion", metrics),
-        Arm.build(challenger, build_predictor(challenger, settings), "challenger", metrics),
+        Arm.build(
+            challenger,
+            build_predictor(challenger, settings, slices=slices),
+            "challenger",
+            metrics,
+        ),
         metrics,
         settings.flags_uri,
         settings.flags_refresh_seconds,

@@ -15,6 +15,7 @@ from app.batching import BatchingPredictor
 from app.cache import CachingPredictor, PredictionCache, is_deterministic
 from app.predictor import DirectPredictor, Predictor
 from app.settings import AppSettings
+from app.slices import RowSlices, sliced_predict
 from core.features import FeatureSchema
 from core.model import Model
 from core.runtime import choose_runtime
@@ -23,24 +24,29 @@ log = logging.getLogger("mlship.app")
 
 
 def build_predictor(
-    model: Model, settings: AppSettings, registry: CollectorRegistry | None = None
+    model: Model,
+    settings: AppSettings,
+    registry: CollectorRegistry | None = None,
+    slices: RowSlices | None = None,
 ) -> Predictor:
     """The predictor the service uses, as the settings choose; its counters go to ``registry``.
+    A large matrix is predicted in row slices on ``slices``' threads (``app/slices.py``).
 
     Raises:
         ModelLoadError: when ``MLSHIP_RUNTIME=onnx`` and the ONNX model cannot be served.
     """
     runtime = runtime_model(model, settings)
+    predict = runtime.predict if slices is None else sliced_predict(runtime.predict, slices)
     predictor: Predictor
     if settings.microbatching:
         batching = BatchingPredictor(
-            runtime.predict, settings.microbatch_max_rows, settings.microbatch_max_wait_ms / 1000
+            predict, settings.microbatch_max_rows, settings.microbatch_max_wait_ms / 1000
         )
         if registry is not None:
             registry.register(batching.collector())
         predictor = batching
     else:
-        predictor = DirectPredictor(runtime)
+        predictor = DirectPredictor(predict)
     cache_on = settings.cache_enabled
     if cache_on is None:
         golden = FeatureSchema(model.manifest).rows_to_matrix(model.bundle.golden.inputs)

@@ -24,10 +24,10 @@ from app.predictor import Predictor
 from app.routing import Rollout, build_rollout
 from app.runtime import build_predictor
 from app.settings import AppSettings
+from app.slices import RowSlices, request_threads
 from core.errors import ConfigError, MlshipError, ModelLoadError
 from core.features import FeatureSchema
 from core.model import Model, Prediction, load_model
-from core.runtime import cpus_available
 from core.sources import resolve_model_uri
 
 log = logging.getLogger("mlship.app")
@@ -46,6 +46,7 @@ class Service:
     ready: bool = field(default=True)
     rollout: Rollout | None = None  # a challenger beside the model (app/routing.py)
     answers: AnswerWriter = field(default_factory=AnswerWriter)  # CSV / JSON Lines bodies
+    slices: RowSlices = field(default_factory=RowSlices)  # a large request's threads
 
     async def predict(self, X: np.ndarray, predictor: Predictor | None = None) -> Prediction:
         """Predict a validated matrix (with ``predictor``, the challenger's: app/routing.py)
@@ -70,7 +71,7 @@ class Service:
         await self.predictor.aclose()
         if self.capture is not None:
             await asyncio.to_thread(self.capture.close)
-        self.answers.close()
+        self.slices.close()
 
 
 def load_service_model(settings: AppSettings) -> Model:
@@ -118,7 +119,8 @@ def build_service(
             "(set MLSHIP_API_KEY_HASHES, MLSHIP_API_KEYS_FILE or MLSHIP_API_KEYS_SECRET)"
         )
     capture = build_capture(settings, metrics, model)
-    predictor = build_predictor(model, settings, metrics.collectors)
+    slices = RowSlices(request_threads(settings.workers))
+    predictor = build_predictor(model, settings, metrics.collectors, slices)
     # Resolving, verifying and loading, wherever it happened (serve loads before binding).
     metrics.model_load_seconds.set(model.load_seconds)
     _load_arrow_bridge()
@@ -135,8 +137,9 @@ def build_service(
         keys=keys,
         monitor=monitor,
         capture=capture,
-        rollout=build_rollout(settings, metrics.registry, model, predictor, challenger),
-        answers=AnswerWriter(answer_threads(settings.workers)),
+        rollout=build_rollout(settings, metrics.registry, model, predictor, challenger, slices),
+        answers=AnswerWriter(slices),
+        slices=slices,
     )
 
 
@@ -149,13 +152,6 @@ def _load_arrow_bridge() -> None:
     import pyarrow as pa
 
     pa.array(np.zeros(1)).to_numpy()
-
-
-def answer_threads(workers: int) -> int:
-    """Threads one worker writes a large answer with: the CPUs the other workers leave it
-    (1 with a worker per CPU, the default, where a second thread would only take a busy
-    CPU from another worker)."""
-    return max(1, cpus_available() // workers)
 
 
 def build_capture(settings: AppSettings, metrics: Metrics, model: Model) -> CaptureWriter | None:

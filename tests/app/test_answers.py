@@ -16,8 +16,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from app.answers import SLICE_ROWS, AnswerWriter, csv_lines, jsonlines
-from app.service import answer_threads
+from app.answers import AnswerWriter, csv_lines, jsonlines
+from app.slices import SLICE_ROWS, RowSlices, request_threads
 from core.model import Prediction
 
 
@@ -122,23 +122,23 @@ def test_an_answer_written_in_slices_is_the_answer_written_whole(
     labels: np.ndarray, probabilities: np.ndarray | None, threads: int
 ) -> None:
     prediction = Prediction(labels=labels, probabilities=probabilities)
-    writer = AnswerWriter(threads)
+    writer = AnswerWriter(RowSlices(threads))
     try:
         # 70,000 rows: 2, 3 and 4 slices (each at least SLICE_ROWS), joined at line ends
         assert writer.csv(prediction) == csv_lines(prediction)
         assert writer.jsonlines(prediction) == jsonlines(prediction)
     finally:
-        writer.close()
+        writer.slices.close()
 
 
 def test_a_small_answer_is_written_whole_on_the_calling_thread() -> None:
-    writer = AnswerWriter(2)
+    writer = AnswerWriter(RowSlices(2))
     small = Prediction(labels=np.arange(SLICE_ROWS), probabilities=None)
     try:
         assert writer.csv(small) == csv_lines(small)
-        assert not [t for t in threading.enumerate() if t.name.startswith("mlship-answer")]
+        assert not [t for t in threading.enumerate() if t.name.startswith("mlship-slice")]
     finally:
-        writer.close()
+        writer.slices.close()
 
 
 @pytest.mark.parametrize(
@@ -147,5 +147,5 @@ def test_a_small_answer_is_written_whole_on_the_calling_thread() -> None:
 def test_a_worker_writes_answers_on_the_cpus_the_other_workers_leave(
     monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int, threads: int
 ) -> None:
-    monkeypatch.setattr("app.service.cpus_available", lambda: cpus)
-    assert answer_threads(workers) == threads
+    monkeypatch.setattr("app.slices.cpus_available", lambda: cpus)
+    assert request_threads(workers) == threads

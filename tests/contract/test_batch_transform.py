@@ -79,7 +79,7 @@ def servers(
                 env.pop("MLSHIP_MODEL_URI")  # the test's extracted model directory instead
                 if mb == 6:
                     # One worker on this machine's CPUs: large answers are written in row
-                    # slices on the CPUs it has to itself (app/answers.py AnswerWriter).
+                    # slices on the CPUs it has to itself (app/slices.py).
                     env["MLSHIP_WORKERS"] = "1"
                 log = tmp_path_factory.mktemp("logs") / f"{kind}-{mb}.log"
                 started[kind, mb] = start_server(model_dir, log, **env)
