@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.bundle import Bundle, BundleError
-from core.model import Model, Prediction, finite
+from core.model import Model, Prediction, class_of_largest, finite
 
 # The float64 input of an exported graph (named at export, fed at predict).
 ONNX_INPUT_NAME = "input"
@@ -57,7 +57,7 @@ def session_predict(session: Any, X: np.ndarray, classes: np.ndarray | None) -> 
             labels=np.asarray(outputs[0], dtype=np.float64).ravel(), probabilities=None
         )
     proba = np.asarray(outputs[1], dtype=np.float64)
-    return Prediction(labels=classes[proba.argmax(axis=1)], probabilities=proba)
+    return Prediction(labels=class_of_largest(proba, classes), probabilities=proba)
 
 
 class OnnxModel(Model):
