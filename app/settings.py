@@ -106,7 +106,9 @@ class AppSettings(BaseSettings):
         ge=1,
         le=64,
         description="Server worker processes (default: one per CPU, as SageMaker's own "
-        "containers run); each loads the model before it accepts requests.",
+        "containers run); each loads the model before it accepts requests. With fewer workers "
+        "than CPUs, a worker predicts a large request and writes its answer in row slices on "
+        "the CPUs it has to itself.",
     )
     max_batch_rows: int | None = Field(
         default=None,
