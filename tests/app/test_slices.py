@@ -59,6 +59,7 @@ def test_a_matrix_predicted_in_slices_is_the_matrix_predicted_whole(
             if whole.probabilities is None:
                 np.testing.assert_allclose(sliced.labels, whole.labels, rtol=1e-12)
             else:
+                assert sliced.probabilities is not None
                 np.testing.assert_array_equal(sliced.labels, whole.labels, strict=True)
                 np.testing.assert_allclose(sliced.probabilities, whole.probabilities, rtol=1e-12)
     finally:
