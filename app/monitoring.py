@@ -32,7 +32,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.metrics import process_alive
-from core.drift import ReferenceBins
+from app.slices import RowSlices
+from core.drift import Profile, ReferenceBins
 from core.manifest import Manifest
 
 # Rows pending before they are counted in one pass (a scrape counts pending rows as it reads).
@@ -69,6 +70,7 @@ class DriftMonitor(Collector):
             (the state then lives in memory).
         workers: Worker processes sharing ``directory`` (each remembers its share).
         worker: This worker's id in file names (its pid; tests simulate several).
+        slices: Where a large batch is counted in row slices (``app/slices.py``).
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class DriftMonitor(Collector):
         directory: Path | None = None,
         workers: int = 1,
         worker: int | None = None,
+        slices: RowSlices | None = None,
     ) -> None:
         self.reference = ReferenceBins(manifest)
+        self.slices = slices or RowSlices()
         self.names = self.reference.names
         self.window = max(window_rows / max(workers, 1), float(FLUSH_ROWS))
         self.directory = directory
@@ -168,16 +172,19 @@ class DriftMonitor(Collector):
         self._lock.release()
 
     def observe(self, X: np.ndarray) -> None:
-        """Record a validated batch (NaN allowed for nullable features)."""
+        """Record a validated batch (NaN allowed for nullable features). A batch larger than
+        the ring is counted at once, before the lock is taken (in row slices on the
+        worker's threads, summed)."""
         rows = X.shape[0]
+        counted = self._profile(X) if rows > RING_ROWS else None
         self._acquire()
         try:
             pending = int(self._header[_PENDING])
-            if pending + rows > RING_ROWS:
+            if counted is not None or pending + rows > RING_ROWS:
                 self._flush(pending)
                 pending = 0
-            if rows > RING_ROWS:
-                self._add(X)
+            if counted is not None:
+                self._add(counted)
                 return
             self._ring[pending : pending + rows] = X
             pending += rows
@@ -187,13 +194,16 @@ class DriftMonitor(Collector):
         finally:
             self._release()
 
+    def _profile(self, X: np.ndarray) -> Profile:
+        parts = self.slices.map(self.reference.profile, self.slices.rows(X))
+        return sum(parts[1:], parts[0])
+
     def _flush(self, pending: int) -> None:
         if pending:
-            self._add(self._ring[:pending])
+            self._add(self.reference.profile(self._ring[:pending]))
         self._header[_PENDING] = 0
 
-    def _add(self, X: np.ndarray) -> None:
-        p = self.reference.profile(X)
+    def _add(self, p: Profile) -> None:
         self._missing += p.missing
         self._outside += p.out_of_range
         self._counts += p.counts

@@ -103,6 +103,7 @@ def build_service(
     if model is None:
         model = load_service_model(settings)
     keys = KeyChecker(load_key_hashes(settings))
+    slices = RowSlices(request_threads(settings.workers))
     monitor = None
     if settings.monitoring:
         monitor = DriftMonitor(
@@ -110,6 +111,7 @@ def build_service(
             settings.drift_window_rows,
             directory=metrics.shared_dir,
             workers=settings.workers,
+            slices=slices,
         )
         metrics.register_merged(monitor)
     metrics.set_model(model.name, model.version, model.manifest.task, model.classes)
@@ -119,7 +121,6 @@ def build_service(
             "(set MLSHIP_API_KEY_HASHES, MLSHIP_API_KEYS_FILE or MLSHIP_API_KEYS_SECRET)"
         )
     capture = build_capture(settings, metrics, model)
-    slices = RowSlices(request_threads(settings.workers))
     predictor = build_predictor(model, settings, metrics.collectors, slices)
     # Resolving, verifying and loading, wherever it happened (serve loads before binding).
     metrics.model_load_seconds.set(model.load_seconds)

@@ -54,6 +54,11 @@ class RowSlices:
             return [rows]
         return [rows * (k + 1) // slices - rows * k // slices for k in range(slices)]
 
+    def rows(self, X: np.ndarray) -> list[np.ndarray]:
+        """``X``'s row slices (views), as :meth:`sizes` cuts them."""
+        bounds = np.cumsum([0, *self.sizes(X.shape[0])]).tolist()
+        return [X[a:b] for a, b in pairwise(bounds)]
+
     def map(self, fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
         """``[fn(part) for part in parts]``, the parts after the first on the pool."""
         if self._pool is None or len(parts) < 2:
@@ -88,12 +93,11 @@ def sliced_predict(predict: PredictFn, slices: RowSlices) -> PredictFn:
     """
 
     def run(X: np.ndarray) -> Prediction:
-        sizes = slices.sizes(X.shape[0])
-        if len(sizes) < 2:
+        rows = slices.rows(X)
+        if len(rows) < 2:
             return predict(X)
-        bounds = np.cumsum([0, *sizes]).tolist()
         try:
-            parts = slices.map(predict, [X[a:b] for a, b in pairwise(bounds)])
+            parts = slices.map(predict, rows)
         except Exception:
             return predict(X)
         return join_predictions(parts)

@@ -59,6 +59,15 @@ class Profile:
     missing: np.ndarray
     out_of_range: np.ndarray
 
+    def __add__(self, other: Profile) -> Profile:
+        """The profile of both batches together."""
+        return Profile(
+            self.rows + other.rows,
+            self.counts + other.counts,
+            self.missing + other.missing,
+            self.out_of_range + other.out_of_range,
+        )
+
 
 class ReferenceBins:
     """The reference histograms of a manifest, as arrays ready for vectorised counting.

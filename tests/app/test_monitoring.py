@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import monitoring
 from app.monitoring import FLUSH_ROWS, RING_ROWS, DriftMonitor
+from app.slices import RowSlices
 from core.bundle import read_manifest
 from core.manifest import Manifest
 from tests.app.conftest import test_split
@@ -163,3 +164,21 @@ def test_monitor_psi_is_nan_below_the_minimum_rows(manifest: Manifest, rows: np.
 
     assert all(math.isnan(v) for v in monitor.psi())
     assert monitor.totals().rows == 50
+
+
+def test_a_large_batch_counted_in_row_slices_gives_the_direct_totals(
+    manifest: Manifest, rows: np.ndarray
+) -> None:
+    """A batch larger than the ring is counted at once, in row slices on several threads when
+    the worker has them (app/slices.py): the figures equal the direct computation, and rows
+    already pending are counted with it."""
+    big = np.concatenate([rows] * 100)  # 42,900 rows: 2 slices of at least SLICE_ROWS
+    slices = RowSlices(2)
+    try:
+        assert len(slices.sizes(big.shape[0])) == 2
+        monitor = DriftMonitor(manifest, 10**6, slices=slices)
+        monitor.observe(rows[:5])  # pending in the ring
+        monitor.observe(big)
+        _assert_totals(_scrape(monitor), np.concatenate([rows[:5], big]), manifest)
+    finally:
+        slices.close()
