@@ -3,9 +3,10 @@
 A worker with CPUs to itself (fewer workers than CPUs, as with ``MLSHIP_WORKERS=1``) would
 leave all but one idle while it predicts a Batch Transform mini-batch of ~150,000 rows and
 writes its answer. Both work row by row and release the GIL (onnxruntime, numpy, orjson,
-pyarrow), so a large request is predicted a slice per thread (:func:`sliced_predict`) and its
-answer written the same way (``app/answers.py``). For the 5-feature logistic model, 146,000
-rows predicted in 7.4 ms whole and in 3.9 ms in 2 slices on 2 threads, joined.
+pyarrow), so a large request is predicted a slice per thread (:func:`sliced_predict`), its
+drift counted (``app/monitoring.py``) and its answer written (``app/answers.py``) the same way.
+For the 5-feature logistic model, 146,000 rows predicted in 7.4 ms whole and in 3.9 ms in 2
+slices on 2 threads, joined.
 
 With a worker per CPU (the default) a worker has one thread and nothing is sliced: a second
 thread would only take a busy CPU from another worker.
@@ -87,9 +88,11 @@ PredictFn = Callable[[np.ndarray], Prediction]
 def sliced_predict(predict: PredictFn, slices: RowSlices) -> PredictFn:
     """``predict`` of a large matrix run in row slices on ``slices``' threads, joined.
 
-    The model scores each row on its own, so the joined prediction is the whole one. When a
-    slice fails, the whole matrix is predicted again on the calling thread: the error then
-    names its row as the caller numbers it (a slice would number from its own start).
+    The model scores each row on its own, so the joined prediction is the whole one (but for
+    the last bit scikit-learn's BLAS may round differently by where a row falls in a block,
+    as it does by a micro-batch's other rows). When a slice fails, the whole matrix is
+    predicted again on the calling thread: the error then names its row as the caller numbers
+    it (a slice would number from its own start).
     """
 
     def run(X: np.ndarray) -> Prediction:
