@@ -56,8 +56,12 @@ class RowSlices:
         return [rows * (k + 1) // slices - rows * k // slices for k in range(slices)]
 
     def rows(self, X: np.ndarray) -> list[np.ndarray]:
-        """``X``'s row slices (views), as :meth:`sizes` cuts them."""
-        bounds = np.cumsum([0, *self.sizes(X.shape[0])]).tolist()
+        """``X``'s row slices (views), as :meth:`sizes` cuts them (``[X]`` itself when it is
+        not sliced: no arithmetic on the single-row path)."""
+        sizes = self.sizes(X.shape[0])
+        if len(sizes) < 2:
+            return [X]
+        bounds = np.cumsum([0, *sizes]).tolist()
         return [X[a:b] for a, b in pairwise(bounds)]
 
     def map(self, fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
@@ -92,8 +96,10 @@ def sliced_predict(predict: PredictFn, slices: RowSlices) -> PredictFn:
     the last bit scikit-learn's BLAS may round differently by where a row falls in a block,
     as it does by a micro-batch's other rows). When a slice fails, the whole matrix is
     predicted again on the calling thread: the error then names its row as the caller numbers
-    it (a slice would number from its own start).
+    it (a slice would number from its own start). With one thread, ``predict`` itself.
     """
+    if slices.threads < 2:
+        return predict
 
     def run(X: np.ndarray) -> Prediction:
         rows = slices.rows(X)

@@ -3,12 +3,15 @@ one on a tie, exactly as ``argmax`` picks it, for every kind of class value."""
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import core.model as core_model
 from core.model import class_of_largest
 
 _CLASSES = {
@@ -19,9 +22,14 @@ _CLASSES = {
 }
 
 
+@pytest.mark.parametrize("compare_from", [0, core_model.COMPARE_ROWS], ids=["compare", "argmax"])
 @pytest.mark.parametrize("kind", sorted(_CLASSES))
 @given(data=st.data())
-def test_the_label_is_the_class_argmax_picks(kind: str, data: st.DataObject) -> None:
+def test_the_label_is_the_class_argmax_picks(
+    kind: str, compare_from: int, data: st.DataObject
+) -> None:
+    """Both ways of finding it (a column comparison for two classes from COMPARE_ROWS rows,
+    argmax below) pick argmax's class."""
     classes = _CLASSES[kind]
     k = data.draw(st.integers(1, len(classes)), label="classes")
     # few distinct values, so that ties (and -0.0 beside 0.0) are common
@@ -29,7 +37,8 @@ def test_the_label_is_the_class_argmax_picks(kind: str, data: st.DataObject) -> 
     proba = data.draw(
         arrays(np.float64, st.tuples(st.integers(0, 40), st.just(k)), elements=values)
     )
-    got = class_of_largest(proba, classes[:k])
+    with patch.object(core_model, "COMPARE_ROWS", compare_from):
+        got = class_of_largest(proba, classes[:k])
     expected = classes[:k][proba.argmax(axis=1)]
     assert got.dtype == expected.dtype
     assert got.tolist() == expected.tolist()
