@@ -4,7 +4,8 @@ Keys are the model version and the canonical bytes of one row of features (float
 ``-0.0`` folded into ``0.0`` and every NaN into one NaN), so two requests that mean the same
 row share an entry whatever JSON spelled them, and nothing can be served across model
 versions: the first lookup for another version empties the cache. Entries are bounded (least
-recently used first out) and every lookup counts a hit or a miss per row.
+recently used first out) and every lookup counts a hit or a miss per row. Only small requests
+are looked up (:class:`CachingPredictor`, ``MLSHIP_CACHE_MAX_REQUEST_ROWS``).
 
 Only models whose output is deterministic may be cached; :func:`is_deterministic` checks that
 on the bundle's golden rows before the app turns the cache on by default.
@@ -64,6 +65,7 @@ class PredictionCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
+        self.skipped = 0
         self.metrics = _CacheMetrics()
         self._version: str | None = None
         self._rows: OrderedDict[bytes, _Entry] = OrderedDict()
@@ -71,6 +73,12 @@ class PredictionCache:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def skip(self, rows: int) -> None:
+        """Count ``rows`` sent to the model without a lookup (a request too large to cache)."""
+        with self._lock:
+            self.skipped += rows
+        self.metrics.skipped.inc(rows)
 
     def invalidate(self) -> None:
         """Drop every entry (the model changed)."""
@@ -185,14 +193,34 @@ def is_deterministic(predict_fn: Callable[[np.ndarray], Prediction], X: np.ndarr
 
 class CachingPredictor:
     """A :class:`~app.predictor.Predictor` that answers known rows from a cache and sends only
-    the others to ``inner`` (which may batch them with other requests' rows)."""
+    the others to ``inner`` (which may batch them with other requests' rows).
 
-    def __init__(self, inner: Predictor, cache: PredictionCache, version: str) -> None:
+    A request of more than ``max_request_rows`` rows goes to ``inner`` whole, without a
+    lookup, and is not stored (its rows are counted as skipped). A lookup runs in Python, row
+    by row, on the event loop: for the 5-feature logistic model on onnxruntime, 1,024 rows
+    found in the cache took 1.4 ms against 0.11 ms predicted, and a 146,000-row Batch
+    Transform mini-batch took 300-430 ms more than its 18-23 ms predict, and would have
+    pushed every cached row out. The cache is for the small requests of live traffic.
+    """
+
+    def __init__(
+        self,
+        inner: Predictor,
+        cache: PredictionCache,
+        version: str,
+        max_request_rows: int,
+    ) -> None:
+        if max_request_rows < 1:
+            raise ValueError(f"max_request_rows must be at least 1, got {max_request_rows}")
         self.inner = inner
         self.cache = cache
         self.version = version
+        self.max_request_rows = max_request_rows
 
     async def predict(self, X: np.ndarray) -> Prediction:
+        if X.shape[0] > self.max_request_rows:
+            self.cache.skip(X.shape[0])
+            return await self.inner.predict(X)
         found = self.cache.lookup(self.version, X)
         fresh = None
         if found.missing:
@@ -225,6 +253,12 @@ class _CacheMetrics:
             "Rows the prediction cache sent to the model.",
             registry=None,
         )
+        self.skipped = Counter(
+            "mlship_prediction_cache_skipped_rows",
+            "Rows of requests larger than MLSHIP_CACHE_MAX_REQUEST_ROWS, sent to the model "
+            "without a lookup.",
+            registry=None,
+        )
         self.entries = Gauge(
             "mlship_prediction_cache_entries",
             "Rows held in the prediction caches of the live workers.",
@@ -239,5 +273,5 @@ class _CacheCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.cache.metrics
-        for metric in (m.hits, m.misses, m.entries):
+        for metric in (m.hits, m.misses, m.skipped, m.entries):
             yield from metric.collect()

@@ -55,7 +55,10 @@ def build_predictor(
             log.warning("prediction cache off: the model predicts its golden rows differently")
     if cache_on:
         caching = CachingPredictor(
-            predictor, PredictionCache(settings.cache_max_entries), model.version
+            predictor,
+            PredictionCache(settings.cache_max_entries),
+            model.version,
+            settings.cache_max_request_rows,
         )
         if registry is not None:
             registry.register(caching.collector())

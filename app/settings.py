@@ -210,6 +210,15 @@ class AppSettings(BaseSettings):
     cache_max_entries: int = Field(
         default=10_000, ge=1, description="Rows the prediction cache keeps (LRU)."
     )
+    cache_max_request_rows: int = Field(
+        default=64,
+        ge=1,
+        description="Largest request (rows) the prediction cache answers; a larger one goes "
+        "straight to the model, is not stored and is counted in "
+        "mlship_prediction_cache_skipped_rows_total. A lookup costs microseconds per row, more "
+        "than predicting the row in a batch, and a Batch Transform mini-batch would replace "
+        "every cached row.",
+    )
     unseen_categories: Literal["count", "refuse"] = Field(
         default="count",
         description="A categorical value the model was not trained on: count it "

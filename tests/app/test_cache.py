@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.dummy import DummyClassifier
 
-from app.cache import PredictionCache, canonical_rows, is_deterministic
+from app.cache import CachingPredictor, PredictionCache, canonical_rows, is_deterministic
+from app.predictor import DirectPredictor
 from core.model import Model, Prediction
 from tests.compare import assert_same_prediction
 
@@ -156,3 +159,33 @@ def test_is_deterministic_accepts_a_fitted_model_and_refuses_a_random_one(
 
     assert is_deterministic(logistic_model.predict, logistic_X)
     assert not is_deterministic(random_predict, logistic_X)
+
+
+def test_caching_predictor_sends_a_request_over_its_row_bound_to_the_model_unlooked_up(
+    logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    """A request of more rows than the bound goes to the model whole, every time, and leaves
+    the cache as it was: nothing stored, no hit or miss, its rows counted as skipped. A
+    request at the bound is looked up and stored."""
+    predict = CountingPredict(logistic_model)
+    cache = PredictionCache(max_entries=1000)
+    caching = CachingPredictor(DirectPredictor(predict), cache, "v1", max_request_rows=4)
+    large, small = logistic_X[:5], logistic_X[5:9]
+
+    async def run() -> list[Prediction]:
+        return [await caching.predict(X) for X in (large, large, small, small)]
+
+    answers = asyncio.run(run())
+
+    for X, answer in zip((large, large, small, small), answers, strict=True):
+        assert_same_prediction(answer, logistic_model.predict(X))
+    assert [len(c) for c in predict.calls] == [5, 5, 4]  # the second small one: from the cache
+    assert (cache.hits, cache.misses, cache.skipped, len(cache)) == (4, 4, 10, 4)
+    assert cache.metrics.skipped._value.get() == 10
+
+
+def test_caching_predictor_refuses_a_zero_row_bound(logistic_model: Model) -> None:
+    with pytest.raises(ValueError, match="max_request_rows must be at least 1"):
+        CachingPredictor(
+            DirectPredictor(logistic_model.predict), PredictionCache(10), "v1", max_request_rows=0
+        )

@@ -133,6 +133,35 @@ def test_cached_answers_equal_in_process_predictions_and_count_hits(
     assert f"mlship_prediction_cache_misses_total {float(distinct)}" in metrics
 
 
+def test_a_batch_transform_sized_request_skips_the_cache_by_default(
+    logistic_bundle: Path, logistic_X: np.ndarray
+) -> None:
+    """With the cache on (the default for a deterministic model, as in a transform job), a
+    request over MLSHIP_CACHE_MAX_REQUEST_ROWS (64) is predicted without a lookup and stores
+    nothing; one at the bound is looked up and stored."""
+    model = load_model(logistic_bundle)
+    X = np.tile(logistic_X, (2, 1))[:65]
+    app = create_app(AppSettings(model_uri=str(logistic_bundle)))
+
+    with TestClient(app) as client:
+        assert isinstance(app.state.service.predictor, CachingPredictor)
+        for rows in (X, X[:64]):
+            body = "".join(",".join(repr(v) for v in row) + "\n" for row in rows.tolist())
+            answer = client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+            assert answer.status_code == 200, answer.text
+            got = answer.json()
+            assert_same_prediction(
+                Prediction(np.array(got["predictions"]), np.array(got["probabilities"])),
+                model.predict(rows),
+            )
+        metrics = _metrics(app)
+
+    distinct = len(np.unique(X[:64], axis=0))
+    assert metrics["mlship_prediction_cache_skipped_rows_total"] == 65
+    assert metrics["mlship_prediction_cache_misses_total"] == 64
+    assert metrics["mlship_prediction_cache_entries"] == distinct
+
+
 def test_cache_is_on_by_default_for_a_deterministic_model(logistic_bundle: Path) -> None:
     app = create_app(AppSettings(model_uri=str(logistic_bundle)))
     with TestClient(app):
