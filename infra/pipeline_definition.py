@@ -37,7 +37,6 @@ CHECK_STEP = "CheckInputData"
 SCORE_STEP = "ScoreInputData"
 INPUT_PARAMETER = "InputUri"
 OUTPUT_PARAMETER = "OutputUri"
-MIB = 1024 * 1024
 # Model Monitor's container paths and names, as the SDK's model_monitoring module sets them.
 _PROCESSING = "/opt/ml/processing"
 _DATASET_INPUT = "baseline_dataset_input"
@@ -182,11 +181,6 @@ def transform_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
             "VolumeKmsKeyId": spec.key_arn,
         },
     }
-
-
-def model_environment(max_payload_mb: int) -> dict[str, str]:
-    """The batch model's container settings (AppSettings fields, as ``transform_environment``)."""
-    return {"MLSHIP_MODEL_URI": "/opt/ml/model", "MLSHIP_MAX_BODY_BYTES": str(max_payload_mb * MIB)}
 
 
 def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from core.transform import container_environment
 from infra import policies
 from infra.config.batch import BatchSchedule
-from infra.pipeline_definition import BatchPipelineSpec, definition, model_environment
+from infra.pipeline_definition import BatchPipelineSpec, definition
 
 RESOURCE_TYPE = "mlship:batch:ScheduledBatch"
 # EventBridge events SageMaker sends ("Automating SageMaker AI with Amazon EventBridge",
@@ -141,7 +142,7 @@ class ScheduledBatch(pulumi.ComponentResource):
         role_policy: aws.iam.RolePolicy,
     ) -> aws.sagemaker.Model:
         # Its own model (not the endpoint's): the container's body limit is the job's
-        # MaxPayloadInMB, as pipelines/sagemaker/requests.transform_environment sets it.
+        # MaxPayloadInMB, as for a job `mlship` launches (core.transform).
         return aws.sagemaker.Model(
             f"{name}-model",
             # Auto-named (like the endpoint's model): a new image tag replaces the model, and
@@ -152,7 +153,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                 model_data_url=pulumi.Output.concat(
                     "s3://", args.bucket_name, "/", args.model_data_key
                 ),
-                environment=model_environment(args.batch.max_payload_mb),
+                environment=container_environment(args.batch.max_payload_mb),
             ),
             enable_network_isolation=True,
             tags=args.tags,

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import ConfigError
+from core.transform import PAYLOAD_MB_RANGE
 from infra.config.keys import Reader
 
 # EventBridge Scheduler user guide, "Schedule types on EventBridge Scheduler": rate(value unit)
@@ -107,8 +108,7 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
         expression=check_schedule_expression(expression, "batchSchedule"),
         instance_type=instance_type,
         instance_count=r.integer("batchInstanceCount", 1, 20),
-        # CreateTransformJob MaxPayloadInMB: 0-100; mlship needs a positive limit.
-        max_payload_mb=r.integer("batchMaxPayloadMb", 1, 100),
+        max_payload_mb=r.integer("batchMaxPayloadMb", *PAYLOAD_MB_RANGE),
         content_type=r.choice("batchContentType", CONTENT_TYPES),
         input_prefix=_prefix(r.string("batchInputPrefix"), "batchInputPrefix"),
         output_prefix=_prefix(r.string("batchOutputPrefix"), "batchOutputPrefix"),

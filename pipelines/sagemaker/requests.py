@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.s3 import parse_s3_uri
+from core.transform import PAYLOAD_MB_RANGE, container_environment
 
 if TYPE_CHECKING:
     pass
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 IMAGE_RE = re.compile(r"^\S+\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+[:@]\S+$")
-# Batch Transform's MaxPayloadInMB range (CreateTransformJob); the serving container is told
-# the same limit (MLSHIP_MAX_BODY_BYTES), so every mini-batch the job may send is accepted.
-PAYLOAD_MB_RANGE = (1, 100)
-MIB = 1024 * 1024
 TRANSFORM_CONTENT_TYPES = ("text/csv", "application/jsonlines")
 
 
@@ -267,12 +264,9 @@ def transform_model_request(spec: TransformJobSpec) -> dict[str, Any]:
 
 
 def transform_environment(spec: TransformJobSpec) -> dict[str, str]:
-    """The serving container's settings in a transform job (names are AppSettings fields):
-    its body limit is the job's MaxPayloadInMB, so no mini-batch is refused for its size."""
-    return {
-        "MLSHIP_MODEL_URI": "/opt/ml/model",
-        "MLSHIP_MAX_BODY_BYTES": str(spec.max_payload_mb * MIB),
-    }
+    """The serving container's settings in ``spec``'s job (:mod:`core.transform`): its body
+    limit is the job's MaxPayloadInMB, so no mini-batch is refused for its size."""
+    return container_environment(spec.max_payload_mb)
 
 
 def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:

@@ -1,0 +1,21 @@
+"""What a Batch Transform job and its serving container agree on.
+
+SageMaker sends mini-batches of up to the job's ``MaxPayloadInMB`` binary megabytes; the
+container takes bodies up to ``MLSHIP_MAX_BODY_BYTES``. The one-off launcher
+(``pipelines/sagemaker``) and the scheduled pipeline (``infra``) both give the container its
+environment from :func:`container_environment`, so every mini-batch a job may send is
+accepted.
+"""
+
+from __future__ import annotations
+
+MIB = 1024 * 1024  # MaxPayloadInMB counts binary megabytes
+# CreateTransformJob's MaxPayloadInMB range is 0-100; mlship needs a positive limit.
+PAYLOAD_MB_RANGE = (1, 100)
+MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks ModelDataUrl
+
+
+def container_environment(max_payload_mb: int) -> dict[str, str]:
+    """The serving container's settings in a transform job (names are ``AppSettings``
+    fields): the bundle SageMaker unpacked, and the job's payload limit as the body limit."""
+    return {"MLSHIP_MODEL_URI": MODEL_DIR, "MLSHIP_MAX_BODY_BYTES": str(max_payload_mb * MIB)}
