@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.report import PAYLOAD_SHARE_TARGET
 from benchmarks.scoring import include_onnx
@@ -123,9 +124,16 @@ def _check_no_cache_hits(port: int) -> None:
     connection.request("GET", "/metrics")
     text = connection.getresponse().read().decode()
     connection.close()
-    for line in text.splitlines():
-        if line.startswith("mlship_prediction_cache_hits_total ") and float(line.split()[1]):
-            raise RuntimeError(f"the prediction cache answered rows of a payload: {line}")
+    rows = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("mlship_prediction_cache_")
+    }
+    if rows.get("mlship_prediction_cache_hits_total", 0.0) or not rows.get(
+        "mlship_prediction_cache_skipped_rows_total"
+    ):
+        raise RuntimeError(f"the prediction cache did not skip every payload row: {rows}")
 
 
 def _concurrent_rate(port: int, body: bytes, media: str, rows: int, streams: int) -> float:

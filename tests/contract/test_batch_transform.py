@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.model import Model, load_model
 from pipelines.sagemaker.requests import TransformJobSpec, transform_environment
@@ -131,6 +133,40 @@ def test_batch_transform_scores_every_line_in_order(
     assert labels == expected.labels.tolist()
     assert expected.probabilities is not None
     np.testing.assert_allclose(proba, expected.probabilities, rtol=0, atol=1e-15)
+
+
+def _cache_rows(url: str) -> dict[str, float]:
+    """The prediction cache's row counters on ``/metrics`` (0 when a series is absent)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return {
+        what: found.get(f"mlship_prediction_cache_{what}_total", 0.0)
+        for what in ("hits", "misses", "skipped_rows")
+    }
+
+
+def test_batch_transform_mini_batches_are_predicted_not_looked_up_in_the_cache(
+    servers: dict[tuple[str, int], Server], files: dict[str, tuple[bytes, np.ndarray]]
+) -> None:
+    """The launcher's environment leaves the prediction cache at its default, on for this
+    deterministic model. The same file scored twice: every row of every mini-batch goes to
+    the model, none is looked up or answered from the cache (a lookup took 300-430 ms per
+    146,000-row mini-batch)."""
+    csv, rows = files["narrow"]
+    url = servers["narrow", 5].url
+    before = _cache_rows(url)
+
+    for _ in range(2):
+        run_transform(url, csv, 5, "text/csv", "text/csv")
+
+    after = _cache_rows(url)
+    assert after["skipped_rows"] - before["skipped_rows"] == 2 * len(rows)
+    assert (after["hits"], after["misses"]) == (before["hits"], before["misses"])
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
