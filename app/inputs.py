@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 
 from app.errors import BadRequest
 from core.errors import InvalidInput
-from core.features import CSV_MISSING, FeatureSchema, text_codes
+from core.features import CSV_MISSING, FeatureSchema, put_numbers, text_codes
 
 # The JSON body shapes accepted besides a bare list of rows or records.
 WRAPPER_KEYS = ("features", "instances", "inputs", "records")
@@ -290,7 +290,7 @@ def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) ->
         if text[j]:
             X[:, j] = text_codes(column, schema.features[j], csv_cell=True)
         else:
-            X[:, j] = column.to_numpy()
+            put_numbers(X[:, j], column)
     # pyarrow reads a blank line as a row of empty cells: a row without any value goes to the
     # exact path, which refuses a blank line by its number (null counts come with the parse)
     nulls = missing and any(table.column(j).null_count for j in range(n))

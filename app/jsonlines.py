@@ -21,7 +21,7 @@ import pyarrow.json as pajson
 from app.errors import BadRequest
 from app.inputs import FAST_PATH_BYTES, arrow_csv, json_reason, json_to_matrix, parse_json
 from core.errors import InvalidInput
-from core.features import FeatureSchema, text_codes
+from core.features import FeatureSchema, put_numbers, text_codes
 
 
 def _numeric_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
@@ -176,7 +176,7 @@ def _record_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
         else:
             if not pc.all(pc.is_finite(column)).as_py():  # skips nulls
                 return None
-            X[:, j] = column.to_numpy()
+            put_numbers(X[:, j], column)
         if column.null_count:
             nulls |= pc.is_null(column).to_numpy(zero_copy_only=False)
     starts = np.concatenate(([0], breaks + 1))

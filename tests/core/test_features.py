@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from app.main import create_app
 from app.settings import AppSettings
 from core.errors import InvalidInput
-from core.features import FeatureSchema
+from core.features import FeatureSchema, put_numbers
 from core.model import Model, load_model
 from pipelines.batch import score_file
 
@@ -197,3 +197,14 @@ def test_penguin_rows_with_text_and_gaps_are_converted_a_column_at_a_time(
     expected = schema._slow_matrix(rows, "")
     np.testing.assert_array_equal(_bits(columns), _bits(expected))
     np.testing.assert_array_equal(_bits(schema.rows_to_matrix(rows)), _bits(expected))
+
+
+def test_a_chunked_number_column_is_written_into_a_matrix_column_with_nulls_as_nan() -> None:
+    # A multi-threaded CSV parse gives a column in several chunks; each chunk lands at its
+    # own rows of the (strided) matrix column, and a null is NaN, as column.to_numpy() gives.
+    column = pa.chunked_array([[1.5, None], [], [3.0], [-0.0, 7.25, None]], pa.float64())
+    X = np.full((6, 3), -1.0)
+    put_numbers(X[:, 1], column)
+    np.testing.assert_array_equal(X[:, 1], column.to_numpy())
+    assert (X[:, [0, 2]] == -1.0).all()  # the other columns untouched
+    assert np.signbit(X[3, 1])
