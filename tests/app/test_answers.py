@@ -124,7 +124,8 @@ def test_an_answer_written_in_slices_is_the_answer_written_whole(
     prediction = Prediction(labels=labels, probabilities=probabilities)
     writer = AnswerWriter(RowSlices(threads))
     try:
-        # 70,000 rows: 2, 3 and 4 slices (each at least SLICE_ROWS), joined at line ends
+        # 70,000 rows: 4 slices (each at least SLICE_ROWS), dealt out to 2, 3 and 4 threads,
+        # joined at line ends
         assert writer.csv(prediction) == csv_lines(prediction)
         assert writer.jsonlines(prediction) == jsonlines(prediction)
     finally:

@@ -128,6 +128,24 @@ def test_one_thread_or_a_small_matrix_is_never_sliced() -> None:
         slices.close()
 
 
+def test_more_slices_than_threads_are_dealt_out_in_turn_and_come_back_in_order() -> None:
+    slices = RowSlices(2)
+    try:
+        assert slices.sizes(6 * SLICE_ROWS, per_thread=3) == [SLICE_ROWS] * 6
+        assert len(slices.sizes(6 * SLICE_ROWS - 1, per_thread=3)) == 5  # each >= SLICE_ROWS
+        ran: dict[int, str] = {}
+
+        def tenfold(k: int) -> int:
+            ran[k] = threading.current_thread().name
+            return 10 * k
+
+        assert slices.map(tenfold, list(range(7))) == [0, 10, 20, 30, 40, 50, 60]
+        on_caller = sorted(k for k, name in ran.items() if not name.startswith("mlship-slice"))
+        assert on_caller == [0, 2, 4, 6]  # the pool thread took 1, 3 and 5
+    finally:
+        slices.close()
+
+
 def test_joined_predictions_are_the_split_prediction() -> None:
     rng = np.random.default_rng(1)
     for probabilities in (rng.dirichlet([1, 1, 1], 10), None):
