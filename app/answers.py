@@ -17,8 +17,8 @@ encoding would give (tested against it):
 Every line stands alone, so a large answer is written in row slices on several threads by
 :class:`AnswerWriter` (``app/slices.py``) and the slices' bytes are joined: numpy and pyarrow
 run without the GIL (orjson holds it), and a 146,000-row CSV answer took 16.4 ms in one piece,
-8.0 ms in 2 slices on 2 threads (at the previous stop's machine speed; see
-:data:`SLICES_PER_THREAD` for why there are more slices than threads).
+8.0 ms in 2 slices on 2 threads (:data:`SLICES_PER_THREAD` says why there are more slices
+than threads).
 """
 
 from __future__ import annotations
