@@ -89,8 +89,12 @@ def test_drain_sigterm_under_keep_alive_load_loses_no_request(
     body = json.dumps({"features": logistic_X[0].tolist()}).encode()
     clients = [Client() for _ in range(CLIENTS)]
     # Every client has answers behind it (its connection is open and busy) before SIGTERM.
-    warm = threading.Barrier(CLIENTS + 1)
+    # `stopping` is set before any client is released: a client whose third answer said
+    # close (a worker evening out its connections) must not reconnect now, or its new
+    # connection may wait in the backlog of a listener that SIGTERM is about to close, and
+    # the kernel resets it (a connection no server accepted, not a request one lost).
     stopping = threading.Event()
+    warm = threading.Barrier(CLIENTS + 1, action=stopping.set)
     threads = [
         threading.Thread(target=_run_client, args=(srv.port, body, c, warm, stopping))
         for c in clients
@@ -98,8 +102,7 @@ def test_drain_sigterm_under_keep_alive_load_loses_no_request(
     try:
         for t in threads:
             t.start()
-        warm.wait(timeout=GIVE_UP_S)
-        stopping.set()  # from now on, Connection: close is the drain's
+        warm.wait(timeout=GIVE_UP_S)  # sets `stopping`: from now on, close is the drain's
         srv.proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(timeout=GIVE_UP_S)
