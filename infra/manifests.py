@@ -21,6 +21,19 @@ from infra.naming import CONTAINER_PORT, METRICS_PORT
 MODEL_CACHE_DIR = "/tmp/mlship"  # noqa: S108 - an emptyDir volume, not the shared host /tmp
 RUN_AS = 10001
 
+# Stopping a pod, Kubernetes removes it from the Service's endpoints and signals it at the same
+# time ("Pod Lifecycle", termination of Pods), so for a few seconds after SIGTERM kube-proxy
+# and the load balancer still send it new connections, which a server that closed its listener
+# refuses. The preStop hook runs before SIGTERM is sent ("Container Lifecycle Hooks"): the pod
+# keeps serving, new connections included, while the routes to it go away (Amazon EKS Best
+# Practices, load balancing: graceful shutdown of pods); then the app drains.
+PRESTOP_SLEEP_S = 10
+# Seconds the app gives requests in progress after SIGTERM (MLSHIP_GRACEFUL_TIMEOUT).
+DRAIN_S = 25
+# The grace period counts from the start of the preStop hook, not from SIGTERM ("Container
+# Lifecycle Hooks"): the sleep, the drain, and a few seconds to exit before SIGKILL.
+TERMINATION_GRACE_S = PRESTOP_SLEEP_S + DRAIN_S + 5
+
 
 def container_environment(
     *,
@@ -39,6 +52,7 @@ def container_environment(
         # Service, and so the load balancer, exposes only MLSHIP_PORT.
         "MLSHIP_METRICS_PORT": str(METRICS_PORT),
         "MLSHIP_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+        "MLSHIP_GRACEFUL_TIMEOUT": str(DRAIN_S),  # within TERMINATION_GRACE_S
         # One server process per pod: the HPA scales pods, the CPU limit fits one process, and
         # each pod's /metrics then covers all of its traffic (Prometheus scrapes every pod).
         # The app's default (one worker per visible CPU) counts the node's CPUs, not the limit.
@@ -116,7 +130,7 @@ def deployment_spec(
             "spec": {
                 "service_account_name": app_name,
                 "automount_service_account_token": False,
-                "termination_grace_period_seconds": 30,
+                "termination_grace_period_seconds": TERMINATION_GRACE_S,
                 "security_context": {
                     "run_as_non_root": True,
                     "run_as_user": RUN_AS,
@@ -133,6 +147,7 @@ def deployment_spec(
                             {"name": "metrics", "container_port": METRICS_PORT},
                         ],
                         "env": env,
+                        "lifecycle": {"pre_stop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
                         "readiness_probe": {
                             "http_get": {"path": "/readyz", "port": "http"},
                             "period_seconds": 5,

@@ -9,6 +9,7 @@ import kubernetes_validate
 import pytest
 
 from infra import rules
+from infra.config.eks import SUPPORTED_KUBERNETES
 from infra.mocks import Recorded
 from infra.plan import StackPlan
 from tests.infra.conftest import CERTIFICATE_ARN
@@ -86,6 +87,32 @@ def test_deployment_is_hardened_probed_and_scraped(plans: dict[str, StackPlan]) 
     assert env["MLSHIP_METRICS_PORT"] == str(ports["metrics"])
     assert env["MLSHIP_PORT"] == str(ports["http"])
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_a_stopping_pod_serves_until_its_routes_are_gone_then_drains_within_its_grace(
+    plans: dict[str, StackPlan],
+) -> None:
+    """Kubernetes removes a stopping pod from the Service's endpoints while it signals it
+    ("Pod Lifecycle", termination of Pods), so new connections keep arriving for a few seconds:
+    a preStop sleep delays SIGTERM meanwhile (Amazon EKS Best Practices, load balancing:
+    graceful shutdown). "Container Lifecycle Hooks": the grace period counts from the start of
+    the preStop hook, so it must hold the sleep and the app's drain (MLSHIP_GRACEFUL_TIMEOUT),
+    or the kubelet kills requests still draining."""
+    pod = one(plans["eks"], "kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = int({e["name"]: e["value"] for e in container["env"]}["MLSHIP_GRACEFUL_TIMEOUT"])
+    assert sleep >= 5  # kube-proxy and the load balancer take seconds to stop routing
+    assert pod["terminationGracePeriodSeconds"] > sleep + drain
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES)
+def test_the_deployment_validates_for_every_supported_cluster_version(
+    plans: dict[str, StackPlan], version: str
+) -> None:
+    # The preStop sleep action is in the API from 1.29 (beta, on by default, from 1.30; KEP-3960).
+    deployment = one(plans["eks"], "kubernetes:apps/v1:Deployment").inputs
+    kubernetes_validate.validate(deployment, version, strict=True)
 
 
 def test_namespace_enforces_restricted_pod_security(plans: dict[str, StackPlan]) -> None:
