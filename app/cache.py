@@ -233,7 +233,7 @@ class CachingPredictor:
         await self.inner.aclose()
 
     def collector(self) -> Collector:
-        """The cache's prometheus_client hit/miss counters and entry gauge."""
+        """The cache's prometheus_client hit, miss and skipped-row counters and entry gauge."""
         return _CacheCollector(self.cache)
 
 

@@ -20,14 +20,11 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.errors import ConfigError
 from core.s3 import parse_s3_uri
 from core.transform import PAYLOAD_MB_RANGE, container_environment
-
-if TYPE_CHECKING:
-    pass
 
 # AWS's own constraints (CreateTrainingJob / CreateTransformJob / CreateModel).
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
