@@ -19,6 +19,10 @@ This machine's speed drifts by a fifth or more within minutes, so the references
 timed once at the end: each request timed one at a time follows a run of its reference, and
 the references run again after the job-shaped figures; each reference is the best of all its
 runs (more runs than the service's figures get, so the share errs low rather than high).
+
+Beside the one-at-a-time figures, the CPU time each request took in the service's processes
+(from ``/proc``) and the reference's in its process: on N CPUs a request cannot take less than
+its CPU time / N, which bounds the share however well its stages overlap.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.report import PAYLOAD_SHARE_TARGET
 from benchmarks.scoring import include_onnx
-from benchmarks.servers import Service, free_port, running
+from benchmarks.servers import Service, free_port, group_cpu_seconds, started
 from core.model import load_model
 from core.runtime import choose_runtime, cpus_available
 from tests.factories import make_bundle
@@ -80,6 +84,13 @@ def _seconds(fn: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
+def _cpu_seconds(fn: Callable[[], None]) -> float:
+    """The CPU time of ``fn`` in this process, all its threads included."""
+    started = time.process_time()
+    fn()
+    return time.process_time() - started
+
+
 def _best(fn: Callable[[], None], reference: Callable[[], None], ref_times: list[float]) -> float:
     """The best of ``REPEATS`` runs of ``fn``, each after a run of ``reference`` whose time
     goes to ``ref_times``: the two are timed over the same minutes."""
@@ -91,8 +102,9 @@ def _best(fn: Callable[[], None], reference: Callable[[], None], ref_times: list
 
 
 @contextlib.contextmanager
-def _serving(bundle: Path, log: Path, workers: int | None) -> Iterator[int]:
-    """``mlship serve`` on 127.0.0.1 (``workers=None``: its default); yields its port."""
+def _serving(bundle: Path, log: Path, workers: int | None) -> Iterator[tuple[int, int]]:
+    """``mlship serve`` on 127.0.0.1 (``workers=None``: its default); yields its port and its
+    process group (the server and its workers)."""
     port = free_port()
     argv = [sys.executable, "-m", "cli", "serve", "--model", str(bundle), "--host",
             "127.0.0.1", "--port", str(port)]  # fmt: skip
@@ -100,8 +112,8 @@ def _serving(bundle: Path, log: Path, workers: int | None) -> Iterator[int]:
         argv += ["--workers", str(workers)]
     # The body limit a transform job with MaxPayloadInMB=8 sets (JSON Lines is larger).
     env = {"MLSHIP_ACCESS_LOG": "false", "MLSHIP_MAX_BODY_BYTES": str(8 * 1024 * 1024)}
-    with running(Service("ours", argv, "/ping", env), port, log):
-        yield port
+    with started(Service("ours", argv, "/ping", env), port, log) as proc:
+        yield port, proc.pid
 
 
 def _poster(port: int, body: bytes, media: str) -> Callable[[], None]:
@@ -210,16 +222,21 @@ def bench_payloads(work: Path) -> dict[str, Any]:
             ("records", "application/jsonlines", records, n_records, records_reference,
              records_ref_times),
         )  # fmt: skip
-        with _serving(bundle, work / f"payload-{kind}.log", workers=1) as port:
+        cpu: dict[str, float] = {}  # CPU seconds per request, the service's and the references'
+        with _serving(bundle, work / f"payload-{kind}.log", workers=1) as (port, group):
             for figure, media, body, lines, ref, times in sends:
                 post = _poster(port, body, media)
                 post()  # warm-up
+                before = group_cpu_seconds(group)
                 figures[figure] = lines / _best(post, ref, times)
+                after = group_cpu_seconds(group)
+                if before is not None and after is not None:
+                    cpu[figure] = (after - before) / REPEATS
             _check_no_cache_hits(port)
         # As a transform job drives the container: MaxConcurrentTransforms requests at once
         # (GET /execution-parameters) to the default server, a worker per CPU.
         job: dict[str, Any] = {}
-        with _serving(bundle, work / f"payload-{kind}-job.log", workers=None) as port:
+        with _serving(bundle, work / f"payload-{kind}-job.log", workers=None) as (port, _):
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             connection.request("GET", "/execution-parameters")
             job["concurrency"] = json.loads(connection.getresponse().read())[
@@ -231,9 +248,16 @@ def bench_payloads(work: Path) -> dict[str, Any]:
             _check_no_cache_hits(port)
         job["workers"] = cpus_available()
         figures["job"] = job
+        ref_cpu, records_ref_cpu = [], []
         for _ in range(REPEATS):  # the references again, after the job-shaped figures
             ref_times.append(_seconds(reference))
             records_ref_times.append(_seconds(records_reference))
+            ref_cpu.append(_cpu_seconds(reference))
+            records_ref_cpu.append(_cpu_seconds(records_reference))
+        if cpu:
+            cpu |= {"reference": min(ref_cpu), "records_reference": min(records_ref_cpu)}
+            figures["cpu"] = cpu
+            figures["cpus"] = cpus_available()
         figures["reference"] = n / min(ref_times)
         figures["records_reference"] = n_records / min(records_ref_times)
         figures["reference_runs"] = len(ref_times)
@@ -257,6 +281,7 @@ def render_payloads(figures: dict[str, Any]) -> list[str]:
             f"{ref:>12,.0f}  "
             f"{csv / ref:>6.0%}  {jl / ref:>8.0%}"
         )
+    lines += _render_cpu(figures)
     jobs = {kind: f["job"] for kind, f in figures.items() if "job" in f}
     if jobs:
         lines += [
@@ -285,4 +310,29 @@ def render_payloads(figures: dict[str, Any]) -> list[str]:
                     f"{kind:<10}{f['records_rows']:>17,} {rec:>12,.0f} {ref:>12,.0f}  "
                     f"{rec / ref:>10.0%}"
                 )
+    return lines
+
+
+def _render_cpu(figures: dict[str, Any]) -> list[str]:
+    """The CPU time behind each one-at-a-time figure, and the share it leaves possible: on N
+    CPUs a request takes at least its CPU time / N, however well its work overlaps."""
+    measured = {kind: f for kind, f in figures.items() if "cpu" in f}
+    if not measured:
+        return []
+    lines = [
+        "CPU per request, one at a time (ms): the service's processes beside the reference's "
+        "process; 'at most' is the share the service's CPU time allows on every CPU",
+        f"{'model':<10}{'CPUs':>6} {'CSV':>8} {'JSONL':>8} {'records':>8} {'reference':>10} "
+        f"{'rec. ref':>9}  at most CSV/ref  JSONL/ref",
+    ]
+    for kind, f in measured.items():
+        cpu, cpus = f["cpu"], f["cpus"]
+        reference_seconds = f["rows"] / f["reference"]
+        csv, jl = cpu["text/csv"], cpu["application/jsonlines"]
+        lines.append(
+            f"{kind:<10}{cpus:>6} {csv * 1e3:>8.1f} {jl * 1e3:>8.1f} "
+            f"{cpu['records'] * 1e3:>8.1f} {cpu['reference'] * 1e3:>10.1f} "
+            f"{cpu['records_reference'] * 1e3:>9.1f}  "
+            f"{reference_seconds * cpus / csv:>15.0%}  {reference_seconds * cpus / jl:>9.0%}"
+        )
     return lines

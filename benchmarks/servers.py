@@ -48,6 +48,15 @@ def uvicorn_service(name: str, app: str, workers: int, env: Mapping[str, str]) -
 @contextlib.contextmanager
 def running(service: Service, port: int, log: Path, timeout: float = 60.0) -> Iterator[str]:
     """Run ``service`` until the block ends; yields its base URL once it answers."""
+    with started(service, port, log, timeout):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def started(
+    service: Service, port: int, log: Path, timeout: float = 60.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`running`, yielding the service's process (the leader of its process group)."""
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -59,9 +68,27 @@ def running(service: Service, port: int, log: Path, timeout: float = 60.0) -> It
         )
         try:
             _wait_ready(proc, url + service.ready_path, timeout, log)
-            yield url
+            yield proc
         finally:
             _stop(proc)
+
+
+def group_cpu_seconds(group: int) -> float | None:
+    """CPU seconds (user and system) used so far by the live processes of process group
+    ``group``, all their threads included, from ``/proc``; None where there is no ``/proc``."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    ticks = 0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        # after the command: state, ppid, pgrp (index 2) ... utime, stime (indexes 11, 12)
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def post_json(url: str, body: object, timeout: float = 10.0) -> object:
