@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from app.logs import configure_logging
-from app.settings import AppSettings, unknown_variables
+from app.settings import AppSettings, unknown_variables, variable_of
 from core.errors import ConfigError, MlshipError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def load_settings(**overrides: Any) -> AppSettings:
         message = str(err["msg"]).removeprefix("Value error, ").rstrip(".")
         if not loc:  # a check across settings: its message names them
             raise ConfigError(f"{message}.") from None
-        raise ConfigError(f"MLSHIP_{loc.upper()}: {message}.") from None
+        raise ConfigError(f"{variable_of(loc, os.environ)}: {message}.") from None
 
 
 def _warn_unknown_variables() -> None:

@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.runtime import cpus_available
+from core.transform import DEFAULT_PAYLOAD_MB, MIB
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # SageMaker kills a container 30 s after SIGTERM; the drain must end before that.
@@ -35,7 +36,12 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None,
     ``refuse`` is True when the name looks like a key setting (its closest setting is one of
     :data:`KEY_SETTINGS`, or it mentions KEY or AUTH): a typo there must stop the start.
     """
-    known = {f"MLSHIP_{name.upper()}": name for name in AppSettings.model_fields}
+    known = {
+        variable: name
+        for name in AppSettings.model_fields
+        for variable in _variables(name)
+        if variable.startswith("MLSHIP_")
+    }
     found = []
     for name in sorted(environ):
         if not name.startswith("MLSHIP_") or name in known or name in OTHER_COMMANDS_VARIABLES:
@@ -51,6 +57,32 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None,
             closest = close[0] if close else None
         found.append((name, closest, refuse))
     return found
+
+
+def _body_limit(transform_payload_mb: int | None) -> int:
+    """The default body limit: a transform job's MaxPayloadInMB, else SageMaker's real-time
+    limit (6 MiB)."""
+    return (transform_payload_mb or DEFAULT_PAYLOAD_MB) * MIB
+
+
+def variable_of(location: str, environ: Mapping[str, str]) -> str:
+    """The environment variable a setting was read from, for a validation error's location
+    (a field's name, or the alias pydantic names): of the variables it may be read from, the
+    first one set in ``environ``, as pydantic reads them (``MLSHIP_PORT`` before
+    ``SAGEMAKER_BIND_TO_PORT``)."""
+    for name in AppSettings.model_fields:
+        names = _variables(name)
+        if location == name or location in names:
+            return next((n for n in names if n in environ), names[0])
+    return f"MLSHIP_{location.upper()}"
+
+
+def _variables(name: str) -> list[str]:
+    """The environment variables setting ``name`` is read from, in pydantic's order."""
+    alias = AppSettings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [str(alias)] if alias else [f"MLSHIP_{name.upper()}"]
 
 
 def parse_key_hashes(raw: str, source: str) -> list[str]:
@@ -116,13 +148,46 @@ class AppSettings(BaseSettings):
         description="Most rows one request may carry (422 above). Unset: no row limit, the "
         "body size bounds a request (a Batch Transform mini-batch is bytes, not rows).",
     )
-    max_body_bytes: int = Field(
-        default=6 * 1024 * 1024,
-        ge=1024,
-        le=100 * 1024 * 1024,
-        description="Largest request body accepted (413 above): 6 MiB is SageMaker's "
-        "real-time limit; a Batch Transform job sets its MaxPayloadInMB here (up to 100 MiB).",
+    # SageMaker sets this in a Batch Transform container when the job sets MaxPayloadInMB
+    # ("Custom Inference Code with Batch Transform", Amazon SageMaker Developer Guide:
+    # SAGEMAKER_BATCH, SAGEMAKER_MAX_PAYLOAD_IN_MB, SAGEMAKER_BATCH_STRATEGY and
+    # SAGEMAKER_MAX_CONCURRENT_TRANSFORMS); declared before max_body_bytes, which defaults to it.
+    sagemaker_max_payload_in_mb: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        validation_alias="SAGEMAKER_MAX_PAYLOAD_IN_MB",
+        description="Set by SageMaker in a Batch Transform job that sets MaxPayloadInMB: the "
+        "largest mini-batch it sends, in MiB. The body limit when MLSHIP_MAX_BODY_BYTES is "
+        "unset; the service refuses to start below it.",
     )
+    max_body_bytes: int = Field(
+        default_factory=lambda data: _body_limit(data["sagemaker_max_payload_in_mb"]),
+        ge=1024,
+        le=100 * MIB,
+        description="Largest request body accepted (413 above). Unset: 6 MiB, SageMaker's "
+        "real-time limit, or in a Batch Transform job its MaxPayloadInMB "
+        "(SAGEMAKER_MAX_PAYLOAD_IN_MB, up to 100 MiB).",
+    )
+
+    @model_validator(mode="after")
+    def _check_transform_payload(self) -> AppSettings:
+        payload = self.sagemaker_max_payload_in_mb
+        if payload == 0:
+            raise ValueError(
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB=0: the transform job may send payloads of any size "
+                "(MaxPayloadInMB=0, chunked), and mlship takes bodies up to 100 MiB. Set the "
+                "job's MaxPayloadInMB between 1 and 100."
+            )
+        if payload is not None and self.max_body_bytes < payload * MIB:
+            raise ValueError(
+                f"MLSHIP_MAX_BODY_BYTES={self.max_body_bytes} is below the {payload} MiB "
+                f"mini-batches this transform job sends (SAGEMAKER_MAX_PAYLOAD_IN_MB={payload}): "
+                f"each larger one would be refused with 413. Raise it to at least "
+                f"{payload * MIB}, or unset it to take the job's MaxPayloadInMB."
+            )
+        return self
+
     api_key_hashes: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated SHA-256 hex digests of the accepted API keys.",

@@ -10,6 +10,9 @@ accepted.
 from __future__ import annotations
 
 MIB = 1024 * 1024  # MaxPayloadInMB counts binary megabytes
+# SageMaker's MaxPayloadInMB when neither the job nor the container chooses one, and its
+# real-time endpoints' payload limit.
+DEFAULT_PAYLOAD_MB = 6
 # CreateTransformJob's MaxPayloadInMB range is 0-100; mlship needs a positive limit.
 PAYLOAD_MB_RANGE = (1, 100)
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks ModelDataUrl

@@ -24,7 +24,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.s3 import parse_s3_uri
-from core.transform import PAYLOAD_MB_RANGE, container_environment
+from core.transform import DEFAULT_PAYLOAD_MB, PAYLOAD_MB_RANGE, container_environment
 
 # AWS's own constraints (CreateTrainingJob / CreateTransformJob / CreateModel).
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -229,7 +229,7 @@ class TransformJobSpec:
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
     max_concurrent: int | None = None
-    max_payload_mb: int = 6
+    max_payload_mb: int = DEFAULT_PAYLOAD_MB
     content_type: str = "text/csv"
     kms_key_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)

@@ -34,7 +34,7 @@ def _no_mlship_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for name in list(os.environ):
-        if name.startswith("MLSHIP_") or name == "SAGEMAKER_BIND_TO_PORT":
+        if name.startswith(("MLSHIP_", "SAGEMAKER_")):
             monkeypatch.delenv(name)
 
 

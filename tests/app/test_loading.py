@@ -18,6 +18,7 @@ from app.main import create_app
 from app.settings import AppSettings
 from core.errors import ConfigError, ModelLoadError
 from core.sources import resolve_model_uri
+from core.transform import MIB
 from tests.app.conftest import ClientFactory, test_split
 
 
@@ -154,6 +155,82 @@ def test_settings_sagemaker_bind_port_is_honoured(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "8081")
 
     assert AppSettings().port == 8081
+
+
+# SageMaker sets SAGEMAKER_MAX_PAYLOAD_IN_MB in a Batch Transform container to the job's
+# MaxPayloadInMB, "the largest size payload that is sent to the container via HTTP" (Amazon
+# SageMaker Developer Guide, "Custom Inference Code with Batch Transform"); absent when the job
+# leaves MaxPayloadInMB unset. A job created outside mlship (console, SDK Transformer) sets
+# no MLSHIP_MAX_BODY_BYTES: the service must take what the job sends.
+@pytest.mark.parametrize(
+    ("payload_mb", "body_bytes", "limit"),
+    [
+        (None, None, 6 * MIB),  # no transform job: SageMaker's real-time 6 MiB
+        ("20", None, 20 * MIB),  # the job's MaxPayloadInMB
+        ("100", None, 100 * MIB),
+        ("20", str(30 * MIB), 30 * MIB),  # a larger explicit limit stays
+        ("20", str(20 * MIB), 20 * MIB),
+    ],
+)
+def test_settings_body_limit_takes_the_transform_job_payload(
+    monkeypatch: pytest.MonkeyPatch, payload_mb: str | None, body_bytes: str | None, limit: int
+) -> None:
+    if payload_mb is not None:
+        monkeypatch.setenv("SAGEMAKER_MAX_PAYLOAD_IN_MB", payload_mb)
+    if body_bytes is not None:
+        monkeypatch.setenv("MLSHIP_MAX_BODY_BYTES", body_bytes)
+
+    assert AppSettings().max_body_bytes == limit
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "20", "MLSHIP_MAX_BODY_BYTES": str(20 * MIB - 1)},
+            "MLSHIP_MAX_BODY_BYTES=20971519 is below the 20 MiB mini-batches this transform job "
+            "sends (SAGEMAKER_MAX_PAYLOAD_IN_MB=20): each larger one would be refused with 413. "
+            "Raise it to at least 20971520, or unset it to take the job's MaxPayloadInMB.",
+        ),
+        (
+            {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"},
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB=0: the transform job may send payloads of any size "
+            "(MaxPayloadInMB=0, chunked), and mlship takes bodies up to 100 MiB. Set the job's "
+            "MaxPayloadInMB between 1 and 100.",
+        ),
+        (
+            {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"},
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB: Input should be less than or equal to 100.",
+        ),
+        (
+            {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "6MB"},
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB: Input should be a valid integer, unable to parse "
+            "string as an integer.",
+        ),
+        # an error names the variable the value came from, of those a setting reads
+        (
+            {"SAGEMAKER_BIND_TO_PORT": "http"},
+            "SAGEMAKER_BIND_TO_PORT: Input should be a valid integer, unable to parse string as "
+            "an integer.",
+        ),
+        (
+            {"MLSHIP_PORT": "http", "SAGEMAKER_BIND_TO_PORT": "8081"},
+            "MLSHIP_PORT: Input should be a valid integer, unable to parse string as an integer.",
+        ),
+    ],
+)
+def test_settings_refuse_a_body_limit_below_the_transform_job_payload(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    from app.serve import load_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+
+    assert str(e.value) == message
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,28 @@ class TransformResult:
     concurrency: int
 
 
+def container_variables(
+    max_payload_mb: int | None,
+    batch_strategy: str = "MultiRecord",
+    max_concurrent: int | None = None,
+) -> dict[str, str]:
+    """What SageMaker adds to the container's environment in a transform job (Amazon SageMaker
+    Developer Guide, "Custom Inference Code with Batch Transform"): ``SAGEMAKER_BATCH`` always;
+    ``SAGEMAKER_MAX_PAYLOAD_IN_MB``, ``SAGEMAKER_BATCH_STRATEGY`` and
+    ``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS`` only when the CreateTransformJob request sets them."""
+    variables = {"SAGEMAKER_BATCH": "true"}
+    if max_payload_mb is not None:
+        variables["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(max_payload_mb)
+    if batch_strategy:
+        variables["SAGEMAKER_BATCH_STRATEGY"] = {
+            "MultiRecord": "MULTI_RECORD",
+            "SingleRecord": "SINGLE_RECORD",
+        }[batch_strategy]
+    if max_concurrent is not None:
+        variables["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(max_concurrent)
+    return variables
+
+
 def split_mini_batches(data: bytes, max_payload_mb: int) -> list[bytes]:
     """Whole lines, packed greedily up to ``max_payload_mb`` MiB per mini-batch."""
     limit = max_payload_mb * MIB

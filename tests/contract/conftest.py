@@ -56,7 +56,7 @@ def server_env(model_dir: Path | str, port: int, **extra: str) -> dict[str, str]
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("MLSHIP_") and k != "PYTHONDONTWRITEBYTECODE"
+        if not k.startswith(("MLSHIP_", "SAGEMAKER_")) and k != "PYTHONDONTWRITEBYTECODE"
     }
     env.update(
         PYTHONPYCACHEPREFIX=str(PYCACHE),

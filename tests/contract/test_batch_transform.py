@@ -4,7 +4,8 @@ for a wide (30 features) and a narrow (5 features) model, in CSV and JSON Lines.
 line answers the input line at the same position, equal to the in-process prediction.
 
 The container's body limit comes from the launcher's own model environment
-(``transform_environment``), so the job and the service agree by construction.
+(``transform_environment``), so the job and the service agree by construction; a job created
+outside mlship gets it from the variables SageMaker sets in the container.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.model import Model, load_model
 from pipelines.sagemaker.requests import TransformJobSpec, transform_environment
 from tests.app.conftest import test_split
-from tests.contract.batch_transform import MIB, run_transform
+from tests.contract.batch_transform import MIB, container_variables, run_transform
 from tests.contract.conftest import Server, sagemaker_model_dir, start_server, stop_server
 from tests.factories import make_bundle
 
@@ -77,7 +78,8 @@ def servers(
                 bundle / "model.tar.gz", tmp_path_factory.mktemp(f"sm-{kind}")
             )
             for mb in (5, 6):
-                env = transform_environment(_spec(mb))
+                # the model's environment from the launcher, and what SageMaker adds in a job
+                env = transform_environment(_spec(mb)) | container_variables(mb)
                 env.pop("MLSHIP_MODEL_URI")  # the test's extracted model directory instead
                 if mb == 6:
                     # One worker on this machine's CPUs: large answers are written in row
@@ -194,3 +196,33 @@ def test_batch_transform_scores_a_json_file_as_one_request(
     assert answer["predictions"] == expected.labels.tolist()
     assert expected.probabilities is not None
     np.testing.assert_allclose(answer["probabilities"], expected.probabilities, rtol=0, atol=1e-15)
+
+
+def test_batch_transform_created_outside_mlship_takes_the_job_payload_limit(
+    bundles: dict[str, Path],
+    files: dict[str, tuple[bytes, np.ndarray]],
+    tmp_path: Path,
+) -> None:
+    """A job created from the console or the SageMaker SDK's Transformer, with MaxPayloadInMB=8
+    and none of mlship's variables on the model: SageMaker tells the container its payload
+    limit in SAGEMAKER_MAX_PAYLOAD_IN_MB, and the service takes mini-batches of that size
+    (above its 6 MiB default), and says so on /execution-parameters."""
+    csv, rows = files["narrow"]
+    model_dir = sagemaker_model_dir(bundles["narrow"] / "model.tar.gz", tmp_path / "model")
+    env = container_variables(8, max_concurrent=2) | {"MLSHIP_WORKERS": "1"}
+    server = start_server(model_dir, tmp_path / "serve.log", **env)
+    try:
+        with urllib.request.urlopen(f"{server.url}/execution-parameters", timeout=10) as r:
+            parameters = json.loads(r.read())
+        result = run_transform(server.url, csv, 8, "text/csv", "text/csv")
+    finally:
+        stop_server(server)
+
+    assert parameters["MaxPayloadInMB"] == 8
+    assert (
+        result.largest_payload > 7 * MIB
+    )  # above the 6 MiB a service without the job's hint takes
+    lines = result.output.decode().splitlines()
+    assert [int(line.split(",")[0]) for line in lines] == load_model(bundles["narrow"]).predict(
+        rows
+    ).labels.tolist()
