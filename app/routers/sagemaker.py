@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -25,13 +26,16 @@ from app.transport import (
     JSON,
     JSONLINES,
     NPY,
+    OFF_LOOP_BYTES,
     csv_response,
     json_response,
     jsonable,
     negotiate,
+    off_loop,
     read_body,
     require_content_type,
 )
+from core.features import FeatureSchema
 
 router = APIRouter(tags=["sagemaker"])
 
@@ -80,30 +84,34 @@ async def invocations(request: Request) -> Response:
     content_type = require_content_type(request, (JSON, CSV, JSONLINES, NPY))
     out = negotiate(request, (JSON, CSV, JSONLINES, NPY))
     body = await read_body(request, service.settings.max_body_bytes)
-    if content_type == CSV:
-        X = csv_to_matrix(body, service.schema)
-    elif content_type == JSONLINES:
-        X = jsonlines_to_matrix(body, service.schema)
-    elif content_type == NPY:
-        X = npy_to_matrix(body, service.schema)
-    else:
-        X = json_rows_to_matrix(body, service.schema, JSONLINES)
+    large = len(body) >= OFF_LOOP_BYTES  # a Batch Transform mini-batch: parsed off the loop
+    X = await off_loop(large, _matrix, content_type, body, service.schema)
     prediction, model = await answer(service, request, X)
     if out == CSV:
-        return stamp(csv_response(service.answers.csv(prediction)), model)
+        return stamp(csv_response(await off_loop(large, service.answers.csv, prediction)), model)
     if out == JSONLINES:
-        return stamp(Response(service.answers.jsonlines(prediction), media_type=JSONLINES), model)
+        text = await off_loop(large, service.answers.jsonlines, prediction)
+        return stamp(Response(text, media_type=JSONLINES), model)
     if out == NPY:
         return stamp(Response(npy_answer(prediction), media_type=NPY), model)
-    response = json_response(
-        {
-            "predictions": jsonable(prediction.labels),
-            "probabilities": prediction.probabilities,
-            "classes": model.classes,
-            "model_version": model.version,
-        }
-    )
-    return stamp(response, model)
+    answer_json = {
+        "predictions": jsonable(prediction.labels),
+        "probabilities": prediction.probabilities,
+        "classes": model.classes,
+        "model_version": model.version,
+    }
+    return stamp(await off_loop(large, json_response, answer_json), model)
+
+
+def _matrix(content_type: str, body: bytes, schema: FeatureSchema) -> np.ndarray:
+    """The body of ``content_type`` as a validated matrix."""
+    if content_type == CSV:
+        return csv_to_matrix(body, schema)
+    if content_type == JSONLINES:
+        return jsonlines_to_matrix(body, schema)
+    if content_type == NPY:
+        return npy_to_matrix(body, schema)
+    return json_rows_to_matrix(body, schema, JSONLINES)
 
 
 @router.get("/execution-parameters", response_model=ExecutionParameters)

@@ -1,0 +1,99 @@
+"""A large /invocations body is parsed and answered off the event loop, so /ping is answered
+meanwhile: SageMaker waits 2 s for a ping ("Custom Inference Code with Batch Transform",
+Amazon SageMaker Developer Guide), and a 100 MiB mini-batch takes longer than that to parse on
+a small instance."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.inputs import csv_to_matrix
+from app.routers import sagemaker
+from app.transport import OFF_LOOP_BYTES
+from tests.app.conftest import ClientFactory
+
+CSV = {"Content-Type": "text/csv", "Accept": "text/csv"}
+
+
+def _csv(X: np.ndarray, size: int) -> bytes:
+    """Rows of ``X``, repeated to at least ``size`` bytes."""
+    one = "".join(",".join(repr(v) for v in row) + "\n" for row in X.tolist()).encode()
+    return one * (size // len(one) + 1)
+
+
+def _on_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _HeldParse:
+    """``csv_to_matrix`` that, once started, waits for ``release`` before parsing (at most
+    ``wait_s``; a parse on the event loop never sees a ping in that time)."""
+
+    def __init__(self, parse: Callable[..., Any], wait_s: float = 10.0) -> None:
+        self.parse = parse
+        self.wait_s = wait_s
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.released = False
+        self.on_loop: bool | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        self.on_loop = _on_loop()
+        self.started.set()
+        self.released = self.release.wait(self.wait_s)
+        return self.parse(*args)
+
+
+def test_large_body_is_parsed_while_ping_is_answered(
+    make_client: ClientFactory, X: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a 1 MiB CSV body is held in its parse, /ping answers 200; the request then
+    answers every row. (With the parse on the event loop the ping waits for the parse, which
+    gives up waiting for it: the request is not released.)"""
+    client: TestClient = make_client()
+    held = _HeldParse(csv_to_matrix)
+    monkeypatch.setattr(sagemaker, "csv_to_matrix", held)
+    body = _csv(X, OFF_LOOP_BYTES)
+    answers: list[Any] = []
+    post = threading.Thread(
+        target=lambda: answers.append(client.post("/invocations", content=body, headers=CSV))
+    )
+
+    post.start()
+    try:
+        assert held.started.wait(30)
+        ping = client.get("/ping")
+        held.release.set()
+    finally:
+        held.release.set()
+        post.join(60)
+
+    assert ping.status_code == 200
+    assert held.released and held.on_loop is False
+    assert answers[0].status_code == 200
+    assert answers[0].text.count("\n") == body.count(b"\n")
+
+
+def test_small_body_is_parsed_on_the_event_loop(
+    make_client: ClientFactory, X: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below OFF_LOOP_BYTES a thread hand-off would cost more than the parse: none."""
+    client: TestClient = make_client()
+    held = _HeldParse(csv_to_matrix, wait_s=0)
+    monkeypatch.setattr(sagemaker, "csv_to_matrix", held)
+
+    response = client.post("/invocations", content=_csv(X[:20], 1000), headers=CSV)
+
+    assert response.status_code == 200
+    assert held.on_loop is True
