@@ -10,7 +10,16 @@ from app.jsonlines import json_rows_to_matrix
 from app.routers import get_service
 from app.routing import answer, stamp
 from app.schemas import ERROR_RESPONSES, PREDICT_REQUEST, PredictResponse, json_body
-from app.transport import JSON, json_response, jsonable, negotiate, read_body, require_content_type
+from app.transport import (
+    JSON,
+    OFF_LOOP_BYTES,
+    json_response,
+    jsonable,
+    negotiate,
+    off_loop,
+    read_body,
+    require_content_type,
+)
 
 router = APIRouter(prefix="/v1", tags=["rest"], dependencies=[Protected])
 
@@ -26,15 +35,14 @@ async def predict(request: Request) -> Response:
     require_content_type(request, (JSON,))
     negotiate(request, (JSON,))
     body = await read_body(request, service.settings.max_body_bytes)
-    X = json_rows_to_matrix(body, service.schema)
+    large = len(body) >= OFF_LOOP_BYTES
+    X = await off_loop(large, json_rows_to_matrix, body, service.schema)
     prediction, model = await answer(service, request, X)
-    response = json_response(
-        {
-            "predictions": jsonable(prediction.labels),
-            "probabilities": prediction.probabilities,
-            "classes": model.classes,
-            "model_version": model.version,
-            "request_id": request.state.request_id,
-        }
-    )
-    return stamp(response, model)
+    answer_json = {
+        "predictions": jsonable(prediction.labels),
+        "probabilities": prediction.probabilities,
+        "classes": model.classes,
+        "model_version": model.version,
+        "request_id": request.state.request_id,
+    }
+    return stamp(await off_loop(large, json_response, answer_json), model)
