@@ -161,6 +161,18 @@ class AppSettings(BaseSettings):
         "largest mini-batch it sends, in MiB. The body limit when MLSHIP_MAX_BODY_BYTES is "
         "unset; the service refuses to start below it.",
     )
+    # SageMaker's framework containers answer a request without Accept (a Batch Transform job
+    # whose TransformOutput sets none sends none) or with */* in this type, JSON when unset.
+    default_invocations_accept: (
+        Literal["application/json", "text/csv", "application/jsonlines", "application/x-npy"] | None
+    ) = Field(
+        default=None,
+        validation_alias="SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
+        description="The answer type of a /invocations request without Accept or with */* "
+        "(as SageMaker's framework containers read it; JSON when unset): text/csv or "
+        "application/jsonlines gives a Batch Transform job that sets no Accept one output "
+        "line per input line.",
+    )
     max_body_bytes: int = Field(
         default_factory=lambda data: _body_limit(data["sagemaker_max_payload_in_mb"]),
         ge=1024,
@@ -345,6 +357,12 @@ class AppSettings(BaseSettings):
     def keys_on_invocations(self) -> bool:
         """Whether /invocations asks for a key when keys are configured (see the field)."""
         return self.invocations_auth is not False
+
+    @field_validator("default_invocations_accept", mode="before")
+    @classmethod
+    def _media_type(cls, value: object) -> object:
+        """``Text/CSV; charset=utf-8`` -> ``text/csv``."""
+        return value.split(";", 1)[0].strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -69,9 +69,16 @@ def require_content_type(
     )
 
 
-def negotiate(request: Request, offered: tuple[str, ...]) -> str:
-    """Pick the response media type from ``Accept`` (first offered wins ties), or 406."""
+def negotiate(request: Request, offered: tuple[str, ...], default: str | None = None) -> str:
+    """Pick the response media type from ``Accept`` (first offered wins ties), or 406.
+
+    Args:
+        default: The type to answer when ``Accept`` is absent or ``*/*`` (else the first
+            offered).
+    """
     accept = request.headers.get("accept")
+    if default is not None and (not accept or accept.strip() == "*/*"):
+        return default
     if not accept:
         return offered[0]
     best: tuple[float, int, str] | None = None

@@ -82,7 +82,9 @@ async def invocations(request: Request) -> Response:
     NumPy array in; JSON, CSV, JSON Lines or a NumPy array out according to Accept."""
     service = get_service(request)
     content_type = require_content_type(request, (JSON, CSV, JSONLINES, NPY))
-    out = negotiate(request, (JSON, CSV, JSONLINES, NPY))
+    out = negotiate(
+        request, (JSON, CSV, JSONLINES, NPY), service.settings.default_invocations_accept
+    )
     body = await read_body(request, service.settings.max_body_bytes)
     large = len(body) >= OFF_LOOP_BYTES  # a Batch Transform mini-batch: parsed off the loop
     X = await off_loop(large, _matrix, content_type, body, service.schema)

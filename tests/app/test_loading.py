@@ -157,6 +157,12 @@ def test_settings_sagemaker_bind_port_is_honoured(monkeypatch: pytest.MonkeyPatc
     assert AppSettings().port == 8081
 
 
+def test_settings_default_accept_is_a_media_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "Text/CSV; charset=utf-8")
+
+    assert AppSettings().default_invocations_accept == "text/csv"
+
+
 # SageMaker sets SAGEMAKER_MAX_PAYLOAD_IN_MB in a Batch Transform container to the job's
 # MaxPayloadInMB, "the largest size payload that is sent to the container via HTTP" (Amazon
 # SageMaker Developer Guide, "Custom Inference Code with Batch Transform"); absent when the job
@@ -206,6 +212,11 @@ def test_settings_body_limit_takes_the_transform_job_payload(
             {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "6MB"},
             "SAGEMAKER_MAX_PAYLOAD_IN_MB: Input should be a valid integer, unable to parse "
             "string as an integer.",
+        ),
+        (
+            {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/xml"},
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: Input should be 'application/json', "
+            "'text/csv', 'application/jsonlines' or 'application/x-npy'.",
         ),
         # an error names the variable the value came from, of those a setting reads
         (

@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.model import Model
+from tests.app.conftest import ClientFactory
 
 CSV = {"content-type": "text/csv"}
 
@@ -104,6 +105,32 @@ def test_invocations_accept_negotiation(
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(expected)
+
+
+# SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, as SageMaker's framework containers read it: the answer
+# type of a request without Accept (a Batch Transform job whose TransformOutput sets none) or
+# with */*; an explicit Accept still wins.
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, "text/csv"),
+        ("*/*", "text/csv"),
+        ("application/json", "application/json"),
+        ("application/jsonlines", "application/jsonlines"),
+    ],
+)
+def test_invocations_default_accept_answers_requests_without_a_preference(
+    make_client: ClientFactory, X: np.ndarray, accept: str | None, expected: str
+) -> None:
+    client = make_client(default_invocations_accept="text/csv")
+    headers = CSV | ({"accept": accept} if accept else {})
+
+    response = client.post("/invocations", content=_csv(X[:3]), headers=headers)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(expected)
+    if expected == "text/csv":
+        assert response.text.count("\n") == 3
 
 
 def test_invocations_unacceptable_accept_is_406(client: TestClient, X: np.ndarray) -> None:

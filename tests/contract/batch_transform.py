@@ -76,10 +76,11 @@ def run_transform(
     data: bytes,
     max_payload_mb: int,
     content_type: str,
-    accept: str,
+    accept: str | None,
     split_type: str = "Line",
 ) -> TransformResult:
-    """Score ``data`` through the container at ``url`` as a transform job would."""
+    """Score ``data`` through the container at ``url`` as a transform job would (``accept``
+    None: a job whose TransformOutput sets no Accept sends none)."""
     with urllib.request.urlopen(f"{url}/execution-parameters", timeout=10) as r:
         concurrency = int(json.loads(r.read())["MaxConcurrentTransforms"])
     if split_type == "None":
@@ -93,7 +94,7 @@ def run_transform(
         request = urllib.request.Request(
             f"{url}/invocations",
             data=batch,
-            headers={"Content-Type": content_type, "Accept": accept},
+            headers={"Content-Type": content_type} | ({"Accept": accept} if accept else {}),
         )
         with urllib.request.urlopen(request, timeout=120) as r:
             status = r.status

@@ -203,18 +203,21 @@ def test_batch_transform_created_outside_mlship_takes_the_job_payload_limit(
     files: dict[str, tuple[bytes, np.ndarray]],
     tmp_path: Path,
 ) -> None:
-    """A job created from the console or the SageMaker SDK's Transformer, with MaxPayloadInMB=8
-    and none of mlship's variables on the model: SageMaker tells the container its payload
-    limit in SAGEMAKER_MAX_PAYLOAD_IN_MB, and the service takes mini-batches of that size
-    (above its 6 MiB default), and says so on /execution-parameters."""
+    """A job created from the console or the SageMaker SDK's Transformer, with MaxPayloadInMB=8,
+    no Accept, and none of mlship's variables on the model, only the
+    SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT that SageMaker's framework containers read: SageMaker
+    tells the container its payload limit in SAGEMAKER_MAX_PAYLOAD_IN_MB, and the service
+    takes mini-batches of that size (above its 6 MiB default), says so on
+    /execution-parameters, and answers each without Accept in CSV, a line per input line."""
     csv, rows = files["narrow"]
     model_dir = sagemaker_model_dir(bundles["narrow"] / "model.tar.gz", tmp_path / "model")
     env = container_variables(8, max_concurrent=2) | {"MLSHIP_WORKERS": "1"}
+    env["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] = "text/csv"  # on the model (CreateModel)
     server = start_server(model_dir, tmp_path / "serve.log", **env)
     try:
         with urllib.request.urlopen(f"{server.url}/execution-parameters", timeout=10) as r:
             parameters = json.loads(r.read())
-        result = run_transform(server.url, csv, 8, "text/csv", "text/csv")
+        result = run_transform(server.url, csv, 8, "text/csv", None)
     finally:
         stop_server(server)
 
