@@ -17,7 +17,9 @@ How a batch is formed (all on the event loop, so no locks):
   ``max_wait_s`` after the first request was queued. It never sleeps on a timer: a timed wait
   costs every request of a closed-loop client (one that sends its next request only after the
   answer) the whole wait, for nothing. A lone request is sent after one turn of the loop.
-- A request larger than ``max_batch_rows`` is predicted on its own, never split.
+- A request larger than ``max_batch_rows`` is predicted on its own, never split; from
+  :data:`OFF_LOOP_ROWS` rows in a worker thread, so that the event loop answers ``/ping``
+  and parses other requests meanwhile (a 100 MiB Batch Transform mini-batch holds millions).
 - When a batched call fails, each request of the batch is retried on its own, so a bad row
   fails only its own request (with the model's exception) and the others get their results.
 """
@@ -34,10 +36,14 @@ import numpy as np
 from prometheus_client import Counter
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
 
 from core.model import Prediction
 
 PredictFn = Callable[[np.ndarray], Prediction]
+# A lone request from this many rows is predicted in a worker thread: a millisecond or more of
+# model time, where the hand-off costs about a tenth of one.
+OFF_LOOP_ROWS = 16_384
 
 
 _COUNTERS = (
@@ -138,7 +144,8 @@ class MicroBatcher:
 
     Args:
         predict_fn: The model's predict: (rows, n_features) float64 matrix -> Prediction with
-            one entry per row. Called on the event loop, one call at a time.
+            one entry per row. Called one call at a time: on the event loop, or in a worker
+            thread for a lone request of :data:`OFF_LOOP_ROWS` rows or more.
         max_batch_rows: Upper bound on the rows of one call (a larger single request still
             goes alone).
         max_wait_s: Upper bound on how long the first request of a batch may wait for others
@@ -191,7 +198,11 @@ class MicroBatcher:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            self._run(await self._take_batch())
+            batch = await self._take_batch()
+            if len(batch) == 1 and batch[0].X.shape[0] >= OFF_LOOP_ROWS:
+                await self._resolve_off_loop(batch[0])
+            else:
+                self._run(batch)
 
     async def _take_batch(self) -> list[_Pending]:
         first = self._queue.popleft()
@@ -237,14 +248,34 @@ class MicroBatcher:
 
     def _resolve_one(self, pending: _Pending) -> None:
         try:
-            result = self._predict_fn(pending.X)
-            if len(result) != pending.X.shape[0]:
-                split_prediction(result, [pending.X.shape[0]])  # raises with the reason
+            result = self._predict_alone(pending.X)
         except Exception as e:  # handed to the request that caused it, which re-raises it
             self.stats.failed()
             pending.future.set_exception(e)
             return
         pending.future.set_result(result)
+
+    async def _resolve_off_loop(self, pending: _Pending) -> None:
+        """:meth:`_resolve_one` with the model in a worker thread; the result is handed over
+        here, on the loop (a future is not thread-safe)."""
+        if pending.future.done():  # cancelled
+            return
+        self.stats.batch(1, pending.X.shape[0])
+        try:
+            result = await run_in_threadpool(self._predict_alone, pending.X)
+        except Exception as e:
+            self.stats.failed()
+            if not pending.future.done():
+                pending.future.set_exception(e)
+            return
+        if not pending.future.done():
+            pending.future.set_result(result)
+
+    def _predict_alone(self, X: np.ndarray) -> Prediction:
+        result = self._predict_fn(X)
+        if len(result) != X.shape[0]:
+            split_prediction(result, [X.shape[0]])  # raises with the reason
+        return result
 
 
 class BatchingPredictor:

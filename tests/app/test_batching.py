@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.batching import MicroBatcher, split_prediction
+from app.batching import OFF_LOOP_ROWS, MicroBatcher, split_prediction
 from core.errors import InvalidInput
 from core.model import Model, Prediction
 from tests.compare import assert_same_prediction
@@ -250,3 +251,77 @@ def test_batcher_refuses_invalid_bounds(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         MicroBatcher(logistic_model.predict, **kwargs)  # type: ignore[arg-type]
+
+
+def _on_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class HeldPredict:
+    """The real model's predict that, once called, waits for ``release`` (at most ``wait_s``:
+    on the event loop nothing can release it in that time) and records where it ran."""
+
+    def __init__(self, model: Model, wait_s: float = 10.0) -> None:
+        self.model = model
+        self.wait_s = wait_s
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.released: list[bool] = []
+        self.on_loop: list[bool] = []
+
+    def __call__(self, X: np.ndarray) -> Prediction:
+        self.on_loop.append(_on_loop())
+        self.started.set()
+        self.released.append(self.release.wait(self.wait_s))
+        return self.model.predict(X)
+
+
+def test_batcher_predicts_a_lone_large_request_while_the_loop_runs(
+    logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    """A lone request of OFF_LOOP_ROWS rows is predicted in a worker thread: the event loop
+    runs meanwhile (here: the coroutine that releases the model), and the rows come back."""
+    predict = HeldPredict(logistic_model)
+    batcher = MicroBatcher(predict, max_batch_rows=64, max_wait_s=0.0)
+    X = np.resize(logistic_X, (OFF_LOOP_ROWS, logistic_X.shape[1]))
+
+    async def run() -> Prediction:
+        pending = asyncio.ensure_future(batcher.predict(X))
+        while not predict.started.is_set():
+            await asyncio.sleep(0.001)
+        predict.release.set()  # only reached while the model runs if the loop is free
+        return await pending
+
+    result = asyncio.run(run())
+
+    assert predict.released == [True] and predict.on_loop == [False]
+    assert_same_prediction(result, logistic_model.predict(X))
+    assert (batcher.stats.batches, batcher.stats.rows) == (1, OFF_LOOP_ROWS)
+
+
+def test_batcher_predicts_small_requests_on_the_loop_and_fails_a_large_one_alone(
+    logistic_model: Model, logistic_X: np.ndarray
+) -> None:
+    """Below OFF_LOOP_ROWS no hand-off; a large request's error reaches that request."""
+    predict = HeldPredict(logistic_model, wait_s=0)
+    batcher = MicroBatcher(predict, max_batch_rows=64, max_wait_s=0.0)
+    bad = np.full((OFF_LOOP_ROWS, logistic_X.shape[1]), np.inf)
+
+    async def run() -> tuple[Prediction, BaseException | None]:
+        small = await batcher.predict(logistic_X[:3])
+        try:
+            await batcher.predict(bad)
+        except Exception as e:
+            return small, e
+        return small, None
+
+    small, error = asyncio.run(run())
+
+    assert predict.on_loop == [True, False]
+    assert len(small) == 3
+    assert isinstance(error, InvalidInput)
+    assert batcher.stats.failed_requests == 1
