@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,16 @@ def test_split(bundle: Path) -> np.ndarray:
 
 
 test_split.__test__ = False  # type: ignore[attr-defined]  # not a test despite the name
+
+
+def on_event_loop() -> bool:
+    """Whether the calling thread runs an asyncio event loop (a model or a parse called on
+    the server's loop, not in a worker thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @pytest.fixture(autouse=True)

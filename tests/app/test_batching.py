@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from app.batching import OFF_LOOP_ROWS, MicroBatcher, split_prediction
 from core.errors import InvalidInput
 from core.model import Model, Prediction
+from tests.app.conftest import on_event_loop
 from tests.compare import assert_same_prediction
 
 
@@ -253,14 +254,6 @@ def test_batcher_refuses_invalid_bounds(
         MicroBatcher(logistic_model.predict, **kwargs)  # type: ignore[arg-type]
 
 
-def _on_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 class HeldPredict:
     """The real model's predict that, once called, waits for ``release`` (at most ``wait_s``:
     on the event loop nothing can release it in that time) and records where it ran."""
@@ -274,7 +267,7 @@ class HeldPredict:
         self.on_loop: list[bool] = []
 
     def __call__(self, X: np.ndarray) -> Prediction:
-        self.on_loop.append(_on_loop())
+        self.on_loop.append(on_event_loop())
         self.started.set()
         self.released.append(self.release.wait(self.wait_s))
         return self.model.predict(X)

@@ -5,7 +5,6 @@ mini-batch takes longer than that to parse on a small instance."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient
 from app.inputs import csv_to_matrix
 from app.routers import rest, sagemaker, v2
 from app.transport import OFF_LOOP_BYTES
-from tests.app.conftest import ClientFactory
+from tests.app.conftest import ClientFactory, on_event_loop
 
 CSV = {"Content-Type": "text/csv", "Accept": "text/csv"}
 JSON = {"Content-Type": "application/json"}
@@ -29,14 +28,6 @@ def _csv(X: np.ndarray, size: int) -> bytes:
     """Rows of ``X``, repeated to at least ``size`` bytes."""
     one = "".join(",".join(repr(v) for v in row) + "\n" for row in X.tolist()).encode()
     return one * (size // len(one) + 1)
-
-
-def _on_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class _HeldParse:
@@ -52,7 +43,7 @@ class _HeldParse:
         self.on_loop: bool | None = None
 
     def __call__(self, *args: Any) -> Any:
-        self.on_loop = _on_loop()
+        self.on_loop = on_event_loop()
         self.started.set()
         self.released = self.release.wait(self.wait_s)
         return self.parse(*args)
