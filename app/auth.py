@@ -105,9 +105,10 @@ def _read_secret(secret_id: str) -> str:
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
+    # Standard-mode retries, as many attempts as the AWS configuration says (AWS_MAX_ATTEMPTS
+    # or max_attempts in the profile; 3 when unset, the AWS SDKs' default).
     client = boto3.client(
-        "secretsmanager",
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
+        "secretsmanager", config=Config(retries={"mode": "standard"}, connect_timeout=5)
     )
     try:
         response = client.get_secret_value(SecretId=secret_id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import logging
+import threading
 from pathlib import Path
 
 import boto3
@@ -220,3 +222,49 @@ def test_auth_keys_never_logged(
     assert API_KEY not in text
     assert "wrong-key-value" not in text
     assert repr(X[0, 0]) not in text
+
+
+def test_auth_secret_read_follows_the_aws_retry_configuration(
+    logistic_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Secrets Manager answering 500 (retryable): the start fails after as many attempts as
+    AWS_MAX_ATTEMPTS says, the AWS SDKs' standard setting (it was fixed at 5 in code)."""
+    attempts: list[str] = []
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            attempts.append(self.headers.get("X-Amz-Target", ""))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"__type": "InternalServiceError", "message": "down"}'
+            self.send_response(500)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = AppSettings(model_uri=str(logistic_bundle), api_keys_secret="mlship/api-keys")
+
+    try:
+        with (
+            pytest.raises(ConfigError, match=r"^MLSHIP_API_KEYS_SECRET=mlship/api-keys: cannot"),
+            TestClient(create_app(settings)),
+        ):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert attempts == ["secretsmanager.GetSecretValue"] * 2

@@ -26,6 +26,7 @@ def _unreachable_secret(tmp_path: Path) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",  # the failure, not botocore's back-off between attempts
     }
 
 
