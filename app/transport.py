@@ -26,15 +26,16 @@ _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # A body from this size is parsed, and its answer written, in a worker thread: meanwhile the
 # event loop answers /ping (SageMaker waits 2 s for it) and other requests. Parsing a 100 MiB
 # Batch Transform mini-batch of JSON Lines on the loop held /ping for up to 1.3 s; below this
-# size the work takes less than a thread hand-off's cost matters.
+# size the work is too short for a thread hand-off to pay.
 OFF_LOOP_BYTES = 1024 * 1024
 
 T = TypeVar("T")
 
 
-async def off_loop(large: bool, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, in a worker thread when ``large`` (see :data:`OFF_LOOP_BYTES`)."""
-    if not large:
+async def off_loop(body: bytes, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` for a request with ``body``: in a worker thread when the body is
+    :data:`OFF_LOOP_BYTES` or more, else right here on the event loop."""
+    if len(body) < OFF_LOOP_BYTES:
         return fn(*args)
     return await run_in_threadpool(fn, *args)
 

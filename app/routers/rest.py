@@ -12,7 +12,6 @@ from app.routing import answer, stamp
 from app.schemas import ERROR_RESPONSES, PREDICT_REQUEST, PredictResponse, json_body
 from app.transport import (
     JSON,
-    OFF_LOOP_BYTES,
     json_response,
     jsonable,
     negotiate,
@@ -35,8 +34,7 @@ async def predict(request: Request) -> Response:
     require_content_type(request, (JSON,))
     negotiate(request, (JSON,))
     body = await read_body(request, service.settings.max_body_bytes)
-    large = len(body) >= OFF_LOOP_BYTES
-    X = await off_loop(large, json_rows_to_matrix, body, service.schema)
+    X = await off_loop(body, json_rows_to_matrix, body, service.schema)
     prediction, model = await answer(service, request, X)
     answer_json = {
         "predictions": jsonable(prediction.labels),
@@ -45,4 +43,4 @@ async def predict(request: Request) -> Response:
         "model_version": model.version,
         "request_id": request.state.request_id,
     }
-    return stamp(await off_loop(large, json_response, answer_json), model)
+    return stamp(await off_loop(body, json_response, answer_json), model)

@@ -26,7 +26,6 @@ from app.transport import (
     JSON,
     JSONLINES,
     NPY,
-    OFF_LOOP_BYTES,
     csv_response,
     json_response,
     jsonable,
@@ -86,13 +85,12 @@ async def invocations(request: Request) -> Response:
         request, (JSON, CSV, JSONLINES, NPY), service.settings.default_invocations_accept
     )
     body = await read_body(request, service.settings.max_body_bytes)
-    large = len(body) >= OFF_LOOP_BYTES  # a Batch Transform mini-batch: parsed off the loop
-    X = await off_loop(large, _matrix, content_type, body, service.schema)
+    X = await off_loop(body, _matrix, content_type, body, service.schema)
     prediction, model = await answer(service, request, X)
     if out == CSV:
-        return stamp(csv_response(await off_loop(large, service.answers.csv, prediction)), model)
+        return stamp(csv_response(await off_loop(body, service.answers.csv, prediction)), model)
     if out == JSONLINES:
-        text = await off_loop(large, service.answers.jsonlines, prediction)
+        text = await off_loop(body, service.answers.jsonlines, prediction)
         return stamp(Response(text, media_type=JSONLINES), model)
     if out == NPY:
         return stamp(Response(npy_answer(prediction), media_type=NPY), model)
@@ -102,7 +100,7 @@ async def invocations(request: Request) -> Response:
         "classes": model.classes,
         "model_version": model.version,
     }
-    return stamp(await off_loop(large, json_response, answer_json), model)
+    return stamp(await off_loop(body, json_response, answer_json), model)
 
 
 def _matrix(content_type: str, body: bytes, schema: FeatureSchema) -> np.ndarray:

@@ -35,7 +35,6 @@ from app.schemas import (
 from app.service import Service
 from app.transport import (
     JSON,
-    OFF_LOOP_BYTES,
     json_response,
     off_loop,
     read_body,
@@ -162,28 +161,30 @@ async def _infer(request: Request, service: Service, pin: str | None) -> Respons
     # A request without Content-Type is JSON, the protocol's only body (tritonclient sends none).
     require_content_type(request, (JSON,), default=JSON)
     body = await read_body(request, service.settings.max_body_bytes)
-    large = len(body) >= OFF_LOOP_BYTES
-    parsed, X = await off_loop(large, _request_matrix, body, service)
-    requested = [o.name for o in parsed.outputs] if parsed.outputs is not None else None
+    parsed, outputs, X = await off_loop(body, _request_matrix, body, service)
     prediction, model = await answer(service, request, X, pin)
     answer_json = {
         "model_name": model.name,
         "model_version": model.version,
         "id": parsed.id if parsed.id is not None else request.state.request_id,
         "parameters": {"content_type": "np"},
-        "outputs": response_outputs(prediction, requested or available_outputs(service.model)),
+        "outputs": response_outputs(prediction, outputs),
     }
-    return stamp(await off_loop(large, json_response, answer_json), model)
+    return stamp(await off_loop(body, json_response, answer_json), model)
 
 
-def _request_matrix(body: bytes, service: Service) -> tuple[InferenceRequest, np.ndarray]:
-    """The inference request in ``body``, its outputs checked, and its inputs as a matrix."""
+def _request_matrix(
+    body: bytes, service: Service
+) -> tuple[InferenceRequest, list[str], np.ndarray]:
+    """The inference request in ``body``, the outputs to answer (those it asks for, checked,
+    else all), and its inputs as a matrix."""
     try:
         parsed = InferenceRequest.model_validate(parse_json(body))
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "body"
         raise InvalidInput(f"{loc}: {err['msg']}") from None
+    available = available_outputs(service.model)
     requested = [o.name for o in parsed.outputs] if parsed.outputs is not None else None
-    check_outputs(requested, available_outputs(service.model))
-    return parsed, request_to_matrix(parsed, service.schema)
+    check_outputs(requested, available)
+    return parsed, requested or available, request_to_matrix(parsed, service.schema)
