@@ -26,6 +26,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,7 +241,10 @@ def load_bundle(path: Path | str, *, estimator: bool = True) -> Bundle:
     """Verify and load a bundle from a directory or a ``model.tar.gz``.
 
     A ``.tar.gz`` is extracted into a fresh temporary directory before loading (the archive's
-    own directory may be read-only, as ``/opt/ml/model`` is).
+    own directory may be read-only, as ``/opt/ml/model`` is). That copy lives as long as the
+    returned :class:`Bundle` (its estimator may be loaded from it later) and is removed when
+    the bundle is collected or the process exits, and at once when loading fails: every
+    `mlship predict model.tar.gz` left a copy of the model in the temp directory.
 
     Args:
         path: Bundle directory or archive.
@@ -261,7 +265,18 @@ def load_bundle(path: Path | str, *, estimator: bool = True) -> Bundle:
     if path.is_file():
         if not path.name.endswith((".tar.gz", ".tgz")):
             raise BundleError(f"{path} is a file but not a model.tar.gz archive.")
-        path = extract_archive(path, Path(tempfile.mkdtemp(prefix="mlship-bundle-")))
+        extracted = Path(tempfile.mkdtemp(prefix="mlship-bundle-"))
+        try:
+            bundle = _load_directory(extract_archive(path, extracted), estimator)
+        except BaseException:
+            shutil.rmtree(extracted, ignore_errors=True)
+            raise
+        weakref.finalize(bundle, shutil.rmtree, extracted, ignore_errors=True)
+        return bundle
+    return _load_directory(path, estimator)
+
+
+def _load_directory(path: Path, estimator: bool) -> Bundle:
     manifest = verify_bundle(path)
     golden = Golden.model_validate_json((path / GOLDEN_FILE).read_bytes())
     model = load_estimator(path) if estimator else None

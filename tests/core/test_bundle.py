@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,29 @@ def test_bundle_archive_has_files_at_root(logistic_bundle: Path) -> None:
         names = sorted(tar.getnames())
     assert names == ["golden.json", "manifest.json", "model.skops"]
     assert load_bundle(logistic_bundle / ARCHIVE_NAME).manifest.version == "test-logistic-0"
+
+
+def test_an_archive_is_extracted_for_as_long_as_its_bundle_lives(
+    logistic_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    bundle = load_bundle(logistic_bundle / ARCHIVE_NAME)
+    extracted = bundle.path
+    assert extracted.parent == temp and (extracted / "model.skops").is_file()
+    del bundle
+    gc.collect()
+    assert not extracted.exists()
+
+    # a bundle that fails its checks leaves no extracted copy behind either
+    copy = shutil.copytree(logistic_bundle, tmp_path / "b")
+    with tarfile.open(copy / ARCHIVE_NAME, "w:gz") as tar:
+        for name in ("manifest.json", "golden.json"):
+            tar.add(copy / name, arcname=name)
+    with pytest.raises(BundleError, match=r"model\.skops is listed in the manifest but missing"):
+        load_bundle(copy / ARCHIVE_NAME)
+    assert list(temp.iterdir()) == []
 
 
 def test_bundle_tampered_model_refused(logistic_bundle: Path, tmp_path: Path) -> None:
