@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from app.answers import AnswerWriter
 from app.auth import KeyChecker, load_key_hashes
@@ -25,6 +26,7 @@ from app.routing import Rollout, build_rollout
 from app.runtime import build_predictor
 from app.settings import AppSettings
 from app.slices import RowSlices, request_threads
+from app.transport import OFF_LOOP_BYTES
 from core.errors import ConfigError, MlshipError, ModelLoadError
 from core.features import FeatureSchema
 from core.model import Model, Prediction, load_model
@@ -53,16 +55,27 @@ class Service:
         and record it in the metrics, monitors and capture."""
         # Rows the model cannot score raise InvalidInput (422) in core.model, for every runtime.
         prediction = await (predictor or self.predictor).predict(X)
-        self.metrics.count_predictions(prediction.labels)
+        if X.nbytes >= OFF_LOOP_BYTES:
+            # A Batch Transform mini-batch: counting its rows into the metrics and the drift
+            # profile takes tens of milliseconds (more on a wide table), which would hold
+            # /ping and every other request on this loop.
+            await run_in_threadpool(self._record, X, prediction.labels)
+        else:
+            self._record(X, prediction.labels)
+        if self.capture is not None:
+            self.capture.submit(X, prediction, request_id_var.get())
+        return prediction
+
+    def _record(self, X: np.ndarray, labels: np.ndarray) -> None:
+        """Count a prediction's rows into the metrics and the drift monitor (both take
+        their own locks: this may run in a worker thread)."""
+        self.metrics.count_predictions(labels)
         if self.schema.any_categorical:
             counts = self.schema.unseen(X).sum(axis=0)
             for j in np.flatnonzero(counts):
                 self.metrics.unseen_categories.labels(self.schema.names[j]).inc(int(counts[j]))
         if self.monitor is not None:
             self.monitor.observe(X)
-        if self.capture is not None:
-            self.capture.submit(X, prediction, request_id_var.get())
-        return prediction
 
     async def aclose(self) -> None:
         """Stop the predictor, then write what the capture still holds (shutdown). The drift

@@ -130,3 +130,39 @@ def test_small_body_is_parsed_on_the_event_loop(
 
     assert response.status_code == 200
     assert held.on_loop is True
+
+
+@pytest.mark.parametrize(("size", "off_loop"), [(OFF_LOOP_BYTES, True), (1000, False)])
+def test_a_large_prediction_is_counted_into_the_drift_monitor_while_ping_is_answered(
+    make_client: ClientFactory,
+    X: np.ndarray,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    off_loop: bool,
+) -> None:
+    """Counting a mini-batch's rows into the drift profile takes tens of milliseconds on a
+    wide table: a large prediction's is done in a worker thread, a small one's on the loop."""
+    client: TestClient = make_client()
+    monitor = client.app.state.service.monitor  # type: ignore[attr-defined]
+    assert monitor is not None
+    held = _HeldParse(monitor.observe, wait_s=10.0 if off_loop else 0)
+    monkeypatch.setattr(monitor, "observe", held)
+    content = _csv(X, size)
+    answers: list[Any] = []
+    post = threading.Thread(
+        target=lambda: answers.append(client.post("/invocations", content=content, headers=CSV))
+    )
+
+    post.start()
+    try:
+        assert held.started.wait(30)
+        ping = client.get("/ping") if off_loop else None
+        held.release.set()
+    finally:
+        held.release.set()
+        post.join(60)
+
+    assert held.on_loop is not off_loop
+    assert ping is None or (ping.status_code == 200 and held.released)
+    assert answers[0].status_code == 200, answers[0].text[:300]
+    assert monitor.totals().rows == len(answers[0].text.splitlines())
