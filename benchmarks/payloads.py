@@ -78,17 +78,16 @@ def _records(rows: np.ndarray, names: list[str]) -> bytes:
     return text[: text.rfind(b"\n", 0, PAYLOAD_BYTES) + 1]
 
 
+def _timed(fn: Callable[[], None]) -> tuple[float, float]:
+    """The wall-clock time of one run of ``fn``, and its CPU time in this process (all its
+    threads included)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def _seconds(fn: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-def _cpu_seconds(fn: Callable[[], None]) -> float:
-    """The CPU time of ``fn`` in this process, all its threads included."""
-    started = time.process_time()
-    fn()
-    return time.process_time() - started
+    return _timed(fn)[0]
 
 
 def _best(fn: Callable[[], None], reference: Callable[[], None], ref_times: list[float]) -> float:
@@ -248,12 +247,16 @@ def bench_payloads(work: Path) -> dict[str, Any]:
             _check_no_cache_hits(port)
         job["workers"] = cpus_available()
         figures["job"] = job
-        ref_cpu, records_ref_cpu = [], []
+        ref_cpu: list[float] = []
+        records_ref_cpu: list[float] = []
         for _ in range(REPEATS):  # the references again, after the job-shaped figures
-            ref_times.append(_seconds(reference))
-            records_ref_times.append(_seconds(records_reference))
-            ref_cpu.append(_cpu_seconds(reference))
-            records_ref_cpu.append(_cpu_seconds(records_reference))
+            for run, walls, cpus in (
+                (reference, ref_times, ref_cpu),
+                (records_reference, records_ref_times, records_ref_cpu),
+            ):
+                wall, cpu_seconds = _timed(run)
+                walls.append(wall)
+                cpus.append(cpu_seconds)
         if cpu:
             cpu |= {"reference": min(ref_cpu), "records_reference": min(records_ref_cpu)}
             figures["cpu"] = cpu
