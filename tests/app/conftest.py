@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,26 @@ def on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+class Held:
+    """``fn`` that, once called, waits for ``release`` before it runs (at most ``wait_s``: on
+    the event loop nothing can release it in that time), and records for each call whether
+    it ran on the event loop and whether it was released."""
+
+    def __init__(self, fn: Callable[..., Any], wait_s: float = 10.0) -> None:
+        self.fn = fn
+        self.wait_s = wait_s
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.on_loop: list[bool] = []
+        self.released: list[bool] = []
+
+    def __call__(self, *args: Any) -> Any:
+        self.on_loop.append(on_event_loop())
+        self.started.set()
+        self.released.append(self.release.wait(self.wait_s))
+        return self.fn(*args)
 
 
 @pytest.fixture(autouse=True)

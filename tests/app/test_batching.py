@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 from app.batching import OFF_LOOP_ROWS, MicroBatcher, split_prediction
 from core.errors import InvalidInput
 from core.model import Model, Prediction
-from tests.app.conftest import on_event_loop
+from tests.app.conftest import Held
 from tests.compare import assert_same_prediction
 
 
@@ -254,31 +253,12 @@ def test_batcher_refuses_invalid_bounds(
         MicroBatcher(logistic_model.predict, **kwargs)  # type: ignore[arg-type]
 
 
-class HeldPredict:
-    """The real model's predict that, once called, waits for ``release`` (at most ``wait_s``:
-    on the event loop nothing can release it in that time) and records where it ran."""
-
-    def __init__(self, model: Model, wait_s: float = 10.0) -> None:
-        self.model = model
-        self.wait_s = wait_s
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.released: list[bool] = []
-        self.on_loop: list[bool] = []
-
-    def __call__(self, X: np.ndarray) -> Prediction:
-        self.on_loop.append(on_event_loop())
-        self.started.set()
-        self.released.append(self.release.wait(self.wait_s))
-        return self.model.predict(X)
-
-
 def test_batcher_predicts_a_lone_large_request_while_the_loop_runs(
     logistic_model: Model, logistic_X: np.ndarray
 ) -> None:
     """A lone request of OFF_LOOP_ROWS rows is predicted in a worker thread: the event loop
     runs meanwhile (here: the coroutine that releases the model), and the rows come back."""
-    predict = HeldPredict(logistic_model)
+    predict = Held(logistic_model.predict)
     batcher = MicroBatcher(predict, max_batch_rows=64, max_wait_s=0.0)
     X = np.resize(logistic_X, (OFF_LOOP_ROWS, logistic_X.shape[1]))
 
@@ -300,7 +280,7 @@ def test_batcher_predicts_small_requests_on_the_loop_and_fails_a_large_one_alone
     logistic_model: Model, logistic_X: np.ndarray
 ) -> None:
     """Below OFF_LOOP_ROWS no hand-off; a large request's error reaches that request."""
-    predict = HeldPredict(logistic_model, wait_s=0)
+    predict = Held(logistic_model.predict, wait_s=0)
     batcher = MicroBatcher(predict, max_batch_rows=64, max_wait_s=0.0)
     bad = np.full((OFF_LOOP_ROWS, logistic_X.shape[1]), np.inf)
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from app.inputs import csv_to_matrix
 from app.routers import rest, sagemaker, v2
 from app.transport import OFF_LOOP_BYTES
-from tests.app.conftest import ClientFactory, on_event_loop
+from tests.app.conftest import ClientFactory, Held
 
 CSV = {"Content-Type": "text/csv", "Accept": "text/csv"}
 JSON = {"Content-Type": "application/json"}
@@ -28,25 +28,6 @@ def _csv(X: np.ndarray, size: int) -> bytes:
     """Rows of ``X``, repeated to at least ``size`` bytes."""
     one = "".join(",".join(repr(v) for v in row) + "\n" for row in X.tolist()).encode()
     return one * (size // len(one) + 1)
-
-
-class _HeldParse:
-    """``csv_to_matrix`` that, once started, waits for ``release`` before parsing (at most
-    ``wait_s``; a parse on the event loop never sees a ping in that time)."""
-
-    def __init__(self, parse: Callable[..., Any], wait_s: float = 10.0) -> None:
-        self.parse = parse
-        self.wait_s = wait_s
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.released = False
-        self.on_loop: bool | None = None
-
-    def __call__(self, *args: Any) -> Any:
-        self.on_loop = on_event_loop()
-        self.started.set()
-        self.released = self.release.wait(self.wait_s)
-        return self.parse(*args)
 
 
 def _oip(X: np.ndarray, size: int) -> bytes:
@@ -93,7 +74,7 @@ def test_large_body_is_parsed_while_ping_is_answered(
     waiting for it: the request is not released.)"""
     client: TestClient = make_client()
     name = client.app.state.service.model.name  # type: ignore[attr-defined]
-    held = _HeldParse(getattr(module, parse))
+    held = Held(getattr(module, parse))
     monkeypatch.setattr(module, parse, held)
     content = body(X, OFF_LOOP_BYTES)
     answers: list[Any] = []
@@ -114,7 +95,7 @@ def test_large_body_is_parsed_while_ping_is_answered(
 
     assert len(content) >= OFF_LOOP_BYTES
     assert ping.status_code == 200
-    assert held.released and held.on_loop is False
+    assert held.released == [True] and held.on_loop == [False]
     assert answers[0].status_code == 200, answers[0].text[:300]
 
 
@@ -123,13 +104,13 @@ def test_small_body_is_parsed_on_the_event_loop(
 ) -> None:
     """Below OFF_LOOP_BYTES a thread hand-off would cost more than the parse: none."""
     client: TestClient = make_client()
-    held = _HeldParse(csv_to_matrix, wait_s=0)
+    held = Held(csv_to_matrix, wait_s=0)
     monkeypatch.setattr(sagemaker, "csv_to_matrix", held)
 
     response = client.post("/invocations", content=_csv(X[:20], 1000), headers=CSV)
 
     assert response.status_code == 200
-    assert held.on_loop is True
+    assert held.on_loop == [True]
 
 
 @pytest.mark.parametrize(("size", "off_loop"), [(OFF_LOOP_BYTES, True), (1000, False)])
@@ -145,7 +126,7 @@ def test_a_large_prediction_is_counted_into_the_drift_monitor_while_ping_is_answ
     client: TestClient = make_client()
     monitor = client.app.state.service.monitor  # type: ignore[attr-defined]
     assert monitor is not None
-    held = _HeldParse(monitor.observe, wait_s=10.0 if off_loop else 0)
+    held = Held(monitor.observe, wait_s=10.0 if off_loop else 0)
     monkeypatch.setattr(monitor, "observe", held)
     content = _csv(X, size)
     answers: list[Any] = []
@@ -162,7 +143,7 @@ def test_a_large_prediction_is_counted_into_the_drift_monitor_while_ping_is_answ
         held.release.set()
         post.join(60)
 
-    assert held.on_loop is not off_loop
-    assert ping is None or (ping.status_code == 200 and held.released)
+    assert held.on_loop == [not off_loop]
+    assert ping is None or (ping.status_code == 200 and held.released == [True])
     assert answers[0].status_code == 200, answers[0].text[:300]
     assert monitor.totals().rows == len(answers[0].text.splitlines())
