@@ -179,13 +179,15 @@ def _run(project: str, stack: str, raw: dict[str, str]) -> StackPlan:
         asyncio.get_event_loop()
     except RuntimeError:
         asyncio.set_event_loop(asyncio.new_event_loop())
-    # Validate first: a bad value should read as a config error, not a stack trace.
-    region = raw.get("aws:region")
-    mocks = RecordingMocks(region or "")
-    monitor = RecordingMonitor(mocks)
+    # Validate first: a bad value should read as a config error, not a stack trace. And
+    # before set_mocks: it registers the root stack, and an error between the two left that
+    # registration pending in Pulumi's process-wide output tracking, where the next plan
+    # after an event-loop change (asyncio.run) waited for it forever.
     pulumi.runtime.set_all_config(raw)
+    config = StackConfig.load(project=project, stack=stack)
+    mocks = RecordingMocks(config.region)
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
-    config = StackConfig.load()
     _sync_await(run_pulumi_func(program.main))
     root = get_root_resource()
     exported: dict[str, Any] = getattr(root, "outputs", {})

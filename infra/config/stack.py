@@ -79,8 +79,10 @@ class StackConfig:
         return self.environment.startswith("prod")
 
     @classmethod
-    def load(cls) -> StackConfig:
-        """Read the ``mlship:`` keys (and ``aws:region``) of the running stack.
+    def load(cls, *, project: str | None = None, stack: str | None = None) -> StackConfig:
+        """Read the ``mlship:`` keys (and ``aws:region``) of the running stack, or of
+        ``project``/``stack`` before the Pulumi runtime is configured (only the config map
+        needs to be set).
 
         Raises:
             ConfigError: a key is missing or invalid; the message names the key and the fix.
@@ -96,8 +98,8 @@ class StackConfig:
         region = pulumi.Config("aws").get("region")
         return cls.parse(
             raw,
-            project=pulumi.get_project(),
-            stack=pulumi.get_stack(),
+            project=pulumi.get_project() if project is None else project,
+            stack=pulumi.get_stack() if stack is None else stack,
             region=region,
         )
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 
 import pytest
 
 import infra.plan
 from cli.main import main as mlship
+from core.errors import ConfigError
 from infra import rules
 from infra.mocks import Recorded
 
@@ -78,3 +81,22 @@ def test_bad_stack_value_is_a_named_error_not_a_traceback(
     monkeypatch.setattr(infra.plan, "read_stack_config", broken)
     assert mlship(["plan", "dev"]) == 1
     assert capsys.readouterr().err.startswith("error: mlship:instanceType is 'm5.large'")
+
+
+def test_a_plan_after_a_config_error_and_a_new_event_loop_finishes() -> None:
+    """A config error used to leave the root stack's registration pending in Pulumi's
+    process-wide output tracking; the next plan on another event loop (after any
+    ``asyncio.run``, or in another thread) waited for it forever."""
+    with pytest.raises(ConfigError, match="instanceType"):
+        infra.plan.run_stack("dev", overrides={"mlship:instanceType": "m5.large"})
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())  # leaves this thread without an event loop
+    plans: list[infra.plan.StackPlan] = []
+    worker = threading.Thread(target=lambda: plans.append(infra.plan.run_stack("dev")), daemon=True)
+    worker.start()
+    worker.join(timeout=120)  # a hang detector: the plan takes seconds
+    assert plans, "the plan after a failed one never finished"
+    assert plans[0].findings == []
