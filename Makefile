@@ -20,6 +20,8 @@ else
 UV := $(TOOLS)/bin/uv
 endif
 RUN := $(UV) run --frozen --no-sync
+# pytest-xdist workers for `make test`, a test module to a worker (module fixtures are shared).
+TEST_WORKERS ?= auto
 # Debian packages the tests and benchmarks drive: promtool and the Prometheus server (alert
 # rules, scraping the service), wrk (HTTP load), Chromium (the report, headless).
 SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus wrk:wrk chromium:chromium
@@ -54,7 +56,7 @@ demo: setup ## Train the bundled model, register it, serve it with capture, pred
 .PHONY: test
 test: setup system-tools ## Lint (ruff, mypy, lock check), then the whole test suite (slow tests included)
 	@$(MAKE) --no-print-directory lint
-	@$(RUN) pytest
+	@$(RUN) pytest -n $(TEST_WORKERS) --dist loadscope
 
 .PHONY: lint
 lint: setup ## ruff, mypy and the lock-file check
