@@ -21,6 +21,7 @@ from app.schemas import (
     InvocationsResponse,
     StatusResponse,
 )
+from app.slices import RowSlices
 from app.transport import (
     CSV,
     JSON,
@@ -85,7 +86,7 @@ async def invocations(request: Request) -> Response:
         request, (JSON, CSV, JSONLINES, NPY), service.settings.default_invocations_accept
     )
     body = await read_body(request, service.settings.max_body_bytes)
-    X = await off_loop(body, _matrix, content_type, body, service.schema)
+    X = await off_loop(body, _matrix, content_type, body, service.schema, service.slices)
     prediction, model = await answer(service, request, X)
     if out == CSV:
         return stamp(csv_response(await off_loop(body, service.answers.csv, prediction)), model)
@@ -103,12 +104,13 @@ async def invocations(request: Request) -> Response:
     return stamp(await off_loop(body, json_response, answer_json), model)
 
 
-def _matrix(content_type: str, body: bytes, schema: FeatureSchema) -> np.ndarray:
-    """The body of ``content_type`` as a validated matrix."""
+def _matrix(content_type: str, body: bytes, schema: FeatureSchema, slices: RowSlices) -> np.ndarray:
+    """The body of ``content_type`` as a validated matrix (a large JSON Lines body checked on
+    ``slices``' threads)."""
     if content_type == CSV:
         return csv_to_matrix(body, schema)
     if content_type == JSONLINES:
-        return jsonlines_to_matrix(body, schema)
+        return jsonlines_to_matrix(body, schema, slices)
     if content_type == NPY:
         return npy_to_matrix(body, schema)
     return json_rows_to_matrix(body, schema, JSONLINES)

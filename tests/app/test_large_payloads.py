@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from app.jsonlines import (
     json_rows_to_matrix,
     jsonlines_to_matrix,
 )
+from app.slices import RowSlices
 from core.bundle import read_manifest
 from core.errors import InvalidInput
 from core.features import FeatureSchema
@@ -47,6 +48,15 @@ def schema(logistic_bundle: Path) -> FeatureSchema:
 def rows(logistic_bundle: Path) -> np.ndarray:
     base = test_split(logistic_bundle)
     return np.tile(base, (4, 1))  # ~570 rows of 30 values: past the fast-path size
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def slices(request: pytest.FixtureRequest) -> Iterator[RowSlices]:
+    """The threads a large JSON Lines body is checked on: one, or two as a worker with two CPUs
+    to itself has (the line and number checks then run at once)."""
+    threads = RowSlices(request.param)
+    yield threads
+    threads.close()
 
 
 def _csv(rows: np.ndarray) -> str:
@@ -96,15 +106,17 @@ def test_large_csv_empty_cell_is_a_missing_value(schema: FeatureSchema, rows: np
     assert np.isnan(X[5, 3]) and np.isfinite(np.delete(X.ravel(), 5 * 30 + 3)).all()
 
 
-def test_large_jsonlines_equals_the_exact_path(schema: FeatureSchema, rows: np.ndarray) -> None:
+def test_large_jsonlines_equals_the_exact_path(
+    schema: FeatureSchema, rows: np.ndarray, slices: RowSlices
+) -> None:
     body = "".join(json.dumps(r) + "\n" for r in rows.tolist()).encode()
     records = "".join(
         json.dumps(dict(zip(schema.names, r, strict=True))) + "\n" for r in rows.tolist()
     ).encode()
 
     assert len(body) > FAST_PATH_BYTES
-    np.testing.assert_array_equal(jsonlines_to_matrix(body, schema), rows)
-    np.testing.assert_array_equal(jsonlines_to_matrix(records, schema), rows)
+    np.testing.assert_array_equal(jsonlines_to_matrix(body, schema, slices), rows)
+    np.testing.assert_array_equal(jsonlines_to_matrix(records, schema, slices), rows)
 
 
 def test_large_jsonlines_nested_lists_are_not_rows(schema: FeatureSchema, rows: np.ndarray) -> None:
@@ -148,7 +160,7 @@ def _nest_second_value(line: str) -> str:
     ],
 )
 def test_large_jsonlines_malformed_structure_takes_the_exact_path(
-    schema: FeatureSchema, rows: np.ndarray, edit: object
+    schema: FeatureSchema, rows: np.ndarray, edit: object, slices: RowSlices
 ) -> None:
     """The fast path only takes bodies of one flat list per line; any other structure gets the
     exact path's answer (an error naming the line), never numbers shifted between rows."""
@@ -156,7 +168,7 @@ def test_large_jsonlines_malformed_structure_takes_the_exact_path(
     body = ("\n".join(lines) + "\n").encode()
 
     with pytest.raises((InvalidInput, BadRequest), match=r"^JSON Lines .*row \d+"):
-        jsonlines_to_matrix(body, schema)
+        jsonlines_to_matrix(body, schema, slices)
 
 
 # Cells where pyarrow and the exact path's float() could disagree. pyarrow must read each as
@@ -219,7 +231,7 @@ ODD_TOKENS = [
 @pytest.mark.parametrize("shape", ["lists", "records"])
 @pytest.mark.parametrize("token", ODD_TOKENS)
 def test_large_jsonlines_reads_odd_tokens_as_the_exact_path(
-    schema: FeatureSchema, rows: np.ndarray, token: str, shape: str
+    schema: FeatureSchema, rows: np.ndarray, token: str, shape: str, slices: RowSlices
 ) -> None:
     # compact, as Batch Transform clients write it, with the token as the second value: after
     # a comma, where pyarrow's CSV reader would see a quoted field (lists), or as the second
@@ -235,7 +247,7 @@ def test_large_jsonlines_reads_odd_tokens_as_the_exact_path(
 
     def answer(body: bytes, row: int) -> np.ndarray | str:
         try:
-            return np.asarray(jsonlines_to_matrix(body, schema)[row])
+            return np.asarray(jsonlines_to_matrix(body, schema, slices)[row])
         except (InvalidInput, BadRequest) as e:
             return f"{type(e).__name__}: {e}"
 
