@@ -11,7 +11,6 @@ exact path, which words the error with the line's or row's number.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import numpy as np
 import orjson
@@ -68,13 +67,10 @@ def _numeric_jsonlines(
         # On the body as sent: a bracket, like the space it becomes, is neither digit nor sign.
         return _json_numbers(np.frombuffer(lf, dtype=np.uint8))
 
-    if not all((slices or RowSlices()).map(_call, [blank_brackets, numbers])):
+    checks = [blank_brackets, numbers]
+    if not all((slices or RowSlices()).map(lambda check: check(), checks)):
         return None
     return _number_lines(chars, rows[0], schema)
-
-
-def _call(check: Callable[[], bool]) -> bool:
-    return check()
 
 
 def json_rows_to_matrix(
