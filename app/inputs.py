@@ -26,8 +26,23 @@ from core.features import CSV_MISSING, FeatureSchema, put_numbers, text_codes
 WRAPPER_KEYS = ("features", "instances", "inputs", "records")
 
 
+def without_bom(body: bytes) -> bytes:
+    """``body`` without a leading UTF-8 byte order mark.
+
+    Windows tools start a text file with one (Excel's "CSV UTF-8", PowerShell 5's
+    ``Out-File -Encoding utf8``), and a Batch Transform job sends it in the first mini-batch of
+    each such file. It is not data: RFC 8259 (section 8.1) lets a JSON parser ignore it, and
+    CSV readers skip it (pyarrow's does).
+    """
+    return body[len(_BOM) :] if body.startswith(_BOM) else body
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
 def parse_json(body: bytes, lines_media: str | None = None) -> Any:
-    """Parse a JSON body (orjson), as a 400 naming the position when it is malformed.
+    """Parse a JSON body (orjson; a leading byte order mark is ignored: :func:`without_bom`),
+    as a 400 naming the position when it is malformed.
 
     Args:
         lines_media: The media type to name when the body holds one JSON value a line: JSON
@@ -35,7 +50,7 @@ def parse_json(body: bytes, lines_media: str | None = None) -> Any:
             and ``SplitType`` Line sends its mini-batches so).
     """
     try:
-        return orjson.loads(body)
+        return orjson.loads(without_bom(body))
     except orjson.JSONDecodeError as e:
         hint = ""
         if lines_media and str(e).startswith(_SECOND_VALUE) and "column 1 " in str(e):
@@ -152,7 +167,8 @@ def _reason(e: BaseException) -> str:
 
 
 def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
-    """CSV rows without a header (a header equal to the feature names is skipped).
+    """CSV rows without a header (a header equal to the feature names is skipped, and a
+    leading byte order mark: :func:`without_bom`).
 
     One line is one row, and every row is answered in order (Batch Transform pairs output
     lines with input lines): an empty line inside the body is refused, never skipped. Empty
@@ -161,9 +177,7 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     parsed in C++ (:func:`_fast_csv`); anything unusual takes the exact path below, which
     words the error.
     """
-    if body.startswith(_BOM):
-        body = body[len(_BOM) :]
-    body = _skip_header(body, schema)
+    body = _skip_header(without_bom(body), schema)
     fast = _fast_csv(body, schema)
     if fast is not None:
         return schema.validate(fast)
@@ -198,7 +212,6 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     return schema.validate(out)
 
 
-_BOM = b"\xef\xbb\xbf"
 # Below this size the Python path is as fast as starting the C++ parser.
 FAST_PATH_BYTES = 64 * 1024
 

@@ -19,7 +19,14 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from app.errors import BadRequest
-from app.inputs import FAST_PATH_BYTES, arrow_csv, json_reason, json_to_matrix, parse_json
+from app.inputs import (
+    FAST_PATH_BYTES,
+    arrow_csv,
+    json_reason,
+    json_to_matrix,
+    parse_json,
+    without_bom,
+)
 from app.slices import RowSlices
 from core.errors import InvalidInput
 from core.features import FeatureSchema, put_numbers, text_codes
@@ -83,6 +90,7 @@ def json_rows_to_matrix(
         lines_media: The JSON Lines media type a route takes, named when the body is JSON
             Lines sent as JSON.
     """
+    body = without_bom(body)
     fast = _numeric_json(body, schema)
     if fast is not None:
         return schema.validate(fast)
@@ -292,11 +300,13 @@ def jsonlines_to_matrix(
     body: bytes, schema: FeatureSchema, slices: RowSlices | None = None
 ) -> np.ndarray:
     """JSON Lines: one row per line, a list in feature order or an object keyed by feature
-    name. Empty lines are refused like in CSV (each output line answers its input line).
+    name. Empty lines are refused like in CSV (each output line answers its input line); a
+    leading byte order mark is ignored (:func:`~app.inputs.without_bom`).
 
     Args:
         slices: The threads a large body of number lists is checked on (one by default).
     """
+    body = without_bom(body)
     if body.startswith(b"{"):
         fast = _record_jsonlines(body, schema)
     elif not schema.any_categorical:
