@@ -71,7 +71,9 @@ def require_content_type(
 
 
 def negotiate(request: Request, offered: tuple[str, ...], default: str | None = None) -> str:
-    """Pick the response media type from ``Accept`` (first offered wins ties), or 406.
+    """Pick the response media type from ``Accept`` (first offered wins ties), or 406. A JSON
+    Lines alias (:data:`JSONLINES_ALIASES`, taken as a Content-Type too) asks for JSON Lines,
+    answered as ``application/jsonlines``.
 
     Args:
         default: The type to answer when ``Accept`` is absent or ``*/*`` (else the first
@@ -86,6 +88,8 @@ def negotiate(request: Request, offered: tuple[str, ...], default: str | None = 
     for part in accept.split(","):
         fields = part.split(";")
         mt = fields[0].strip().lower()
+        if mt in JSONLINES_ALIASES:
+            mt = JSONLINES
         q = 1.0
         for param in fields[1:]:
             name, _, value = param.strip().partition("=")

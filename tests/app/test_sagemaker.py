@@ -133,6 +133,46 @@ def test_invocations_default_accept_answers_requests_without_a_preference(
         assert response.text.count("\n") == 3
 
 
+# Other names clients give JSON Lines (app.transport.JSONLINES_ALIASES): taken as the request's
+# Content-Type and as its Accept alike, so a Batch Transform job that sets one alias as both
+# its ContentType and its Accept gets JSON Lines back (it got 406 on every request).
+@pytest.mark.parametrize(
+    "alias", ["application/jsonl", "application/x-jsonlines", "application/x-ndjson"]
+)
+def test_invocations_json_lines_aliases_in_content_type_and_accept(
+    client: TestClient, X: np.ndarray, alias: str
+) -> None:
+    body = "".join(f"{json.dumps(row)}\n" for row in X[:3].tolist())
+    canonical = {"content-type": "application/jsonlines", "accept": "application/jsonlines"}
+    expected = client.post("/invocations", content=body, headers=canonical)
+
+    as_input = client.post(
+        "/invocations", content=body, headers=canonical | {"content-type": alias}
+    )
+    as_output = client.post("/invocations", content=body, headers=canonical | {"accept": alias})
+    preferred = client.post(
+        "/invocations", content=body, headers=canonical | {"accept": f"text/csv;q=0.5, {alias}"}
+    )
+
+    assert expected.status_code == 200
+    assert expected.text.count("\n") == 3
+    for response in (as_input, as_output, preferred):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/jsonlines")
+        assert response.text == expected.text
+
+
+def test_json_lines_alias_accept_is_406_where_json_lines_is_not_answered(
+    client: TestClient, X: np.ndarray
+) -> None:
+    response = client.post(
+        "/v1/predict", json=X[:1].tolist(), headers={"accept": "application/x-ndjson"}
+    )
+
+    assert response.status_code == 406
+    assert "accept application/json." in response.json()["error"]
+
+
 def test_invocations_unacceptable_accept_is_406(client: TestClient, X: np.ndarray) -> None:
     response = client.post(
         "/invocations", json=X[:1].tolist(), headers={"accept": "application/xml"}
