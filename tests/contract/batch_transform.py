@@ -6,9 +6,12 @@ the input is split into records at line breaks; with ``BatchStrategy=MultiRecord
 whole records as fit within ``MaxPayloadInMB`` go into one mini-batch (one ``POST
 /invocations`` with the job's ``ContentType`` and ``Accept``); when ``MaxConcurrentTransforms``
 is unset the job asks the container's ``GET /execution-parameters``; with
-``AssembleWith=Line`` the answers are joined in input order, one line break between records,
-into ``<input name>.out``. With ``SplitType=None`` the whole file is one request (it must fit
-within ``MaxPayloadInMB``) and its answer is the output as it is.
+``AssembleWith=Line`` ("add a newline character at the end of every transformed record") the
+answers go into ``<input name>.out`` in input order, each stripped of the whitespace around it
+and followed by one line break, as the SageMaker Python SDK's local mode assembles them
+(``sagemaker/local/entities.py``, ``_LocalTransformJob._perform_batch_inference``). With
+``SplitType=None`` the whole file is one request (it must fit within ``MaxPayloadInMB``) and
+its answer is the output as it is.
 """
 
 from __future__ import annotations
@@ -107,9 +110,8 @@ def run_transform(
         answers = list(pool.map(post, batches))
     if split_type == "None":
         return TransformResult(answers[0], 1, len(data), concurrency)
-    records = [line for answer in answers for line in answer.splitlines()]
     return TransformResult(
-        output=b"\n".join(records) + b"\n",
+        output=b"".join(answer.strip() + b"\n" for answer in answers),
         mini_batches=len(batches),
         largest_payload=max(len(b) for b in batches),
         concurrency=concurrency,
