@@ -10,7 +10,7 @@ encoding would give (tested against it):
 
 - CSV: the label, then the class probabilities for classifiers (``1,0.02,0.98``); numbers
   are JSON numbers (orjson's shortest round trip), text labels are quoted only when they
-  must be (RFC 4180).
+  must be (RFC 4180) or start or end with whitespace (:func:`_csv_cell`).
 - JSON Lines: the JSON answer that row alone would get,
   ``{"predictions":[label],"probabilities":[[p, ...]]}``.
 
@@ -185,11 +185,13 @@ def npy_answer(prediction: Prediction) -> bytes:
 
 
 def _csv_cell(value: object) -> bytes:
-    """A text label as a CSV field, quoted when it must be (RFC 4180); floats round-trip."""
+    """A text label as a CSV field, quoted when it must be (RFC 4180) and when it starts or
+    ends with whitespace, which a Batch Transform job strips from each mini-batch's answer
+    (as the SageMaker SDK's local mode does) and readers may trim; floats round-trip."""
     if isinstance(value, float):
         return repr(value).encode()
     text = str(value)
-    if any(c in text for c in ',"\r\n'):
+    if any(c in text for c in ',"\r\n') or text != text.strip():
         text = '"' + text.replace('"', '""') + '"'
     return text.encode()
 

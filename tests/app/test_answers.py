@@ -25,7 +25,7 @@ def _cell(label: object, numeric: bool) -> bytes:
     if numeric or isinstance(label, float):
         return orjson.dumps(label) if numeric else repr(label).encode()
     text = str(label)
-    if any(c in text for c in ',"\r\n'):
+    if any(c in text for c in ',"\r\n') or text != text.strip():
         text = '"' + text.replace('"', '""') + '"'
     return text.encode()
 
@@ -95,6 +95,23 @@ def test_answers_parse_back_to_the_prediction() -> None:
     assert [[float(v) for v in r[1:]] for r in rows] == proba.tolist()
     assert [a["predictions"] for a in answers] == [[v] for v in labels.tolist()]
     assert [a["probabilities"] for a in answers] == [[p] for p in proba.tolist()]
+
+
+@pytest.mark.parametrize("probabilities", [True, False])
+def test_a_csv_label_with_whitespace_at_either_end_survives_a_transform_job(
+    probabilities: bool,
+) -> None:
+    """Batch Transform with AssembleWith=Line strips each mini-batch's answer before its line
+    break (as the SageMaker SDK's local mode does: sagemaker/local/entities.py): a label that
+    starts or ends with whitespace is quoted, so the first line and the last keep it."""
+    labels = np.array([" Adelie", "Chinstrap", "Gentoo\t"])
+    proba = np.full((3, 2), 0.5) if probabilities else None
+    prediction = Prediction(labels=labels, probabilities=proba)
+
+    assembled = csv_lines(prediction).strip() + b"\n"
+    rows = list(csv.reader(io.StringIO(assembled.decode(), newline="")))
+
+    assert [r[0] for r in rows] == labels.tolist()
 
 
 def test_a_large_answer_is_one_line_per_row() -> None:
