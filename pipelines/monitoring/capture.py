@@ -28,7 +28,6 @@ import base64
 import csv
 import io
 import json
-import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -281,6 +280,8 @@ def _input_rows(media: str, data: str, schema: FeatureSchema) -> np.ndarray:
 
 
 def _csv_matrix(data: str, schema: FeatureSchema) -> np.ndarray:
+    """CSV input rows read by the service's rules (:meth:`FeatureSchema.text_value`): a text
+    feature's category as its code, an empty cell or a null spelling as missing."""
     rows = [r for r in csv.reader(io.StringIO(data)) if r]
     if rows and [c.strip() for c in rows[0]] == schema.names:
         rows = rows[1:]
@@ -292,8 +293,8 @@ def _csv_matrix(data: str, schema: FeatureSchema) -> np.ndarray:
             raise _Skip("CSV input rows do not have one value per feature")
         for j, cell in enumerate(row):
             try:
-                out[i, j] = float(cell) if cell.strip() else math.nan
-            except ValueError:
+                out[i, j] = schema.text_value(cell, i, j, "")
+            except InvalidInput:
                 raise _Skip("CSV input holds a value that is not a number") from None
     return out
 
@@ -321,9 +322,9 @@ def _answer(
     media: str, data: str, classes: list[Any] | None
 ) -> tuple[list[Any], list[list[float]] | None, Any]:
     """Predictions, probabilities (or None) and the answering model version (or None)."""
-    if media == "text/csv":
-        lines = [line.split(",") for line in data.splitlines() if line.strip()]
-        labels = [_label(cells[0].strip(), classes) for cells in lines]
+    if media == "text/csv":  # RFC 4180: a label may be quoted (the service quotes as needed)
+        lines = [cells for cells in csv.reader(io.StringIO(data)) if cells]
+        labels = [_label(cells[0], classes) for cells in lines]
         if classes and lines and all(len(cells) == len(classes) + 1 for cells in lines):
             try:
                 return labels, [[float(c) for c in cells[1:]] for cells in lines], None
@@ -363,9 +364,10 @@ def _answer(
 def _label(value: Any, classes: list[Any] | None) -> Any:
     """A class of the manifest (matched on its text, as CSV carries it), or a number."""
     if classes:
-        for c in classes:
-            if value == c or str(value) == str(c):
-                return c
+        for text in (value, value.strip() if isinstance(value, str) else value):
+            for c in classes:
+                if text == c or str(text) == str(c):
+                    return c
         raise _Skip(f"a predicted class the model does not have ({str(value)[:20]})")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise _Skip("a predicted value that is not a number")

@@ -403,6 +403,77 @@ def test_report_of_text_features_reads_back_the_codes_the_model_saw(
     )
 
 
+def _sagemaker_record(i: int, media: str, body: str, answer: str) -> str:
+    """A Data Capture record as SageMaker writes one for an exchange with an endpoint."""
+    encoding = "CSV" if media == "text/csv" else "JSON"
+    payload = {"observedContentType": media, "encoding": encoding}
+    return json.dumps(
+        {
+            "captureData": {
+                "endpointInput": {**payload, "data": body, "mode": "INPUT"},
+                "endpointOutput": {**payload, "data": answer, "mode": "OUTPUT"},
+            },
+            "eventMetadata": {"eventId": f"e-{i}", "inferenceTime": f"2026-11-02T10:0{i}:00Z"},
+            "eventVersion": "0",
+        }
+    )
+
+
+def test_report_reads_sagemaker_captured_csv_with_text_features_and_text_labels(
+    penguins_bundle: Path, tmp_path: Path
+) -> None:
+    """CSV in and out of the real service for a model with text features (island, sex with
+    gaps) and text labels: the CSV rows are read with the service's own rules (a category's
+    code, NA as missing), and the CSV answers as CSV (RFC 4180: a writer that quotes every
+    field, such as pandas' QUOTE_ALL, is read alike)."""
+    import csv
+    import io
+
+    import pandas as pd
+
+    from core.features import FeatureSchema
+
+    model = load_model(penguins_bundle)
+    names = model.manifest.feature_names
+    frame = pd.read_csv(penguins_bundle.parent / "penguins.csv")
+    sample = frame.sample(n=40, random_state=5).reset_index(drop=True)
+    batches = [sample[names].iloc[k : k + 10] for k in range(0, 40, 10)]
+    exchanges = []
+    with TestClient(create_app(AppSettings(model_uri=str(penguins_bundle)))) as client:
+        for batch in batches:
+            body = batch.to_csv(header=False, index=False, na_rep="NA")
+            r = client.post(
+                "/invocations",
+                content=body,
+                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+            )
+            assert r.status_code == 200, r.text
+            exchanges.append((body, r.text))
+    # the last answer as a writer that quotes every field would send it
+    rows = list(csv.reader(io.StringIO(exchanges[-1][1])))
+    quoted = io.StringIO()
+    csv.writer(quoted, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    exchanges[-1] = (exchanges[-1][0], quoted.getvalue())
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(
+        "".join(_sagemaker_record(i, "text/csv", *e) + "\n" for i, e in enumerate(exchanges))
+    )
+
+    data = run_report(str(capture), penguins_bundle, tmp_path / "r.html")
+
+    assert data["capture"]["skipped"] == {}
+    assert (data["capture"]["records"], data["capture"]["rows"]) == (4, 40)
+    X = FeatureSchema(model.manifest).rows_to_matrix(
+        [[None if pd.isna(v) else v for v in r] for r in sample[names].itertuples(index=False)]
+    )
+    predicted = model.predict(X).labels
+    assert data["predictions"]["counts"] == {
+        c: int((predicted == c).sum()) for c in ["Adelie", "Chinstrap", "Gentoo"]
+    }
+    quality = _by_name(data["quality"]["features"])
+    assert quality["sex"]["missing"] == int(sample["sex"].isna().sum()) > 0
+
+
 def test_report_reads_what_sagemaker_captures_of_json_lines_and_csv_exchanges(
     iris_bundle: Path, tmp_path: Path
 ) -> None:
@@ -422,23 +493,13 @@ def test_report_reads_what_sagemaker_captures_of_json_lines_and_csv_exchanges(
             assert r.status_code == 200, r.text
             exchanges.append((body, media, r.text))
 
-    def record(i: int, body: str, media: str, answer: str) -> str:
-        payload = {"observedContentType": media, "data": body, "encoding": "CSV"}
-        if media != "text/csv":
-            payload["encoding"] = "JSON"
-        return json.dumps(
-            {
-                "captureData": {
-                    "endpointInput": {**payload, "mode": "INPUT"},
-                    "endpointOutput": {**payload, "data": answer, "mode": "OUTPUT"},
-                },
-                "eventMetadata": {"eventId": f"e-{i}", "inferenceTime": f"2026-11-02T10:0{i}:00Z"},
-                "eventVersion": "0",
-            }
-        )
-
     capture = tmp_path / "capture.jsonl"
-    capture.write_text("\n".join(record(i, *e) for i, e in enumerate(exchanges)) + "\n")
+    capture.write_text(
+        "".join(
+            _sagemaker_record(i, media, body, answer) + "\n"
+            for i, (body, media, answer) in enumerate(exchanges)
+        )
+    )
 
     data = run_report(str(capture), iris_bundle, tmp_path / "r.html")
 
