@@ -13,15 +13,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from core.media import CSV as CSV
+from core.media import JSON as JSON
+from core.media import JSONLINES as JSONLINES
+from core.media import JSONLINES_ALIASES
 
-JSON = "application/json"
-CSV = "text/csv"
-JSONLINES = "application/jsonlines"
 # NumPy's .npy file: the SageMaker SDK's NumpySerializer and NumpyDeserializer (the defaults of
 # its SKLearnPredictor) send and ask for it.
 NPY = "application/x-npy"
-# Other names clients use for JSON Lines.
-JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/x-ndjson")
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # A body from this size is parsed, and its answer written, in a worker thread: meanwhile the
 # event loop answers /ping (SageMaker waits 2 s for it) and other requests. Parsing a 100 MiB

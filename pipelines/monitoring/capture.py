@@ -40,18 +40,11 @@ import numpy as np
 from core.errors import DataError, InvalidInput
 from core.features import FeatureSchema
 from core.manifest import Manifest
+from core.media import CSV, JSON, JSONLINES, JSONLINES_ALIASES
 from core.s3 import S3Error, is_s3_uri, parse_s3_uri, s3_client
 
 CAPTURE_SUFFIX = ".jsonl"
-JSON = "application/json"
-JSON_LINES = frozenset(
-    {
-        "application/jsonlines",
-        "application/jsonl",
-        "application/x-jsonlines",
-        "application/x-ndjson",
-    }
-)
+JSON_LINES = frozenset({JSONLINES, *JSONLINES_ALIASES})
 # The JSON wrappers of a request body (the service's accepted shapes).
 _WRAPPERS = ("features", "instances", "inputs", "records")
 
@@ -260,7 +253,7 @@ def _payload(payload: Any) -> tuple[str, str]:
 
 
 def _input_rows(media: str, data: str, schema: FeatureSchema) -> np.ndarray:
-    if media == "text/csv":
+    if media == CSV:
         return schema.validate(_csv_matrix(data, schema))
     if media in JSON_LINES:  # one row (a list in feature order, or a record) per line
         try:
@@ -322,7 +315,7 @@ def _answer(
     media: str, data: str, classes: list[Any] | None
 ) -> tuple[list[Any], list[list[float]] | None, Any]:
     """Predictions, probabilities (or None) and the answering model version (or None)."""
-    if media == "text/csv":  # RFC 4180: a label may be quoted (the service quotes as needed)
+    if media == CSV:  # RFC 4180: a label may be quoted (the service quotes as needed)
         lines = [cells for cells in csv.reader(io.StringIO(data)) if cells]
         labels = [_label(cells[0], classes) for cells in lines]
         if classes and lines and all(len(cells) == len(classes) + 1 for cells in lines):
