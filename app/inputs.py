@@ -21,28 +21,15 @@ import pyarrow.csv as pacsv
 from app.errors import BadRequest
 from core.errors import InvalidInput
 from core.features import CSV_MISSING, FeatureSchema, put_numbers, text_codes
+from core.media import without_bom
 
 # The JSON body shapes accepted besides a bare list of rows or records.
 WRAPPER_KEYS = ("features", "instances", "inputs", "records")
 
 
-def without_bom(body: bytes) -> bytes:
-    """``body`` without a leading UTF-8 byte order mark.
-
-    Windows tools start a text file with one (Excel's "CSV UTF-8", PowerShell 5's
-    ``Out-File -Encoding utf8``), and a Batch Transform job sends it in the first mini-batch of
-    each such file. It is not data: RFC 8259 (section 8.1) lets a JSON parser ignore it, and
-    CSV readers skip it (pyarrow's does).
-    """
-    return body[len(_BOM) :] if body.startswith(_BOM) else body
-
-
-_BOM = b"\xef\xbb\xbf"
-
-
 def parse_json(body: bytes, lines_media: str | None = None) -> Any:
-    """Parse a JSON body (orjson; a leading byte order mark is ignored: :func:`without_bom`),
-    as a 400 naming the position when it is malformed.
+    """Parse a JSON body (orjson; a leading byte order mark is ignored:
+    :func:`core.media.without_bom`), as a 400 naming the position when it is malformed.
 
     Args:
         lines_media: The media type to name when the body holds one JSON value a line: JSON
@@ -168,7 +155,7 @@ def _reason(e: BaseException) -> str:
 
 def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     """CSV rows without a header (a header equal to the feature names is skipped, and a
-    leading byte order mark: :func:`without_bom`).
+    leading byte order mark: :func:`core.media.without_bom`).
 
     One line is one row, and every row is answered in order (Batch Transform pairs output
     lines with input lines): an empty line inside the body is refused, never skipped. Empty

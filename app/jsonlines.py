@@ -25,11 +25,11 @@ from app.inputs import (
     json_reason,
     json_to_matrix,
     parse_json,
-    without_bom,
 )
 from app.slices import RowSlices
 from core.errors import InvalidInput
 from core.features import FeatureSchema, put_numbers, text_codes
+from core.media import without_bom
 
 
 def _numeric_jsonlines(
@@ -301,7 +301,7 @@ def jsonlines_to_matrix(
 ) -> np.ndarray:
     """JSON Lines: one row per line, a list in feature order or an object keyed by feature
     name. Empty lines are refused like in CSV (each output line answers its input line); a
-    leading byte order mark is ignored (:func:`~app.inputs.without_bom`).
+    leading byte order mark is ignored (:func:`core.media.without_bom`).
 
     Args:
         slices: The threads a large body of number lists is checked on (one by default).

@@ -40,7 +40,7 @@ import numpy as np
 from core.errors import DataError, InvalidInput
 from core.features import FeatureSchema
 from core.manifest import Manifest
-from core.media import CSV, JSON, JSONLINES, JSONLINES_ALIASES
+from core.media import CSV, JSON, JSONLINES, JSONLINES_ALIASES, without_bom
 from core.s3 import S3Error, is_s3_uri, parse_s3_uri, s3_client
 
 CAPTURE_SUFFIX = ".jsonl"
@@ -249,7 +249,7 @@ def _payload(payload: Any) -> tuple[str, str]:
             raise _Skip("BASE64 data that is not UTF-8 text") from None
     elif encoding not in ("CSV", "JSON"):
         raise _Skip(f"unknown encoding {encoding[:20]!r}")
-    return media, data
+    return media, without_bom(data)  # as the service read it
 
 
 def _input_rows(media: str, data: str, schema: FeatureSchema) -> np.ndarray:

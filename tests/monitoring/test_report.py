@@ -424,24 +424,27 @@ def test_report_reads_sagemaker_captured_csv_with_text_features_and_text_labels(
 ) -> None:
     """CSV in and out of the real service for a model with text features (island, sex with
     gaps) and text labels: the CSV rows are read with the service's own rules (a category's
-    code, NA as missing), and the CSV answers as CSV (RFC 4180: a writer that quotes every
-    field, such as pandas' QUOTE_ALL, is read alike)."""
+    code, NA as missing, a leading byte order mark dropped: the first mini-batch of a file
+    saved by a Windows tool), and the CSV answers as CSV (RFC 4180: a writer that quotes
+    every field, such as pandas' QUOTE_ALL, is read alike)."""
     import csv
     import io
 
     import pandas as pd
 
-    from core.features import FeatureSchema
+    from core.features import FeatureSchema, category_codes
 
     model = load_model(penguins_bundle)
     names = model.manifest.feature_names
     frame = pd.read_csv(penguins_bundle.parent / "penguins.csv")
     sample = frame.sample(n=40, random_state=5).reset_index(drop=True)
     batches = [sample[names].iloc[k : k + 10] for k in range(0, 40, 10)]
-    exchanges = []
+    exchanges: list[tuple[str, str]] = []
     with TestClient(create_app(AppSettings(model_uri=str(penguins_bundle)))) as client:
         for batch in batches:
             body = batch.to_csv(header=False, index=False, na_rep="NA")
+            if not exchanges:
+                body = "\ufeff" + body
             r = client.post(
                 "/invocations",
                 content=body,
@@ -472,6 +475,12 @@ def test_report_reads_sagemaker_captured_csv_with_text_features_and_text_labels(
     }
     quality = _by_name(data["quality"]["features"])
     assert quality["sex"]["missing"] == int(sample["sex"].isna().sum()) > 0
+    island = next(f for f in model.manifest.features if f.name == "island")
+    codes = category_codes(sample["island"].to_numpy(dtype=object), island)
+    k = len(island.categories or [])
+    drift = _by_name(data["drift"]["features"])
+    assert drift["island"]["counts"] == np.bincount(codes.astype(int), minlength=k + 1).tolist()
+    assert drift["island"]["counts"][k] == 0  # no row read as an unseen island
 
 
 def test_report_reads_what_sagemaker_captures_of_json_lines_and_csv_exchanges(
