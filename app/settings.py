@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.media import JSONLINES, JSONLINES_ALIASES
 from core.runtime import cpus_available
 from core.transform import DEFAULT_PAYLOAD_MB, MIB
 
@@ -361,8 +362,12 @@ class AppSettings(BaseSettings):
     @field_validator("default_invocations_accept", mode="before")
     @classmethod
     def _media_type(cls, value: object) -> object:
-        """``Text/CSV; charset=utf-8`` -> ``text/csv``."""
-        return value.split(";", 1)[0].strip().lower() if isinstance(value, str) else value
+        """``Text/CSV; charset=utf-8`` -> ``text/csv``; a JSON Lines alias -> JSON Lines (as in
+        ``Accept``)."""
+        if not isinstance(value, str):
+            return value
+        media = value.split(";", 1)[0].strip().lower()
+        return JSONLINES if media in JSONLINES_ALIASES else media
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -157,10 +157,20 @@ def test_settings_sagemaker_bind_port_is_honoured(monkeypatch: pytest.MonkeyPatc
     assert AppSettings().port == 8081
 
 
-def test_settings_default_accept_is_a_media_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "Text/CSV; charset=utf-8")
+@pytest.mark.parametrize(
+    ("value", "media"),
+    [
+        ("Text/CSV; charset=utf-8", "text/csv"),
+        ("application/x-ndjson", "application/jsonlines"),  # an alias, as in Accept
+        ("Application/JSONL", "application/jsonlines"),
+    ],
+)
+def test_settings_default_accept_is_a_media_type(
+    monkeypatch: pytest.MonkeyPatch, value: str, media: str
+) -> None:
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", value)
 
-    assert AppSettings().default_invocations_accept == "text/csv"
+    assert AppSettings().default_invocations_accept == media
 
 
 # SageMaker sets SAGEMAKER_MAX_PAYLOAD_IN_MB in a Batch Transform container to the job's
