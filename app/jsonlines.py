@@ -19,13 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from app.errors import BadRequest
-from app.inputs import (
-    FAST_PATH_BYTES,
-    arrow_csv,
-    json_reason,
-    json_to_matrix,
-    parse_json,
-)
+from app.inputs import FAST_PATH_BYTES, arrow_csv, json_reason, json_to_matrix, parse_json
 from app.slices import RowSlices
 from core.errors import InvalidInput
 from core.features import FeatureSchema, put_numbers, text_codes
