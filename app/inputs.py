@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import tokenize
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,8 @@ from app.errors import BadRequest
 from core.errors import InvalidInput
 from core.features import CSV_MISSING, FeatureSchema, put_numbers, text_codes
 from core.media import without_bom
+from core.npy import NpyError
+from core.npy import npy_to_matrix as npy_matrix
 
 # The JSON body shapes accepted besides a bare list of rows or records.
 WRAPPER_KEYS = ("features", "instances", "inputs", "records")
@@ -105,52 +106,12 @@ _SHAPES = (
 
 
 def npy_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
-    """A NumPy ``.npy`` file (the SageMaker SDK's ``NumpySerializer``): a 2-D array of rows, or
-    a 1-D array as one row. Numbers as they are (NaN is a missing value), text through the
-    JSON rules (a category's text; a number written as text is refused). Never unpickled: an
-    object array is refused."""
-    if not body.startswith(_NPY_MAGIC):
-        raise BadRequest(
-            "The body is not a NumPy .npy array (it does not open with .npy's magic bytes); "
-            "send what numpy.save writes, or CSV or JSON."
-        )
+    """A NumPy ``.npy`` body (the SageMaker SDK's ``NumpySerializer``) as a validated matrix,
+    by :func:`core.npy.npy_to_matrix`; a body that is not a readable array is a 400."""
     try:
-        array = np.lib.format.read_array(io.BytesIO(body), allow_pickle=False)
-    except _NPY_ERRORS as e:
-        if isinstance(e, ValueError) and "allow_pickle" in str(e):
-            raise BadRequest(
-                "The .npy body holds Python objects, which the service never unpickles; send "
-                "a numeric array, or CSV or JSON for mixed text and numbers."
-            ) from None
-        raise BadRequest(f"The body is not a NumPy .npy array ({_reason(e)}).") from None
-    if array.dtype.names is not None:
-        raise BadRequest("The .npy body holds a record array; send a plain array of rows.")
-    if array.ndim == 1:
-        array = array.reshape(1, -1)
-    if array.ndim != 2:
-        raise InvalidInput(
-            f"The .npy array has shape {list(array.shape)}; send [rows, {schema.n}] for "
-            f"{schema.expected()}."
-        )
-    if array.dtype.kind in "iuf" and not schema.any_categorical:
-        if array.shape[1] != schema.n:
-            raise InvalidInput(
-                f"The .npy array has {array.shape[1]} columns; the model expects "
-                f"{schema.expected()}."
-            )
-        return schema.validate(np.asarray(array, dtype=np.float64))
-    # text, booleans, or a model with text features: the JSON rules, value by value
-    return schema.validate(schema.rows_to_matrix(array.tolist()))
-
-
-_NPY_MAGIC = b"\x93NUMPY"
-# What numpy's .npy reader raises on a damaged file: its header is Python literal syntax, read
-# with ast.literal_eval and, failing that, tokenize (a NUL there raised TokenError: hypothesis).
-_NPY_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, EOFError, OSError, TypeError)
-
-
-def _reason(e: BaseException) -> str:
-    return (str(e).splitlines()[0][:200] if str(e) else type(e).__name__).rstrip(".")
+        return npy_matrix(body, schema)
+    except NpyError as e:
+        raise BadRequest(str(e)) from None
 
 
 def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:

@@ -17,10 +17,8 @@ from core.media import CSV as CSV
 from core.media import JSON as JSON
 from core.media import JSONLINES as JSONLINES
 from core.media import JSONLINES_ALIASES
+from core.media import NPY as NPY
 
-# NumPy's .npy file: the SageMaker SDK's NumpySerializer and NumpyDeserializer (the defaults of
-# its SKLearnPredictor) send and ask for it.
-NPY = "application/x-npy"
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # A body from this size is parsed, and its answer written, in a worker thread: meanwhile the
 # event loop answers /ping (SageMaker waits 2 s for it) and other requests. Parsing a 100 MiB

@@ -13,6 +13,9 @@ CSV = "text/csv"
 JSONLINES = "application/jsonlines"
 # Other names clients give JSON Lines, read as it (in Content-Type and in Accept).
 JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "application/x-ndjson")
+# NumPy's .npy file: the SageMaker SDK's NumpySerializer and NumpyDeserializer (the defaults of
+# its SKLearnPredictor) send and ask for it (core/npy.py).
+NPY = "application/x-npy"
 
 
 def without_bom(body: Text) -> Text:
