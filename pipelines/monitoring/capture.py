@@ -12,11 +12,11 @@ SageMaker writes it for its endpoints (``s3://<capture prefix>/<endpoint>/<varia
 hh/*.jsonl``) with the request and response bodies as the caller and the container sent them;
 the mlship service writes it for every target (``MLSHIP_CAPTURE_DIR``) with the validated rows
 as ``{"instances": [...]}``. Inputs are read in the shapes the service accepts (CSV rows, JSON
-Lines rows, or JSON rows, records or columns under ``features``/``instances``/``inputs``/
-``records``); the values go through the bundle's feature schema (``core.features``). Outputs
-are ``/invocations``
-answers: JSON ``{"predictions": [...], "probabilities": [...]}``, CSV ``label,p1,p2,...``, or
-JSON Lines (one row, and one answer, per line).
+Lines rows, JSON rows, records or columns under ``features``/``instances``/``inputs``/
+``records``, or a NumPy ``.npy`` array, kept as BASE64); the values go through the bundle's
+feature schema (``core.features``). Outputs are ``/invocations`` answers: JSON
+``{"predictions": [...], "probabilities": [...]}``, CSV ``label,p1,p2,...``, JSON Lines (one
+row, and one answer, per line), or a ``.npy`` array of the predictions.
 
 A record that cannot be read (a malformed line, an error answer, rows and predictions that do
 not match, another model version) is skipped and counted by reason, never guessed at.
@@ -40,7 +40,8 @@ import numpy as np
 from core.errors import DataError, InvalidInput
 from core.features import FeatureSchema
 from core.manifest import Manifest
-from core.media import CSV, JSON, JSONLINES, JSONLINES_ALIASES, without_bom
+from core.media import CSV, JSON, JSONLINES, JSONLINES_ALIASES, NPY, without_bom
+from core.npy import NpyError, npy_to_matrix, read_npy
 from core.s3 import S3Error, is_s3_uri, parse_s3_uri, s3_client
 
 CAPTURE_SUFFIX = ".jsonl"
@@ -235,8 +236,10 @@ def _record(line: str, schema: FeatureSchema, classes: list[Any] | None, version
     return _Record(at, inference_id, X, labels, probabilities)
 
 
-def _payload(payload: Any) -> tuple[str, str]:
-    """The media type and the decoded body of an ``endpointInput``/``endpointOutput``."""
+def _payload(payload: Any) -> tuple[str, str | bytes]:
+    """The media type and the decoded body of an ``endpointInput``/``endpointOutput``: text,
+    or the bytes of a ``.npy`` array (which SageMaker keeps as BASE64, as any body whose type
+    its capture configuration does not list as CSV or JSON)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), str):
         raise _Skip("a payload without data")
     media = str(payload.get("observedContentType") or "").split(";", 1)[0].strip().lower()
@@ -244,15 +247,39 @@ def _payload(payload: Any) -> tuple[str, str]:
     data: str = payload["data"]
     if encoding == "BASE64":
         try:
-            data = base64.b64decode(data, validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+            raw = base64.b64decode(data, validate=True)
+        except ValueError:
+            raise _Skip("BASE64 data that does not decode") from None
+        if media == NPY:
+            return media, raw
+        try:
+            data = raw.decode("utf-8")
+        except UnicodeDecodeError:
             raise _Skip("BASE64 data that is not UTF-8 text") from None
     elif encoding not in ("CSV", "JSON"):
         raise _Skip(f"unknown encoding {encoding[:20]!r}")
     return media, without_bom(data)  # as the service read it
 
 
-def _input_rows(media: str, data: str, schema: FeatureSchema) -> np.ndarray:
+def _npy(data: str | bytes) -> bytes:
+    if isinstance(data, str):
+        raise _Skip("a .npy body captured as text, not BASE64")
+    return data
+
+
+def _text(data: str | bytes) -> str:
+    if isinstance(data, bytes):
+        raise _Skip("a binary body of a text content type")
+    return data
+
+
+def _input_rows(media: str, body: str | bytes, schema: FeatureSchema) -> np.ndarray:
+    if media == NPY:  # as the service reads it (core/npy.py)
+        try:
+            return npy_to_matrix(_npy(body), schema)
+        except NpyError:
+            raise _Skip("input is not a NumPy .npy array") from None
+    data = _text(body)
     if media == CSV:
         return schema.validate(_csv_matrix(data, schema))
     if media in JSON_LINES:  # one row (a list in feature order, or a record) per line
@@ -312,9 +339,18 @@ def _json_matrix(payload: Any, schema: FeatureSchema) -> np.ndarray:
 
 
 def _answer(
-    media: str, data: str, classes: list[Any] | None
+    media: str, body: str | bytes, classes: list[Any] | None
 ) -> tuple[list[Any], list[list[float]] | None, Any]:
     """Predictions, probabilities (or None) and the answering model version (or None)."""
+    if media == NPY:  # the predictions alone, one per row (app/answers.py's npy_answer)
+        try:
+            predictions = read_npy(_npy(body))
+        except NpyError:
+            raise _Skip("answer is not a NumPy .npy array") from None
+        if predictions.ndim != 1:
+            raise _Skip("a .npy answer that is not one prediction per row")
+        return [_label(v, classes) for v in predictions.tolist()], None, None
+    data = _text(body)
     if media == CSV:  # RFC 4180: a label may be quoted (the service quotes as needed)
         lines = [cells for cells in csv.reader(io.StringIO(data)) if cells]
         labels = [_label(cells[0], classes) for cells in lines]

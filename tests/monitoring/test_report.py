@@ -4,6 +4,8 @@ and for a capture file written by hand in SageMaker Data Capture's documented fo
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import shutil
@@ -403,20 +405,57 @@ def test_report_of_text_features_reads_back_the_codes_the_model_saw(
     )
 
 
-def _sagemaker_record(i: int, media: str, body: str, answer: str) -> str:
-    """A Data Capture record as SageMaker writes one for an exchange with an endpoint."""
-    encoding = "CSV" if media == "text/csv" else "JSON"
-    payload = {"observedContentType": media, "encoding": encoding}
+def _sagemaker_record(i: int, media: str, body: str | bytes, answer: str | bytes) -> str:
+    """A Data Capture record as SageMaker writes one for an exchange with an endpoint: a
+    binary body (a type its capture configuration lists neither as CSV nor as JSON) as
+    BASE64."""
+
+    def payload(data: str | bytes, mode: str) -> dict[str, str]:
+        if isinstance(data, bytes):
+            encoding, data = "BASE64", base64.b64encode(data).decode()
+        else:
+            encoding = "CSV" if media == "text/csv" else "JSON"
+        return {"observedContentType": media, "encoding": encoding, "data": data, "mode": mode}
+
     return json.dumps(
         {
             "captureData": {
-                "endpointInput": {**payload, "data": body, "mode": "INPUT"},
-                "endpointOutput": {**payload, "data": answer, "mode": "OUTPUT"},
+                "endpointInput": payload(body, "INPUT"),
+                "endpointOutput": payload(answer, "OUTPUT"),
             },
             "eventMetadata": {"eventId": f"e-{i}", "inferenceTime": f"2026-11-02T10:0{i}:00Z"},
             "eventVersion": "0",
         }
     )
+
+
+def test_report_reads_sagemaker_captured_numpy_exchanges(iris_bundle: Path, tmp_path: Path) -> None:
+    """The SageMaker SDK's SKLearnPredictor sends .npy and asks for .npy (NumpySerializer,
+    NumpyDeserializer); Data Capture keeps both bodies as BASE64. The report reads them as the
+    service does (core/npy.py): a 2-D array of rows, or a 1-D array as one row."""
+    rows = FIXTURE_ROWS[:5]
+    exchanges: list[tuple[bytes, bytes]] = []
+    npy = {"Content-Type": "application/x-npy", "Accept": "application/x-npy"}
+    with TestClient(create_app(AppSettings(model_uri=str(iris_bundle)))) as client:
+        for batch in (rows[:3], rows[3], rows[4:]):
+            sent = io.BytesIO()
+            np.save(sent, batch)
+            r = client.post("/invocations", content=sent.getvalue(), headers=npy)
+            assert r.status_code == 200, r.text
+            exchanges.append((sent.getvalue(), r.content))
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(
+        "".join(
+            _sagemaker_record(i, "application/x-npy", *e) + "\n" for i, e in enumerate(exchanges)
+        )
+    )
+
+    data = run_report(str(capture), iris_bundle, tmp_path / "r.html")
+
+    assert data["capture"]["skipped"] == {}
+    assert (data["capture"]["records"], data["capture"]["rows"]) == (3, 5)
+    predicted = load_model(iris_bundle).predict(rows).labels
+    assert data["predictions"]["counts"] == {str(c): int((predicted == c).sum()) for c in (0, 1, 2)}
 
 
 def test_report_reads_sagemaker_captured_csv_with_text_features_and_text_labels(
