@@ -52,26 +52,25 @@ def _numeric_jsonlines(
     # bracket (a nested list) stays in a cell, which pyarrow then cannot read.
     chars = np.frombuffer(bytearray(lf), dtype=np.uint8)
 
-    rows: list[int] = []
-
-    def blank_brackets() -> bool:
+    def blank_brackets() -> int:
+        """The rows, once their brackets are blanked (0: not one list per line)."""
         lines = _lines_between(chars, _OPEN, _CLOSE)
         if lines is None:
-            return False
+            return 0
         breaks, end = lines
         chars[0] = chars[end - 1] = _SPACE
         chars[breaks - 1] = chars[breaks + 1] = _SPACE
-        rows.append(breaks.size + 1)
-        return True
+        return int(breaks.size) + 1
 
-    def numbers() -> bool:
-        # On the body as sent: a bracket, like the space it becomes, is neither digit nor sign.
-        return _json_numbers(np.frombuffer(lf, dtype=np.uint8))
+    def numbers() -> int:
+        """1 when every number is one JSON's grammar allows, else 0. On the body as sent: a
+        bracket, like the space it becomes, is neither digit nor sign."""
+        return int(_json_numbers(np.frombuffer(lf, dtype=np.uint8)))
 
-    checks = [blank_brackets, numbers]
-    if not all((slices or RowSlices()).map(lambda check: check(), checks)):
+    rows, numbers_ok = (slices or RowSlices()).map(lambda check: check(), [blank_brackets, numbers])
+    if not (rows and numbers_ok):
         return None
-    return _number_lines(chars, rows[0], schema)
+    return _number_lines(chars, rows, schema)
 
 
 def json_rows_to_matrix(

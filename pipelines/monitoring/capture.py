@@ -237,9 +237,9 @@ def _record(line: str, schema: FeatureSchema, classes: list[Any] | None, version
 
 
 def _payload(payload: Any) -> tuple[str, str | bytes]:
-    """The media type and the decoded body of an ``endpointInput``/``endpointOutput``: text,
-    or the bytes of a ``.npy`` array (which SageMaker keeps as BASE64, as any body whose type
-    its capture configuration does not list as CSV or JSON)."""
+    """The media type and the decoded body of an ``endpointInput``/``endpointOutput``: bytes
+    for a ``.npy`` array (which SageMaker keeps as BASE64, as any body whose type its capture
+    configuration does not list as CSV or JSON), text for every other type."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), str):
         raise _Skip("a payload without data")
     media = str(payload.get("observedContentType") or "").split(";", 1)[0].strip().lower()
@@ -258,28 +258,17 @@ def _payload(payload: Any) -> tuple[str, str | bytes]:
             raise _Skip("BASE64 data that is not UTF-8 text") from None
     elif encoding not in ("CSV", "JSON"):
         raise _Skip(f"unknown encoding {encoding[:20]!r}")
+    if media == NPY:
+        raise _Skip("a .npy body captured as text, not BASE64")
     return media, without_bom(data)  # as the service read it
 
 
-def _npy(data: str | bytes) -> bytes:
-    if isinstance(data, str):
-        raise _Skip("a .npy body captured as text, not BASE64")
-    return data
-
-
-def _text(data: str | bytes) -> str:
-    if isinstance(data, bytes):
-        raise _Skip("a binary body of a text content type")
-    return data
-
-
-def _input_rows(media: str, body: str | bytes, schema: FeatureSchema) -> np.ndarray:
-    if media == NPY:  # as the service reads it (core/npy.py)
+def _input_rows(media: str, data: str | bytes, schema: FeatureSchema) -> np.ndarray:
+    if isinstance(data, bytes):  # a .npy array (_payload), read as the service reads it
         try:
-            return npy_to_matrix(_npy(body), schema)
+            return npy_to_matrix(data, schema)
         except NpyError:
             raise _Skip("input is not a NumPy .npy array") from None
-    data = _text(body)
     if media == CSV:
         return schema.validate(_csv_matrix(data, schema))
     if media in JSON_LINES:  # one row (a list in feature order, or a record) per line
@@ -339,18 +328,17 @@ def _json_matrix(payload: Any, schema: FeatureSchema) -> np.ndarray:
 
 
 def _answer(
-    media: str, body: str | bytes, classes: list[Any] | None
+    media: str, data: str | bytes, classes: list[Any] | None
 ) -> tuple[list[Any], list[list[float]] | None, Any]:
     """Predictions, probabilities (or None) and the answering model version (or None)."""
-    if media == NPY:  # the predictions alone, one per row (app/answers.py's npy_answer)
+    if isinstance(data, bytes):  # a .npy array of the predictions alone (app's npy_answer)
         try:
-            predictions = read_npy(_npy(body))
+            predictions = read_npy(data)
         except NpyError:
             raise _Skip("answer is not a NumPy .npy array") from None
         if predictions.ndim != 1:
             raise _Skip("a .npy answer that is not one prediction per row")
         return [_label(v, classes) for v in predictions.tolist()], None, None
-    data = _text(body)
     if media == CSV:  # RFC 4180: a label may be quoted (the service quotes as needed)
         lines = [cells for cells in csv.reader(io.StringIO(data)) if cells]
         labels = [_label(cells[0], classes) for cells in lines]
@@ -393,7 +381,8 @@ def _answer(
 def _label(value: Any, classes: list[Any] | None) -> Any:
     """A class of the manifest (matched on its text, as CSV carries it), or a number."""
     if classes:
-        for text in (value, value.strip() if isinstance(value, str) else value):
+        spellings = [value, value.strip()] if isinstance(value, str) else [value]
+        for text in spellings:
             for c in classes:
                 if text == c or str(text) == str(c):
                     return c
