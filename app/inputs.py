@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from app.errors import BadRequest
 from core.errors import InvalidInput
-from core.features import CSV_MISSING, FeatureSchema, put_numbers, text_codes
+from core.features import CSV_MISSING, FeatureSchema, flag_values, put_numbers, text_codes
 from core.media import without_bom
 from core.npy import NpyError
 from core.npy import npy_to_matrix as npy_matrix
@@ -216,7 +216,10 @@ def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) ->
             fails on it).
     """
     n = schema.n
-    text = schema.categorical
+    # A boolean feature's CSV cells are read as text too (pandas writes True and False); not
+    # the JSON bodies' (missing=False), where true and false go to the exact path, as NaN does.
+    flags = schema.boolean & missing
+    text = schema.categorical | flags
 
     def read(nulls: list[str]) -> pa.Table:
         return pacsv.read_csv(
@@ -248,7 +251,12 @@ def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) ->
     X = np.empty((table.num_rows, n), dtype=np.float64)  # row-major, as onnxruntime takes it
     for j in range(n):
         column = table.column(j)
-        if text[j]:
+        if flags[j]:
+            values = flag_values(column)
+            if values is None:
+                return None
+            X[:, j] = values
+        elif text[j]:
             X[:, j] = text_codes(column, schema.features[j], csv_cell=True)
         else:
             put_numbers(X[:, j], column)

@@ -175,7 +175,12 @@ def _record_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
     if lines is None:
         return None
     breaks, end = lines
-    types = [pa.string() if text else pa.float64() for text in schema.categorical]
+    # pandas writes a bool column as JSON's true and false: a boolean feature reads them (a 1
+    # or 0 there fails this parse and takes the exact path, which reads those too)
+    types = [
+        pa.string() if text else pa.bool_() if flag else pa.float64()
+        for text, flag in zip(schema.categorical, schema.boolean, strict=True)
+    ]
     try:
         table = pajson.read_json(
             pa.BufferReader(pa.py_buffer(lf)),
@@ -195,6 +200,8 @@ def _record_jsonlines(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
         column = table.column(name)
         if schema.categorical[j]:
             X[:, j] = text_codes(column, spec, csv_cell=False)
+        elif schema.boolean[j]:
+            put_numbers(X[:, j], column)  # True and False as 1.0 and 0.0
         else:
             if not pc.all(pc.is_finite(column)).as_py():  # skips nulls
                 return None

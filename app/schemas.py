@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from core.features import FeatureSchema
 
-Label = int | float | str
+Label = bool | int | float | str  # bool: a table's True/False target
 
 
 class ErrorResponse(BaseModel):

@@ -44,6 +44,11 @@ CSV_MISSING: frozenset[str] = frozenset(
      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 )  # fmt: skip
 
+# A boolean feature's CSV cells, as pandas reads a column of them in training (``True`` and
+# ``False`` as ``to_csv`` writes them, in any case: tested against pandas); 1 and 0 are read
+# as numbers. Trimmed first, as every CSV cell is.
+BOOLEAN_CELLS: dict[str, float] = {"true": 1.0, "false": 0.0}
+
 
 class FeatureSchema:
     """The model's input columns, as arrays ready for vectorised checks."""
@@ -167,6 +172,10 @@ class FeatureSchema:
         codes = self.codes[j]
         if codes is not None:
             return codes.get(cell, float(self.outside[j]))
+        if self.boolean[j]:
+            flag = BOOLEAN_CELLS.get(cell.lower())
+            if flag is not None:
+                return flag
         # float() also reads "1_000" and non-ASCII digits (Arabic-Indic, full-width); a
         # number in text is ASCII.
         try:
@@ -174,6 +183,10 @@ class FeatureSchema:
                 raise ValueError(cell)  # noqa: TRY301 - the same refusal as float()'s
             return float(cell)
         except ValueError:
+            if self.boolean[j]:
+                raise InvalidInput(
+                    f"{where}feature {self.names[j]!r} must be true, false, 1 or 0."
+                ) from None
             raise InvalidInput(
                 f"{where}feature {self.names[j]!r} is not a number; send numeric "
                 "rows without a header."
@@ -373,6 +386,34 @@ def text_codes(column: Any, spec: FeatureSpec, csv_cell: bool) -> np.ndarray:
         spellings = pa.array(sorted(CSV_MISSING), pa.string())
         missing = pc.or_kleene(missing, pc.is_in(column, value_set=spellings))
     out[missing.to_numpy(zero_copy_only=False)] = np.nan
+    return out
+
+
+def flag_values(column: Any) -> np.ndarray | None:
+    """A text column (a pyarrow string array) of CSV cells of a boolean feature, read in C++
+    as :meth:`FeatureSchema.text_value` reads each cell: trimmed, ``true`` or ``false`` in any
+    case (:data:`BOOLEAN_CELLS`), missing when empty or a null spelling, else a number; or
+    None when a cell is none of those (the caller's exact path words the error)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = pc.utf8_trim_whitespace(column)
+    lower = pc.utf8_lower(cells)
+    missing = pc.or_kleene(
+        pc.is_null(cells), pc.is_in(cells, value_set=pa.array(sorted(CSV_MISSING), pa.string()))
+    )
+    out = np.full(len(column), np.nan)
+    rest = pc.invert(missing)
+    for text, value in BOOLEAN_CELLS.items():
+        flags = pc.and_kleene(rest, pc.equal(lower, text)).to_numpy(zero_copy_only=False)
+        out[flags] = value
+        rest = pc.and_kleene(rest, pc.not_equal(lower, text))
+    numbers = rest.to_numpy(zero_copy_only=False)
+    if numbers.any():
+        try:
+            out[numbers] = pc.cast(cells.filter(rest), pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
     return out
 
 

@@ -70,7 +70,7 @@ class TargetSpec(_Frozen):
     """The predicted column; ``classes`` in the order of ``predict_proba`` columns."""
 
     name: str
-    classes: list[int | float | str] | None = None
+    classes: list[bool | int | float | str] | None = None
 
 
 class ManifestDraft(_Frozen):
@@ -110,5 +110,5 @@ class Golden(_Frozen):
     """Held-out rows (as a client sends them) and the predictions recorded at training time."""
 
     inputs: list[list[float | str | None]]
-    predictions: list[int | float | str]
+    predictions: list[bool | int | float | str]
     probabilities: list[list[float]] | None = None

@@ -66,7 +66,7 @@ class XY:
     dtypes: dict[str, Dtype]
     y: np.ndarray
     target: str
-    classes: list[int | float | str] | None
+    classes: list[bool | int | float | str] | None
 
     @property
     def feature_names(self) -> list[str]:
@@ -263,7 +263,7 @@ def split_xy(
             f"{source}: {missing_labels} row(s) have no value in the target column {target!r}. "
             "Drop the unlabelled rows or fill in their labels before training."
         )
-    classes: list[int | float | str] | None = None
+    classes: list[bool | int | float | str] | None = None
     if task == "classification":
         labels = y_series.unique().tolist()
         if len(labels) < 2:

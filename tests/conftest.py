@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from core.model import Model, load_model
-from tests.factories import make_bundle, running_moto, train_table
+from tests.factories import flags_table, make_bundle, running_moto, train_table
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -76,6 +76,13 @@ def penguins() -> pd.DataFrame:
 
     frame: pd.DataFrame = load_penguins()
     return frame
+
+
+@pytest.fixture(scope="session")
+def flags_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model of :func:`tests.factories.flags_table`: True/False feature and target."""
+    tmp = tmp_path_factory.mktemp("flags")
+    return train_table(tmp, flags_table(), "churned", "logistic_regression")
 
 
 @pytest.fixture(scope="session")

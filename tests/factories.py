@@ -121,6 +121,22 @@ def running_moto(env: Mapping[str, str] | None = None) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def flags_table(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """A customer table of the kind real exports are: a True/False column, a small count, an
+    amount that is zero for most rows, a text column, and a True/False target (``churned``)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    premium = rng.random(rows) < 0.3
+    seats = rng.integers(1, 5, rows)
+    spend = np.where(rng.random(rows) < 0.6, 0.0, np.round(rng.exponential(40.0, rows), 2))
+    plan = rng.choice(["basic", "pro", "team"], rows)
+    score = 0.03 * spend - 1.5 * premium - 0.4 * seats + (plan == "basic") + rng.normal(0, 1, rows)
+    return pd.DataFrame(
+        {"premium": premium, "seats": seats, "spend": spend, "plan": plan, "churned": score > 0}
+    )
+
+
 def train_table(tmp: Path, frame: pd.DataFrame, target: str, model: str, **extra: Any) -> Path:
     """Train ``model`` on ``frame`` (written as CSV) with `mlship train`'s own code, the gate
     and the registry off; the bundle directory. ``extra`` adds params.yaml keys (``data``

@@ -378,13 +378,18 @@ def _answer(
     raise _Skip(f"answer of content type {media[:40]!r}")
 
 
+def _answer_text(label: Any) -> str:
+    """A class as a CSV answer spells it: a JSON value (``true`` for a True class)."""
+    return "true" if label is True else "false" if label is False else str(label)
+
+
 def _label(value: Any, classes: list[Any] | None) -> Any:
     """A class of the manifest (matched on its text, as CSV carries it), or a number."""
     if classes:
         spellings = [value, value.strip()] if isinstance(value, str) else [value]
         for text in spellings:
             for c in classes:
-                if text == c or str(text) == str(c):
+                if text == c or str(text) == str(c) or str(text) == _answer_text(c):
                     return c
         raise _Skip(f"a predicted class the model does not have ({str(value)[:20]})")
     if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -522,6 +522,45 @@ def test_report_reads_sagemaker_captured_csv_with_text_features_and_text_labels(
     assert drift["island"]["counts"][k] == 0  # no row read as an unseen island
 
 
+def test_report_reads_true_false_answers_of_a_true_false_target(
+    flags_bundle: Path, tmp_path: Path
+) -> None:
+    """A model whose target is a True/False column answers ``true``/``false`` in CSV and
+    true/false in JSON; the report reads both as its classes, and the rows' True/False
+    cells as the service does."""
+    from core.features import FeatureSchema
+    from pipelines.profile import encode
+    from tests.factories import flags_table
+
+    model = load_model(flags_bundle)
+    frame = flags_table(rows=30, seed=7)[model.feature_names]
+    exchanges: list[tuple[str, str, str]] = []
+    with TestClient(create_app(AppSettings(model_uri=str(flags_bundle)))) as client:
+        for k, media in enumerate(["text/csv", "application/json", "text/csv"]):
+            batch = frame.iloc[k * 10 : k * 10 + 10]
+            if media == "text/csv":
+                body = batch.to_csv(header=False, index=False)
+            else:
+                body = json.dumps({"instances": json.loads(batch.to_json(orient="values"))})
+            headers = {"Content-Type": media, "Accept": media}
+            r = client.post("/invocations", content=body, headers=headers)
+            assert r.status_code == 200, r.text
+            exchanges.append((media, body, r.text))
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("".join(_sagemaker_record(i, *e) + "\n" for i, e in enumerate(exchanges)))
+
+    data = run_report(str(capture), flags_bundle, tmp_path / "r.html")
+
+    assert data["capture"]["skipped"] == {}
+    assert (data["capture"]["records"], data["capture"]["rows"]) == (3, 30)
+    X = encode(frame, list(model.manifest.features))
+    predicted = model.predict(FeatureSchema(model.manifest).validate(X)).labels
+    # JSON keys: the classes' text
+    assert data["predictions"]["counts"] == {
+        str(c): int((predicted == c).sum()) for c in (False, True)
+    }
+
+
 def test_report_reads_what_sagemaker_captures_of_json_lines_and_csv_exchanges(
     iris_bundle: Path, tmp_path: Path
 ) -> None:

@@ -1,0 +1,182 @@
+"""A table with yes/no columns, end to end: a True/False feature and target, a small count, and
+an amount that is zero for most rows (:func:`tests.factories.flags_table`).
+
+pandas writes a bool column as ``True``/``False`` and reads it back (in any case) as bool, so
+that is how such rows reach the endpoint: the service reads them as training read them, in the
+exact and in the C++ path. The target's classes stay True and False on every route and
+runtime.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from app.inputs import FAST_PATH_BYTES, _fast_csv, csv_to_matrix
+from app.jsonlines import _record_jsonlines, jsonlines_to_matrix
+from app.main import create_app
+from app.settings import AppSettings
+from core.errors import InvalidInput
+from core.features import BOOLEAN_CELLS, FeatureSchema
+from core.model import Model, load_model
+from pipelines.profile import encode
+from tests.factories import flags_table
+
+
+@pytest.fixture(scope="module")
+def model(flags_bundle: Path) -> Model:
+    return load_model(flags_bundle)
+
+
+@pytest.fixture(scope="module")
+def client(flags_bundle: Path) -> Iterator[TestClient]:
+    settings = AppSettings(model_uri=str(flags_bundle), cache_enabled=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _matrix(frame: pd.DataFrame, model: Model) -> np.ndarray:
+    """The rows as training encodes them (booleans 0/1, categories as codes)."""
+    return encode(frame, list(model.manifest.features))
+
+
+def test_boolean_cells_are_what_pandas_reads_as_bool() -> None:
+    """The service's spellings of a boolean cell are pandas' (training reads CSV with pandas):
+    each, in any case, is read as a bool column; anything else is not."""
+    for text, value in BOOLEAN_CELLS.items():
+        for spelling in (text, text.upper(), text.title(), text[0].upper() + text[1:].upper()):
+            column = pd.read_csv(io.StringIO(f"a\n{spelling}\n{spelling}\n"))["a"]
+            assert column.dtype == bool and column.tolist() == [bool(value)] * 2, spelling
+    for other in ("yes", "t", "1", "on"):
+        assert pd.read_csv(io.StringIO(f"a\n{other}\nFalse\n"))["a"].dtype != bool
+
+
+def test_manifest_keeps_the_true_false_target_and_feature(model: Model) -> None:
+    assert model.manifest.target.classes == [False, True]
+    assert all(type(c) is bool for c in model.manifest.target.classes)
+    dtypes = {f.name: f.dtype for f in model.manifest.features}
+    assert dtypes == {"premium": "bool", "seats": "int64", "spend": "float64", "plan": "category"}
+
+
+def test_csv_rows_as_pandas_writes_them_are_answered(client: TestClient, model: Model) -> None:
+    """The rows of the user's own table, written by pandas (``True``/``False``), are answered
+    like the model predicts them in process; a CSV answer's label is ``true``/``false``."""
+    frame = flags_table(rows=12, seed=1)[model.feature_names]
+    body = frame.to_csv(header=False, index=False)
+    body = body.replace("True,", "TRUE,", 1).replace("False,", " false ,", 1)
+
+    answer = client.post(
+        "/invocations", content=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    rows = list(csv.reader(io.StringIO(answer.text)))
+    expected = model.predict(_matrix(frame, model))
+    assert [r[0] for r in rows] == ["true" if v else "false" for v in expected.labels.tolist()]
+    assert expected.probabilities is not None
+    np.testing.assert_allclose(
+        np.array([r[1:] for r in rows], dtype=float), expected.probabilities, rtol=1e-12
+    )
+
+
+def test_a_cell_that_is_no_boolean_is_named(client: TestClient) -> None:
+    answer = client.post(
+        "/invocations",
+        content="False,2,0.0,pro\nyes,1,3.5,basic\n",
+        headers={"Content-Type": "text/csv"},
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "CSV row 1: feature 'premium' must be true, false, 1 or 0."
+
+
+def test_large_csv_takes_the_fast_path_and_reads_as_the_exact_path(model: Model) -> None:
+    """A Batch Transform-sized body of pandas' True/False cells (and other spellings of them,
+    1 and 0 among them) is parsed in C++ and every row equals what the exact path reads, and
+    what training reads."""
+    schema = FeatureSchema(model.manifest)
+    frame = flags_table(rows=4000, seed=2)[model.feature_names]
+    lines = frame.to_csv(index=False, header=False).splitlines()
+    spellings = ["TRUE", "false", " True", "FALSE ", "1", "0", "1.0", "tRuE"]
+    for k, spelling in enumerate(spellings):
+        cells = lines[k * 97].split(",")
+        cells[0] = spelling
+        lines[k * 97] = ",".join(cells)
+        frame.iloc[k * 97, 0] = spelling.strip().lower() in ("true", "1", "1.0")
+    body = ("\n".join(lines) + "\n").encode()
+
+    fast = _fast_csv(body, schema)
+    exact = np.vstack([csv_to_matrix(line.encode(), schema) for line in lines])
+
+    assert fast is not None and len(body) > FAST_PATH_BYTES
+    np.testing.assert_array_equal(fast, exact)
+    np.testing.assert_array_equal(exact, _matrix(frame, model))
+    # one cell that is no boolean: the exact path names its row
+    lines[3001] = "yes," + lines[3001].split(",", 1)[1]
+    with pytest.raises(InvalidInput, match="CSV row 3001: feature 'premium' must be true"):
+        csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
+
+
+def test_json_lines_records_keep_json_s_own_true_and_false(
+    client: TestClient, model: Model
+) -> None:
+    """JSON Lines of records as pandas writes them (``true``/``false``) take the C++ path, and
+    read as the exact path reads them; Python's ``True`` is not JSON (400)."""
+    schema = FeatureSchema(model.manifest)
+    frame = flags_table(rows=3000, seed=3)[model.feature_names]
+    body = frame.to_json(orient="records", lines=True)
+    lines = body.splitlines()
+    headers = {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"}
+
+    fast = _record_jsonlines(body.encode(), schema)
+    answer = client.post("/invocations", content=body, headers=headers)
+    broken = client.post("/invocations", content=body.replace("true", "True", 1), headers=headers)
+
+    assert fast is not None and len(body) > FAST_PATH_BYTES
+    exact = np.vstack([jsonlines_to_matrix(line.encode(), schema) for line in lines])
+    np.testing.assert_array_equal(fast, exact)
+    np.testing.assert_array_equal(exact, _matrix(frame, model))
+    assert answer.status_code == 200, answer.text
+    expected = model.predict(exact).labels.tolist()
+    assert [json.loads(line)["predictions"][0] for line in answer.text.splitlines()] == expected
+    assert broken.status_code == 400
+    assert "JSON Lines row 0 is not one JSON value" in broken.json()["error"]
+
+
+@pytest.mark.parametrize("runtime", ["sklearn", "onnx"])
+def test_classes_are_the_predictions_type_on_every_route(
+    flags_bundle: Path, model: Model, runtime: str
+) -> None:
+    """Answers name the classes True and False, as their predictions are, on both runtimes;
+    the Open Inference metadata's label datatype is the inference answer's (BOOL)."""
+    frame = flags_table(rows=6, seed=4)[model.feature_names]
+    rows = frame.to_numpy().tolist()
+    expected = model.predict(_matrix(frame, model)).labels.tolist()
+    settings = AppSettings(model_uri=str(flags_bundle), runtime=runtime, cache_enabled=False)
+    with TestClient(create_app(settings)) as c:
+        invocations = c.post("/invocations", json={"instances": rows}).json()
+        rest = c.post("/v1/predict", json={"instances": rows}).json()
+        metadata = c.get(f"/v2/models/{model.name}").json()
+        inputs = [
+            {"name": name, "datatype": "BYTES" if name == "plan" else "FP64", "shape": [6],
+             "data": frame[name].astype(str if name == "plan" else float).tolist()}
+            for name in model.feature_names
+        ]  # fmt: skip
+        oip = c.post(f"/v2/models/{model.name}/infer", json={"inputs": inputs}).json()
+
+    for answer in (invocations, rest):
+        assert answer["classes"] == [False, True]
+        assert answer["predictions"] == expected
+        assert all(type(p) is bool for p in answer["predictions"])
+    labels = next(o for o in oip["outputs"] if o["name"] == "predict")
+    declared = next(o for o in metadata["outputs"] if o["name"] == "predict")
+    assert labels["data"] == expected
+    assert labels["datatype"] == declared["datatype"] == "BOOL"
