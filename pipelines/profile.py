@@ -104,10 +104,26 @@ def raw_rows(frame: pd.DataFrame, specs: list[FeatureSpec]) -> list[list[float |
 
 
 def histogram(present: np.ndarray, bins: int = HISTOGRAM_BINS) -> DriftReference:
-    """Quantile-edged histogram (each bin about the same share of the training rows)."""
-    edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, bins + 1)))
-    if edges.size < 2:
-        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    """The reference histogram of a number feature, binned so that a shift between any two
+    common values shows in the PSI:
+
+    - at most ``bins`` distinct values (a flag, a count, a rating, a code): one bin per
+      value, its edges halfway to the next values. Quantile edges would merge them: a 0/1
+      flag got a single bin, so its PSI stayed 0 whatever its share became.
+    - more: quantile edges (each bin about the same share of the training rows), and a value
+      that holds a bin's share or more (a point mass, as the zeros of a zero-inflated
+      amount) gets a bin of its own, ``[value, next float)``, apart from the values near it.
+    """
+    distinct = np.unique(present)
+    if distinct.size == 1:
+        edges = np.array([distinct[0] - 0.5, distinct[0] + 0.5])
+    elif distinct.size <= bins:
+        edges = np.concatenate(([distinct[0]], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1]]))
+    else:
+        quantiles = np.quantile(present, np.linspace(0.0, 1.0, bins + 1))
+        edges, repeats = np.unique(quantiles, return_counts=True)
+        masses = edges[repeats > 1]
+        edges = np.unique(np.concatenate((edges, np.nextafter(masses, np.inf))))
     counts, _ = np.histogram(present, bins=edges)
     return DriftReference(bin_edges=edges.tolist(), frequencies=(counts / counts.sum()).tolist())
 

@@ -301,7 +301,7 @@ def _histogram_chart(feature: dict[str, Any]) -> str:
            label="training")  # fmt: skip
     ax.bar([i + 0.2 for i in x], feature["live"], width=0.4, color=LIVE_COLOUR, label="served")
     edges = feature["bin_edges"]
-    ax.set_xticks(x, [_short(edges[i]) for i in x], rotation=60, fontsize=6)
+    ax.set_xticks(x, [_bin_label(edges, i) for i in x], rotation=60, fontsize=6)
     ax.set_title(f"{feature['name']}  PSI {_num(feature['psi'])}", fontsize=8,
                  color=STATUS_COLOURS[feature["status"]])  # fmt: skip
     ax.tick_params(axis="y", labelsize=6)
@@ -421,6 +421,14 @@ def _duration(seconds: float) -> str:
             count = int(seconds // size)
             return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''}"
     return f"{seconds:g} s"
+
+
+def _bin_label(edges: list[float], i: int) -> str:
+    """A bin by its lower edge; a bin just above a value that has a bin of its own
+    (``[v, next float)``: ``pipelines.profile.histogram``) as ``>v``."""
+    if i > 0 and edges[i] == math.nextafter(edges[i - 1], math.inf):
+        return f">{_short(edges[i - 1])}"
+    return _short(edges[i])
 
 
 def _short(value: float) -> str:

@@ -559,6 +559,8 @@ def test_report_reads_true_false_answers_of_a_true_false_target(
     assert data["predictions"]["counts"] == {
         str(c): int((predicted == c).sum()) for c in (False, True)
     }
+    premium = _by_name(data["drift"]["features"])["premium"]
+    assert premium["counts"] == [int((~frame["premium"]).sum()), int(frame["premium"].sum())]
 
 
 def test_report_reads_what_sagemaker_captures_of_json_lines_and_csv_exchanges(
@@ -603,3 +605,18 @@ def test_report_reads_what_sagemaker_captures_of_json_lines_and_csv_exchanges(
         _by_name(data["drift"]["features"])[names[0]]["counts"]
         == _direct_bins(np.concatenate([rows, rows]), manifest)[names[0]]
     )
+
+
+def test_histogram_chart_names_a_point_mass_bin_and_the_bin_above_it() -> None:
+    """The zeros of a zero-inflated amount have a bin ``[0, next float)`` of their own; the
+    chart labels it 0 and the next bin >0, not by its lower edge (5e-324)."""
+    import math
+
+    from pipelines.monitoring.render import _bin_label
+    from pipelines.profile import histogram
+
+    amounts = np.concatenate([np.zeros(600), np.linspace(0.5, 90.0, 400)])
+    edges = histogram(amounts).bin_edges
+
+    assert [_bin_label(edges, i) for i in range(3)] == ["0", ">0", f"{edges[2]:.3g}"]
+    assert edges[1] == math.nextafter(0.0, math.inf)

@@ -4,7 +4,8 @@ an amount that is zero for most rows (:func:`tests.factories.flags_table`).
 pandas writes a bool column as ``True``/``False`` and reads it back (in any case) as bool, so
 that is how such rows reach the endpoint: the service reads them as training read them, in the
 exact and in the C++ path. The target's classes stay True and False on every route and
-runtime.
+runtime. The drift reference gives a flag and a count one bin per value, so a change in their
+shares shows in the PSI.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.inputs import FAST_PATH_BYTES, _fast_csv, csv_to_matrix
 from app.jsonlines import _record_jsonlines, jsonlines_to_matrix
 from app.main import create_app
 from app.settings import AppSettings
+from core.drift import PSI_MODERATE, PSI_SIGNIFICANT, ReferenceBins
 from core.errors import InvalidInput
 from core.features import BOOLEAN_CELLS, FeatureSchema
 from core.model import Model, load_model
@@ -180,3 +182,30 @@ def test_classes_are_the_predictions_type_on_every_route(
     declared = next(o for o in metadata["outputs"] if o["name"] == "predict")
     assert labels["data"] == expected
     assert labels["datatype"] == declared["datatype"] == "BOOL"
+
+
+def test_drift_reference_gives_a_flag_and_a_count_a_bin_per_value(model: Model) -> None:
+    """Quantile edges gave the premium flag one bin (its PSI was 0 whatever its share) and
+    merged seat counts; a bin per value shows a change of shares, and the zero amounts keep a
+    bin of their own. Rows drawn like the training rows stay below moderate drift."""
+    bins = ReferenceBins(model.manifest)
+    reference = model.manifest.reference
+    assert reference["premium"].bin_edges == [0.0, 0.5, 1.0]
+    assert reference["seats"].bin_edges == [1.0, 1.5, 2.5, 3.5, 4.0]
+    spend = reference["spend"]
+    assert spend.bin_edges[0] == 0.0 and 0.0 < spend.bin_edges[1] < 1e-300  # zeros alone
+    assert spend.frequencies[0] == pytest.approx(0.6, abs=0.05)
+
+    same = flags_table(rows=3000, seed=5)
+    premium = same.assign(premium=np.random.default_rng(6).random(3000) < 0.9)
+    big_teams = same.assign(seats=np.where(same["seats"] == 3, 4, same["seats"]))
+    spenders = same.assign(spend=np.where(same["spend"] == 0, 0.01, same["spend"]))
+
+    def psi(frame: pd.DataFrame) -> dict[str, float]:
+        profile = bins.profile(_matrix(frame[model.feature_names], model))
+        return dict(zip(bins.names, bins.psi(profile.counts, profile.rows).tolist(), strict=True))
+
+    assert max(psi(same).values()) < PSI_MODERATE
+    assert psi(premium)["premium"] > PSI_SIGNIFICANT
+    assert psi(big_teams)["seats"] > PSI_SIGNIFICANT
+    assert psi(spenders)["spend"] > PSI_SIGNIFICANT
