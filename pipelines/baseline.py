@@ -44,9 +44,12 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 0.0
 # Deequ's Histogram.MaximumAllowedDetailBins: the most frequent values listed per column.
 MAX_CATEGORICAL_BUCKETS = 1000
-# Deequ's StatefulDataType: how the analyzer types a CSV cell's text.
+# Deequ's StatefulDataType: how the analyzer types a CSV cell's text (its BOOLEAN pattern is
+# ^(true|false)$, which True and False do not match).
 _FRACTIONAL = re.compile(r"^(-|\+)? ?\d*\.\d*$")
 _INTEGRAL = re.compile(r"^(-|\+)? ?\d*$")
+# A boolean feature's values as pandas writes them in a CSV file.
+BOOLEAN_DOMAIN = ("False", "True")
 # The check is the data contract the service enforces too: every value of the checked data
 # must have the baseline's type (1.0 = 100 %: AWS's recorded example run reports "Expected
 # match: 100.0%" against a suggested baseline) and no value may fall outside a domain. The
@@ -106,6 +109,12 @@ def data_quality_baseline(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> 
         name = column_name(j)
         if spec.is_categorical:
             stats, rule = _text_feature(name, frame[spec.name], spec)
+        elif spec.dtype == "bool":
+            # pandas writes a bool column as True and False (the service reads them), which
+            # the analyzer types as text: its Boolean pattern is lower-case only, and the
+            # documented types have no Boolean. Both values are in the domain.
+            stats, rule = _text_feature(name, frame[spec.name], spec)
+            rule["string_constraints"] = {"domains": list(BOOLEAN_DOMAIN)}
         else:
             kind = "Fractional" if spec.dtype == "float64" else "Integral"
             stats, rule = _number_feature(name, kind, X[:, j])

@@ -209,3 +209,36 @@ def test_drift_reference_gives_a_flag_and_a_count_a_bin_per_value(model: Model) 
     assert psi(premium)["premium"] > PSI_SIGNIFICANT
     assert psi(big_teams)["seats"] > PSI_SIGNIFICANT
     assert psi(spenders)["spend"] > PSI_SIGNIFICANT
+
+
+def test_data_quality_baseline_describes_the_flag_as_the_check_reads_it(
+    flags_bundle: Path, model: Model
+) -> None:
+    """The scheduled pipeline's QualityCheck (Model Monitor's analyzer, built on Deequ) reads
+    the input CSV's text. pandas writes the flag as True/False, which Deequ's patterns type as
+    text (its Boolean pattern, ``^(true|false)$``, is lower-case only; the documented types
+    are Integral, Fractional, String and Unknown: "Schema for Constraints"), so the baseline
+    says String with both values in the domain. It said Integral, so every run on such a file
+    failed its data type check (threshold 100%)."""
+    import re
+
+    from core.baseline import BUNDLE_CONSTRAINTS, BUNDLE_STATISTICS
+
+    stats = json.loads((flags_bundle / BUNDLE_STATISTICS).read_text())["features"][0]
+    rule = json.loads((flags_bundle / BUNDLE_CONSTRAINTS).read_text())["features"][0]
+    cells = {line.split(",")[0] for line in
+             flags_table(rows=200, seed=8)[model.feature_names].to_csv(
+                 header=False, index=False).splitlines()}  # fmt: skip
+    # Deequ's StatefulDataType patterns (awslabs/deequ, analyzers/catalyst/StatefulDataType)
+    deequ = {
+        "Fractional": re.compile(r"^(-|\+)? ?\d*\.\d*$"),
+        "Integral": re.compile(r"^(-|\+)? ?\d*$"),
+        "Boolean": re.compile(r"^(true|false)$"),
+    }
+
+    assert cells == {"False", "True"}
+    assert not any(p.match(c) for p in deequ.values() for c in cells)  # String to Deequ
+    assert stats["inferred_type"] == rule["inferred_type"] == "String"
+    assert rule["string_constraints"]["domains"] == ["False", "True"]
+    buckets = stats["string_statistics"]["distribution"]["categorical"]["buckets"]
+    assert {b["value"] for b in buckets} == {"False", "True"}
