@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -195,6 +195,7 @@ def split_xy(
     task: str,
     source: str = "the data",
     declared: Mapping[str, Dtype] | None = None,
+    exclude: Sequence[str] = (),
 ) -> XY:
     """Check a table and split it into the feature columns and the target.
 
@@ -208,9 +209,11 @@ def split_xy(
         task: ``classification`` or ``regression``.
         source: Where the table came from, for error messages.
         declared: Feature types that override the columns' own.
+        exclude: Columns that are not features (params.yaml ``data.exclude``).
 
     Raises:
-        DataError: for a missing target column (suggesting the closest name), no rows, a
+        DataError: for a missing target column (suggesting the closest name), no rows, an
+            excluded column that is not in the table or is the target, a
             declared type for a column that is not a feature (with the closest name), a
             column with no values at all, missing labels, a single class, or a non-numeric
             regression target.
@@ -234,11 +237,25 @@ def split_xy(
             f"{source} has a header but no rows. Training needs labelled rows; check the export "
             "that produced the file."
         )
-    features = [c for c in columns if c != target]
+    for name in exclude:
+        if name == target:
+            raise DataError(
+                f"params.yaml data.exclude lists the target column {target!r}; the target is "
+                "never a feature. Remove it from data.exclude."
+            )
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataError(
+                f"params.yaml data.exclude lists {name!r}, which is not a column of "
+                f"{source}.{hint} Fix the name or remove the entry."
+            )
+    features = [c for c in columns if c != target and c not in exclude]
     if not features:
+        left = " left after data.exclude" if exclude else ""
         raise DataError(
-            f"{source} has only the target column {target!r} and no feature columns. Add the "
-            "input columns the model should learn from."
+            f"{source} has no feature columns{left}, only the target column {target!r}. Add "
+            "the input columns the model should learn from."
         )
     for name in declared or {}:
         if name not in features:

@@ -93,6 +93,12 @@ class DataParams(_Strict):
         description="Feature types that override the columns' own (float64, int64, bool, "
         "category): e.g. a column of numeric codes declared category.",
     )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Columns that are not features: identifiers, timestamps, or anything the "
+        "model must not learn from (`mlship predict --id-column` copies an identifier to the "
+        "output instead).",
+    )
     max_categories: int = Field(
         default=50,
         ge=2,

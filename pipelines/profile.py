@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_CATEGORIES = 50
 HISTOGRAM_BINS = 10
+# An integer or text column with a different value in every row, of at least this many rows,
+# is noted as a likely identifier (a float column is often so without being one).
+_IDENTIFIER_DTYPES = frozenset({"int64", "category"})
+_FEW_ROWS = 20
 
 
 def profile(
@@ -54,8 +58,16 @@ def profile(
             present = values[~np.isnan(values)]
             if present.size:
                 reference[name] = histogram(present)
-        if say is not None and column.nunique(dropna=True) == 1:
-            say(f"note: column {name!r} is constant in the training rows; it informs nothing")
+        if say is not None:
+            distinct = column.nunique(dropna=True)
+            if distinct == 1:
+                say(f"note: column {name!r} is constant in the training rows; it informs nothing")
+            elif dtypes[name] in _IDENTIFIER_DTYPES and distinct == len(column) >= _FEW_ROWS:
+                say(
+                    f"note: column {name!r} holds a different value in every training row, as "
+                    "an identifier does, which tells the model nothing about new rows; if it "
+                    f"is one, leave it out: --set 'data.exclude=[{name}]'"
+                )
         specs.append(spec)
     return specs, reference
 

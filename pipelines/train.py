@@ -167,7 +167,12 @@ def _read(params: Params, data: str | None, say: Callable[[str], None]) -> tuple
     dataset = read_table(source)
     # Structural problems first (target, rows, types): their messages are the most actionable.
     xy = split_xy(
-        dataset.frame, params.data.target, params.task, source=source, declared=params.data.features
+        dataset.frame,
+        params.data.target,
+        params.task,
+        source=source,
+        declared=params.data.features,
+        exclude=params.data.exclude,
     )
     return dataset, xy, source
 

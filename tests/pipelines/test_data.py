@@ -196,6 +196,49 @@ def test_feature_types_come_from_the_columns_not_their_values(breast_cancer_csv:
     assert declared.dtypes["count"] == "category"
 
 
+def test_excluded_columns_are_not_features(breast_cancer_csv: Path) -> None:
+    frame = pd.read_csv(breast_cancer_csv)
+    frame.insert(0, "customer_id", range(len(frame)))
+    frame.insert(1, "exported_at", ["2026-11-30T10:00:00Z"] * len(frame))
+
+    xy = split_xy(frame, "target", "classification", exclude=["customer_id", "exported_at"])
+
+    assert list(xy.features.columns) == [
+        c for c in frame.columns if c not in ("customer_id", "exported_at", "target")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("exclude", "message"),
+    [
+        (
+            ["customerid"],
+            "params.yaml data.exclude lists 'customerid', which is not a column of the data. "
+            "Did you mean 'customer_id'? Fix the name or remove the entry.",
+        ),
+        (
+            ["target"],
+            "params.yaml data.exclude lists the target column 'target'; the target is never a "
+            "feature. Remove it from data.exclude.",
+        ),
+        (
+            ["customer_id", "x"],
+            "the data has no feature columns left after data.exclude, only the target column "
+            "'target'. Add the input columns the model should learn from.",
+        ),
+    ],
+)
+def test_a_wrong_exclusion_is_named(exclude: list[str], message: str) -> None:
+    frame = pd.DataFrame(
+        {"customer_id": [1, 2, 3, 4], "x": [0.1, 0.2, 0.3, 0.4], "target": [0, 1] * 2}
+    )
+
+    with pytest.raises(DataError) as e:
+        split_xy(frame, "target", "classification", exclude=exclude)
+
+    assert str(e.value) == message
+
+
 def test_declared_type_for_an_unknown_column_names_the_closest(breast_cancer_csv: Path) -> None:
     frame = pd.read_csv(breast_cancer_csv)
 

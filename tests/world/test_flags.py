@@ -242,3 +242,40 @@ def test_data_quality_baseline_describes_the_flag_as_the_check_reads_it(
     assert rule["string_constraints"]["domains"] == ["False", "True"]
     buckets = stats["string_statistics"]["distribution"]["categorical"]["buckets"]
     assert {b["value"] for b in buckets} == {"False", "True"}
+
+
+def test_an_identifier_column_is_noted_then_left_out_of_training_and_copied_by_batch(
+    tmp_path: Path,
+) -> None:
+    """A customer table's id column: training notes that it looks like an identifier and says
+    how to leave it out (data.exclude); left out, it is no feature, and `mlship predict`
+    copies it beside the predictions of the whole file as exported (id column included)."""
+    from pipelines.batch import score_file
+    from pipelines.data import split_xy
+    from pipelines.profile import profile
+    from tests.factories import train_table
+
+    frame = flags_table(rows=400, seed=9)
+    frame.insert(0, "customer_id", np.arange(7000, 7400))
+    notes: list[str] = []
+    xy = split_xy(frame, "churned", "classification")
+    profile(xy.features, xy.dtypes, say=notes.append)
+
+    bundle = train_table(
+        tmp_path, frame, "churned", "logistic_regression", data={"exclude": ["customer_id"]}
+    )
+    model = load_model(bundle)
+    file = tmp_path / "export.csv"
+    frame.drop(columns="churned").to_csv(file, index=False)
+    score_file(model, str(file), str(tmp_path / "out.csv"), id_column="customer_id")
+    out = pd.read_csv(tmp_path / "out.csv")
+
+    assert notes == [
+        "note: column 'customer_id' holds a different value in every training row, as an "
+        "identifier does, which tells the model nothing about new rows; if it is one, leave "
+        "it out: --set 'data.exclude=[customer_id]'"
+    ]
+    assert model.feature_names == ["premium", "seats", "spend", "plan"]
+    assert out["customer_id"].tolist() == frame["customer_id"].tolist()
+    expected = model.predict(_matrix(frame[model.feature_names], model)).labels
+    assert out["prediction"].tolist() == expected.tolist()
