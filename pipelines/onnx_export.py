@@ -24,6 +24,7 @@ from core.errors import MlshipError
 from core.manifest import ManifestDraft
 from core.model import load_model, sklearn_predict
 from core.onnx_model import ONNX_INPUT_NAME, create_session, session_predict
+from pipelines.onnx_imputer import impute_with_where
 from pipelines.onnx_scaling import fold_centring
 
 # float32 sums of 100 tree votes stay well within this; a tree that routes a row differently
@@ -92,6 +93,7 @@ def _convert(estimator: Any, n_features: int, is_classifier: bool, target_opset:
             "scikit-learn."
         ) from e
     exact_tree_splits(onx, final)
+    impute_with_where(onx)
     return onx
 
 

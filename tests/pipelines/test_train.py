@@ -155,24 +155,39 @@ def test_train_bundle_carries_onnx_equal_to_scikit_learn(
     assert np.allclose(onnx.probabilities, bundle.model.predict_proba(X), atol=1e-9)
 
 
-def test_train_onnx_off_or_unsupported_leaves_it_out(
+def test_train_onnx_off_leaves_it_out(
+    capsys: pytest.CaptureFixture[str], write_params: WriteParams
+) -> None:
+    params = write_params(registry={"enabled": False}, output={"onnx": False})
+    assert ONNX_FILE not in load_bundle(train(load_params(params)).bundle_dir).manifest.files
+    assert "model.onnx" not in capsys.readouterr().out
+
+
+def test_train_with_missing_values_carries_onnx_that_imputes_like_scikit_learn(
     capsys: pytest.CaptureFixture[str],
     write_params: WriteParams,
     breast_cancer_csv: Path,
     tmp_path: Path,
 ) -> None:
-    params = write_params(registry={"enabled": False}, output={"onnx": False})
-    assert ONNX_FILE not in load_bundle(train(load_params(params)).bundle_dir).manifest.files
-    assert "model.onnx" not in capsys.readouterr().out
-    # with missing values the pipeline imputes, which onnxruntime cannot run in float64
+    """With gaps the pipeline imputes; skl2onnx's Imputer operator has no float64 kernel in
+    onnxruntime, so such models had no model.onnx (pipelines/onnx_imputer.py)."""
     frame = pd.read_csv(breast_cancer_csv)
     frame.loc[::7, "mean_texture"] = np.nan
+    frame.loc[::11, "worst_area"] = np.nan
     holes = tmp_path / "holes.csv"
     frame.to_csv(holes, index=False)
     params = write_params(data={"expectations": None}, registry={"enabled": False})
+
     result = train(load_params(params), data=str(holes))
-    assert "ONNX export skipped: onnxruntime cannot run the ONNX export" in capsys.readouterr().out
-    assert ONNX_FILE not in load_bundle(result.bundle_dir).manifest.files
+
+    assert "model.onnx added: matches scikit-learn" in capsys.readouterr().out
+    bundle = load_bundle(result.bundle_dir)
+    X = frame.drop(columns="target").to_numpy(dtype=np.float64)
+    X = np.vstack([X, np.full((1, X.shape[1]), np.nan)])  # a row of gaps only
+    onnx = OnnxModel(bundle).predict(X)
+    assert onnx.labels.tolist() == bundle.model.predict(X).tolist()
+    assert onnx.probabilities is not None
+    assert np.abs(onnx.probabilities - bundle.model.predict_proba(X)).max() < 1e-6
 
 
 def test_gate_rejects_degraded_model(

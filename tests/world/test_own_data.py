@@ -479,3 +479,25 @@ def test_penguins_without_gaps_serve_from_onnx_like_scikit_learn(
     np.testing.assert_allclose(
         answers["onnx"]["probabilities"], answers["sklearn"]["probabilities"], atol=1e-6
     )
+
+
+def test_penguins_with_gaps_serve_from_onnx_like_scikit_learn(
+    penguin_bundle: Path, penguin_model: Model, penguins: pd.DataFrame
+) -> None:
+    """The bundle of the table with gaps carries model.onnx too (its imputation runs as
+    IsNaN/Where: pipelines/onnx_imputer.py), and rows with gaps get scikit-learn's answers."""
+    frame = penguins[penguin_model.feature_names]
+    rows = [[None if pd.isna(v) else v for v in r] for r in frame.itertuples(index=False)]
+    with_gaps = [r for r in rows if any(v is None for v in r)]
+    answers = {}
+    for runtime in ("onnx", "sklearn"):
+        settings = AppSettings(model_uri=str(penguin_bundle), runtime=runtime, cache_enabled=False)
+        with TestClient(create_app(settings)) as c:
+            answers[runtime] = c.post("/v1/predict", json={"instances": rows}).json()
+
+    assert penguin_model.bundle.onnx_path is not None and with_gaps
+    assert answers["onnx"]["predictions"] == answers["sklearn"]["predictions"]
+    assert answers["onnx"]["predictions"] == _expected(penguin_model, rows)
+    np.testing.assert_allclose(
+        answers["onnx"]["probabilities"], answers["sklearn"]["probabilities"], atol=1e-6
+    )
