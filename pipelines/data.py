@@ -302,7 +302,35 @@ def split_xy(
                 "target to numbers."
             )
         y = y_series.to_numpy(dtype=np.float64)
-    return XY(features=frame[features], dtypes=dtypes, y=y, target=target, classes=classes)
+    return XY(
+        features=_numpy_backed(frame[features], dtypes),
+        dtypes=dtypes,
+        y=y,
+        target=target,
+        classes=classes,
+    )
+
+
+def _numpy_backed(frame: pd.DataFrame, dtypes: Mapping[str, Dtype]) -> pd.DataFrame:
+    """The feature columns with pandas' nullable types (``Int64``, ``boolean``, ``string``,
+    as a Parquet file with gaps reads) as plain columns, their ``pd.NA`` as NaN (numbers) or
+    None (anything else): what the rest of training takes for a missing value. The feature
+    types were read from the columns before (an ``Int64`` column stays an int64 feature)."""
+    import pandas as pd
+
+    plain = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not isinstance(column.dtype, pd.api.extensions.ExtensionDtype) or isinstance(
+            column.dtype, pd.CategoricalDtype
+        ):
+            continue
+        if dtypes[str(name)] in ("int64", "float64"):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            plain[name] = pd.Series(values, index=column.index, name=name)
+        else:
+            plain[name] = column.astype(object).where(column.notna(), None)
+    return frame.assign(**plain) if plain else frame
 
 
 def column_dtype(column: pd.Series) -> Dtype:

@@ -137,17 +137,22 @@ def flags_table(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def train_table(tmp: Path, frame: pd.DataFrame, target: str, model: str, **extra: Any) -> Path:
-    """Train ``model`` on ``frame`` (written as CSV) with `mlship train`'s own code, the gate
-    and the registry off; the bundle directory. ``extra`` adds params.yaml keys (``data``
-    merges into the data section)."""
+def train_table(
+    tmp: Path, frame: pd.DataFrame, target: str, model: str, parquet: bool = False, **extra: Any
+) -> Path:
+    """Train ``model`` on ``frame`` (written as CSV, or Parquet) with `mlship train`'s own
+    code, the gate and the registry off; the bundle directory. ``extra`` adds params.yaml keys
+    (``data`` merges into the data section)."""
     import yaml
 
     from pipelines.params import load_params
     from pipelines.train import train
 
-    data = tmp / "data.csv"
-    frame.to_csv(data, index=False)
+    data = tmp / ("data.parquet" if parquet else "data.csv")
+    if parquet:
+        frame.to_parquet(data, index=False)
+    else:
+        frame.to_csv(data, index=False)
     raw = {
         "name": f"test-{target}",
         "data": {"path": str(data), "target": target, "builtin": None, "expectations": None,

@@ -30,7 +30,7 @@ from core.errors import InvalidInput
 from core.features import BOOLEAN_CELLS, FeatureSchema
 from core.model import Model, load_model
 from pipelines.profile import encode
-from tests.factories import flags_table
+from tests.factories import flags_table, train_table
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +253,6 @@ def test_an_identifier_column_is_noted_then_left_out_of_training_and_copied_by_b
     from pipelines.batch import score_file
     from pipelines.data import split_xy
     from pipelines.profile import profile
-    from tests.factories import train_table
 
     frame = flags_table(rows=400, seed=9)
     frame.insert(0, "customer_id", np.arange(7000, 7400))
@@ -279,3 +278,42 @@ def test_an_identifier_column_is_noted_then_left_out_of_training_and_copied_by_b
     assert out["customer_id"].tolist() == frame["customer_id"].tolist()
     expected = model.predict(_matrix(frame[model.feature_names], model)).labels
     assert out["prediction"].tolist() == expected.tolist()
+
+
+def test_a_parquet_file_of_pandas_nullable_types_with_gaps_trains_and_serves(
+    tmp_path: Path,
+) -> None:
+    """pandas' nullable types (Int64, boolean, string) keep their gaps as pd.NA, and a
+    Parquet file of them reads back so. Training crashed on them ('float() argument must be
+    a string or a real number, not NAType'); now each column keeps its type, its gaps are
+    missing values, and the service answers rows with gaps as the model does in process."""
+    frame = flags_table(rows=600, seed=11)
+    frame["seats"] = frame["seats"].astype("Int64")
+    frame.loc[::13, "seats"] = pd.NA
+    frame["premium"] = frame["premium"].astype("boolean")
+    frame.loc[::17, "premium"] = pd.NA
+    frame["plan"] = frame["plan"].astype("string")
+    frame.loc[::19, "plan"] = pd.NA
+
+    bundle = train_table(tmp_path, frame, "churned", "logistic_regression", parquet=True)
+    model = load_model(bundle)
+    features = {f.name: (f.dtype, f.nullable) for f in model.manifest.features}
+    rows = [
+        [None if pd.isna(v) else v for v in row]
+        for row in frame[model.feature_names].head(40).astype(object).itertuples(index=False)
+    ]
+    settings = AppSettings(model_uri=str(bundle), cache_enabled=False)
+    with TestClient(create_app(settings)) as c:
+        answer = c.post("/invocations", json={"instances": rows})
+
+    assert features == {
+        "premium": ("bool", True),
+        "seats": ("int64", True),
+        "spend": ("float64", False),
+        "plan": ("category", True),
+    }
+    assert set(model.manifest.features[3].categories or []) == {"basic", "pro", "team"}
+    X = FeatureSchema(model.manifest).rows_to_matrix(rows)
+    assert np.isnan(X).sum() == sum(v is None for r in rows for v in r) > 0
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == model.predict(X).labels.tolist()
