@@ -36,6 +36,7 @@ from core.features import CSV_MISSING, FeatureSchema, category_codes, text_codes
 from core.files import DESCRIBED, DataFormat, data_format
 from core.model import Model, Prediction
 from core.s3 import download, is_s3_uri, upload
+from pipelines.data import separator_hint
 
 DEFAULT_ID_COLUMN = "id"
 # A CSV block is read and parsed in parallel by pyarrow; this many bytes per expected row
@@ -151,6 +152,9 @@ class ChunkPlan:
         Raises:
             DataError: naming the first missing feature and the closest input column.
         """
+        hint = separator_hint("The input", columns) if csv else None
+        if hint:
+            raise DataError(hint)
         present = set(columns)
         for name in model.feature_names:
             if name not in present:
@@ -298,6 +302,16 @@ def _parquet_chunks(
         yield pa.Table.from_batches([batch])
 
 
+def _header_cells(path: Path) -> list[str]:
+    """The first line's comma-separated cells, as far as they can be read (for a hint)."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(4096).decode("utf-8", "replace")
+    except OSError:
+        return []
+    return first.removeprefix("\ufeff").rstrip("\r\n").split(",")
+
+
 def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) -> _Input:
     """The header alone first (a small block), then the columns scoring reads, each feature
     with its type: pyarrow otherwise infers a column's type from the first block and fails on
@@ -310,7 +324,8 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
     try:
         header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"{path} is not a readable CSV file ({e}).") from e
+        hint = separator_hint(str(path), _header_cells(path))
+        raise DataError(hint or f"{path} is not a readable CSV file ({e}).") from e
     names = header.schema.names
     header.close()
     plan = ChunkPlan.for_columns(model, names, id_column, csv=True)

@@ -174,7 +174,7 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
         if data_format(path) == "parquet":
             return pd.read_parquet(path)
         # pandas' own null spellings, named: the endpoint and batch scoring read by them too
-        return pd.read_csv(path, keep_default_na=False, na_values=sorted(CSV_MISSING))
+        frame = pd.read_csv(path, keep_default_na=False, na_values=sorted(CSV_MISSING))
     except pd.errors.EmptyDataError as e:
         raise DataError(
             f"{source} is empty: it has no header and no rows. Point --data at a file with a "
@@ -187,6 +187,31 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
             f"Check that the file really is {kind} (not compressed or another format) and "
             "re-export it."
         ) from e
+    hint = separator_hint(source, [str(c) for c in frame.columns])
+    if hint:
+        raise DataError(hint)
+    return frame
+
+
+# Separators of CSV exports that are not comma-separated (Excel in locales with a decimal
+# comma writes semicolons).
+_OTHER_SEPARATORS = ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'"))
+
+
+def separator_hint(source: str, columns: list[str]) -> str | None:
+    """What to do when a CSV file read as comma-separated has one column whose name holds
+    another separator (its values are separated by it), or None."""
+    if len(columns) != 1:
+        return None
+    for separator, name in _OTHER_SEPARATORS:
+        if separator in columns[0]:
+            return (
+                f"{source} has a single column, {columns[0][:60]!r}: its values are separated "
+                f"by {name}, and mlship reads comma-separated CSV. Export it with commas (in "
+                "pandas: to_csv(path, index=False); in Excel: 'CSV UTF-8 (Comma delimited)') or "
+                "as Parquet."
+            )
+    return None
 
 
 def split_xy(

@@ -167,6 +167,37 @@ def test_batch_scoring_missing_feature_names_the_closest_column(
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("separator", "decimal", "name"), [(";", ",", "semicolons"), ("\t", ".", "tabs")]
+)
+def test_batch_scoring_names_a_csv_separated_by_something_else(
+    tmp_path: Path,
+    logistic_model: Model,
+    logistic_X: np.ndarray,
+    separator: str,
+    decimal: str,
+    name: str,
+) -> None:
+    """An Excel export in a locale with a decimal comma separates values with semicolons
+    (its decimal commas then break pyarrow's parse of the rows); a tab-separated file reads
+    as one column. Both are named as what they are."""
+    import pandas as pd
+
+    src = tmp_path / "in.csv"
+    frame = pd.DataFrame(logistic_X[:20], columns=logistic_model.feature_names)
+    frame.to_csv(src, sep=separator, decimal=decimal, index=False)
+
+    with pytest.raises(DataError) as e:
+        score_file(logistic_model, str(src), str(tmp_path / "out.csv"))
+
+    header = repr(f"mean_radius{separator}mean_texture")[:-1]  # as the message quotes it
+    assert f"has a single column, {header}" in str(e.value)
+    assert f"its values are separated by {name}, and mlship reads comma-separated CSV" in str(
+        e.value
+    )
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_batch_scoring_refuses_an_unknown_id_column(
     tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
 ) -> None:

@@ -159,6 +159,21 @@ def test_unreadable_file_error(
     assert re.search(message, err), err
 
 
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_separated_by_something_else_is_named(
+    breast_cancer_csv: Path, tmp_path: Path, separator: str, name: str
+) -> None:
+    path = tmp_path / "export.csv"
+    pd.read_csv(breast_cancer_csv).head(50).to_csv(path, sep=separator, decimal=",", index=False)
+
+    with pytest.raises(DataError) as e:
+        read_table(str(path))
+
+    header = repr(f"mean_radius{separator}mean_texture")[:-1]  # as the message quotes it
+    assert str(e.value).startswith(f"{path} has a single column, {header}")
+    assert f"separated by {name}, and mlship reads comma-separated CSV" in str(e.value)
+
+
 def test_misspelled_target_suggests_closest(
     capsys: pytest.CaptureFixture[str], write_params: WriteParams
 ) -> None:
