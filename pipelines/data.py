@@ -269,11 +269,9 @@ def split_xy(
                 "never a feature. Remove it from data.exclude."
             )
         if name not in columns:
-            close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise DataError(
                 f"params.yaml data.exclude lists {name!r}, which is not a column of "
-                f"{source}.{hint} Fix the name or remove the entry."
+                f"{source}.{_did_you_mean(name, columns)} Fix the name or remove the entry."
             )
     features = [c for c in columns if c != target and c not in exclude]
     if not features:
@@ -284,11 +282,9 @@ def split_xy(
         )
     for name in declared or {}:
         if name not in features:
-            close = difflib.get_close_matches(name, features, n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise DataError(
                 f"params.yaml data.features declares {name!r}, which is not a feature column "
-                f"of {source}.{hint} Fix the name or remove the entry."
+                f"of {source}.{_did_you_mean(name, features)} Fix the name or remove the entry."
             )
     empty = [c for c in features if frame[c].isna().all()]
     if empty:
@@ -334,6 +330,12 @@ def split_xy(
         target=target,
         classes=classes,
     )
+
+
+def _did_you_mean(name: str, names: list[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``names``, or nothing."""
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _numpy_backed(frame: pd.DataFrame, dtypes: Mapping[str, Dtype]) -> pd.DataFrame:
