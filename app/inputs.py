@@ -178,6 +178,12 @@ def _skip_header(body: bytes, schema: FeatureSchema) -> bytes:
         names = [c.strip() for c in first.decode("utf-8").rstrip("\r").split(",")]
     except UnicodeDecodeError:
         return body
+    if names != schema.names and sorted(names) == sorted(schema.names):
+        raise InvalidInput(
+            "The CSV header names the model's features in another order; send the columns "
+            f"in the model's order ({', '.join(schema.names[:8])}"
+            f"{', …' if schema.n > 8 else ''}): a header in that order is skipped."
+        )
     return body[end + 1 :] if names == schema.names and end >= 0 else body
 
 

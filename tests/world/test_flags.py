@@ -100,6 +100,26 @@ def test_a_cell_that_is_no_boolean_is_named(client: TestClient) -> None:
     assert answer.json()["error"] == "CSV row 1: feature 'premium' must be true, false, 1 or 0."
 
 
+def test_a_csv_header_in_another_order_is_named(client: TestClient, model: Model) -> None:
+    """A header equal to the feature names is skipped; the same names in another order (a
+    table exported with its columns rearranged) would be read as data by position, so it is
+    refused with the order to send."""
+    frame = flags_table(rows=3, seed=10)[model.feature_names]
+    headers = {"Content-Type": "text/csv"}
+    same = frame.to_csv(index=False)
+    other = frame[["plan", "premium", "seats", "spend"]].to_csv(index=False)
+
+    skipped = client.post("/invocations", content=same, headers=headers)
+    refused = client.post("/invocations", content=other, headers=headers)
+
+    assert skipped.status_code == 200 and len(skipped.json()["predictions"]) == 3
+    assert refused.status_code == 422
+    assert refused.json()["error"] == (
+        "The CSV header names the model's features in another order; send the columns in the "
+        "model's order (premium, seats, spend, plan): a header in that order is skipped."
+    )
+
+
 def test_large_csv_takes_the_fast_path_and_reads_as_the_exact_path(model: Model) -> None:
     """A Batch Transform-sized body of pandas' True/False cells (and other spellings of them,
     1 and 0 among them) is parsed in C++ and every row equals what the exact path reads, and
