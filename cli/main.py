@@ -141,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Suite file to write (default: pipelines/expectations/<data file stem>.json).",
     )
     p.add_argument("--tolerance", type=float, default=0.1, help="Range widening (share of span).")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="A column to check only for presence (an identifier, a timestamp: as "
+        "params.yaml data.exclude). Repeatable.",
+    )
 
     p = add(
         "serve",

@@ -174,6 +174,6 @@ def expectations(args: argparse.Namespace) -> int:
     if out is None:
         stem = Path(args.data).name.split(".")[0]
         out = Path("pipelines") / "expectations" / f"{stem}.json"
-    suite = expectations_from(args.data, args.target, out, args.tolerance)
+    suite = expectations_from(args.data, args.target, out, args.tolerance, args.exclude)
     print(f"wrote {len(suite['expectations'])} expectations from {args.data} to {out}")
     return 0

@@ -271,7 +271,7 @@ def split_xy(
         if name not in columns:
             raise DataError(
                 f"params.yaml data.exclude lists {name!r}, which is not a column of "
-                f"{source}.{_did_you_mean(name, columns)} Fix the name or remove the entry."
+                f"{source}.{did_you_mean(name, columns)} Fix the name or remove the entry."
             )
     features = [c for c in columns if c != target and c not in exclude]
     if not features:
@@ -284,7 +284,7 @@ def split_xy(
         if name not in features:
             raise DataError(
                 f"params.yaml data.features declares {name!r}, which is not a feature column "
-                f"of {source}.{_did_you_mean(name, features)} Fix the name or remove the entry."
+                f"of {source}.{did_you_mean(name, features)} Fix the name or remove the entry."
             )
     empty = [c for c in features if frame[c].isna().all()]
     if empty:
@@ -332,7 +332,7 @@ def split_xy(
     )
 
 
-def _did_you_mean(name: str, names: list[str]) -> str:
+def did_you_mean(name: str, names: list[str]) -> str:
     """`` Did you mean 'x'?`` for the closest of ``names``, or nothing."""
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""

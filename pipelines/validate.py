@@ -17,6 +17,7 @@ import importlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,11 @@ def _value_set(values: pd.Series) -> list[Any]:
 
 
 def build_suite(
-    frame: pd.DataFrame, target: str, name: str, tolerance: float = 0.1
+    frame: pd.DataFrame,
+    target: str,
+    name: str,
+    tolerance: float = 0.1,
+    exclude: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Generate an expectation suite (as its JSON dict) from reference data.
 
@@ -76,7 +81,10 @@ def build_suite(
     - text (or categorical) columns: the observed values when there are at most 50 of them;
       a text target always gets its set (the classes);
     - the exact column set, at least one row, and no duplicate rows unless the reference has
-      some.
+      some;
+    - ``exclude``d columns (identifiers, timestamps: params.yaml ``data.exclude``) only in the
+      column set: a range of ids would refuse the next export, whose new customers have new
+      ids. Duplicates are looked for in the other columns.
 
     Args:
         frame: The reference data, target column included.
@@ -84,6 +92,7 @@ def build_suite(
         name: Suite name.
         tolerance: Ranges are widened by this share of the observed span on each side, and
             the non-null share of a column with missing values may drop by this much.
+        exclude: Columns that get no expectation of their own.
 
     Returns:
         The suite as a JSON-serialisable dict (``ExpectationSuite.to_json_dict()``).
@@ -98,7 +107,8 @@ def build_suite(
     columns = [str(c) for c in frame.columns]
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True))
     suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    for column in columns:
+    checked = [c for c in columns if c not in exclude]
+    for column in checked:
         series = frame[column]
         values = series.dropna()
         missing = len(series) - len(values)
@@ -148,11 +158,13 @@ def build_suite(
                 column=column, min_value=low - margin, max_value=high + margin
             )
         )
-    if not frame.duplicated().any():  # a reference with duplicates would fail its own suite
-        suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=columns))
+    if not frame.duplicated(subset=checked).any():  # else it would fail its own suite
+        suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=checked))
     data: dict[str, Any] = suite.to_json_dict()
     data.pop("id", None)
     data["meta"] = {"mlship": {"target": target, "tolerance": tolerance, "rows": len(frame)}}
+    if exclude:
+        data["meta"]["mlship"]["exclude"] = list(exclude)
     return data
 
 
@@ -242,24 +254,37 @@ def validate(frame: pd.DataFrame, suite: dict[str, Any], source: str = "the data
     return len(report.results)
 
 
-def expectations_from(data: str, target: str, out: Path, tolerance: float) -> dict[str, Any]:
+def expectations_from(
+    data: str, target: str, out: Path, tolerance: float, exclude: Sequence[str] = ()
+) -> dict[str, Any]:
     """Build a suite from reference data and write it to ``out``; returns the suite.
 
     Raises:
-        DataError: when ``target`` is not a column of ``data`` (with the closest name).
+        DataError: when ``target`` or an excluded column is not a column of ``data`` (with
+            the closest name), or the target is excluded.
     """
-    from pipelines.data import read_table
+    from pipelines.data import did_you_mean, read_table
 
     dataset = read_table(data)
     columns = [str(c) for c in dataset.frame.columns]
     if target not in columns:
-        import difflib
-
-        close = difflib.get_close_matches(target, columns, n=1, cutoff=0.6)
-        hint = f"Did you mean {close[0]!r}? " if close else ""
         raise DataError(
-            f"{data} has no target column {target!r}. {hint}Pass the label column with --target."
+            f"{data} has no target column {target!r}.{did_you_mean(target, columns)} Pass the "
+            "label column with --target."
         )
-    suite = build_suite(dataset.frame, target, name=Path(out).stem, tolerance=tolerance)
+    for name in exclude:
+        if name == target:
+            raise DataError(
+                f"--exclude {name!r} is the target column, which is always checked; leave it "
+                "out of --exclude."
+            )
+        if name not in columns:
+            raise DataError(
+                f"--exclude {name!r} is not a column of {data}.{did_you_mean(name, columns)} "
+                "Fix the name or leave it out."
+            )
+    suite = build_suite(
+        dataset.frame, target, name=Path(out).stem, tolerance=tolerance, exclude=exclude
+    )
     write_suite(suite, out)
     return suite

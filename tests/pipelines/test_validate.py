@@ -227,3 +227,37 @@ def test_expectations_command_suggests_target(
         in err
     )
     assert not out.exists()
+
+
+def test_an_excluded_identifier_is_checked_only_for_presence(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A customer id got the observed range, so the next export (new customers, new ids)
+    failed the suite and training refused it. With --exclude (as data.exclude in training)
+    it is only in the column set."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"customer_id": np.arange(1000, 1200), "x": rng.normal(size=200), "y": [0, 1] * 100}
+    )
+    data, out = tmp_path / "reference.csv", tmp_path / "suite.json"
+    frame.to_csv(data, index=False)
+    argv = ["expectations", "--data", str(data), "--target", "y", "--out", str(out)]
+    later = frame.assign(customer_id=frame["customer_id"] + 5000)  # the next export
+
+    assert mlship([*argv, "--exclude", "customer_id"]) == 0
+    suite = load_suite(out)
+
+    assert [e for e in suite["expectations"] if e["kwargs"].get("column") == "customer_id"] == []
+    column_set = next(e for e in suite["expectations"] if "column_set" in e["kwargs"])
+    assert "customer_id" in column_set["kwargs"]["column_set"]
+    assert validate(later, suite) == len(suite["expectations"])
+    with pytest.raises(DataError, match="customer_id"):
+        validate(later, build_suite(frame, "y", name="all"))  # without --exclude
+    with pytest.raises(DataError, match="column"):
+        validate(later.drop(columns="customer_id"), suite)  # still expected to be there
+    capsys.readouterr()
+    assert mlship([*argv, "--exclude", "customerid"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: --exclude 'customerid' is not a column of {data}. Did you mean "
+        "'customer_id'? Fix the name or leave it out."
+    )
