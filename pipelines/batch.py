@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core.errors import DataError
-from core.features import CSV_MISSING, FeatureSchema, category_codes, text_codes
+from core.features import CSV_MISSING, FeatureSchema, category_codes, flag_values, text_codes
 from core.files import DESCRIBED, DataFormat, data_format
 from core.model import Model, Prediction
 from core.s3 import download, is_s3_uri, upload
@@ -212,6 +212,16 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
             else:
                 X[:, j] = category_codes(column.to_numpy(zero_copy_only=False), spec)
             continue
+        if spec.dtype == "bool" and pa.types.is_string(column.type):  # CSV cells (_open_csv)
+            flags = flag_values(column)
+            if flags is None:  # cell by cell, as the service's exact path: it names the row
+                cells = column.to_pylist()
+                flags = np.array(
+                    [plan.schema.text_value(c, first_row + i, j, f"row {first_row + i}: ")
+                     for i, c in enumerate(cells)]
+                )  # fmt: skip
+            X[:, j] = flags
+            continue
         if not (
             pa.types.is_integer(column.type)
             or pa.types.is_floating(column.type)
@@ -329,10 +339,11 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
     names = header.schema.names
     header.close()
     plan = ChunkPlan.for_columns(model, names, id_column, csv=True)
+    # A boolean feature's cells are text too, read by the service's rule (flag_values): True
+    # or false in any case, or a number.
     types = {
-        f.name: pa.string() if f.is_categorical else pa.float64()
+        f.name: pa.string() if f.is_categorical or f.dtype == "bool" else pa.float64()
         for f in model.manifest.features
-        if f.dtype != "bool"  # inferred: "true"/"True" and "0"/"1" both read
     }
     if plan.id_column is not None:
         types[plan.id_column] = pa.string()

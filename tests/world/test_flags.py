@@ -342,3 +342,32 @@ def test_a_parquet_file_of_pandas_nullable_types_with_gaps_trains_and_serves(
     assert np.isnan(X).sum() == sum(v is None for r in rows for v in r) > 0
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"] == model.predict(X).labels.tolist()
+
+
+def test_batch_scoring_reads_a_csv_flag_as_the_endpoint_does(tmp_path: Path, model: Model) -> None:
+    """`mlship predict` on a CSV file reads each True/False cell by the service's rule (it
+    used pyarrow's inference, which refused 'tRUE' and ' True ' as a text column), and names
+    the row of a cell the service refuses too."""
+    from pipelines.batch import score_file
+
+    frame = flags_table(rows=40, seed=13)[model.feature_names]
+    lines = frame.to_csv(index=False).splitlines()
+    for k, spelling in enumerate(["tRUE", " True ", "FALSE", "1", "0"], start=1):
+        lines[k] = spelling + "," + lines[k].split(",", 1)[1]
+    src = tmp_path / "export.csv"
+    src.write_text("\n".join(lines) + "\n")
+    schema = FeatureSchema(model.manifest)
+    endpoint = csv_to_matrix(("\n".join(lines[1:]) + "\n").encode(), schema)
+
+    score_file(model, str(src), str(tmp_path / "out.csv"))
+    out = pd.read_csv(tmp_path / "out.csv")
+    lines[7] = "yes," + lines[7].split(",", 1)[1]
+    src.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput, match="row 6: feature 'premium' must be true, false, 1 or 0"):
+        score_file(model, str(src), str(tmp_path / "refused.csv"))
+
+    expected = model.predict(endpoint)
+    assert out["prediction"].tolist() == expected.labels.tolist()
+    assert expected.probabilities is not None
+    np.testing.assert_allclose(out["proba_True"], expected.probabilities[:, 1], rtol=1e-12)
+    assert not (tmp_path / "refused.csv").exists()
