@@ -51,13 +51,16 @@ def _matrix(frame: pd.DataFrame, model: Model) -> np.ndarray:
     return encode(frame, list(model.manifest.features))
 
 
-def test_boolean_cells_are_what_pandas_reads_as_bool() -> None:
+def test_boolean_cells_are_what_pandas_reads_as_bool(model: Model) -> None:
     """The service's spellings of a boolean cell are pandas' (training reads CSV with pandas):
-    each, in any case, is read as a bool column; anything else is not."""
+    each, in any case, is read as a bool column, and by the service as that value; anything
+    else is not a bool to pandas."""
+    schema = FeatureSchema(model.manifest)  # feature 0: premium, True/False
     for text, value in BOOLEAN_CELLS.items():
-        for spelling in (text, text.upper(), text.title(), text[0].upper() + text[1:].upper()):
+        for spelling in (text, text.upper(), text.title(), text[0] + text[1:].upper()):
             column = pd.read_csv(io.StringIO(f"a\n{spelling}\n{spelling}\n"))["a"]
             assert column.dtype == bool and column.tolist() == [bool(value)] * 2, spelling
+            assert schema.text_value(spelling, 0, 0, "") == value, spelling
     for other in ("yes", "t", "1", "on"):
         assert pd.read_csv(io.StringIO(f"a\n{other}\nFalse\n"))["a"].dtype != bool
 
