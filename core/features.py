@@ -75,8 +75,7 @@ class FeatureSchema:
         self.categorical = np.array([f.is_categorical for f in self.features], dtype=bool)
         self.any_categorical = bool(self.categorical.any())
         self.codes: list[dict[str, float] | None] = [
-            {c: float(k) for k, c in enumerate(f.categories or [])} if f.is_categorical else None
-            for f in self.features
+            category_index(f) if f.is_categorical else None for f in self.features
         ]
         # The code of a value outside the known categories, per feature (NaN: not categorical).
         self.outside = np.array(
@@ -350,8 +349,8 @@ def category_codes(values: Sequence[Any] | np.ndarray, spec: FeatureSpec) -> np.
     Numbers are read as their text (``2007`` and ``2007.0`` both as ``"2007"``), so a column
     of codes or years may be declared categorical.
     """
-    codes = {c: float(k) for k, c in enumerate(spec.categories or [])}
-    outside = float(len(codes))
+    codes = category_index(spec)
+    outside = float(len(spec.categories or []))
     return np.fromiter(
         (math.nan if _missing(v) else codes.get(category_text(v), outside) for v in values),
         dtype=np.float64,
@@ -361,22 +360,21 @@ def category_codes(values: Sequence[Any] | np.ndarray, spec: FeatureSpec) -> np.
 
 def text_codes(column: Any, spec: FeatureSpec, csv_cell: bool) -> np.ndarray:
     """The codes of a text column (a pyarrow string array) of a categorical feature, looked up
-    in C++: as :func:`category_codes` gives them (null is missing), without a Python object
-    per value.
+    in C++: as :func:`category_codes` gives them (null is missing; text trimmed of what
+    ``str.strip()`` trims: pyarrow trims the same characters, tested for every one), without
+    a Python object per value.
 
     Args:
         csv_cell: Each value is a CSV cell, read as the service reads one
-            (:meth:`FeatureSchema.text_value`): trimmed of what ``str.strip()`` trims (pyarrow
-            trims the same characters, tested for every one), and missing when empty or a
-            null spelling (:data:`CSV_MISSING`).
+            (:meth:`FeatureSchema.text_value`): also missing when empty or a null spelling
+            (:data:`CSV_MISSING`).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     categories = list(spec.categories or [])
-    codes = {c: float(k) for k, c in enumerate(categories)}  # the last of a repeated text
-    if csv_cell:
-        column = pc.utf8_trim_whitespace(column)
+    codes = category_index(spec)
+    column = pc.utf8_trim_whitespace(column)
     index = pc.index_in(column, value_set=pa.array(list(codes), pa.string()))
     out = np.full(len(column), float(len(categories)))  # the code of an unseen text
     found = pc.is_valid(index).to_numpy(zero_copy_only=False)
@@ -394,17 +392,28 @@ def flag_values(column: Any) -> np.ndarray | None:
     as :meth:`FeatureSchema.text_value` reads each cell: trimmed, ``true`` or ``false`` in any
     case (:data:`BOOLEAN_CELLS`), missing when empty or a null spelling, else a number; or
     None when a cell is none of those (the caller's exact path words the error)."""
+    return _cell_values(column, BOOLEAN_CELLS)
+
+
+def number_values(column: Any) -> np.ndarray | None:
+    """A text column of CSV cells of a number feature, read in C++ as
+    :meth:`FeatureSchema.text_value` reads each cell (trimmed, missing when empty or a null
+    spelling, else a number), or None when a cell is not one."""
+    return _cell_values(column, {})
+
+
+def _cell_values(column: Any, words: dict[str, float]) -> np.ndarray | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     cells = pc.utf8_trim_whitespace(column)
-    lower = pc.utf8_lower(cells)
+    lower = pc.utf8_lower(cells) if words else cells
     missing = pc.or_kleene(
         pc.is_null(cells), pc.is_in(cells, value_set=pa.array(sorted(CSV_MISSING), pa.string()))
     )
     out = np.full(len(column), np.nan)
     rest = pc.invert(missing)
-    for text, value in BOOLEAN_CELLS.items():
+    for text, value in words.items():
         flags = pc.and_kleene(rest, pc.equal(lower, text)).to_numpy(zero_copy_only=False)
         out[flags] = value
         rest = pc.and_kleene(rest, pc.not_equal(lower, text))
@@ -429,10 +438,22 @@ def put_numbers(out: np.ndarray, column: Any) -> None:
         start = stop
 
 
+def category_index(spec: FeatureSpec) -> dict[str, float]:
+    """Each category's code by its :func:`category_text` (a bundle trained before text was
+    trimmed may list padded categories; the last of a repeated text wins)."""
+    return {category_text(c): float(k) for k, c in enumerate(spec.categories or [])}
+
+
 def category_text(value: Any) -> str:
-    """How a categorical value is named: text as it is, whole numbers without ``.0``."""
+    """How a categorical value is named: text trimmed of surrounding whitespace, whole
+    numbers without ``.0``.
+
+    Text is trimmed as every CSV cell is (:meth:`FeatureSchema.text_value`), from whatever
+    source: a fixed-width (``CHAR``) export pads ``'basic'`` to ``'basic     '``, and a model
+    trained on the padded text would find the endpoint's trimmed CSV cell unseen.
+    """
     if isinstance(value, str):
-        return value
+        return value.strip()
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)

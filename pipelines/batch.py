@@ -32,7 +32,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core.errors import DataError
-from core.features import CSV_MISSING, FeatureSchema, category_codes, flag_values, text_codes
+from core.features import (
+    CSV_MISSING,
+    FeatureSchema,
+    category_codes,
+    flag_values,
+    number_values,
+    text_codes,
+)
 from core.files import DESCRIBED, DataFormat, data_format
 from core.model import Model, Prediction
 from core.s3 import download, is_s3_uri, upload
@@ -77,15 +84,25 @@ def score_file(
             local_in = download(input_uri, tmp / Path(input_uri).name)
         elif not local_in.is_file():
             raise DataError(f"Input file {input_uri} does not exist.")
-        source = _open_input(local_in, in_fmt, chunk_rows, model, id_column)
-        writer = _AtomicOutput(output_uri, out_fmt)
+
+        def run(padded: bool) -> int:
+            source = _open_input(local_in, in_fmt, chunk_rows, model, id_column, padded)
+            writer = _AtomicOutput(output_uri, out_fmt)
+            try:
+                rows = _pipeline(model, source, writer, progress, start)
+                if rows == 0:
+                    raise DataError(f"{input_uri} has no rows to score.")
+                writer.commit()
+            finally:
+                writer.discard()
+            return rows
+
         try:
-            rows = _pipeline(model, source, writer, progress, start)
-            if rows == 0:
-                raise DataError(f"{input_uri} has no rows to score.")
-            writer.commit()
-        finally:
-            writer.discard()
+            rows = run(padded=False)
+        except _PaddedNull:
+            if progress is not None:
+                progress("  a number column has padded null spellings: reading its cells trimmed")
+            rows = run(padded=True)
     return ScoreResult(rows=rows, seconds=time.perf_counter() - start, output=output_uri)
 
 
@@ -212,15 +229,15 @@ def table_to_matrix(model: Model, table: pa.Table, plan: ChunkPlan, first_row: i
             else:
                 X[:, j] = category_codes(column.to_numpy(zero_copy_only=False), spec)
             continue
-        if spec.dtype == "bool" and pa.types.is_string(column.type):  # CSV cells (_open_csv)
-            flags = flag_values(column)
-            if flags is None:  # cell by cell, as the service's exact path: it names the row
+        if pa.types.is_string(column.type) and plan.csv:  # bool (or padded) cells (_open_csv)
+            values = flag_values(column) if spec.dtype == "bool" else number_values(column)
+            if values is None:  # cell by cell, as the service's exact path: it names the row
                 cells = column.to_pylist()
-                flags = np.array(
+                values = np.array(
                     [plan.schema.text_value(c, first_row + i, j, f"row {first_row + i}: ")
                      for i, c in enumerate(cells)]
                 )  # fmt: skip
-            X[:, j] = flags
+            X[:, j] = values
             continue
         if not (
             pa.types.is_integer(column.type)
@@ -268,14 +285,19 @@ class _Input:
 
 
 def _open_input(
-    path: Path, fmt: DataFormat, chunk_rows: int, model: Model, id_column: str | None
+    path: Path,
+    fmt: DataFormat,
+    chunk_rows: int,
+    model: Model,
+    id_column: str | None,
+    padded: bool = False,
 ) -> _Input:
     """Open ``path`` and check its columns against the bundle schema (see
     :meth:`ChunkPlan.for_columns`); only the columns scoring reads are decoded, so a wide
-    table's other columns never are."""
+    table's other columns never are. ``padded``: see :class:`_PaddedNull`."""
     if fmt == "parquet":
         return _open_parquet(path, chunk_rows, model, id_column)
-    return _open_csv(path, chunk_rows, model, id_column)
+    return _open_csv(path, chunk_rows, model, id_column, padded)
 
 
 def _open_parquet(path: Path, chunk_rows: int, model: Model, id_column: str | None) -> _Input:
@@ -322,7 +344,9 @@ def _header_cells(path: Path) -> list[str]:
     return first.removeprefix("\ufeff").rstrip("\r\n").split(",")
 
 
-def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) -> _Input:
+def _open_csv(
+    path: Path, chunk_rows: int, model: Model, id_column: str | None, padded: bool = False
+) -> _Input:
     """The header alone first (a small block), then the columns scoring reads, each feature
     with its type: pyarrow otherwise infers a column's type from the first block and fails on
     a later block that does not fit it (whole numbers, then "2.5"; or an unused column of
@@ -340,9 +364,9 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
     header.close()
     plan = ChunkPlan.for_columns(model, names, id_column, csv=True)
     # A boolean feature's cells are text too, read by the service's rule (flag_values): True
-    # or false in any case, or a number.
+    # or false in any case, or a number; and every number feature's when ``padded``.
     types = {
-        f.name: pa.string() if f.is_categorical or f.dtype == "bool" else pa.float64()
+        f.name: pa.string() if padded or f.is_categorical or f.dtype == "bool" else pa.float64()
         for f in model.manifest.features
     }
     if plan.id_column is not None:
@@ -359,7 +383,7 @@ def _open_csv(path: Path, chunk_rows: int, model: Model, id_column: str | None) 
             path, read_options=pacsv.ReadOptions(block_size=block), convert_options=convert
         )
     except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(_csv_error(path, names, e)) from e
+        raise _csv_error(path, names, e) from e
     return _Input(plan, _rechunk(reader, chunk_rows, path, names), None)
 
 
@@ -375,7 +399,7 @@ def _rechunk(
         except StopIteration:
             break
         except pa.ArrowInvalid as e:
-            raise DataError(_csv_error(path, names, e)) from e
+            raise _csv_error(path, names, e) from e
         pending.append(batch)
         held += batch.num_rows
         while held >= chunk_rows:
@@ -388,21 +412,24 @@ def _rechunk(
         yield pa.Table.from_batches(pending, schema=reader.schema)
 
 
-def _csv_error(path: Path, names: list[str], e: Exception) -> str:
-    """What a CSV parse error says, naming the column pyarrow numbers."""
+class _PaddedNull(Exception):
+    """A number column holds a null spelling with spaces around it (a fixed-width export's
+    ``" NA "``). pyarrow trims a cell to convert it to a number but matches the null
+    spellings untrimmed, so :func:`score_file` reads the file again with the number
+    columns as text, each cell trimmed as the service trims it (about 2.5 times slower to
+    read, so only then)."""
+
+
+def _csv_error(path: Path, names: list[str], e: Exception) -> Exception:
+    """The error for a CSV parse error, naming the column pyarrow numbers."""
     reason = " ".join(str(e).split())
     found = re.search(r"CSV column #(\d+): CSV conversion error to double", reason)
     if found is None or int(found.group(1)) >= len(names):
-        return f"{path}: the CSV cannot be parsed ({reason})."
+        return DataError(f"{path}: the CSV cannot be parsed ({reason}).")
     value = re.search(r"invalid value '(.*)'", reason)
-    if value is not None and value.group(1) in CSV_MISSING:
-        # pyarrow trims a cell to convert it, but matches the null spellings untrimmed
-        return (
-            f"{path}: column {names[int(found.group(1))]!r} holds {value.group(1)!r} with "
-            "spaces around it, which is read as a missing value only without them. Write "
-            f"{value.group(1)!r} (or an empty cell) without spaces for a missing value."
-        )
-    return (
+    if value is not None and value.group(1).strip() in CSV_MISSING:
+        return _PaddedNull(reason)
+    return DataError(
         f"{path}: column {names[int(found.group(1))]!r} holds a value that is not a number "
         f"({reason}); the model expects numbers there, and an empty cell (or NA) where a "
         "value is missing. Clean the column before scoring."

@@ -6,7 +6,9 @@ naming the problem and the fix; the CLI prints it and exits non-zero.
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -173,8 +175,7 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
     try:
         if data_format(path) == "parquet":
             return pd.read_parquet(path)
-        # pandas' own null spellings, named: the endpoint and batch scoring read by them too
-        frame = pd.read_csv(path, keep_default_na=False, na_values=sorted(CSV_MISSING))
+        frame = _trimmed(_read_csv(path))
     except pd.errors.EmptyDataError as e:
         raise DataError(
             f"{source} is empty: it has no header and no rows. Point --data at a file with a "
@@ -190,6 +191,40 @@ def _parse(path: Path, source: str) -> pd.DataFrame:
     hint = separator_hint(source, [str(c) for c in frame.columns])
     if hint:
         raise DataError(hint)
+    return frame
+
+
+def _read_csv(source: Path | io.StringIO) -> pd.DataFrame:
+    import pandas as pd
+
+    # pandas' own null spellings, named: the endpoint and batch scoring read by them too
+    return pd.read_csv(source, keep_default_na=False, na_values=sorted(CSV_MISSING))
+
+
+def _trimmed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as if every cell had been trimmed of surrounding whitespace, as the endpoint
+    and batch scoring trim each CSV cell before they read it.
+
+    pandas reads a padded number (`` 3.5 ``) as a number, but one padded null spelling
+    (`` NA ``) or bool (`` True ``) makes the whole column text, and a fixed-width export's
+    padded text stays padded. Each text column with a padded cell is read again from its
+    trimmed cells, so that pandas types it as it would have typed the trimmed file.
+    """
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        cells = [v.strip() if isinstance(v, str) else v for v in column.tolist()]
+        if all(a is b or a == b for a, b in zip(cells, column.tolist(), strict=True)):
+            continue
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")  # quotes a lone empty cell: not a blank line
+        writer.writerow(["cell"])
+        writer.writerows([[v if isinstance(v, str) else ""] for v in cells])
+        text.seek(0)
+        again = _read_csv(text)["cell"]
+        again.index = column.index
+        frame[name] = again
     return frame
 
 
