@@ -273,7 +273,8 @@ def split_xy(
 
     Raises:
         DataError: for a missing target column (suggesting the closest name), no rows, an
-            excluded column that is not in the table or is the target, a
+            excluded column that is not in the table or is the target, a date or time
+            feature column, a
             declared type for a column that is not a feature (with the closest name), a
             column with no values at all, missing labels, a single class, or a non-numeric
             regression target.
@@ -321,6 +322,15 @@ def split_xy(
                 f"params.yaml data.features declares {name!r}, which is not a feature column "
                 f"of {source}.{did_you_mean(name, features)} Fix the name or remove the entry."
             )
+    times = [c for c in features if _is_time(frame[c])]
+    if times:
+        listed = ", ".join(f"{c!r} ({frame[c].dtype})" for c in times)
+        raise DataError(
+            f"{source}: feature column(s) {listed} hold dates or times, which a model cannot "
+            "take as they are (as text each moment would be a category of its own). Derive "
+            "the numbers it should learn from as columns of their own (days since, month, "
+            f"weekday), or leave them out: --set 'data.exclude=[{', '.join(times)}]'."
+        )
     empty = [c for c in features if frame[c].isna().all()]
     if empty:
         raise DataError(
@@ -393,6 +403,17 @@ def _numpy_backed(frame: pd.DataFrame, dtypes: Mapping[str, Dtype]) -> pd.DataFr
         else:
             plain[name] = column.astype(object).where(column.notna(), None)
     return frame.assign(**plain) if plain else frame
+
+
+def _is_time(column: pd.Series) -> bool:
+    import pandas as pd
+
+    dtype = column.dtype
+    return bool(
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    )
 
 
 def column_dtype(column: pd.Series) -> Dtype:

@@ -321,3 +321,34 @@ def test_string_labels_become_classes(breast_cancer_csv: Path) -> None:
         DataError, match=r"not numeric, but the model in params\.yaml is a regressor"
     ):
         split_xy(frame, "target", "regression")
+
+
+def test_date_and_time_columns_are_refused_with_the_way_out(tmp_path: Path) -> None:
+    """A Parquet export keeps its timestamps typed: as categories each moment was a category
+    of its own (and read back as other text at the endpoint). They are named with the fix;
+    left out as the message says, the table trains."""
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "signed_up": pd.date_range("2026-01-01", periods=n, freq="D"),
+            "x": [i / 10 for i in range(n)],
+            "last_seen": pd.date_range("2026-06-01", periods=n, freq="h", tz="Europe/Paris"),
+            "tenure": pd.to_timedelta(range(n), unit="D"),
+            "target": [0, 1] * (n // 2),
+        }
+    )
+    frame.to_parquet(tmp_path / "export.parquet")
+    table = read_table(tmp_path / "export.parquet").frame
+
+    with pytest.raises(DataError) as e:
+        split_xy(table, "target", "classification", source="export.parquet")
+
+    message = str(e.value)
+    assert message.startswith(
+        "export.parquet: feature column(s) 'signed_up' (datetime64[ns]), 'last_seen' "
+        "(datetime64[ns, Europe/Paris]), 'tenure' (timedelta64[ns]) hold dates or times"
+    )
+    exclude = re.search(r"data\.exclude=\[(.*)\]", message)
+    assert exclude is not None
+    xy = split_xy(table, "target", "classification", exclude=exclude.group(1).split(", "))
+    assert list(xy.features.columns) == ["x"]
