@@ -24,6 +24,9 @@ LABELS = "predict"
 PROBABILITIES = "predict_proba"
 
 
+_FEATURE_DATATYPES = {"category": "BYTES", "bool": "BOOL", "int64": "INT64", "float64": "FP64"}
+
+
 def datatype_of(array: np.ndarray) -> str:
     kind = array.dtype.kind
     if kind == "b":
@@ -43,11 +46,11 @@ def metadata(model: Model) -> ModelMetadata:
         )
     features = model.manifest.features
     if any(f.is_categorical for f in features):
-        # Text and numbers do not share a tensor type: one [rows] tensor per feature.
+        # Text and numbers do not share a tensor type: one [rows] tensor per feature, of the
+        # feature's own type (a client hands each a table's column as it is; any numeric
+        # datatype is read for a number feature).
         inputs = [
-            MetadataTensor(
-                name=f.name, datatype="BYTES" if f.is_categorical else "FP64", shape=[-1]
-            )
+            MetadataTensor(name=f.name, datatype=_FEATURE_DATATYPES[f.dtype], shape=[-1])
             for f in features
         ]
     else:

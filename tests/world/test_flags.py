@@ -212,6 +212,34 @@ def test_classes_are_the_predictions_type_on_every_route(
     assert triton is not None and triton.dtype == np.bool_ and triton.tolist() == expected
 
 
+def test_tritonclient_sends_the_table_s_columns_as_the_metadata_declares(
+    client: TestClient, model: Model
+) -> None:
+    """Each feature tensor is declared of the feature's own type, so tritonclient takes the
+    DataFrame's columns as they are: it refuses a numpy bool or int column for an FP64
+    tensor (``got unexpected datatype BOOL from numpy array, expected FP64``)."""
+    import tritonclient.http as triton
+
+    frame = flags_table(rows=8, seed=7)[model.feature_names]
+    metadata = client.get(f"/v2/models/{model.name}").json()
+    declared = {t["name"]: t["datatype"] for t in metadata["inputs"]}
+    assert declared == {"premium": "BOOL", "seats": "INT64", "spend": "FP64", "plan": "BYTES"}
+    tensors = []
+    for name in model.feature_names:
+        tensor = triton.InferInput(name, [len(frame)], declared[name])
+        column = frame[name].to_numpy(dtype=object if declared[name] == "BYTES" else None)
+        tensor.set_data_from_numpy(column, binary_data=False)
+        tensors.append(tensor)
+    body, _ = triton.InferenceServerClient.generate_request_body(tensors)
+
+    answer = client.post(f"/v2/models/{model.name}/infer", content=body)
+
+    assert answer.status_code == 200, answer.text
+    labels = InferResult.from_response_body(answer.content).as_numpy("predict")
+    assert labels is not None
+    assert labels.tolist() == model.predict(_matrix(frame, model)).labels.tolist()
+
+
 def test_drift_reference_gives_a_flag_and_a_count_a_bin_per_value(model: Model) -> None:
     """Quantile edges gave the premium flag one bin (its PSI was 0 whatever its share) and
     merged seat counts; a bin per value shows a change of shares, and the zero amounts keep a
