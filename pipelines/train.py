@@ -174,7 +174,22 @@ def _read(params: Params, data: str | None, say: Callable[[str], None]) -> tuple
         declared=params.data.features,
         exclude=params.data.exclude,
     )
+    for same in _classes_alike(xy.classes or []):
+        say(
+            f"note: the target column {params.data.target!r} has classes that differ only in "
+            f"case: {', '.join(map(repr, same))}. If they are one class, spell them alike in "
+            "the data; the model learns them apart."
+        )
     return dataset, xy, source
+
+
+def _classes_alike(classes: list[Any]) -> list[list[str]]:
+    """Text classes that are one text but for case (``Yes``, ``yes``), a group each."""
+    groups: dict[str, list[str]] = {}
+    for c in classes:
+        if isinstance(c, str):
+            groups.setdefault(c.casefold(), []).append(c)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def _split(params: Params, xy: XY, source: str) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,11 +138,17 @@ def flags_table(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
 
 
 def train_table(
-    tmp: Path, frame: pd.DataFrame, target: str, model: str, parquet: bool = False, **extra: Any
+    tmp: Path,
+    frame: pd.DataFrame,
+    target: str,
+    model: str,
+    parquet: bool = False,
+    say: Callable[[str], None] | None = None,
+    **extra: Any,
 ) -> Path:
     """Train ``model`` on ``frame`` (written as CSV, or Parquet) with `mlship train`'s own
-    code, the gate and the registry off; the bundle directory. ``extra`` adds params.yaml keys
-    (``data`` merges into the data section)."""
+    code, the gate and the registry off; the bundle directory. ``say`` gets training's lines;
+    ``extra`` adds params.yaml keys (``data`` merges into the data section)."""
     import yaml
 
     from pipelines.params import load_params
@@ -164,5 +170,5 @@ def train_table(
         **extra,
     }  # fmt: skip
     (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
-    bundle: Path = train(load_params(tmp / "params.yaml"), say=lambda _: None).bundle_dir
+    bundle: Path = train(load_params(tmp / "params.yaml"), say=say or (lambda _: None)).bundle_dir
     return bundle

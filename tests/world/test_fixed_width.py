@@ -5,7 +5,7 @@ The endpoint and batch scoring read a CSV cell trimmed. Training reads the file 
 so a padded number, null spelling or True/False keeps its column's type, and a category is its
 trimmed text in training (from CSV or Parquet) and in every body. A model trained on the padded
 export is the model of the clean table, and answers the padded rows as that model answers the
-clean ones.
+clean ones. Labels kept by hand in two cases are noted.
 """
 
 from __future__ import annotations
@@ -153,3 +153,24 @@ def test_mlship_predict_reads_a_padded_export_as_the_endpoint(tmp_path: Path, cl
     with pytest.raises(InvalidInput, match=r"row 300: feature 'spend' is not a number"):
         score_file(clean, str(source), str(tmp_path / "bad.csv"), chunk_rows=128)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv", "scores.csv"]
+
+
+def test_classes_spelled_in_two_cases_are_noted(tmp_path: Path) -> None:
+    """Hand-kept labels drift in case ('Yes', 'yes'): the model learns them as two classes,
+    so training says so, naming them. A padded 'yes ' is the same class as 'yes' already."""
+    frame = _table()
+    labels = np.where(frame[TARGET], "yes", "no").astype(object)
+    labels[::7] = np.where(frame[TARGET][::7], "Yes", "no ")
+    notes: list[str] = []
+
+    model = load_model(
+        train_table(tmp_path, frame.assign(churned=labels), TARGET, "logistic_regression",
+                    say=notes.append)
+    )  # fmt: skip
+
+    assert model.manifest.target.classes == ["Yes", "no", "yes"]
+    assert [n for n in notes if n.startswith("note:")] == [
+        "note: the target column 'churned' has classes that differ only in case: 'Yes', "
+        "'yes'. If they are one class, spell them alike in the data; the model learns them "
+        "apart."
+    ]
