@@ -5,6 +5,12 @@ SHELL := /bin/bash
 
 export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
+# Compile the dependencies' bytecode at install, as the image does. Without it, every Python
+# process the tests start (servers, CLI runs) compiled scikit-learn, pandas and MLflow again
+# whenever PYTHONDONTWRITEBYTECODE was set: about 10 s against 3 s to import them. From a
+# fresh clone, `make test` took 12:07 (pytest 9:04); with it 10:33 (pytest 7:25), setup's
+# compile (about 60 s, once) included.
+export UV_COMPILE_BYTECODE := 1
 
 PYTHON ?= python3
 # uv: the one on PATH; else the interpreter's uv module; else a private copy in .tools/, a virtual
