@@ -62,6 +62,13 @@ def profile(
             distinct = column.nunique(dropna=True)
             if distinct == 1:
                 say(f"note: column {name!r} is constant in the training rows; it informs nothing")
+            elif dtypes[name] == "category" and _dates_as_text(column):
+                say(
+                    f"note: column {name!r} holds dates or times as text, so each one is a "
+                    "category of its own and a later date is never seen in training; derive "
+                    "the numbers the model should learn from (days since, month, weekday), or "
+                    f"leave it out: --set 'data.exclude=[{name}]'"
+                )
             elif dtypes[name] in _IDENTIFIER_DTYPES and distinct == len(column) >= _FEW_ROWS:
                 say(
                     f"note: column {name!r} holds a different value in every training row, as "
@@ -70,6 +77,21 @@ def profile(
                 )
         specs.append(spec)
     return specs, reference
+
+
+# ISO 8601 dates, alone or with a time: what exports write for a date column.
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$"
+
+
+def _dates_as_text(column: Any) -> bool:
+    """Every present value of a text column is an ISO 8601 date (looked at in the first
+    1,000), and there are more than a few distinct ones."""
+    present = column.dropna().head(1000).astype(str).str.strip()
+    return (
+        present.size >= _FEW_ROWS
+        and present.nunique() > HISTOGRAM_BINS
+        and bool(present.str.fullmatch(_ISO_DATE).all())
+    )
 
 
 def describe_features(

@@ -352,3 +352,34 @@ def test_date_and_time_columns_are_refused_with_the_way_out(tmp_path: Path) -> N
     assert exclude is not None
     xy = split_xy(table, "target", "classification", exclude=exclude.group(1).split(", "))
     assert list(xy.features.columns) == ["x"]
+
+
+def test_dates_written_as_text_are_noted(tmp_path: Path) -> None:
+    """In a CSV the same dates are text, a category each: consistent at the endpoint, but
+    a later date is never one the model saw. Training notes the column (and not a text
+    column that merely holds a few dates, such as a plan's start)."""
+    from pipelines.profile import profile
+
+    n = 60
+    pd.DataFrame(
+        {
+            "signed_up": pd.date_range("2026-01-01", periods=n, freq="D").astype(str),
+            "seen_at": [f"2026-06-{1 + i // 24:02d}T{i % 24:02d}:15:00Z" for i in range(n)],
+            "cohort": ["2026-01-01", "2026-02-01"] * (n // 2),
+            "plan": ["basic", "pro", "team"] * (n // 3),
+            "target": [0, 1] * (n // 2),
+        }
+    ).to_csv(tmp_path / "export.csv", index=False)
+    xy = split_xy(read_table(tmp_path / "export.csv").frame, "target", "classification")
+    notes: list[str] = []
+
+    profile(xy.features, xy.dtypes, say=notes.append)
+
+    assert not [n for n in notes if "identifier" in n]  # the date is the more useful note
+    assert [n for n in notes if "dates" in n] == [
+        f"note: column {name!r} holds dates or times as text, so each one is a category of its "
+        "own and a later date is never seen in training; derive the numbers the model should "
+        f"learn from (days since, month, weekday), or leave it out: --set "
+        f"'data.exclude=[{name}]'"
+        for name in ("signed_up", "seen_at")
+    ]
