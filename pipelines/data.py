@@ -348,7 +348,10 @@ def split_xy(
         )
     classes: list[bool | int | float | str] | None = None
     if task == "classification":
-        labels = y_series.unique().tolist()
+        y = y_series.to_numpy()
+        if y.dtype.kind in "OUT" or not pd.api.types.is_numeric_dtype(y_series):
+            y = y_series.astype(str).str.strip().to_numpy(dtype=object)  # as category_text
+        labels = pd.unique(y).tolist()
         if len(labels) < 2:
             raise DataError(
                 f"{source}: the target column {target!r} has a single class ({labels[0]!r}), "
@@ -356,9 +359,6 @@ def split_xy(
                 "classes; check the filter or export that produced the data, or choose a "
                 "regression model in params.yaml if the target is a number."
             )
-        y = y_series.to_numpy()
-        if y.dtype.kind in "OUT" or not pd.api.types.is_numeric_dtype(y_series):
-            y = y_series.astype(str).to_numpy(dtype=object)
         classes = sorted(np.unique(y).tolist())
     else:
         if not pd.api.types.is_numeric_dtype(y_series):

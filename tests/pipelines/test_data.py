@@ -383,3 +383,16 @@ def test_dates_written_as_text_are_noted(tmp_path: Path) -> None:
         f"'data.exclude=[{name}]'"
         for name in ("signed_up", "seen_at")
     ]
+
+
+def test_text_labels_are_trimmed_as_categories_are() -> None:
+    """A Parquet export keeps its padding (a CSV's cells are read trimmed): 'yes ' and 'yes'
+    are one class, as a padded category is its trimmed text."""
+    frame = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.4], "label": ["yes", "yes   ", " no", "no"]})
+
+    xy = split_xy(frame, "label", "classification")
+
+    assert xy.classes == ["no", "yes"]
+    assert xy.y.tolist() == ["yes", "yes", "no", "no"]
+    with pytest.raises(DataError, match=r"has a single class \('yes'\)"):
+        split_xy(frame.assign(label=["yes", "yes ", " yes", "yes"]), "label", "classification")
