@@ -19,7 +19,14 @@ import pyarrow.csv as pacsv
 
 from app.errors import BadRequest
 from core.errors import InvalidInput
-from core.features import CSV_MISSING, FeatureSchema, flag_values, put_numbers, text_codes
+from core.features import (
+    CSV_MISSING,
+    FeatureSchema,
+    flag_values,
+    number_values,
+    put_numbers,
+    text_codes,
+)
 from core.media import without_bom
 from core.npy import NpyError
 from core.npy import npy_to_matrix as npy_matrix
@@ -227,13 +234,15 @@ def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) ->
     flags = schema.boolean & missing
     text = schema.categorical | flags
 
-    def read(nulls: list[str]) -> pa.Table:
+    def read(nulls: list[str], as_text: np.ndarray = text) -> pa.Table:
         return pacsv.read_csv(
             pa.py_buffer(body),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={f"f{j}": pa.string() if text[j] else pa.float64() for j in range(n)},
+                column_types={
+                    f"f{j}": pa.string() if as_text[j] else pa.float64() for j in range(n)
+                },
                 null_values=nulls,
                 strings_can_be_null=missing,
                 quoted_strings_can_be_null=missing,
@@ -249,7 +258,13 @@ def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) ->
         except pa.ArrowInvalid:
             if not missing:
                 raise
-            table = read(sorted(CSV_MISSING))  # a number column holds "NA" or the like
+            try:
+                table = read(sorted(CSV_MISSING))  # a number column holds "NA" or the like
+            except pa.ArrowInvalid:
+                # pyarrow matches a null spelling untrimmed (a fixed-width export's " NA "):
+                # every column as text, each number cell read by number_values
+                text = np.ones(n, dtype=bool)
+                table = read([], as_text=text)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if table.num_columns != n:
@@ -262,13 +277,18 @@ def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) ->
             if values is None:
                 return None
             X[:, j] = values
-        elif text[j]:
+        elif schema.categorical[j]:
             X[:, j] = text_codes(column, schema.features[j], csv_cell=True)
+        elif text[j]:
+            values = number_values(column)
+            if values is None:
+                return None
+            X[:, j] = values
         else:
             put_numbers(X[:, j], column)
     # pyarrow reads a blank line as a row of empty cells: a row without any value goes to the
     # exact path, which refuses a blank line by its number (null counts come with the parse)
-    nulls = missing and any(table.column(j).null_count for j in range(n))
+    nulls = missing and (text.all() or any(table.column(j).null_count for j in range(n)))
     if nulls and np.isnan(X).all(axis=1).any():
         return None
     return X

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from app.inputs import FAST_PATH_BYTES, _fast_csv, csv_to_matrix
 from app.main import create_app
 from app.settings import AppSettings
 from core.errors import InvalidInput
@@ -174,3 +175,27 @@ def test_classes_spelled_in_two_cases_are_noted(tmp_path: Path) -> None:
         "'yes'. If they are one class, spell them alike in the data; the model learns them "
         "apart."
     ]
+
+
+def test_a_large_padded_body_takes_the_fast_path_and_reads_as_the_exact_path(
+    clean: Model,
+) -> None:
+    """A Batch Transform mini-batch of the fixed-width export: pyarrow reads the padded
+    ``" NA "`` only as text, so every column is read as text and each number cell by the
+    service's cell rule, in C++; a blank line in it is still refused by its number."""
+    schema = FeatureSchema(clean.manifest)
+    frame = pd.concat([_table()] * 20, ignore_index=True).drop(columns=TARGET)
+    body = frame.map(_pad).to_csv(header=False, index=False).encode()
+    assert len(body) > FAST_PATH_BYTES and b" NA ," in body
+
+    fast = _fast_csv(body, schema)
+
+    assert fast is not None
+    lines = body.decode().splitlines()
+    small = "\n".join(lines[:1000]).encode()
+    assert len(small) < FAST_PATH_BYTES  # read cell by cell
+    np.testing.assert_array_equal(fast[:1000], csv_to_matrix(small, schema))
+    np.testing.assert_array_equal(fast, encode(frame, list(clean.manifest.features)))
+    lines.insert(4321, "")
+    with pytest.raises(InvalidInput, match=r"^CSV row 4321 is empty"):
+        csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
