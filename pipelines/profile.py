@@ -69,6 +69,12 @@ def profile(
                     "the numbers the model should learn from (days since, month, weekday), or "
                     f"leave it out: --set 'data.exclude=[{name}]'"
                 )
+            elif dtypes[name] == "category" and (example := _numbers_as_text(column)):
+                say(
+                    f"note: column {name!r} holds numbers written as text ({example!r}), so "
+                    "each one is a category of its own; export them as plain numbers (no "
+                    "thousands separators, currency or percent signs)"
+                )
             elif dtypes[name] in _IDENTIFIER_DTYPES and distinct == len(column) >= _FEW_ROWS:
                 say(
                     f"note: column {name!r} holds a different value in every training row, as "
@@ -92,6 +98,23 @@ def _dates_as_text(column: Any) -> bool:
         and present.nunique() > HISTOGRAM_BINS
         and bool(present.str.fullmatch(_ISO_DATE).all())
     )
+
+
+# A number as spreadsheets format it: thousands separators, a currency or percent sign.
+_FORMATTED_NUMBER = r"^[-+(]?[$€£¥]?\s?\d{1,3}(?:,\d{3})*(?:\.\d+)?\s?[%)]?$"
+
+
+def _numbers_as_text(column: Any) -> str | None:
+    """A formatted value of a text column whose present values (the first 1,000) are all
+    numbers as spreadsheets format them, some with a separator or sign, and more than a few
+    distinct; else None."""
+    present = column.dropna().head(1000).astype(str).str.strip()
+    if present.size < _FEW_ROWS or present.nunique() <= HISTOGRAM_BINS:
+        return None
+    if not present.str.fullmatch(_FORMATTED_NUMBER).all():
+        return None
+    formatted = present[present.str.contains(r"[,$€£¥%()]")]
+    return str(formatted.iloc[0]) if formatted.size else None
 
 
 def describe_features(

@@ -396,3 +396,34 @@ def test_text_labels_are_trimmed_as_categories_are() -> None:
     assert xy.y.tolist() == ["yes", "yes", "no", "no"]
     with pytest.raises(DataError, match=r"has a single class \('yes'\)"):
         split_xy(frame.assign(label=["yes", "yes ", " yes", "yes"]), "label", "classification")
+
+
+def test_numbers_formatted_as_text_are_noted(tmp_path: Path) -> None:
+    """A spreadsheet export writes amounts as it shows them ('$1,234.50', '12%'): pandas
+    reads them as text, a category each. Training names the column and a value; plain
+    numbers and real text are left alone."""
+    from pipelines.profile import profile
+
+    n = 60
+    pd.DataFrame(
+        {
+            "amount": [f"${900 + 37.5 * i:,.2f}" for i in range(n)],
+            "share": [f"{i % 40}%" for i in range(n)],
+            "plain": [0.5 * i for i in range(n)],
+            "plan": ["basic", "pro", "team"] * (n // 3),
+            "target": [0, 1] * (n // 2),
+        }
+    ).to_csv(tmp_path / "export.csv", index=False)
+    xy = split_xy(read_table(tmp_path / "export.csv").frame, "target", "classification")
+    notes: list[str] = []
+
+    profile(xy.features, xy.dtypes, say=notes.append)
+
+    assert [n for n in notes if "numbers written as text" in n] == [
+        "note: column 'amount' holds numbers written as text ('$900.00'), so each one is a "
+        "category of its own; export them as plain numbers (no thousands separators, currency "
+        "or percent signs)",
+        "note: column 'share' holds numbers written as text ('0%'), so each one is a category "
+        "of its own; export them as plain numbers (no thousands separators, currency or "
+        "percent signs)",
+    ]
