@@ -212,27 +212,42 @@ def test_classes_are_the_predictions_type_on_every_route(
     assert triton is not None and triton.dtype == np.bool_ and triton.tolist() == expected
 
 
-def test_tritonclient_sends_the_table_s_columns_as_the_metadata_declares(
-    client: TestClient, model: Model
+@pytest.mark.parametrize("library", ["tritonclient", "kserve"])
+def test_oip_clients_send_the_table_s_columns_as_the_metadata_declares(
+    client: TestClient, model: Model, library: str
 ) -> None:
-    """Each feature tensor is declared of the feature's own type, so tritonclient takes the
-    DataFrame's columns as they are: it refuses a numpy bool or int column for an FP64
-    tensor (``got unexpected datatype BOOL from numpy array, expected FP64``)."""
-    import tritonclient.http as triton
-
+    """Each feature tensor is declared of the feature's own type, so the OIP clients take the
+    DataFrame's columns as they are: tritonclient refuses a numpy bool or int column for an
+    FP64 tensor (``got unexpected datatype BOOL from numpy array, expected FP64``)."""
     frame = flags_table(rows=8, seed=7)[model.feature_names]
     metadata = client.get(f"/v2/models/{model.name}").json()
     declared = {t["name"]: t["datatype"] for t in metadata["inputs"]}
     assert declared == {"premium": "BOOL", "seats": "INT64", "spend": "FP64", "plan": "BYTES"}
-    tensors = []
-    for name in model.feature_names:
-        tensor = triton.InferInput(name, [len(frame)], declared[name])
-        column = frame[name].to_numpy(dtype=object if declared[name] == "BYTES" else None)
-        tensor.set_data_from_numpy(column, binary_data=False)
-        tensors.append(tensor)
-    body, _ = triton.InferenceServerClient.generate_request_body(tensors)
+    columns = {
+        name: frame[name].to_numpy(dtype=object if declared[name] == "BYTES" else None)
+        for name in model.feature_names
+    }
 
-    answer = client.post(f"/v2/models/{model.name}/infer", content=body)
+    if library == "tritonclient":
+        import tritonclient.http as triton
+
+        tensors = []
+        for name, column in columns.items():
+            tensor = triton.InferInput(name, [len(frame)], declared[name])
+            tensor.set_data_from_numpy(column, binary_data=False)
+            tensors.append(tensor)
+        body, _ = triton.InferenceServerClient.generate_request_body(tensors)
+        answer = client.post(f"/v2/models/{model.name}/infer", content=body)
+    else:
+        from kserve import InferInput, InferRequest
+
+        inputs = []
+        for name, column in columns.items():
+            tensor = InferInput(name, [len(frame)], declared[name])
+            tensor.set_data_from_numpy(column, binary_data=False)
+            inputs.append(tensor)
+        request, _ = InferRequest(model_name=model.name, infer_inputs=inputs).to_rest()
+        answer = client.post(f"/v2/models/{model.name}/infer", json=request)
 
     assert answer.status_code == 200, answer.text
     labels = InferResult.from_response_body(answer.content).as_numpy("predict")
