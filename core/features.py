@@ -225,7 +225,7 @@ class FeatureSchema:
                     return None
                 other = float(self.outside[j])
                 code = {
-                    v: math.nan if v is None else codes.get(category_text(v), other)
+                    v: math.nan if missing_value(v) else codes.get(category_text(v), other)
                     for v in set(column)  # no bool here: text and int are never equal
                 }
                 out[:, j] = np.fromiter(map(code.__getitem__, column), np.float64, len(column))
@@ -247,7 +247,8 @@ class FeatureSchema:
         codes = self.codes[j]
         if codes is not None:
             if isinstance(value, str | int) and not isinstance(value, bool):
-                return codes.get(category_text(value), float(self.outside[j]))
+                text = category_text(value)
+                return codes.get(text, float(self.outside[j])) if text else math.nan
             raise InvalidInput(
                 f"{where}feature {self.names[j]!r} (row {i}) must be text (a category) or null, "
                 f"not {_json_type(value)}."
@@ -291,9 +292,14 @@ class FeatureSchema:
             nan_not_allowed = np.isnan(X) & ~self.nullable
             if nan_not_allowed.any():
                 i, j = np.argwhere(nan_not_allowed)[0]
+                what, send = (
+                    ("null or empty", "one of its categories")
+                    if self.categorical[j]
+                    else ("null or NaN", "a number")
+                )
                 raise InvalidInput(
-                    f"feature {self.names[j]!r} (row {first_row + i}) is missing (null or NaN), "
-                    "but the model was trained without missing values for it; send a number."
+                    f"feature {self.names[j]!r} (row {first_row + i}) is missing ({what}), but "
+                    f"the model was trained without missing values for it; send {send}."
                 )
         if self.integer.any():
             cols = X[:, self.integer]
@@ -352,7 +358,7 @@ def category_codes(values: Sequence[Any] | np.ndarray, spec: FeatureSpec) -> np.
     codes = category_index(spec)
     outside = float(len(spec.categories or []))
     return np.fromiter(
-        (math.nan if _missing(v) else codes.get(category_text(v), outside) for v in values),
+        (math.nan if missing_value(v) else codes.get(category_text(v), outside) for v in values),
         dtype=np.float64,
         count=len(values),
     )
@@ -379,10 +385,9 @@ def text_codes(column: Any, spec: FeatureSpec, csv_cell: bool) -> np.ndarray:
     out = np.full(len(column), float(len(categories)))  # the code of an unseen text
     found = pc.is_valid(index).to_numpy(zero_copy_only=False)
     out[found] = np.fromiter(codes.values(), np.float64, len(codes))[index.drop_null().to_numpy()]
-    missing = pc.is_null(column)
-    if csv_cell:
-        spellings = pa.array(sorted(CSV_MISSING), pa.string())
-        missing = pc.or_kleene(missing, pc.is_in(column, value_set=spellings))
+    # empty text is missing, as an empty CSV cell is (category_text)
+    spellings = pa.array(sorted(CSV_MISSING) if csv_cell else [""], pa.string())
+    missing = pc.or_kleene(pc.is_null(column), pc.is_in(column, value_set=spellings))
     out[missing.to_numpy(zero_copy_only=False)] = np.nan
     return out
 
@@ -446,7 +451,8 @@ def category_index(spec: FeatureSpec) -> dict[str, float]:
 
 def category_text(value: Any) -> str:
     """How a categorical value is named: text trimmed of surrounding whitespace, whole
-    numbers without ``.0``.
+    numbers without ``.0``. Text that is empty once trimmed names no category: the value is
+    missing (:func:`missing_value`), as an empty CSV cell is.
 
     Text is trimmed as every CSV cell is (:meth:`FeatureSchema.text_value`), from whatever
     source: a fixed-width (``CHAR``) export pads ``'basic'`` to ``'basic     '``, and a model
@@ -459,5 +465,8 @@ def category_text(value: Any) -> str:
     return str(value)
 
 
-def _missing(value: Any) -> bool:
+def missing_value(value: Any) -> bool:
+    """None, NaN, or text that is empty once trimmed (as an empty CSV cell is missing)."""
+    if isinstance(value, str):
+        return not value.strip()
     return value is None or (isinstance(value, float | np.floating) and math.isnan(value))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.baseline import BUNDLE_CONSTRAINTS, BUNDLE_STATISTICS, column_name
-from core.features import category_text
+from core.features import category_text, missing_value
 from core.manifest import FeatureSpec
 from pipelines.kll import distribution
 from pipelines.profile import encode
@@ -182,7 +182,7 @@ def _text_type(texts: Sequence[str]) -> str:
 def _text_feature(
     name: str, column: pd.Series, spec: FeatureSpec
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    present = column.notna().to_numpy()
+    present = column.notna().to_numpy() & ~column.map(missing_value).to_numpy(dtype=bool)
     texts = [category_text(v) for v in column[present].tolist()]
     if not texts:
         return _unknown_feature(name, len(column))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.features import category_codes, category_text
+from core.features import category_codes, category_text, missing_value
 from core.manifest import DriftReference, Dtype, FeatureSpec
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def _numeric(name: str, values: np.ndarray, dtype: Dtype) -> FeatureSpec:
 def _categorical(
     name: str, column: Any, cap: int, say: Callable[[str], None] | None
 ) -> FeatureSpec:
-    present = [category_text(v) for v in column.dropna().tolist()]
+    present = [category_text(v) for v in column.dropna().tolist() if not missing_value(v)]
     counts = Counter(present)
     ranked = sorted(counts, key=lambda c: (-counts[c], c))
     other = len(ranked) > cap
@@ -221,7 +221,7 @@ def _categorical(
         dtype="category",
         min=0.0,
         max=float(len(kept) if other else len(kept) - 1),
-        nullable=bool(column.isna().any()),
+        nullable=len(present) < len(column),
         categories=kept,
         other=other,
     )

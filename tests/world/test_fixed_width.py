@@ -199,3 +199,40 @@ def test_a_large_padded_body_takes_the_fast_path_and_reads_as_the_exact_path(
     lines.insert(4321, "")
     with pytest.raises(InvalidInput, match=r"^CSV row 4321 is empty"):
         csv_to_matrix(("\n".join(lines) + "\n").encode(), schema)
+
+
+def test_empty_text_in_parquet_is_a_gap_as_an_empty_csv_cell_is(
+    tmp_path: Path, clean: Model
+) -> None:
+    """Databases export a missing text as ``""``; a Parquet file keeps it. It was learned as a
+    category ``""`` while an empty CSV cell is missing: the same rows got 422 'trained
+    without missing values' as CSV and an answer as JSON. Empty text is now a gap
+    everywhere: in training, its baseline, CSV cells, and JSON strings."""
+    from core.baseline import column_name
+
+    frame = _table()
+    frame.loc[frame.index % 5 == 0, "plan"] = ""
+    frame.loc[frame.index % 7 == 0, "plan"] = "   "
+    model = load_model(train_table(tmp_path, frame, TARGET, "logistic_regression", parquet=True))
+    plan = next(f for f in model.manifest.features if f.name == "plan")
+    assert plan.categories is not None
+    assert sorted(plan.categories) == ["basic", "pro", "team"] and plan.nullable
+    constraints = json.loads((model.bundle.path / "baseline" / "constraints.json").read_text())
+    j = model.feature_names.index("plan")
+    entry = next(f for f in constraints["features"] if f["name"] == column_name(j))
+    assert entry["completeness"] < 1.0
+
+    rows = frame.drop(columns=TARGET).head(60)
+    by_csv, by_json = _answers(
+        model, rows.to_csv(header=False, index=False), json.loads(rows.to_json(orient="records"))
+    )
+    with_gaps = rows.assign(plan=rows["plan"].where(rows["plan"].str.strip() != "", None))
+    expected = model.predict(encode(with_gaps, list(model.manifest.features)))
+    assert by_csv["predictions"] == by_json["predictions"] == expected.labels.tolist()
+    assert np.isnan(encode(with_gaps, list(model.manifest.features))[:, j]).sum() > 0
+    with pytest.raises(InvalidInput) as refused:  # the clean model had no gaps in plan
+        csv_to_matrix(b"True,1,0.0,  \n", FeatureSchema(clean.manifest))
+    assert str(refused.value) == (
+        "feature 'plan' (row 0) is missing (null or empty), but the model was trained without "
+        "missing values for it; send one of its categories."
+    )
