@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from core.errors import DataError
-from core.features import CSV_MISSING
+from core.features import CSV_MISSING, missing_value
 from core.files import data_format, require_data_format, sha256_file
 from core.manifest import Dtype
 from core.s3 import download, is_s3_uri, object_version
@@ -331,7 +331,7 @@ def split_xy(
             "the numbers it should learn from as columns of their own (days since, month, "
             f"weekday), or leave them out: --set 'data.exclude=[{', '.join(times)}]'."
         )
-    empty = [c for c in features if frame[c].isna().all()]
+    empty = [c for c in features if _no_values(frame[c])]
     if empty:
         raise DataError(
             f"{source}: feature column(s) {', '.join(map(repr, empty))} have no values at all, "
@@ -403,6 +403,14 @@ def _numpy_backed(frame: pd.DataFrame, dtypes: Mapping[str, Dtype]) -> pd.DataFr
         else:
             plain[name] = column.astype(object).where(column.notna(), None)
     return frame.assign(**plain) if plain else frame
+
+
+def _no_values(column: pd.Series) -> bool:
+    """Every value is missing: null, NaN, or text that is empty once trimmed (a Parquet
+    export's '' is a gap, :func:`core.features.missing_value`)."""
+    if column.isna().all():
+        return True
+    return column.dtype == object and bool(column.map(missing_value).all())
 
 
 def _is_time(column: pd.Series) -> bool:

@@ -427,3 +427,18 @@ def test_numbers_formatted_as_text_are_noted(tmp_path: Path) -> None:
         "of its own; export them as plain numbers (no thousands separators, currency or "
         "percent signs)",
     ]
+
+
+def test_a_column_of_empty_text_has_no_values() -> None:
+    """A Parquet export's column of '' (a field nobody fills in) is all gaps, refused as a
+    column of nulls is, instead of a categorical feature with no category."""
+    frame = pd.DataFrame(
+        {"x": [0.1, 0.2, 0.3, 0.4], "note": ["", "  ", "", ""], "gone": [None] * 4, "y": [0, 1] * 2}
+    )
+
+    with pytest.raises(DataError) as e:
+        split_xy(frame, "y", "classification")
+
+    assert str(e.value).startswith(
+        "the data: feature column(s) 'note', 'gone' have no values at all"
+    )
