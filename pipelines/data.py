@@ -214,8 +214,8 @@ def _trimmed(frame: pd.DataFrame) -> pd.DataFrame:
         column = frame[name]
         if column.dtype != object:
             continue
-        cells = [v.strip() if isinstance(v, str) else v for v in column.tolist()]
-        if all(a is b or a == b for a, b in zip(cells, column.tolist(), strict=True)):
+        cells = column.str.strip()  # text or NaN, as read_csv gives an object column
+        if cells.equals(column):
             continue
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")  # quotes a lone empty cell: not a blank line
@@ -283,14 +283,11 @@ def split_xy(
 
     columns = [str(c) for c in frame.columns]
     if target not in columns:
-        close = difflib.get_close_matches(target, columns, n=1, cutoff=0.6)
-        hint = (
-            f"Did you mean {close[0]!r}? "
-            if close
-            else f"The columns are: {', '.join(columns[:12])}{' …' if len(columns) > 12 else ''}. "
+        hint = did_you_mean(target, columns) or (
+            f" The columns are: {', '.join(columns[:12])}{' …' if len(columns) > 12 else ''}."
         )
         raise DataError(
-            f"{source} has no target column {target!r}. {hint}Set data.target in params.yaml "
+            f"{source} has no target column {target!r}.{hint} Set data.target in params.yaml "
             "to the name of the label column."
         )
     if len(frame) == 0:

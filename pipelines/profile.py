@@ -90,14 +90,9 @@ _ISO_DATE = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+
 
 
 def _dates_as_text(column: Any) -> bool:
-    """Every present value of a text column is an ISO 8601 date (looked at in the first
-    1,000), and there are more than a few distinct ones."""
-    present = column.dropna().head(1000).astype(str).str.strip()
-    return (
-        present.size >= _FEW_ROWS
-        and present.nunique() > HISTOGRAM_BINS
-        and bool(present.str.fullmatch(_ISO_DATE).all())
-    )
+    """Every sampled value of a text column is an ISO 8601 date (:func:`_text_sample`)."""
+    sample = _text_sample(column)
+    return sample is not None and bool(sample.str.fullmatch(_ISO_DATE).all())
 
 
 # A number as spreadsheets format it: thousands separators, a currency or percent sign.
@@ -105,16 +100,22 @@ _FORMATTED_NUMBER = r"^[-+(]?[$€£¥]?\s?\d{1,3}(?:,\d{3})*(?:\.\d+)?\s?[%)]?$
 
 
 def _numbers_as_text(column: Any) -> str | None:
-    """A formatted value of a text column whose present values (the first 1,000) are all
-    numbers as spreadsheets format them, some with a separator or sign, and more than a few
-    distinct; else None."""
-    present = column.dropna().head(1000).astype(str).str.strip()
-    if present.size < _FEW_ROWS or present.nunique() <= HISTOGRAM_BINS:
+    """A formatted value of a text column whose sampled values (:func:`_text_sample`) are
+    all numbers as spreadsheets format them, some with a separator or sign; else None."""
+    sample = _text_sample(column)
+    if sample is None or not sample.str.fullmatch(_FORMATTED_NUMBER).all():
         return None
-    if not present.str.fullmatch(_FORMATTED_NUMBER).all():
-        return None
-    formatted = present[present.str.contains(r"[,$€£¥%()]")]
+    formatted = sample[sample.str.contains(r"[,$€£¥%()]")]
     return str(formatted.iloc[0]) if formatted.size else None
+
+
+def _text_sample(column: Any) -> Any:
+    """The first 1,000 present values of a text column, trimmed, when there are enough of
+    them and more than a few distinct ones to judge what they hold; else None."""
+    sample = column.dropna().head(1000).astype(str).str.strip()
+    if sample.size < _FEW_ROWS or sample.nunique() <= HISTOGRAM_BINS:
+        return None
+    return sample
 
 
 def describe_features(

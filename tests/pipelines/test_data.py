@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pandas as pd
@@ -354,26 +355,33 @@ def test_date_and_time_columns_are_refused_with_the_way_out(tmp_path: Path) -> N
     assert list(xy.features.columns) == ["x"]
 
 
+def _training_notes(tmp_path: Path, columns: dict[str, Any]) -> list[str]:
+    """What training notes of a 60-row CSV export of ``columns``, beside a plain text column
+    and a target."""
+    from pipelines.profile import profile
+
+    pd.DataFrame({**columns, "plan": ["basic", "pro", "team"] * 20, "target": [0, 1] * 30}).to_csv(
+        tmp_path / "export.csv", index=False
+    )
+    xy = split_xy(read_table(tmp_path / "export.csv").frame, "target", "classification")
+    notes: list[str] = []
+    profile(xy.features, xy.dtypes, say=notes.append)
+    return notes
+
+
 def test_dates_written_as_text_are_noted(tmp_path: Path) -> None:
     """In a CSV the same dates are text, a category each: consistent at the endpoint, but
     a later date is never one the model saw. Training notes the column (and not a text
     column that merely holds a few dates, such as a plan's start)."""
-    from pipelines.profile import profile
-
     n = 60
-    pd.DataFrame(
+    notes = _training_notes(
+        tmp_path,
         {
             "signed_up": pd.date_range("2026-01-01", periods=n, freq="D").astype(str),
             "seen_at": [f"2026-06-{1 + i // 24:02d}T{i % 24:02d}:15:00Z" for i in range(n)],
             "cohort": ["2026-01-01", "2026-02-01"] * (n // 2),
-            "plan": ["basic", "pro", "team"] * (n // 3),
-            "target": [0, 1] * (n // 2),
-        }
-    ).to_csv(tmp_path / "export.csv", index=False)
-    xy = split_xy(read_table(tmp_path / "export.csv").frame, "target", "classification")
-    notes: list[str] = []
-
-    profile(xy.features, xy.dtypes, say=notes.append)
+        },
+    )
 
     assert not [n for n in notes if "identifier" in n]  # the date is the more useful note
     assert [n for n in notes if "dates" in n] == [
@@ -402,22 +410,15 @@ def test_numbers_formatted_as_text_are_noted(tmp_path: Path) -> None:
     """A spreadsheet export writes amounts as it shows them ('$1,234.50', '12%'): pandas
     reads them as text, a category each. Training names the column and a value; plain
     numbers and real text are left alone."""
-    from pipelines.profile import profile
-
     n = 60
-    pd.DataFrame(
+    notes = _training_notes(
+        tmp_path,
         {
             "amount": [f"${900 + 37.5 * i:,.2f}" for i in range(n)],
             "share": [f"{i % 40}%" for i in range(n)],
             "plain": [0.5 * i for i in range(n)],
-            "plan": ["basic", "pro", "team"] * (n // 3),
-            "target": [0, 1] * (n // 2),
-        }
-    ).to_csv(tmp_path / "export.csv", index=False)
-    xy = split_xy(read_table(tmp_path / "export.csv").frame, "target", "classification")
-    notes: list[str] = []
-
-    profile(xy.features, xy.dtypes, say=notes.append)
+        },
+    )
 
     assert [n for n in notes if "numbers written as text" in n] == [
         "note: column 'amount' holds numbers written as text ('$900.00'), so each one is a "
