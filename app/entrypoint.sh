@@ -1,6 +1,8 @@
 #!/bin/sh
 # The container's entrypoint. SageMaker starts inference containers as `docker run IMAGE serve`
-# and training containers as `docker run IMAGE train`; anything else runs as given.
+# and training containers as `docker run IMAGE train`; the scheduled batch pipeline checks
+# its input with `docker run IMAGE check-input ...` (a processing job); anything else runs as
+# given.
 set -eu
 cmd="${1:-serve}"
 [ "$#" -gt 0 ] && shift
@@ -10,6 +12,6 @@ if [ "$cmd" = train ] && [ "$#" -eq 0 ] && [ -d /opt/ml/input/data ]; then
   set -- --sagemaker /opt/ml --params /opt/mlship/params.yaml
 fi
 case "$cmd" in
-  serve | train) exec python -m cli "$cmd" "$@" ;;
+  serve | train | check-input) exec python -m cli "$cmd" "$@" ;;
   *) exec "$cmd" "$@" ;;
 esac

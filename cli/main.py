@@ -162,6 +162,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="Worker processes (default: MLSHIP_WORKERS or one per CPU)."
     )
 
+    p = add(
+        "check-input",
+        _lazy("check", "check_input"),
+        "Check a Batch Transform input before scoring: every mini-batch the job would send, "
+        "read as the service reads it (exit 1 naming what fails).",
+    )
+    p.add_argument("--model", required=True, help="Bundle dir or model.tar.gz.")
+    p.add_argument("--input", required=True, type=Path, help="Input file, or directory of files.")
+    p.add_argument(
+        "--content-type",
+        choices=("text/csv", "application/jsonlines"),
+        default="text/csv",
+        help="The job's ContentType, one record a line (default text/csv).",
+    )
+    p.add_argument(
+        "--max-payload-mb",
+        type=int,
+        default=6,
+        help="The job's MaxPayloadInMB: the mini-batch size (default 6).",
+    )
+    p.add_argument(
+        "--unseen-categories",
+        choices=("count", "refuse"),
+        default="count",
+        help="As the service's MLSHIP_UNSEEN_CATEGORIES: count a category the model was not "
+        "trained on (the default) or refuse it.",
+    )
+    p.add_argument("--report", type=Path, help="Write the report (JSON) here.")
+    p.add_argument(
+        "--message",
+        type=Path,
+        help="On failure, write the summary here (at most 1 KB: a SageMaker processing job's "
+        "/opt/ml/output/message becomes its ExitMessage).",
+    )
+
     p = add("predict", _lazy("batch", "predict"), "Score a CSV or Parquet file in batch.")
     p.add_argument("--model", required=True, help="Bundle dir, model.tar.gz, s3:// or models:/.")
     p.add_argument("--input", required=True, help="CSV or Parquet file, local or s3://.")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from app.answers import npy_answer
 from app.auth import require_api_key_on_invocations
-from app.inputs import csv_to_matrix, npy_to_matrix
-from app.jsonlines import json_rows_to_matrix, jsonlines_to_matrix
+from app.bodies import body_matrix
 from app.routers import get_service
 from app.routing import answer, stamp
 from app.schemas import (
@@ -21,7 +19,6 @@ from app.schemas import (
     InvocationsResponse,
     StatusResponse,
 )
-from app.slices import RowSlices
 from app.transport import (
     CSV,
     JSON,
@@ -35,7 +32,6 @@ from app.transport import (
     read_body,
     require_content_type,
 )
-from core.features import FeatureSchema
 
 router = APIRouter(tags=["sagemaker"])
 
@@ -86,7 +82,7 @@ async def invocations(request: Request) -> Response:
         request, (JSON, CSV, JSONLINES, NPY), service.settings.default_invocations_accept
     )
     body = await read_body(request, service.settings.max_body_bytes)
-    X = await off_loop(body, _matrix, content_type, body, service.schema, service.slices)
+    X = await off_loop(body, body_matrix, content_type, body, service.schema, service.slices)
     prediction, model = await answer(service, request, X)
     if out == CSV:
         return stamp(csv_response(await off_loop(body, service.answers.csv, prediction)), model)
@@ -102,18 +98,6 @@ async def invocations(request: Request) -> Response:
         "model_version": model.version,
     }
     return stamp(await off_loop(body, json_response, answer_json), model)
-
-
-def _matrix(content_type: str, body: bytes, schema: FeatureSchema, slices: RowSlices) -> np.ndarray:
-    """The body of ``content_type`` as a validated matrix (a large JSON Lines body checked on
-    ``slices``' threads)."""
-    if content_type == CSV:
-        return csv_to_matrix(body, schema)
-    if content_type == JSONLINES:
-        return jsonlines_to_matrix(body, schema, slices)
-    if content_type == NPY:
-        return npy_to_matrix(body, schema)
-    return json_rows_to_matrix(body, schema, JSONLINES)
 
 
 @router.get("/execution-parameters", response_model=ExecutionParameters)

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app import bodies
 from app.inputs import csv_to_matrix
-from app.routers import rest, sagemaker, v2
+from app.routers import rest, v2
 from app.transport import OFF_LOOP_BYTES
 from tests.app.conftest import ClientFactory, Held
 
@@ -52,7 +53,7 @@ def _at_least(X: np.ndarray, size: int, body: Callable[[np.ndarray], bytes]) -> 
 
 # (path, module and name of the parse function it calls, body, headers, rows in the answer)
 ROUTES = [
-    ("/invocations", sagemaker, "csv_to_matrix", _csv, CSV),
+    ("/invocations", bodies, "csv_to_matrix", _csv, CSV),
     ("/v1/predict", rest, "json_rows_to_matrix", _instances, JSON),
     ("/v2/models/{name}/infer", v2, "request_to_matrix", _oip, JSON),
 ]
@@ -105,7 +106,7 @@ def test_small_body_is_parsed_on_the_event_loop(
     """Below OFF_LOOP_BYTES a thread hand-off would cost more than the parse: none."""
     client: TestClient = make_client()
     held = Held(csv_to_matrix, wait_s=0)
-    monkeypatch.setattr(sagemaker, "csv_to_matrix", held)
+    monkeypatch.setattr(bodies, "csv_to_matrix", held)
 
     response = client.post("/invocations", content=_csv(X[:20], 1000), headers=CSV)
 

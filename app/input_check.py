@@ -1,0 +1,224 @@
+"""A batch input checked before a transform job scores it: every mini-batch the job will send,
+read by the service's own reader.
+
+SageMaker splits each input file into records at line breaks and packs whole records into
+mini-batches of at most the job's MaxPayloadInMB (``BatchStrategy=MultiRecord``,
+``SplitType=Line``; "Use Batch Transform", CreateTransformJob). :func:`check_input` splits the
+files the same way and reads each mini-batch with :func:`app.bodies.body_matrix`, the reader
+``POST /invocations`` applies, with the settings the transform container has. A mini-batch it
+refuses is one the job would fail on, so the check names it (file, lines, the service's reason)
+before any instance starts scoring; the scheduled batch pipeline runs it as its first step
+(``infra/pipeline_definition.py``) and a failed check stops the run.
+
+Beside the problems, the report counts what the service accepts but monitors: categories the
+model was not trained on and missing values, per feature. Messages name rows and features,
+never values (values must not reach logs or the job's exit message).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from app.bodies import body_matrix
+from app.slices import RowSlices
+from core.errors import MlshipError
+from core.features import FeatureSchema
+
+# Problems listed in the report; the rest are counted.
+MAX_LISTED = 20
+# DescribeProcessingJob's ExitMessage holds the first 1 KB of /opt/ml/output/message
+# ("Save and Access Metadata Information About Your Processing Job").
+EXIT_MESSAGE_BYTES = 1024
+_READ_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A mini-batch the service refuses, or a record SageMaker cannot send."""
+
+    file: str
+    first_line: int  # 1-based, in the file
+    last_line: int
+    reason: str
+
+    def describe(self) -> str:
+        lines = (
+            f"line {self.first_line}"
+            if self.first_line == self.last_line
+            else f"lines {self.first_line}-{self.last_line}"
+        )
+        return f"{self.file} {lines}: {self.reason}"
+
+
+@dataclass
+class InputReport:
+    """What :func:`check_input` found."""
+
+    content_type: str
+    max_payload_bytes: int
+    files: int = 0
+    rows: int = 0
+    mini_batches: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    unlisted: int = 0  # problems beyond MAX_LISTED
+    unseen_categories: dict[str, int] = field(default_factory=dict)
+    missing_values: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.files > 0 and self.rows > 0 and not self.problems
+
+    def add(self, problem: Problem) -> None:
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append(problem)
+        else:
+            self.unlisted += 1
+
+    def summary(self) -> str:
+        """One paragraph: passed, or why not (the first problems)."""
+        if self.files == 0:
+            return "The batch input holds no files: nothing to score."
+        if self.passed:
+            return (
+                f"The batch input passed: {self.rows} rows in {self.files} file(s), "
+                f"{self.mini_batches} mini-batch(es) of at most {self.max_payload_bytes} bytes, "
+                "each read as the service reads it."
+            )
+        if not self.problems:
+            return f"The batch input's {self.files} file(s) hold no rows: nothing to score."
+        count = len(self.problems) + self.unlisted
+        listed = "; ".join(p.describe() for p in self.problems[:3])
+        return (
+            f"The batch input fails the model's input checks in {count} place(s) "
+            f"(the service would refuse these mini-batches): {listed}"
+            + ("; ..." if count > 3 else "")
+            + ". Fix the data or score it with the model it was prepared for."
+        )
+
+    def exit_message(self) -> bytes:
+        """:meth:`summary` as at most :data:`EXIT_MESSAGE_BYTES` of UTF-8."""
+        text = self.summary().encode()
+        if len(text) <= EXIT_MESSAGE_BYTES:
+            return text
+        return text[: EXIT_MESSAGE_BYTES - 3].decode(errors="ignore").encode() + b"..."
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "summary": self.summary(),
+            "content_type": self.content_type,
+            "max_payload_bytes": self.max_payload_bytes,
+            "files": self.files,
+            "rows": self.rows,
+            "mini_batches": self.mini_batches,
+            "problems": [
+                {"file": p.file, "lines": [p.first_line, p.last_line], "reason": p.reason}
+                for p in self.problems
+            ],
+            "problems_not_listed": self.unlisted,
+            "unseen_categories": self.unseen_categories,
+            "missing_values": self.missing_values,
+        }
+
+
+def mini_batches(stream: BinaryIO, limit: int) -> Iterator[tuple[int, int, bytes | None]]:
+    """The file's records (lines) packed greedily into bodies of at most ``limit`` bytes, as
+    SageMaker packs MultiRecord mini-batches: (first line, last line, body), lines numbered
+    from 1. A record longer than ``limit`` comes as (line, line, None): no mini-batch can hold
+    it."""
+    pending = b""
+    line = 1
+    eof = False
+    while True:
+        while not eof and len(pending) <= limit:
+            block = stream.read(max(_READ_BYTES, limit))
+            eof = not block
+            pending += block
+        if not pending:
+            return
+        # the rest of the file, else up to the last line end within the limit
+        cut = len(pending) if len(pending) <= limit else pending.rfind(b"\n", 0, limit) + 1
+        if cut == 0:  # no line ends within the limit: one record longer than a mini-batch
+            end = pending.find(b"\n")
+            while end < 0 and not eof:
+                block = stream.read(_READ_BYTES)
+                eof = not block
+                pending += block
+                end = pending.find(b"\n")
+            yield line, line, None
+            pending = b"" if end < 0 else pending[end + 1 :]
+            line += 1
+            continue
+        body, pending = pending[:cut], pending[cut:]
+        lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+        yield line, line + lines - 1, body
+        line += lines
+
+
+def check_input(
+    paths: list[Path],
+    root: Path,
+    schema: FeatureSchema,
+    content_type: str,
+    max_payload_bytes: int,
+    slices: RowSlices | None = None,
+) -> InputReport:
+    """Read every mini-batch of ``paths`` as the service would (see the module doc).
+
+    Args:
+        root: The directory the files are named relative to in the report.
+    """
+    report = InputReport(content_type, max_payload_bytes)
+    unseen = np.zeros(schema.n, dtype=np.int64)
+    missing = np.zeros(schema.n, dtype=np.int64)
+    for path in paths:
+        report.files += 1
+        name = path.relative_to(root).as_posix()
+        with path.open("rb") as stream:
+            for first, last, body in mini_batches(stream, max_payload_bytes):
+                if body is None:
+                    report.add(
+                        Problem(
+                            name,
+                            first,
+                            last,
+                            f"the record is longer than MaxPayloadInMB ({max_payload_bytes} "
+                            "bytes): no mini-batch can hold it, so the job would fail. Split "
+                            "the record or raise the payload limit.",
+                        )
+                    )
+                    continue
+                report.mini_batches += 1
+                try:
+                    X = body_matrix(content_type, body, schema, slices)
+                except MlshipError as e:
+                    reason = f"{e} (rows count from 0 at line {first})"
+                    report.add(Problem(name, first, last, reason))
+                    continue
+                report.rows += X.shape[0]
+                missing += np.isnan(X).sum(axis=0)
+                if schema.any_categorical:
+                    unseen += schema.unseen(X).sum(axis=0)
+    report.unseen_categories = _by_feature(schema, unseen)
+    report.missing_values = _by_feature(schema, missing)
+    return report
+
+
+def input_files(directory: Path) -> list[Path]:
+    """The files under ``directory`` (a downloaded S3 prefix), in key order."""
+    return sorted(p for p in directory.rglob("*") if p.is_file())
+
+
+def write_report(report: InputReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+
+
+def _by_feature(schema: FeatureSchema, counts: np.ndarray) -> dict[str, int]:
+    return {schema.names[j]: int(counts[j]) for j in np.flatnonzero(counts)}

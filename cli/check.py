@@ -1,0 +1,55 @@
+"""Handler of ``mlship check-input`` (the container's ``check-input``): a Batch Transform input
+read mini-batch by mini-batch as the service reads it (:mod:`app.input_check`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.errors import DataError
+
+
+def check_input(args: argparse.Namespace) -> int:
+    """Check ``--input`` against ``--model``'s input contract; 0 when it passes, else 1."""
+    from app.input_check import check_input as check
+    from app.input_check import input_files, write_report
+    from app.slices import RowSlices
+    from core.features import FeatureSchema
+    from core.model import load_model
+    from core.runtime import cpus_available
+    from core.sources import local_bundle
+    from core.transform import MIB, PAYLOAD_MB_RANGE
+
+    low, high = PAYLOAD_MB_RANGE
+    if not low <= args.max_payload_mb <= high:
+        raise DataError(
+            f"--max-payload-mb {args.max_payload_mb} must be between {low} and {high} "
+            "(SageMaker's MaxPayloadInMB range): give the transform job's."
+        )
+    if args.input.is_dir():
+        root, paths = args.input, input_files(args.input)
+    elif args.input.is_file():
+        root, paths = args.input.parent, [args.input]
+    else:
+        raise DataError(f"--input {args.input} is neither a file nor a directory.")
+    with local_bundle(args.model, what="--model") as local:
+        manifest = load_model(local, estimator=False).manifest
+    schema = FeatureSchema(manifest, refuse_unseen=args.unseen_categories == "refuse")
+    report = check(
+        paths,
+        root,
+        schema,
+        args.content_type,
+        args.max_payload_mb * MIB,
+        RowSlices(cpus_available()),
+    )
+    print(report.summary())
+    try:
+        if args.report is not None:
+            write_report(report, args.report)
+        if args.message is not None and not report.passed:
+            args.message.parent.mkdir(parents=True, exist_ok=True)
+            args.message.write_bytes(report.exit_message())
+    except OSError as e:  # the verdict stands (the exit code); the summary is in the log above
+        print(f"warning: cannot write the check's report: {e}", file=sys.stderr)
+    return 0 if report.passed else 1

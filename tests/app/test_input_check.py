@@ -1,0 +1,163 @@
+"""The batch input check (app/input_check.py): SageMaker's mini-batch split, and a verdict on
+each mini-batch equal to what ``POST /invocations`` answers that same body."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from app.input_check import EXIT_MESSAGE_BYTES, check_input, input_files, mini_batches
+from app.main import create_app
+from app.settings import AppSettings
+from core.features import FeatureSchema
+from core.model import Model, load_model
+from tests.contract.batch_transform import split_mini_batches
+from tests.factories import flags_table
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def penguin_model(penguin_bundle: Path) -> Model:
+    return load_model(penguin_bundle)
+
+
+@pytest.fixture(scope="module")
+def client(penguin_bundle: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(AppSettings(model_uri=str(penguin_bundle)))) as c:
+        yield c
+
+
+def _table(penguins: pd.DataFrame, model: Model, rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    return penguins[model.feature_names].iloc[rng.integers(0, len(penguins), rows)]
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+@pytest.mark.parametrize(("limit_mb", "longest"), [(1, 3000), (2, 3000), (1, 60)])
+def test_mini_batches_are_the_ones_sagemaker_sends(
+    final_newline: bool, limit_mb: int, longest: int
+) -> None:
+    """The split equals the emulator's (tests/contract/batch_transform.py: whole records
+    packed greedily up to MaxPayloadInMB), line numbers included."""
+    rng = np.random.default_rng(limit_mb)
+    lines = [b"x" * int(n) + b"\n" for n in rng.integers(0, longest, 4 * MIB // longest)]
+    data = b"".join(lines) if final_newline else b"".join(lines)[:-1]
+    ours = list(mini_batches(io.BytesIO(data), limit_mb * MIB))
+
+    assert [body for _, _, body in ours] == split_mini_batches(data, limit_mb * MIB // MIB)
+    assert len(ours) > 1
+    assert ours[0][0] == 1 and ours[-1][1] == len(lines)
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ours))
+
+
+def test_a_record_longer_than_a_mini_batch_is_named_by_its_line() -> None:
+    data = b"a,b\n" + b"c" * (MIB + 10) + b"\nd,e\n"
+    got = list(mini_batches(io.BytesIO(data), MIB))
+    assert got == [(1, 1, b"a,b\n"), (2, 2, None), (3, 3, b"d,e\n")]
+
+
+def test_every_mini_batch_gets_the_services_verdict(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model, client: TestClient
+) -> None:
+    """Text, gaps, unseen categories, a short row and a blank line in a 3 MB file split into
+    1 MB mini-batches: the check refuses exactly the mini-batches /invocations refuses, and
+    counts what it accepts but monitors."""
+    frame = _table(penguins, penguin_model, 60_000).astype({"island": object})
+    frame.loc[frame.index[::97], "island"] = "Atlantis"  # unseen: counted, not refused
+    lines = frame.to_csv(index=False, header=False).splitlines(keepends=True)
+    lines[30_000] = "Dream,1,2\n"
+    lines[50_001] = "\n"
+    data = "".join(lines).encode()
+    (tmp_path / "in" / "day=1").mkdir(parents=True)
+    (tmp_path / "in" / "day=1" / "part.csv").write_bytes(data)
+    schema = FeatureSchema(penguin_model.manifest)
+
+    report = check_input(input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB)
+
+    answers = []
+    for first, last, body in mini_batches(io.BytesIO(data), MIB):
+        assert body is not None
+        r = client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+        answers.append((first, last, r.status_code, r.json().get("error", "")))
+    refused = [(f, la, e) for f, la, status, e in answers if status != 200]
+    assert len(refused) == 2 and all(status in (200, 400, 422) for *_, status, _ in answers)
+    assert [(p.file, p.first_line, p.last_line) for p in report.problems] == [
+        ("day=1/part.csv", f, la) for f, la, _ in refused
+    ]
+    assert [p.reason.split(" (rows count")[0] for p in report.problems] == [e for *_, e in refused]
+    assert not report.passed and report.files == 1 and report.mini_batches == len(answers)
+    accepted = sum(la - f + 1 for f, la, status, _ in answers if status == 200)
+    assert report.rows == accepted
+    assert report.unseen_categories["island"] > 0
+    assert report.missing_values["sex"] > 0 and "island" not in report.missing_values
+    assert "day=1/part.csv lines" in report.summary()
+
+
+def test_json_lines_records_are_checked_as_the_service_reads_them(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model, client: TestClient
+) -> None:
+    frame = _table(penguins, penguin_model, 2_000)
+    good = frame.to_json(orient="records", lines=True).encode()
+    bad = frame.drop(columns=["year"]).to_json(orient="records", lines=True).encode()
+    (tmp_path / "good.jsonl").write_bytes(good)
+    (tmp_path / "bad.jsonl").write_bytes(bad)
+    schema = FeatureSchema(penguin_model.manifest)
+    media = "application/jsonlines"
+
+    report = check_input(input_files(tmp_path), tmp_path, schema, media, 6 * MIB)
+
+    served = client.post("/invocations", content=bad, headers={"Content-Type": media})
+    assert served.status_code == 422
+    assert [(p.file, p.reason.split(" (rows count")[0]) for p in report.problems] == [
+        ("bad.jsonl", served.json()["error"])
+    ]
+    assert report.rows == len(frame)  # the good file's
+
+
+def test_refusing_unseen_categories_refuses_them(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    frame = _table(penguins, penguin_model, 100).astype({"island": object})
+    frame.loc[frame.index[3], "island"] = "Atlantis"
+    (tmp_path / "part.csv").write_text(frame.to_csv(index=False, header=False))
+    counted = FeatureSchema(penguin_model.manifest)
+    refused = FeatureSchema(penguin_model.manifest, refuse_unseen=True)
+    paths = input_files(tmp_path)
+
+    assert check_input(paths, tmp_path, counted, "text/csv", MIB).passed
+    report = check_input(paths, tmp_path, refused, "text/csv", MIB)
+    assert not report.passed and "island" in report.problems[0].reason
+
+
+def test_no_files_or_no_rows_do_not_pass(tmp_path: Path, penguin_model: Model) -> None:
+    schema = FeatureSchema(penguin_model.manifest)
+    empty = check_input([], tmp_path, schema, "text/csv", MIB)
+    assert not empty.passed and "no files" in empty.summary()
+    (tmp_path / "empty.csv").write_bytes(b"")
+    report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB)
+    assert not report.passed and "hold no rows" in report.summary()
+
+
+def test_the_exit_message_fits_sagemakers_1_kb(tmp_path: Path, flags_bundle: Path) -> None:
+    """Many failing files: the summary is cut to whole UTF-8 characters within 1 KB."""
+    model = load_model(flags_bundle)
+    frame = flags_table()[model.feature_names]
+    for k in range(30):
+        (tmp_path / f"ünïcode-{k:02d}.csv").write_text(frame.to_csv(index=False, header=False))
+        with (tmp_path / f"ünïcode-{k:02d}.csv").open("a") as f:
+            f.write("1,2\n")
+    report = check_input(
+        input_files(tmp_path), tmp_path, FeatureSchema(model.manifest), "text/csv", MIB
+    )
+    message = report.exit_message()
+    assert len(report.problems) + report.unlisted == 30 and report.unlisted == 10
+    assert len(message) <= EXIT_MESSAGE_BYTES
+    message.decode()  # whole characters
