@@ -474,12 +474,14 @@ def _batch(
             tags=b.tags,
         ),
     )
-    return {
+    outputs: dict[str, pulumi.Input[str]] = {
         "batchPipelineName": batch.pipeline_name,
         "batchScheduleArn": batch.schedule_arn,
-        # Where the check reads its baseline: the release copies the bundle's there.
-        "batchBaselinePrefix": schedule.baseline_prefix,
     }
+    if schedule.input_check == "model-monitor":
+        # Where Model Monitor's check reads its baseline: the release copies the bundle's there.
+        outputs["batchBaselinePrefix"] = schedule.baseline_prefix
+    return outputs
 
 
 if __name__ == "__main__":

@@ -2,12 +2,23 @@
 
 Two steps, both run by SageMaker itself (no code of ours to host):
 
-1. ``CheckInputData``, a ``QualityCheck`` step (``CheckType: DATA_QUALITY``): SageMaker Model
-   Monitor's prebuilt analyzer profiles the input prefix and, with ``FailOnViolation``, fails the
-   run when the data breaks the training baseline's ``constraints.json`` (missing columns, types,
-   completeness, out-of-range categories). This is the documented step the SDK's
-   ``MonitorBatchTransformStep(monitor_before_transform=True)`` builds; its ``Arguments`` are a
-   CreateProcessingJob request without the job name.
+1. ``CheckInputData``, the check before scoring, one of (``mlship:batchInputCheck``):
+
+   - ``mlship`` (the default): a ``Processing`` step that runs the serving image's
+     ``check-input`` (``app/input_check.py``) over the input prefix: every mini-batch the
+     transform job will send, read by the service's own reader with the job's payload limit.
+     A mini-batch the service would refuse fails the step (exit code 1), naming the file, the
+     lines and the reason in the step's exit message (``/opt/ml/output/message``, "Save and
+     Access Metadata Information About Your Processing Job") and its log; the full report goes
+     to ``data-quality/report.json``.
+   - ``model-monitor``: a ``QualityCheck`` step (``CheckType: DATA_QUALITY``): SageMaker Model
+     Monitor's prebuilt analyzer profiles the input prefix and, with ``FailOnViolation``, fails
+     the run when the data breaks the training baseline's ``constraints.json``. This is the
+     documented step the SDK's ``MonitorBatchTransformStep(monitor_before_transform=True)``
+     builds. AWS no longer opens Model Monitor to new customers ("Amazon SageMaker Model
+     Monitor availability change"), hence not the default.
+
+   Either way its ``Arguments`` are a CreateProcessingJob request without the job name.
 2. ``ScoreInputData``, a ``Transform`` step after it: Batch Transform on N instances with the
    request shape of ``pipelines/sagemaker/requests.transform_job_request`` (MultiRecord
    mini-batches of at most MaxPayloadInMB, one record a line in and out); its ``Arguments`` are
@@ -42,6 +53,12 @@ _PROCESSING = "/opt/ml/processing"
 _DATASET_INPUT = "baseline_dataset_input"
 _DATASET_PATH = f"{_PROCESSING}/input/{_DATASET_INPUT}"
 _OUTPUT_PATH = f"{_PROCESSING}/output"
+# mlship's check: where the job puts the input prefix and the bundle, and where the container
+# leaves the summary SageMaker returns as the job's ExitMessage.
+_INPUT_PATH = f"{_PROCESSING}/input/data"
+_MODEL_PATH = f"{_PROCESSING}/input/model"
+_EXIT_MESSAGE = "/opt/ml/output/message"
+REPORT_FILE = "report.json"
 # Model Monitor prebuilt container registries ("Amazon SageMaker Model Monitor prebuilt
 # container", repository sagemaker-model-monitor-analyzer; the SDK's image_uri_config/
 # model-monitor.json has the same accounts).
@@ -123,6 +140,9 @@ class BatchPipelineSpec:
     instance_count: int
     max_payload_mb: int
     content_type: str
+    input_check: str  # mlship:batchInputCheck
+    image_uri: str  # the serving image (mlship's check runs its check-input)
+    model_data_key: str  # the bundle's model.tar.gz in the bucket
 
 
 def analyzer_image(region: str) -> str:
@@ -183,9 +203,16 @@ def transform_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
     }
 
 
-def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
-    """The QualityCheck step's CreateProcessingJob request (no job name): the analyzer over the
-    input prefix, network-isolated, output and volume encrypted with the stack key."""
+def _processing_job(
+    spec: BatchPipelineSpec,
+    app: dict[str, Any],
+    inputs: list[tuple[str, Any, str]],
+    output_name: str,
+) -> dict[str, Any]:
+    """A CreateProcessingJob request (no job name) on one instance of the job's type:
+    ``inputs`` as (name, S3 URI, local path), the output directory to the run's
+    ``data-quality/`` prefix, network-isolated, output and volume encrypted with the stack
+    key."""
     return {
         "ProcessingResources": {
             "ClusterConfig": {
@@ -196,26 +223,27 @@ def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
             }
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        "AppSpecification": {"ImageUri": analyzer_image(spec.region)},
+        "AppSpecification": app,
         "RoleArn": spec.job_role_arn,
         "ProcessingInputs": [
             {
-                "InputName": _DATASET_INPUT,
+                "InputName": name,
                 "AppManaged": False,
                 "S3Input": {
-                    "S3Uri": {"Get": f"Parameters.{INPUT_PARAMETER}"},
-                    "LocalPath": _DATASET_PATH,
+                    "S3Uri": uri,
+                    "LocalPath": path,
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
                     "S3DataDistributionType": "FullyReplicated",
                     "S3CompressionType": "None",
                 },
             }
+            for name, uri, path in inputs
         ],
         "ProcessingOutputConfig": {
             "Outputs": [
                 {
-                    "OutputName": "monitoring_output",
+                    "OutputName": output_name,
                     "AppManaged": False,
                     "S3Output": {
                         "S3Uri": _run_prefix("data-quality"),
@@ -226,20 +254,80 @@ def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
             ],
             "KmsKeyId": spec.key_arn,
         },
-        "Environment": {
-            "dataset_format": json.dumps(dataset_format(spec.content_type)),
-            "dataset_source": _DATASET_PATH,
-            "output_path": _OUTPUT_PATH,
-            "publish_cloudwatch_metrics": "Disabled",
-        },
         "NetworkConfig": {"EnableNetworkIsolation": True},
+    }
+
+
+def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
+    """The QualityCheck step's CreateProcessingJob request (``model-monitor``): Model
+    Monitor's analyzer over the input prefix."""
+    input_prefix = {"Get": f"Parameters.{INPUT_PARAMETER}"}
+    request = _processing_job(
+        spec,
+        {"ImageUri": analyzer_image(spec.region)},
+        [(_DATASET_INPUT, input_prefix, _DATASET_PATH)],
+        "monitoring_output",
+    )
+    request["Environment"] = {
+        "dataset_format": json.dumps(dataset_format(spec.content_type)),
+        "dataset_source": _DATASET_PATH,
+        "output_path": _OUTPUT_PATH,
+        "publish_cloudwatch_metrics": "Disabled",
+    }
+    return request
+
+
+def check_input_command(spec: BatchPipelineSpec) -> list[str]:
+    """The serving image's arguments in mlship's check (``docker run IMAGE <these>``: the
+    image's entrypoint runs ``mlship check-input``), with the transform job's format and
+    payload limit, so the check reads the mini-batches the job will send."""
+    model_file = spec.model_data_key.rsplit("/", 1)[-1]
+    return [
+        "check-input",
+        "--model", f"{_MODEL_PATH}/{model_file}",
+        "--input", _INPUT_PATH,
+        "--content-type", spec.content_type,
+        "--max-payload-mb", str(spec.max_payload_mb),
+        "--report", f"{_OUTPUT_PATH}/{REPORT_FILE}",
+        "--message", _EXIT_MESSAGE,
+    ]  # fmt: skip
+
+
+def input_check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
+    """The Processing step's CreateProcessingJob request (``mlship``): the serving image's
+    ``check-input`` over the input prefix and the bundle the transform job serves."""
+    return _processing_job(
+        spec,
+        {"ImageUri": spec.image_uri, "ContainerArguments": check_input_command(spec)},
+        [
+            ("data", {"Get": f"Parameters.{INPUT_PARAMETER}"}, _INPUT_PATH),
+            ("model", f"s3://{spec.bucket}/{spec.model_data_key}", _MODEL_PATH),
+        ],
+        "report",
+    )
+
+
+def check_step(spec: BatchPipelineSpec) -> dict[str, Any]:
+    """The first step: the input check ``spec.input_check`` names."""
+    if spec.input_check == "mlship":
+        return {"Name": CHECK_STEP, "Type": "Processing", "Arguments": input_check_arguments(spec)}
+    # The keys ``mlship publish`` writes the bundle's baseline to (core.baseline).
+    keys = baseline_keys(spec.baseline_prefix)
+    return {
+        "Name": CHECK_STEP,
+        "Type": "QualityCheck",
+        "Arguments": check_arguments(spec),
+        "CheckType": "DATA_QUALITY",
+        "SkipCheck": False,
+        "FailOnViolation": True,
+        "RegisterNewBaseline": False,
+        "SuppliedBaselineStatistics": f"s3://{spec.bucket}/{keys.statistics}",
+        "SuppliedBaselineConstraints": f"s3://{spec.bucket}/{keys.constraints}",
     }
 
 
 def definition(spec: BatchPipelineSpec) -> dict[str, Any]:
     """The pipeline definition: parameters (input and output prefixes), check, then score."""
-    # The keys ``mlship publish`` writes the bundle's baseline to (core.baseline).
-    keys = baseline_keys(spec.baseline_prefix)
     return {
         "Version": VERSION,
         "Metadata": {},
@@ -256,17 +344,7 @@ def definition(spec: BatchPipelineSpec) -> dict[str, Any]:
             },
         ],
         "Steps": [
-            {
-                "Name": CHECK_STEP,
-                "Type": "QualityCheck",
-                "Arguments": check_arguments(spec),
-                "CheckType": "DATA_QUALITY",
-                "SkipCheck": False,
-                "FailOnViolation": True,
-                "RegisterNewBaseline": False,
-                "SuppliedBaselineStatistics": f"s3://{spec.bucket}/{keys.statistics}",
-                "SuppliedBaselineConstraints": f"s3://{spec.bucket}/{keys.constraints}",
-            },
+            check_step(spec),
             {
                 "Name": SCORE_STEP,
                 "Type": "Transform",

@@ -2,8 +2,9 @@
 input's data quality and scores it with Batch Transform on N instances.
 
 Why these services: SageMaker Pipelines runs both steps as SageMaker jobs (no code of ours to
-host, retries and lineage included), its QualityCheck step is Model Monitor's documented data
-check, and EventBridge Scheduler has a templated target for ``StartPipelineExecution`` (one
+host, retries and lineage included), its Processing step runs the serving image's own input
+check before scoring (or its QualityCheck step Model Monitor's, for accounts that have it),
+and EventBridge Scheduler has a templated target for ``StartPipelineExecution`` (one
 least-privilege role, retries, time zones), where an EventBridge rule schedule would need the
 same role and offers no retry policy per schedule. Step Functions would add a state machine to
 what Pipelines already is. The pipeline definition is ``infra/pipeline_definition.py``; every
@@ -125,7 +126,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                         account_id=v[3],
                         input_prefix=b.input_prefix,
                         output_prefix=b.output_prefix,
-                        baseline_prefix=b.baseline_prefix,
+                        baseline_prefix=_baseline_prefix(b),
                         model_prefix=args.model_data_key.split("/", 1)[0] + "/",
                     )
                 )
@@ -184,13 +185,16 @@ class ScheduledBatch(pulumi.ComponentResource):
                         bucket_arn=v[2],
                         key_arn=v[3],
                         output_prefix=b.output_prefix,
-                        baseline_prefix=b.baseline_prefix,
+                        baseline_prefix=_baseline_prefix(b),
                     )
                 )
             ),
             opts=self._child,
         )
-        body = pulumi.Output.all(args.bucket_name, args.key_arn, job_role.arn, model.name).apply(
+        image = pulumi.Output.concat(args.repository_url, ":", args.image_tag)
+        body = pulumi.Output.all(
+            args.bucket_name, args.key_arn, job_role.arn, model.name, image
+        ).apply(
             lambda v: json.dumps(
                 definition(
                     BatchPipelineSpec(
@@ -206,6 +210,9 @@ class ScheduledBatch(pulumi.ComponentResource):
                         instance_count=b.instance_count,
                         max_payload_mb=b.max_payload_mb,
                         content_type=b.content_type,
+                        input_check=b.input_check,
+                        image_uri=v[4],
+                        model_data_key=args.model_data_key,
                     )
                 ),
                 sort_keys=True,
@@ -288,6 +295,11 @@ class ScheduledBatch(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
+
+
+def _baseline_prefix(batch: BatchSchedule) -> str | None:
+    """Where the check reads a baseline: Model Monitor's only (mlship's reads the bundle)."""
+    return batch.baseline_prefix if batch.input_check == "model-monitor" else None
 
 
 def pipeline_status_pattern(pipeline_arn: str) -> dict[str, object]:

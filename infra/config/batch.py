@@ -22,10 +22,14 @@ _CRON_RE = re.compile(r"^cron\((\S+ \S+ \S+ \S+ \S+ \S+)\)$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")
 # Batch Transform content types the container reads line by line (app: JSON Lines or CSV).
 CONTENT_TYPES = ("text/csv", "application/jsonlines")
-# The scheduled run checks its input against the training baseline first, and the baseline
-# names the columns as the analyzer names a headerless CSV's (core/baseline.py): JSON Lines
-# input would fail that check on every run.
-SCHEDULED_CONTENT_TYPE = "text/csv"
+# The check before scoring: mlship's own (the serving image's `check-input` in a processing
+# job: app/input_check.py), or SageMaker Model Monitor's analyzer against the training
+# baseline, which AWS no longer opens to new customers ("Amazon SageMaker Model Monitor
+# availability change", SageMaker developer guide).
+INPUT_CHECKS = ("mlship", "model-monitor")
+# The Model Monitor baseline names the columns as the analyzer names a headerless CSV's
+# (core/baseline.py): JSON Lines input would fail that check on every run.
+MODEL_MONITOR_CONTENT_TYPE = "text/csv"
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,12 @@ class BatchSchedule:
         instance_count: Batch Transform instances.
         max_payload_mb: The job's MaxPayloadInMB, and the container's body limit.
         content_type: Input and output format, one record a line.
+        input_check: The check before scoring (:data:`INPUT_CHECKS`).
         input_prefix: Key prefix of the files to score in the artifact bucket.
         output_prefix: Key prefix of the answers; each run writes under ``<prefix><start time>/``.
         baseline_prefix: Key prefix of the training data's ``statistics.json`` and
-            ``constraints.json`` (Model Monitor's data-quality baseline).
+            ``constraints.json`` (Model Monitor's data-quality baseline, which the
+            ``model-monitor`` check reads).
     """
 
     expression: str
@@ -49,6 +55,7 @@ class BatchSchedule:
     instance_count: int
     max_payload_mb: int
     content_type: str
+    input_check: str
     input_prefix: str
     output_prefix: str
     baseline_prefix: str
@@ -110,18 +117,18 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
         instance_count=r.integer("batchInstanceCount", 1, 20),
         max_payload_mb=r.integer("batchMaxPayloadMb", *PAYLOAD_MB_RANGE),
         content_type=r.choice("batchContentType", CONTENT_TYPES),
+        input_check=r.choice("batchInputCheck", INPUT_CHECKS),
         input_prefix=_prefix(r.string("batchInputPrefix"), "batchInputPrefix"),
         output_prefix=_prefix(r.string("batchOutputPrefix"), "batchOutputPrefix"),
         baseline_prefix=_prefix(r.string("batchBaselinePrefix"), "batchBaselinePrefix"),
     )
-    if batch.content_type != SCHEDULED_CONTENT_TYPE:
+    if batch.input_check == "model-monitor" and batch.content_type != MODEL_MONITOR_CONTENT_TYPE:
         raise ConfigError(
-            f"mlship:batchContentType is {batch.content_type!r}: the scheduled run checks its "
-            "input against the training data's baseline before scoring, and that baseline "
-            "describes headerless CSV columns (_c0, _c1, ...), which JSON Lines records do not "
-            f"have, so every run would stop at the check. Use {SCHEDULED_CONTENT_TYPE} for "
-            "scheduled scoring; score JSON Lines files with `mlship sagemaker-transform "
-            "--content-type application/jsonlines`."
+            f"mlship:batchContentType is {batch.content_type!r}: with mlship:batchInputCheck "
+            "model-monitor the run checks its input against the training data's baseline, "
+            "which describes headerless CSV columns (_c0, _c1, ...) that JSON Lines records do "
+            f"not have, so every run would stop at the check. Use {MODEL_MONITOR_CONTENT_TYPE}, "
+            "or set mlship:batchInputCheck to mlship, which reads JSON Lines as the service does."
         )
     if batch.output_prefix.startswith(batch.input_prefix) or batch.input_prefix.startswith(
         batch.output_prefix

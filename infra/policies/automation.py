@@ -20,14 +20,16 @@ def batch_job_policy(
     account_id: str,
     input_prefix: str,
     output_prefix: str,
-    baseline_prefix: str,
+    baseline_prefix: str | None,
     model_prefix: str = "models/",
 ) -> Document:
-    """The role of the batch model (Batch Transform) and of the data-quality processing job.
+    """The role of the batch model (Batch Transform) and of the input check's processing job.
 
     "CreateModel API: Execution Role Permissions", "CreateTransformJob" and "CreateProcessingJob
     API: Execution Role Permissions" (SageMaker developer guide): read the inputs (list the
     prefix), write the outputs, pull the image, write the job's logs, use the data's key.
+    ``baseline_prefix``: where Model Monitor's check reads its baseline (None: mlship's check,
+    which reads none).
     """
     log_groups = [
         f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/{kind}:*"
@@ -35,12 +37,12 @@ def batch_job_policy(
     ]
     statements: list[Statement] = [
         allow(
-            "ReadModelInputAndBaseline",
+            "ReadModelAndInput" if baseline_prefix is None else "ReadModelInputAndBaseline",
             ["s3:GetObject"],
             [
                 f"{bucket_arn}/{model_prefix}*",
                 f"{bucket_arn}/{input_prefix}*",
-                f"{bucket_arn}/{baseline_prefix}*",
+                *([] if baseline_prefix is None else [f"{bucket_arn}/{baseline_prefix}*"]),
             ],
         ),
         {
@@ -74,15 +76,16 @@ def batch_pipeline_policy(
     bucket_arn: str,
     key_arn: str,
     output_prefix: str,
-    baseline_prefix: str,
+    baseline_prefix: str | None,
 ) -> Document:
-    """The pipeline's role: start, watch and stop its two jobs, pass them the job role, read
-    the supplied baseline and the check's results.
+    """The pipeline's role: start, watch and stop its two jobs, pass them the job role, and
+    with Model Monitor's check (``baseline_prefix`` given) read the supplied baseline and the
+    check's results.
 
     "IAM access management" for SageMaker Pipelines: the pipeline role creates each step's job
     (``sagemaker:Create*Job``, ``Describe*Job``, ``Stop*Job``, ``AddTags``) and passes the jobs'
     execution role; a QualityCheck step compares the computed constraints with the supplied
-    ``constraints.json`` and ``statistics.json`` in S3.
+    ``constraints.json`` and ``statistics.json`` in S3. A Processing step reads nothing itself.
     """
     sm = f"arn:aws:sagemaker:{region}:{account_id}"
     jobs = [f"{sm}:processing-job/*", f"{sm}:transform-job/*"]
@@ -104,12 +107,18 @@ def batch_pipeline_policy(
             **allow("PassJobRole", ["iam:PassRole"], job_role_arn),
             "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         },
-        allow(
-            "ReadBaselineAndResults",
-            ["s3:GetObject"],
-            [f"{bucket_arn}/{baseline_prefix}*", f"{bucket_arn}/{output_prefix}*"],
+        *(
+            []
+            if baseline_prefix is None
+            else [
+                allow(
+                    "ReadBaselineAndResults",
+                    ["s3:GetObject"],
+                    [f"{bucket_arn}/{baseline_prefix}*", f"{bucket_arn}/{output_prefix}*"],
+                ),
+                allow("DecryptData", ["kms:Decrypt", "kms:DescribeKey"], key_arn),
+            ]
         ),
-        allow("DecryptData", ["kms:Decrypt", "kms:DescribeKey"], key_arn),
     )
 
 

@@ -127,9 +127,10 @@ def _object(bucket: str, key: str) -> tuple[bytes, dict[str, Any]]:
 def test_publish_copies_the_baseline_exactly_where_the_stacks_batch_check_reads_it(
     aws: str, trained_bundle: Path
 ) -> None:
-    """The prod stack's plan gives both sides from one configuration: the pipeline
-    definition's supplied baseline, and the stack output the rollout passes to publish."""
-    plan = run_stack("prod")
+    """The prod stack's plan with Model Monitor's check gives both sides from one
+    configuration: the pipeline definition's supplied baseline, and the stack output the
+    rollout passes to publish."""
+    plan = run_stack("prod", overrides={"mlship:batchInputCheck": "model-monitor"})
     bucket, prefix = plan.outputs["bucketName"], plan.outputs["batchBaselinePrefix"]
     (pipeline,) = plan.of_type("aws:sagemaker/pipeline:Pipeline")
     definition = json.loads(pipeline.inputs["pipelineDefinition"])

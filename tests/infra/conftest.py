@@ -20,6 +20,12 @@ def plans() -> dict[str, StackPlan]:
 
 
 @pytest.fixture(scope="session")
+def model_monitor_plan() -> StackPlan:
+    """The prod stack with SageMaker Model Monitor's check before scoring."""
+    return run_stack("prod", overrides={"mlship:batchInputCheck": "model-monitor"})
+
+
+@pytest.fixture(scope="session")
 def serverless_plan() -> StackPlan:
     """The dev stack switched to SageMaker Serverless, with an MLflow server."""
     return run_stack(

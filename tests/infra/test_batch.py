@@ -116,8 +116,46 @@ def test_each_run_reads_the_input_prefix_and_writes_a_dated_prefix(
     assert run.endswith("/predictions/")
 
 
-def test_scoring_runs_only_after_the_data_quality_check(plans: dict[str, StackPlan]) -> None:
-    doc = pipeline_definition(plans["prod"])
+def test_scoring_runs_only_after_the_input_check_on_the_serving_image(
+    plans: dict[str, StackPlan],
+) -> None:
+    """mlship's check (the default): the serving image the transform job runs, its
+    ``check-input`` with the job's format and payload limit, over the same input prefix and
+    the same bundle; the report to the run's dated data-quality/ prefix."""
+    plan = plans["prod"]
+    doc = pipeline_definition(plan)
+    check, score = step(doc, CHECK_STEP), step(doc, SCORE_STEP)
+    assert check["Type"] == "Processing"
+    assert score["DependsOn"] == [CHECK_STEP]
+    params = {p["Name"]: p["DefaultValue"] for p in doc["Parameters"]}
+    args, transform = resolve(check["Arguments"], params), resolve(score["Arguments"], params)
+    container = batch_model(plan)["primaryContainer"]
+    assert args["AppSpecification"]["ImageUri"] == container["image"]
+    assert "ContainerEntrypoint" not in args["AppSpecification"]  # the image's entrypoint.sh
+    command = args["AppSpecification"]["ContainerArguments"]
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert command[0] == "check-input"
+    assert options["--content-type"] == transform["TransformInput"]["ContentType"]
+    assert options["--max-payload-mb"] == str(transform["MaxPayloadInMB"])
+    inputs = {i["S3Input"]["LocalPath"]: i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"]}
+    assert (
+        inputs[options["--input"]]
+        == transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    )
+    model_dir, model_file = options["--model"].rsplit("/", 1)
+    assert f"{inputs[model_dir]}" == container["modelDataUrl"]
+    assert container["modelDataUrl"].endswith("/" + model_file)
+    (output,) = args["ProcessingOutputConfig"]["Outputs"]
+    assert options["--report"].startswith(output["S3Output"]["LocalPath"] + "/")
+    assert output["S3Output"]["S3Uri"].endswith("/data-quality/")
+    # "Save and Access Metadata Information About Your Processing Job": the job's ExitMessage
+    assert options["--message"] == "/opt/ml/output/message"
+    assert args["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert "batchBaselinePrefix" not in plan.outputs  # nothing to publish for this check
+
+
+def test_model_monitor_check_reads_the_training_baseline(model_monitor_plan: StackPlan) -> None:
+    doc = pipeline_definition(model_monitor_plan)
     check = step(doc, CHECK_STEP)
     assert check["Type"] == "QualityCheck"
     assert check["CheckType"] == "DATA_QUALITY"
@@ -135,8 +173,11 @@ def test_scoring_runs_only_after_the_data_quality_check(plans: dict[str, StackPl
     assert args["NetworkConfig"]["EnableNetworkIsolation"] is True
 
 
-def test_definition_passes_the_documented_schema_rules(plans: dict[str, StackPlan]) -> None:
+def test_definition_passes_the_documented_schema_rules(
+    plans: dict[str, StackPlan], model_monitor_plan: StackPlan
+) -> None:
     assert definition_problems(pipeline_definition(plans["prod"])) == []
+    assert definition_problems(pipeline_definition(model_monitor_plan)) == []
 
 
 BREAKS: list[tuple[str, Any, str]] = [
@@ -169,22 +210,25 @@ def _set(doc: dict[str, Any], path: str, value: Any) -> None:
 
 @pytest.mark.parametrize(("path", "value", "message"), BREAKS, ids=[b[0] for b in BREAKS])
 def test_each_schema_rule_refuses_a_definition_that_breaks_it(
-    plans: dict[str, StackPlan], path: str, value: Any, message: str
+    model_monitor_plan: StackPlan, path: str, value: Any, message: str
 ) -> None:
-    doc = copy.deepcopy(pipeline_definition(plans["prod"]))
+    doc = copy.deepcopy(pipeline_definition(model_monitor_plan))  # a QualityCheck step
     _set(doc, path, value)
     problems = definition_problems(doc)
     assert any(message in p for p in problems), problems
 
 
-def test_step_job_requests_are_what_botocore_accepts(plans: dict[str, StackPlan]) -> None:
-    requests = step_requests(pipeline_definition(plans["prod"]))
-    assert [(name, op) for name, op, _ in requests] == [
-        (CHECK_STEP, "CreateProcessingJob"),
-        (SCORE_STEP, "CreateTransformJob"),
-    ]
-    for _, op, request in requests:
-        assert validate("sagemaker", op, request) == [], op
+def test_step_job_requests_are_what_botocore_accepts(
+    plans: dict[str, StackPlan], model_monitor_plan: StackPlan
+) -> None:
+    for plan in (model_monitor_plan, plans["prod"]):
+        requests = step_requests(pipeline_definition(plan))
+        assert [(name, op) for name, op, _ in requests] == [
+            (CHECK_STEP, "CreateProcessingJob"),
+            (SCORE_STEP, "CreateTransformJob"),
+        ]
+        for _, op, request in requests:
+            assert validate("sagemaker", op, request) == [], op
     # and they are refused when SageMaker would refuse them
     _, _, transform = requests[1]
     transform["TransformResources"]["InstanceCount"] = 0
@@ -235,9 +279,9 @@ def test_schedule_starts_the_pipeline_with_a_role_that_may_do_only_that(
 
 
 def test_the_release_may_write_the_baseline_where_the_check_reads_it(
-    plans: dict[str, StackPlan],
+    plans: dict[str, StackPlan], model_monitor_plan: StackPlan
 ) -> None:
-    plan = plans["prod"]
+    plan = model_monitor_plan
     prefix = plan.outputs["batchBaselinePrefix"]  # what the rollout passes to `mlship publish`
     assert prefix == "models/current/baseline/"  # Pulumi.yaml's default
     keys = baseline_keys(prefix)
@@ -249,6 +293,13 @@ def test_the_release_may_write_the_baseline_where_the_check_reads_it(
     for key in (keys.statistics, keys.constraints):
         assert iam_allows(deploy, "s3:PutObject", f"arn:aws:s3:::{BUCKET}/{key}")
         assert iam_allows(job, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/{key}")
+    # mlship's check reads no baseline: the pipeline's role reads nothing (the job role reads
+    # models/*, the bundles, which holds the default baseline prefix)
+    default = plans["prod"]
+    (pipeline,) = default.of_type(PIPELINE)
+    flow = role_documents(default.resources, pipeline.inputs["roleArn"])
+    assert not iam_allows(flow, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/{keys.constraints}")
+    assert not iam_allows(flow, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/batch/output/x")
 
 
 def test_job_and_pipeline_roles_are_least_privilege(plans: dict[str, StackPlan]) -> None:
@@ -379,10 +430,16 @@ def test_batch_config_refuses_overlapping_prefixes_and_non_sagemaker_types() -> 
         _parse(**{"mlship:batchInstanceType": "m5.large"})
     with pytest.raises(ConfigError, match=r"^mlship:batchContentType is 'text/plain'"):
         _parse(**{"mlship:batchContentType": "text/plain"})
-    # The check before scoring reads headerless CSV (core/baseline.py): JSON Lines would stop
-    # every scheduled run there.
+    with pytest.raises(ConfigError, match=r"^mlship:batchInputCheck is 'deequ': use one of"):
+        _parse(**{"mlship:batchInputCheck": "deequ"})
+    # Model Monitor's check reads headerless CSV (core/baseline.py): JSON Lines would stop
+    # every scheduled run there; mlship's reads JSON Lines as the service does.
+    jsonlines = {"mlship:batchContentType": "application/jsonlines"}
     with pytest.raises(ConfigError, match=r"^mlship:batchContentType is 'application/json"):
-        _parse(**{"mlship:batchContentType": "application/jsonlines"})
+        _parse(**jsonlines, **{"mlship:batchInputCheck": "model-monitor"})
+    scored = _parse(**jsonlines).batch
+    assert scored is not None and scored.content_type == "application/jsonlines"
     batch = _parse().batch
     assert batch is not None and batch.content_type == "text/csv"
+    assert batch.input_check == "mlship"
     assert _parse(**{"mlship:batchSchedule": ""}).batch is None
