@@ -10,9 +10,15 @@ refuses is one the job would fail on, so the check names it (file, lines, the se
 before any instance starts scoring; the scheduled batch pipeline runs it as its first step
 (``infra/pipeline_definition.py``) and a failed check stops the run.
 
-Beside the problems, the report counts what the service accepts but monitors: categories the
-model was not trained on and missing values, per feature. Messages name rows and features,
-never values (values must not reach logs or the job's exit message).
+Beside the problems, the report counts what the service accepts but monitors, per feature:
+missing values, values outside the training range and categories the model was not trained
+on, with the drift (PSI) against the training data, counted as the service's drift monitor
+counts them (:class:`core.drift.ReferenceBins`). With a :class:`QualityGate` (the scheduled
+pipeline passes the stack's ``alarmMissingPercent`` and ``alarmOutOfRangePercent``) a feature
+whose share of missing or out-of-range values would set off those alarms on the endpoint fails
+the check too. Drift is reported, never a failure: a shifted batch is scored (and watched by
+the drift alarm), an unusable one is not. Messages name rows and features, never values
+(values must not reach logs or the job's exit message).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 
 from app.bodies import body_matrix
 from app.slices import RowSlices
+from core.drift import Profile, ReferenceBins
 from core.errors import MlshipError
 from core.features import FeatureSchema
 
@@ -56,6 +63,15 @@ class Problem:
         return f"{self.file} {lines}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class QualityGate:
+    """Per-feature shares that fail the check, in % of the rows read (None: not gated)."""
+
+    bins: ReferenceBins
+    max_missing_percent: float | None = None
+    max_out_of_range_percent: float | None = None
+
+
 @dataclass
 class InputReport:
     """What :func:`check_input` found."""
@@ -69,10 +85,13 @@ class InputReport:
     unlisted: int = 0  # problems beyond MAX_LISTED
     unseen_categories: dict[str, int] = field(default_factory=dict)
     missing_values: dict[str, int] = field(default_factory=dict)
+    out_of_range_values: dict[str, int] = field(default_factory=dict)
+    drift_psi: dict[str, float] = field(default_factory=dict)
+    quality: list[str] = field(default_factory=list)  # features past the gate's shares
 
     @property
     def passed(self) -> bool:
-        return self.files > 0 and self.rows > 0 and not self.problems
+        return self.files > 0 and self.rows > 0 and not self.problems and not self.quality
 
     def add(self, problem: Problem) -> None:
         if len(self.problems) < MAX_LISTED:
@@ -90,8 +109,15 @@ class InputReport:
                 f"{self.mini_batches} mini-batch(es) of at most {self.max_payload_bytes} bytes, "
                 "each read as the service reads it."
             )
-        if not self.problems:
+        if not self.problems and not self.quality:
             return f"The batch input's {self.files} file(s) hold no rows: nothing to score."
+        if not self.problems:
+            return (
+                f"The batch input's {self.rows} rows fail the data-quality gate (the shares "
+                "that would set off the endpoint's missing-value and out-of-range alarms): "
+                + "; ".join(self.quality)
+                + ". Fix the data upstream, or raise the limit if this is expected."
+            )
         count = len(self.problems) + self.unlisted
         listed = "; ".join(p.describe() for p in self.problems[:3])
         return (
@@ -122,8 +148,11 @@ class InputReport:
                 for p in self.problems
             ],
             "problems_not_listed": self.unlisted,
+            "quality": self.quality,
             "unseen_categories": self.unseen_categories,
             "missing_values": self.missing_values,
+            "out_of_range_values": self.out_of_range_values,
+            "drift_psi": self.drift_psi,
         }
 
 
@@ -168,15 +197,19 @@ def check_input(
     content_type: str,
     max_payload_bytes: int,
     slices: RowSlices | None = None,
+    gate: QualityGate | None = None,
 ) -> InputReport:
     """Read every mini-batch of ``paths`` as the service would (see the module doc).
 
     Args:
         root: The directory the files are named relative to in the report.
+        gate: The training reference, and the shares that fail the check (None: no
+            reference figures, no gate).
     """
     report = InputReport(content_type, max_payload_bytes)
     unseen = np.zeros(schema.n, dtype=np.int64)
     missing = np.zeros(schema.n, dtype=np.int64)
+    profile: Profile | None = None
     for path in paths:
         report.files += 1
         name = path.relative_to(root).as_posix()
@@ -205,9 +238,37 @@ def check_input(
                 missing += np.isnan(X).sum(axis=0)
                 if schema.any_categorical:
                     unseen += schema.unseen(X).sum(axis=0)
+                if gate is not None:
+                    counted = gate.bins.profile(X)
+                    profile = counted if profile is None else profile + counted
     report.unseen_categories = _by_feature(schema, unseen)
     report.missing_values = _by_feature(schema, missing)
+    if gate is not None and profile is not None:
+        _judge(report, schema, gate, profile)
     return report
+
+
+def _judge(report: InputReport, schema: FeatureSchema, gate: QualityGate, p: Profile) -> None:
+    """The reference figures of the rows read, and the features past the gate's shares."""
+    report.out_of_range_values = _by_feature(schema, p.out_of_range)
+    psi = gate.bins.psi(p.counts, p.rows)
+    report.drift_psi = {
+        name: round(float(v), 4)
+        for name, v in zip(schema.names, psi, strict=True)
+        if not np.isnan(v)  # a feature without a reference histogram
+    }
+    for what, counts, limit, key in (
+        ("missing", p.missing, gate.max_missing_percent, "alarmMissingPercent"),
+        ("outside the training range", p.out_of_range, gate.max_out_of_range_percent,
+         "alarmOutOfRangePercent"),
+    ):  # fmt: skip
+        if limit is None:
+            continue
+        for j in np.flatnonzero(counts * 100 > limit * p.rows):
+            report.quality.append(
+                f"{schema.names[j]} is {what} in {counts[j] * 100 / p.rows:.1f}% of rows "
+                f"(limit {limit:g}%, mlship:{key})"
+            )
 
 
 def input_files(directory: Path) -> list[Path]:

@@ -11,9 +11,10 @@ from core.errors import DataError
 
 def check_input(args: argparse.Namespace) -> int:
     """Check ``--input`` against ``--model``'s input contract; 0 when it passes, else 1."""
+    from app.input_check import QualityGate, input_files, write_report
     from app.input_check import check_input as check
-    from app.input_check import input_files, write_report
     from app.slices import RowSlices
+    from core.drift import ReferenceBins
     from core.features import FeatureSchema
     from core.model import load_model
     from core.runtime import cpus_available
@@ -32,9 +33,15 @@ def check_input(args: argparse.Namespace) -> int:
         root, paths = args.input.parent, [args.input]
     else:
         raise DataError(f"--input {args.input} is neither a file nor a directory.")
+    for limit in (args.max_missing_percent, args.max_out_of_range_percent):
+        if limit is not None and not 0 <= limit <= 100:
+            raise DataError(f"A --max-*-percent of {limit:g} is not a share: give 0-100.")
     with local_bundle(args.model, what="--model") as local:
         manifest = load_model(local, estimator=False).manifest
     schema = FeatureSchema(manifest, refuse_unseen=args.unseen_categories == "refuse")
+    gate = QualityGate(
+        ReferenceBins(manifest), args.max_missing_percent, args.max_out_of_range_percent
+    )
     report = check(
         paths,
         root,
@@ -42,6 +49,7 @@ def check_input(args: argparse.Namespace) -> int:
         args.content_type,
         args.max_payload_mb * MIB,
         RowSlices(cpus_available()),
+        gate,
     )
     print(report.summary())
     try:

@@ -189,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="As the service's MLSHIP_UNSEEN_CATEGORIES: count a category the model was not "
         "trained on (the default) or refuse it.",
     )
+    for what, setting in (
+        ("missing", "alarmMissingPercent"),
+        ("out-of-range", "alarmOutOfRangePercent"),
+    ):
+        p.add_argument(
+            f"--max-{what}-percent",
+            type=float,
+            help=f"Fail when a feature's share of {what} values exceeds this %% of the rows "
+            f"(the scheduled pipeline passes the stack's {setting}; default: no limit).",
+        )
     p.add_argument("--report", type=Path, help="Write the report (JSON) here.")
     p.add_argument(
         "--message",

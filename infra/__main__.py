@@ -472,6 +472,9 @@ def _batch(
             model_data_key=cfg.model_data_key,
             topic_arn=monitoring.topic_arn,
             tags=b.tags,
+            # the check before scoring gates on the endpoint's data-quality alarm thresholds
+            max_missing_percent=cfg.signals.missing_percent if cfg.signals else None,
+            max_out_of_range_percent=cfg.signals.out_of_range_percent if cfg.signals else None,
         ),
     )
     outputs: dict[str, pulumi.Input[str]] = {

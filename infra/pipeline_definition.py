@@ -143,6 +143,9 @@ class BatchPipelineSpec:
     input_check: str  # mlship:batchInputCheck
     image_uri: str  # the serving image (mlship's check runs its check-input)
     model_data_key: str  # the bundle's model.tar.gz in the bucket
+    # mlship's check fails a feature past these shares (%): the endpoint's alarm thresholds
+    max_missing_percent: int | None = None
+    max_out_of_range_percent: int | None = None
 
 
 def analyzer_image(region: str) -> str:
@@ -280,9 +283,10 @@ def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
 def check_input_command(spec: BatchPipelineSpec) -> list[str]:
     """The serving image's arguments in mlship's check (``docker run IMAGE <these>``: the
     image's entrypoint runs ``mlship check-input``), with the transform job's format and
-    payload limit, so the check reads the mini-batches the job will send."""
+    payload limit, so the check reads the mini-batches the job will send, and the stack's
+    missing-value and out-of-range alarm thresholds as its data-quality gate."""
     model_file = spec.model_data_key.rsplit("/", 1)[-1]
-    return [
+    command = [
         "check-input",
         "--model", f"{_MODEL_PATH}/{model_file}",
         "--input", _INPUT_PATH,
@@ -291,6 +295,13 @@ def check_input_command(spec: BatchPipelineSpec) -> list[str]:
         "--report", f"{_OUTPUT_PATH}/{REPORT_FILE}",
         "--message", _EXIT_MESSAGE,
     ]  # fmt: skip
+    for option, limit in (
+        ("--max-missing-percent", spec.max_missing_percent),
+        ("--max-out-of-range-percent", spec.max_out_of_range_percent),
+    ):
+        if limit is not None:
+            command += [option, str(limit)]
+    return command
 
 
 def input_check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:

@@ -50,6 +50,10 @@ class ScheduledBatchArgs:
         model_data_key: The bundle's key in the bucket.
         topic_arn: The stack's alert topic (failed or stopped runs).
         tags: Tags on every taggable child.
+        max_missing_percent: mlship's check fails a feature missing in more of the rows
+            (the stack's alarmMissingPercent; None: no limit).
+        max_out_of_range_percent: The same for values outside the training range
+            (alarmOutOfRangePercent).
     """
 
     name_prefix: str
@@ -65,6 +69,8 @@ class ScheduledBatchArgs:
     model_data_key: str
     topic_arn: pulumi.Input[str]
     tags: dict[str, str] = field(default_factory=dict)
+    max_missing_percent: int | None = None
+    max_out_of_range_percent: int | None = None
 
 
 class ScheduledBatch(pulumi.ComponentResource):
@@ -213,6 +219,8 @@ class ScheduledBatch(pulumi.ComponentResource):
                         input_check=b.input_check,
                         image_uri=v[4],
                         model_data_key=args.model_data_key,
+                        max_missing_percent=args.max_missing_percent,
+                        max_out_of_range_percent=args.max_out_of_range_percent,
                     )
                 ),
                 sort_keys=True,

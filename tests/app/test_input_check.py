@@ -13,9 +13,16 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from app.input_check import EXIT_MESSAGE_BYTES, check_input, input_files, mini_batches
+from app.input_check import (
+    EXIT_MESSAGE_BYTES,
+    QualityGate,
+    check_input,
+    input_files,
+    mini_batches,
+)
 from app.main import create_app
 from app.settings import AppSettings
+from core.drift import ReferenceBins
 from core.features import FeatureSchema
 from core.model import Model, load_model
 from tests.contract.batch_transform import split_mini_batches
@@ -161,3 +168,33 @@ def test_the_exit_message_fits_sagemakers_1_kb(tmp_path: Path, flags_bundle: Pat
     assert len(report.problems) + report.unlisted == 30 and report.unlisted == 10
     assert len(message) <= EXIT_MESSAGE_BYTES
     message.decode()  # whole characters
+
+
+def test_the_gate_fails_a_feature_past_the_alarm_shares_and_reports_drift(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """Shares are of the rows read, counted as the service's drift monitor counts them; a
+    feature past a limit fails the check, drift is only reported."""
+    frame = _table(penguins, penguin_model, 4_000).reset_index(drop=True)
+    frame.loc[: len(frame) // 4 - 1, "bill_depth_mm"] = None  # 25 % missing
+    frame.loc[len(frame) // 2 :, "flipper_length_mm"] = 900.0  # 50 % out of range
+    (tmp_path / "part.csv").write_text(frame.to_csv(index=False, header=False))
+    schema = FeatureSchema(penguin_model.manifest)
+    bins = ReferenceBins(penguin_model.manifest)
+
+    def check(missing: float | None, outside: float | None) -> list[str]:
+        gate = QualityGate(bins, missing, outside)
+        report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate=gate)
+        assert report.rows == len(frame) and not report.problems
+        assert report.missing_values["bill_depth_mm"] == frame["bill_depth_mm"].isna().sum()
+        assert report.out_of_range_values["flipper_length_mm"] >= len(frame) // 2
+        assert report.drift_psi["flipper_length_mm"] > 0.25  # reported, never a failure
+        assert report.passed == (not report.quality)
+        return report.quality
+
+    assert check(None, None) == []
+    assert check(30, 60) == []
+    failed = check(20, 40)
+    assert [f.split(" ", 1)[0] for f in failed] == ["bill_depth_mm", "flipper_length_mm"]
+    assert "(limit 20%, mlship:alarmMissingPercent)" in failed[0]
+    assert "outside the training range in 50.0% of rows" in failed[1]

@@ -40,6 +40,8 @@ def _spec(content_type: str) -> BatchPipelineSpec:
         input_check="mlship",
         image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlship:abc",
         model_data_key="models/current/model.tar.gz",
+        max_missing_percent=10,  # Pulumi.yaml's alarm defaults
+        max_out_of_range_percent=5,
     )
 
 
@@ -85,6 +87,7 @@ def test_a_good_prefix_passes_and_reports(
     report = json.loads((opt_ml / "processing" / "output" / "report.json").read_text())
     assert report["passed"] is True
     assert report["files"] == 2 and report["rows"] == len(frame) + 10
+    assert report["quality"] == [] and set(report["drift_psi"]) >= {"island", "body_mass_g"}
     assert report["missing_values"]["sex"] == pd.concat([frame, frame.head(10)])["sex"].isna().sum()
     assert not (opt_ml / "output" / "message").exists()
 

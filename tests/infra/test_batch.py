@@ -137,6 +137,10 @@ def test_scoring_runs_only_after_the_input_check_on_the_serving_image(
     assert command[0] == "check-input"
     assert options["--content-type"] == transform["TransformInput"]["ContentType"]
     assert options["--max-payload-mb"] == str(transform["MaxPayloadInMB"])
+    # the data-quality gate: the shares that set off the endpoint's alarms
+    assert plan.config.signals is not None
+    assert options["--max-missing-percent"] == str(plan.config.signals.missing_percent)
+    assert options["--max-out-of-range-percent"] == str(plan.config.signals.out_of_range_percent)
     inputs = {i["S3Input"]["LocalPath"]: i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"]}
     assert (
         inputs[options["--input"]]
