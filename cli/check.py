@@ -4,6 +4,7 @@ read mini-batch by mini-batch as the service reads it (:mod:`app.input_check`)."
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from core.errors import DataError
@@ -52,12 +53,19 @@ def check_input(args: argparse.Namespace) -> int:
         gate,
     )
     print(report.summary())
-    try:
-        if args.report is not None:
+    # A processing container that runs as a non-root user may find SageMaker's output
+    # directories read-only: the verdict (the exit code) stands, and what cannot be written
+    # goes to the job's log.
+    if args.report is not None:
+        try:
             write_report(report, args.report)
-        if args.message is not None and not report.passed:
+        except OSError as e:
+            print(f"warning: cannot write {args.report} ({e}); the report:", file=sys.stderr)
+            print(json.dumps(report.as_json()))
+    if args.message is not None and not report.passed:
+        try:
             args.message.parent.mkdir(parents=True, exist_ok=True)
             args.message.write_bytes(report.exit_message())
-    except OSError as e:  # the verdict stands (the exit code); the summary is in the log above
-        print(f"warning: cannot write the check's report: {e}", file=sys.stderr)
+        except OSError as e:
+            print(f"warning: cannot write {args.message} ({e})", file=sys.stderr)
     return 0 if report.passed else 1

@@ -112,3 +112,37 @@ def test_a_mini_batch_the_service_refuses_fails_the_job_with_its_reason(
     assert report["passed"] is False and [p["file"] for p in report["problems"]] == [
         "later/broken.jsonl"
     ]
+
+
+def test_output_directories_it_cannot_write_leave_the_verdict_and_the_report_in_the_log(
+    tmp_path: Path, penguin_bundle: Path, penguins: pd.DataFrame
+) -> None:
+    """A container running as a non-root user may find /opt/ml/processing/output read-only
+    (aws/sagemaker-python-sdk#4764): the exit code still stops the run, and the report goes to
+    the job's log. (Here the directories are files: root, as these tests run, writes anywhere.)"""
+    frame = penguins.drop(columns=["species"]).head(50)
+    files = {"part.csv": frame.to_csv(index=False, header=False).encode() + b"Dream,1\n"}
+    run, opt_ml = _run_job(tmp_path, penguin_bundle, files, "text/csv")
+    assert run.returncode == 1
+    (opt_ml / "processing" / "output" / "report.json").unlink()
+    (opt_ml / "processing" / "output").rmdir()
+    (opt_ml / "processing" / "output").write_text("")  # not a directory
+    (opt_ml / "output" / "message").unlink()
+    (opt_ml / "output").rmdir()
+    (opt_ml / "output").write_text("")
+
+    args = [a.replace(OPT_ML, str(opt_ml)) for a in check_input_command(_spec("text/csv"))]
+    again = subprocess.run(
+        [str(ENTRYPOINT), *args],
+        env=server_env(str(opt_ml / "model"), 0),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert again.returncode == 1, again.stderr
+    assert "cannot write" in again.stderr
+    logged = json.loads(again.stdout.splitlines()[-1])
+    assert logged["passed"] is False and logged["rows"] == 0
+    assert logged["problems"][0]["file"] == "part.csv"
