@@ -125,6 +125,11 @@ class InputReport:
             f"(the service would refuse these mini-batches): {listed}"
             + ("; ..." if count > 3 else "")
             + ". Fix the data or score it with the model it was prepared for."
+            + (
+                f" Also {len(self.quality)} feature(s) past the data-quality gate (see the report)."
+                if self.quality
+                else ""
+            )
         )
 
     def exit_message(self) -> bytes:

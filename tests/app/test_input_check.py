@@ -192,6 +192,16 @@ def test_the_gate_fails_a_feature_past_the_alarm_shares_and_reports_drift(
         assert report.passed == (not report.quality)
         return report.quality
 
+    (tmp_path / "short.csv").write_text("Dream,1,2\n")  # a refused mini-batch besides
+    both = check_input(
+        input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate=QualityGate(bins, 20)
+    )
+    assert (
+        both.problems
+        and both.quality
+        and "1 feature(s) past the data-quality gate" in (both.summary())
+    )
+    (tmp_path / "short.csv").unlink()
     assert check(None, None) == []
     assert check(30, 60) == []
     failed = check(20, 40)
