@@ -24,7 +24,9 @@ the drift alarm), an unusable one is not. Messages name rows and features, never
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,7 +34,6 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from app.bodies import body_matrix
-from app.slices import RowSlices
 from core.drift import Profile, ReferenceBins
 from core.errors import MlshipError
 from core.features import FeatureSchema
@@ -195,19 +196,32 @@ def mini_batches(stream: BinaryIO, limit: int) -> Iterator[tuple[int, int, bytes
         line += lines
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One mini-batch's verdict: its refusal, or what its rows add to the report."""
+
+    problem: Problem | None
+    rows: int = 0
+    missing: np.ndarray | None = None
+    unseen: np.ndarray | None = None
+    profile: Profile | None = None
+
+
 def check_input(
     paths: list[Path],
     root: Path,
     schema: FeatureSchema,
     content_type: str,
     max_payload_bytes: int,
-    slices: RowSlices | None = None,
+    threads: int = 1,
     gate: QualityGate | None = None,
 ) -> InputReport:
     """Read every mini-batch of ``paths`` as the service would (see the module doc).
 
     Args:
         root: The directory the files are named relative to in the report.
+        threads: Mini-batches read at once (each is independent, and pyarrow and numpy work
+            without the GIL); the report is the same for any number.
         gate: The training reference, and the shares that fail the check (None: no
             reference figures, no gate).
     """
@@ -215,37 +229,53 @@ def check_input(
     unseen = np.zeros(schema.n, dtype=np.int64)
     missing = np.zeros(schema.n, dtype=np.int64)
     profile: Profile | None = None
-    for path in paths:
-        report.files += 1
-        name = path.relative_to(root).as_posix()
-        with path.open("rb") as stream:
-            for first, last, body in mini_batches(stream, max_payload_bytes):
-                if body is None:
-                    report.add(
-                        Problem(
-                            name,
-                            first,
-                            last,
-                            f"the record is longer than MaxPayloadInMB ({max_payload_bytes} "
-                            "bytes): no mini-batch can hold it, so the job would fail. Split "
-                            "the record or raise the payload limit.",
-                        )
-                    )
-                    continue
-                report.mini_batches += 1
-                try:
-                    X = body_matrix(content_type, body, schema, slices)
-                except MlshipError as e:
-                    reason = f"{e} (rows count from 0 at line {first})"
-                    report.add(Problem(name, first, last, reason))
-                    continue
-                report.rows += X.shape[0]
-                missing += np.isnan(X).sum(axis=0)
-                if schema.any_categorical:
-                    unseen += schema.unseen(X).sum(axis=0)
-                if gate is not None:
-                    counted = gate.bins.profile(X)
-                    profile = counted if profile is None else profile + counted
+
+    def read(name: str, first: int, last: int, body: bytes | None) -> _Read:
+        if body is None:
+            reason = (
+                f"the record is longer than MaxPayloadInMB ({max_payload_bytes} bytes): no "
+                "mini-batch can hold it, so the job would fail. Split the record or raise the "
+                "payload limit."
+            )
+            return _Read(Problem(name, first, last, reason))
+        try:
+            X = body_matrix(content_type, body, schema)
+        except MlshipError as e:
+            return _Read(Problem(name, first, last, f"{e} (rows count from 0 at line {first})"))
+        return _Read(
+            None,
+            rows=X.shape[0],
+            missing=np.isnan(X).sum(axis=0),
+            unseen=schema.unseen(X).sum(axis=0) if schema.any_categorical else None,
+            profile=gate.bins.profile(X) if gate is not None else None,
+        )
+
+    def add(done: _Read) -> None:
+        nonlocal profile
+        if done.problem is not None:
+            report.add(done.problem)
+            return
+        report.rows += done.rows
+        if done.missing is not None:
+            missing[:] += done.missing
+        if done.unseen is not None:
+            unseen[:] += done.unseen
+        if done.profile is not None:
+            profile = done.profile if profile is None else profile + done.profile
+
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="mlship-check") as pool:
+        for path in paths:
+            report.files += 1
+            name = path.relative_to(root).as_posix()
+            pending: deque[Future[_Read]] = deque()  # in line order; at most 2 per thread
+            with path.open("rb") as stream:
+                for first, last, body in mini_batches(stream, max_payload_bytes):
+                    report.mini_batches += body is not None
+                    pending.append(pool.submit(read, name, first, last, body))
+                    while len(pending) > 2 * threads:
+                        add(pending.popleft().result())
+            while pending:
+                add(pending.popleft().result())
     report.unseen_categories = _by_feature(schema, unseen)
     report.missing_values = _by_feature(schema, missing)
     if gate is not None and profile is not None:

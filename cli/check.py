@@ -14,7 +14,6 @@ def check_input(args: argparse.Namespace) -> int:
     """Check ``--input`` against ``--model``'s input contract; 0 when it passes, else 1."""
     from app.input_check import QualityGate, input_files, write_report
     from app.input_check import check_input as check
-    from app.slices import RowSlices
     from core.drift import ReferenceBins
     from core.features import FeatureSchema
     from core.model import load_model
@@ -49,7 +48,7 @@ def check_input(args: argparse.Namespace) -> int:
         schema,
         args.content_type,
         args.max_payload_mb * MIB,
-        RowSlices(cpus_available()),
+        cpus_available(),
         gate,
     )
     print(report.summary())

@@ -88,6 +88,10 @@ def test_every_mini_batch_gets_the_services_verdict(
     schema = FeatureSchema(penguin_model.manifest)
 
     report = check_input(input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB)
+    threaded = check_input(
+        input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB, 3
+    )
+    assert threaded.as_json() == report.as_json()  # in line order, whatever finishes first
 
     answers = []
     for first, last, body in mini_batches(io.BytesIO(data), MIB):
