@@ -13,12 +13,12 @@ before any instance starts scoring; the scheduled batch pipeline runs it as its 
 Beside the problems, the report counts what the service accepts but monitors, per feature:
 missing values, values outside the training range and categories the model was not trained
 on, with the drift (PSI) against the training data, counted as the service's drift monitor
-counts them (:class:`core.drift.ReferenceBins`). With a :class:`QualityGate` (the scheduled
-pipeline passes the stack's ``alarmMissingPercent`` and ``alarmOutOfRangePercent``) a feature
-whose share of missing or out-of-range values would set off those alarms on the endpoint fails
-the check too. Drift is reported, never a failure: a shifted batch is scored (and watched by
-the drift alarm), an unusable one is not. Messages name rows and features, never values
-(values must not reach logs or the job's exit message).
+counts them (:class:`core.drift.ReferenceBins`). Given the :class:`QualityGate`'s shares (the
+scheduled pipeline passes the stack's ``alarmMissingPercent`` and ``alarmOutOfRangePercent``), a
+feature whose share of missing or out-of-range values would set off those alarms on the
+endpoint fails the check too. Drift is reported, never a failure: a shifted batch is scored
+(and watched by the drift alarm), an unusable one is not. Messages name rows and features,
+never values (values must not reach logs or the job's exit message).
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class Problem:
 
 @dataclass(frozen=True)
 class QualityGate:
-    """Per-feature shares that fail the check, in % of the rows read (None: not gated)."""
+    """The training reference rows are counted against, and the per-feature shares that
+    fail the check, in % of the rows read (None: not gated)."""
 
     bins: ReferenceBins
     max_missing_percent: float | None = None
@@ -196,15 +197,8 @@ def mini_batches(stream: BinaryIO, limit: int) -> Iterator[tuple[int, int, bytes
         line += lines
 
 
-@dataclass(frozen=True)
-class _Read:
-    """One mini-batch's verdict: its refusal, or what its rows add to the report."""
-
-    problem: Problem | None
-    rows: int = 0
-    missing: np.ndarray | None = None
-    unseen: np.ndarray | None = None
-    profile: Profile | None = None
+# One mini-batch's verdict: its refusal, or its rows' counts and unseen categories per feature.
+_Read = Problem | tuple[Profile, np.ndarray | None]
 
 
 def check_input(
@@ -213,22 +207,21 @@ def check_input(
     schema: FeatureSchema,
     content_type: str,
     max_payload_bytes: int,
+    gate: QualityGate,
     threads: int = 1,
-    gate: QualityGate | None = None,
 ) -> InputReport:
     """Read every mini-batch of ``paths`` as the service would (see the module doc).
 
     Args:
         root: The directory the files are named relative to in the report.
+        gate: The training reference the rows are counted against, and the shares that
+            fail the check.
         threads: Mini-batches read at once (each is independent, and pyarrow and numpy work
             without the GIL); the report is the same for any number.
-        gate: The training reference, and the shares that fail the check (None: no
-            reference figures, no gate).
     """
     report = InputReport(content_type, max_payload_bytes)
     unseen = np.zeros(schema.n, dtype=np.int64)
-    missing = np.zeros(schema.n, dtype=np.int64)
-    profile: Profile | None = None
+    profile = gate.bins.profile(np.empty((0, schema.n)))
 
     def read(name: str, first: int, last: int, body: bytes | None) -> _Read:
         if body is None:
@@ -237,31 +230,23 @@ def check_input(
                 "mini-batch can hold it, so the job would fail. Split the record or raise the "
                 "payload limit."
             )
-            return _Read(Problem(name, first, last, reason))
+            return Problem(name, first, last, reason)
         try:
             X = body_matrix(content_type, body, schema)
         except MlshipError as e:
-            return _Read(Problem(name, first, last, f"{e} (rows count from 0 at line {first})"))
-        return _Read(
-            None,
-            rows=X.shape[0],
-            missing=np.isnan(X).sum(axis=0),
-            unseen=schema.unseen(X).sum(axis=0) if schema.any_categorical else None,
-            profile=gate.bins.profile(X) if gate is not None else None,
-        )
+            return Problem(name, first, last, f"{e} (rows count from 0 at line {first})")
+        outside = schema.unseen(X).sum(axis=0) if schema.any_categorical else None
+        return gate.bins.profile(X), outside
 
     def add(done: _Read) -> None:
         nonlocal profile
-        if done.problem is not None:
-            report.add(done.problem)
+        if isinstance(done, Problem):
+            report.add(done)
             return
-        report.rows += done.rows
-        if done.missing is not None:
-            missing[:] += done.missing
-        if done.unseen is not None:
-            unseen[:] += done.unseen
-        if done.profile is not None:
-            profile = done.profile if profile is None else profile + done.profile
+        counted, unseen_here = done
+        profile += counted
+        if unseen_here is not None:
+            unseen[:] += unseen_here
 
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="mlship-check") as pool:
         for path in paths:
@@ -277,15 +262,17 @@ def check_input(
             while pending:
                 add(pending.popleft().result())
     report.unseen_categories = _by_feature(schema, unseen)
-    report.missing_values = _by_feature(schema, missing)
-    if gate is not None and profile is not None:
-        _judge(report, schema, gate, profile)
+    _judge(report, schema, gate, profile)
     return report
 
 
 def _judge(report: InputReport, schema: FeatureSchema, gate: QualityGate, p: Profile) -> None:
-    """The reference figures of the rows read, and the features past the gate's shares."""
+    """The counts of the rows read, and the features past the gate's shares."""
+    report.rows = p.rows
+    report.missing_values = _by_feature(schema, p.missing)
     report.out_of_range_values = _by_feature(schema, p.out_of_range)
+    if p.rows == 0:
+        return
     psi = gate.bins.psi(p.counts, p.rows)
     report.drift_psi = {
         name: round(float(v), 4)

@@ -48,8 +48,8 @@ def check_input(args: argparse.Namespace) -> int:
         schema,
         args.content_type,
         args.max_payload_mb * MIB,
-        cpus_available(),
         gate,
+        cpus_available(),
     )
     print(report.summary())
     # A processing container that runs as a non-root user may find SageMaker's output

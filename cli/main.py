@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core.errors import MlshipError
+from core.transform import DEFAULT_PAYLOAD_MB
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -179,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-payload-mb",
         type=int,
-        default=6,
-        help="The job's MaxPayloadInMB: the mini-batch size (default 6).",
+        default=DEFAULT_PAYLOAD_MB,
+        help=f"The job's MaxPayloadInMB: the mini-batch size (default {DEFAULT_PAYLOAD_MB}).",
     )
     p.add_argument(
         "--unseen-categories",

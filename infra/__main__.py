@@ -481,9 +481,9 @@ def _batch(
         "batchPipelineName": batch.pipeline_name,
         "batchScheduleArn": batch.schedule_arn,
     }
-    if schedule.input_check == "model-monitor":
+    if schedule.checked_baseline is not None:
         # Where Model Monitor's check reads its baseline: the release copies the bundle's there.
-        outputs["batchBaselinePrefix"] = schedule.baseline_prefix
+        outputs["batchBaselinePrefix"] = schedule.checked_baseline
     return outputs
 
 

@@ -132,7 +132,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                         account_id=v[3],
                         input_prefix=b.input_prefix,
                         output_prefix=b.output_prefix,
-                        baseline_prefix=_baseline_prefix(b),
+                        baseline_prefix=b.checked_baseline,
                         model_prefix=args.model_data_key.split("/", 1)[0] + "/",
                     )
                 )
@@ -191,7 +191,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                         bucket_arn=v[2],
                         key_arn=v[3],
                         output_prefix=b.output_prefix,
-                        baseline_prefix=_baseline_prefix(b),
+                        baseline_prefix=b.checked_baseline,
                     )
                 )
             ),
@@ -303,11 +303,6 @@ class ScheduledBatch(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-
-
-def _baseline_prefix(batch: BatchSchedule) -> str | None:
-    """Where the check reads a baseline: Model Monitor's only (mlship's reads the bundle)."""
-    return batch.baseline_prefix if batch.input_check == "model-monitor" else None
 
 
 def pipeline_status_pattern(pipeline_arn: str) -> dict[str, object]:

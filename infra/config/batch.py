@@ -60,6 +60,12 @@ class BatchSchedule:
     output_prefix: str
     baseline_prefix: str
 
+    @property
+    def checked_baseline(self) -> str | None:
+        """Where the check before scoring reads a baseline: Model Monitor's reads the
+        training baseline under ``baseline_prefix``; mlship's reads the bundle (None)."""
+        return self.baseline_prefix if self.input_check == "model-monitor" else None
+
 
 def check_schedule_expression(expression: str, key: str) -> str:
     """``expression`` if EventBridge Scheduler accepts its form, else a ConfigError."""

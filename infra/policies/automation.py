@@ -37,7 +37,7 @@ def batch_job_policy(
     ]
     statements: list[Statement] = [
         allow(
-            "ReadModelAndInput" if baseline_prefix is None else "ReadModelInputAndBaseline",
+            "ReadJobInputs",  # the bundle, the input and any baseline
             ["s3:GetObject"],
             [
                 f"{bucket_arn}/{model_prefix}*",

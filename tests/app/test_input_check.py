@@ -42,6 +42,11 @@ def client(penguin_bundle: Path) -> Iterator[TestClient]:
         yield c
 
 
+def _counted(model: Model) -> QualityGate:
+    """The training reference, no shares gated."""
+    return QualityGate(ReferenceBins(model.manifest))
+
+
 def _table(penguins: pd.DataFrame, model: Model, rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(5)
     return penguins[model.feature_names].iloc[rng.integers(0, len(penguins), rows)]
@@ -87,9 +92,12 @@ def test_every_mini_batch_gets_the_services_verdict(
     (tmp_path / "in" / "day=1" / "part.csv").write_bytes(data)
     schema = FeatureSchema(penguin_model.manifest)
 
-    report = check_input(input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB)
+    gate = _counted(penguin_model)
+    report = check_input(
+        input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB, gate
+    )
     threaded = check_input(
-        input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB, 3
+        input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB, gate, 3
     )
     assert threaded.as_json() == report.as_json()  # in line order, whatever finishes first
 
@@ -123,7 +131,8 @@ def test_json_lines_records_are_checked_as_the_service_reads_them(
     schema = FeatureSchema(penguin_model.manifest)
     media = "application/jsonlines"
 
-    report = check_input(input_files(tmp_path), tmp_path, schema, media, 6 * MIB)
+    gate = _counted(penguin_model)
+    report = check_input(input_files(tmp_path), tmp_path, schema, media, 6 * MIB, gate)
 
     served = client.post("/invocations", content=bad, headers={"Content-Type": media})
     assert served.status_code == 422
@@ -143,17 +152,18 @@ def test_refusing_unseen_categories_refuses_them(
     refused = FeatureSchema(penguin_model.manifest, refuse_unseen=True)
     paths = input_files(tmp_path)
 
-    assert check_input(paths, tmp_path, counted, "text/csv", MIB).passed
-    report = check_input(paths, tmp_path, refused, "text/csv", MIB)
+    gate = _counted(penguin_model)
+    assert check_input(paths, tmp_path, counted, "text/csv", MIB, gate).passed
+    report = check_input(paths, tmp_path, refused, "text/csv", MIB, gate)
     assert not report.passed and "island" in report.problems[0].reason
 
 
 def test_no_files_or_no_rows_do_not_pass(tmp_path: Path, penguin_model: Model) -> None:
-    schema = FeatureSchema(penguin_model.manifest)
-    empty = check_input([], tmp_path, schema, "text/csv", MIB)
+    schema, gate = FeatureSchema(penguin_model.manifest), _counted(penguin_model)
+    empty = check_input([], tmp_path, schema, "text/csv", MIB, gate)
     assert not empty.passed and "no files" in empty.summary()
     (tmp_path / "empty.csv").write_bytes(b"")
-    report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB)
+    report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate)
     assert not report.passed and "hold no rows" in report.summary()
 
 
@@ -166,7 +176,12 @@ def test_the_exit_message_fits_sagemakers_1_kb(tmp_path: Path, flags_bundle: Pat
         with (tmp_path / f"ünïcode-{k:02d}.csv").open("a") as f:
             f.write("1,2\n")
     report = check_input(
-        input_files(tmp_path), tmp_path, FeatureSchema(model.manifest), "text/csv", MIB
+        input_files(tmp_path),
+        tmp_path,
+        FeatureSchema(model.manifest),
+        "text/csv",
+        MIB,
+        _counted(model),
     )
     message = report.exit_message()
     assert len(report.problems) + report.unlisted == 30 and report.unlisted == 10
@@ -188,7 +203,7 @@ def test_the_gate_fails_a_feature_past_the_alarm_shares_and_reports_drift(
 
     def check(missing: float | None, outside: float | None) -> list[str]:
         gate = QualityGate(bins, missing, outside)
-        report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate=gate)
+        report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate)
         assert report.rows == len(frame) and not report.problems
         assert report.missing_values["bill_depth_mm"] == frame["bill_depth_mm"].isna().sum()
         assert report.out_of_range_values["flipper_length_mm"] >= len(frame) // 2
@@ -198,7 +213,7 @@ def test_the_gate_fails_a_feature_past_the_alarm_shares_and_reports_drift(
 
     (tmp_path / "short.csv").write_text("Dream,1,2\n")  # a refused mini-batch besides
     both = check_input(
-        input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate=QualityGate(bins, 20)
+        input_files(tmp_path), tmp_path, schema, "text/csv", MIB, QualityGate(bins, 20)
     )
     assert (
         both.problems

@@ -62,7 +62,12 @@ def _run_job(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     Path(options["--report"]).parent.mkdir(parents=True)  # SageMaker creates LocalPath
-    run = subprocess.run(
+    return _container(args, opt_ml), opt_ml
+
+
+def _container(args: list[str], opt_ml: Path) -> subprocess.CompletedProcess[str]:
+    """``docker run IMAGE <args>``: the image's entrypoint with the job's arguments."""
+    return subprocess.run(
         [str(ENTRYPOINT), *args],
         env=server_env(str(opt_ml / "model"), 0),
         capture_output=True,
@@ -70,7 +75,6 @@ def _run_job(
         timeout=120,
         check=False,
     )
-    return run, opt_ml
 
 
 def test_a_good_prefix_passes_and_reports(
@@ -132,14 +136,7 @@ def test_output_directories_it_cannot_write_leave_the_verdict_and_the_report_in_
     (opt_ml / "output").write_text("")
 
     args = [a.replace(OPT_ML, str(opt_ml)) for a in check_input_command(_spec("text/csv"))]
-    again = subprocess.run(
-        [str(ENTRYPOINT), *args],
-        env=server_env(str(opt_ml / "model"), 0),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = _container(args, opt_ml)
 
     assert again.returncode == 1, again.stderr
     assert "cannot write" in again.stderr
