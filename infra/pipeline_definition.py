@@ -138,6 +138,8 @@ class BatchPipelineSpec:
     key_arn: str
     instance_type: str
     instance_count: int
+    check_instance_type: str  # the check's processing job: one instance of this type
+    check_volume_gb: int  # ... with this volume, which holds the whole input prefix
     max_payload_mb: int
     content_type: str
     input_check: str  # mlship:batchInputCheck
@@ -212,7 +214,7 @@ def _processing_job(
     inputs: list[tuple[str, Any, str]],
     output_name: str,
 ) -> dict[str, Any]:
-    """A CreateProcessingJob request (no job name) on one instance of the job's type:
+    """A CreateProcessingJob request (no job name) on one instance of the check's type:
     ``inputs`` as (name, S3 URI, local path), the output directory to the run's
     ``data-quality/`` prefix, network-isolated, output and volume encrypted with the stack
     key."""
@@ -220,8 +222,8 @@ def _processing_job(
         "ProcessingResources": {
             "ClusterConfig": {
                 "InstanceCount": 1,
-                "InstanceType": spec.instance_type,
-                "VolumeSizeInGB": 30,
+                "InstanceType": spec.check_instance_type,
+                "VolumeSizeInGB": spec.check_volume_gb,
                 "VolumeKmsKeyId": spec.key_arn,
             }
         },

@@ -214,6 +214,8 @@ class ScheduledBatch(pulumi.ComponentResource):
                         key_arn=v[1],
                         instance_type=b.instance_type,
                         instance_count=b.instance_count,
+                        check_instance_type=b.check_instance_type,
+                        check_volume_gb=b.check_volume_gb,
                         max_payload_mb=b.max_payload_mb,
                         content_type=b.content_type,
                         input_check=b.input_check,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from core.transform import PAYLOAD_MB_RANGE
+from infra.config.instances import PROCESSING, TRANSFORM, check_instance_type
 from infra.config.keys import Reader
 
 # EventBridge Scheduler user guide, "Schedule types on EventBridge Scheduler": rate(value unit)
@@ -30,6 +31,8 @@ INPUT_CHECKS = ("mlship", "model-monitor")
 # The Model Monitor baseline names the columns as the analyzer names a headerless CSV's
 # (core/baseline.py): JSON Lines input would fail that check on every run.
 MODEL_MONITOR_CONTENT_TYPE = "text/csv"
+# ProcessingClusterConfig.VolumeSizeInGB's range (SageMaker API reference; botocore's model).
+CHECK_VOLUME_GB_RANGE = (1, 16_384)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class BatchSchedule:
         expression: EventBridge Scheduler ``cron(...)`` or ``rate(...)`` expression (UTC).
         instance_type: Batch Transform instance type.
         instance_count: Batch Transform instances.
+        check_instance_type: The instance type of the check before scoring (one instance).
+        check_volume_gb: Its storage volume, which holds a copy of the whole input prefix.
         max_payload_mb: The job's MaxPayloadInMB, and the container's body limit.
         content_type: Input and output format, one record a line.
         input_check: The check before scoring (:data:`INPUT_CHECKS`).
@@ -53,6 +58,8 @@ class BatchSchedule:
     expression: str
     instance_type: str
     instance_count: int
+    check_instance_type: str
+    check_volume_gb: int
     max_payload_mb: int
     content_type: str
     input_check: str
@@ -111,16 +118,16 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
     expression = r.string("batchSchedule").strip()
     if not expression:
         return None
-    instance_type = r.string("batchInstanceType")
-    if not instance_type.startswith("ml."):
-        raise ConfigError(
-            f"mlship:batchInstanceType is {instance_type!r}: use a SageMaker type such as "
-            "ml.m5.xlarge."
-        )
     batch = BatchSchedule(
         expression=check_schedule_expression(expression, "batchSchedule"),
-        instance_type=instance_type,
+        instance_type=check_instance_type(
+            r.string("batchInstanceType"), "batchInstanceType", TRANSFORM
+        ),
         instance_count=r.integer("batchInstanceCount", 1, 20),
+        check_instance_type=check_instance_type(
+            r.string("batchCheckInstanceType"), "batchCheckInstanceType", PROCESSING
+        ),
+        check_volume_gb=r.integer("batchCheckVolumeGb", *CHECK_VOLUME_GB_RANGE),
         max_payload_mb=r.integer("batchMaxPayloadMb", *PAYLOAD_MB_RANGE),
         content_type=r.choice("batchContentType", CONTENT_TYPES),
         input_check=r.choice("batchInputCheck", INPUT_CHECKS),

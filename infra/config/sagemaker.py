@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.errors import ConfigError
+from infra.config.instances import ENDPOINT, check_instance_type
 from infra.config.keys import Reader
 
 Strategy = Literal["all_at_once", "canary", "linear"]
-_SAGEMAKER_INSTANCE_RE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|micro)$")
 # Burstable performance families (ml.t2, ml.t3, ...): SageMaker refuses to auto scale them.
 BURSTABLE_RE = re.compile(r"^ml\.t\d[a-z]*\.")
 # The provider's range for MaximumExecutionTimeoutInSeconds (terraform-provider-aws,
@@ -69,12 +69,7 @@ def parse_capacity(r: Reader, *, target: str) -> Capacity:
     Raises:
         ConfigError: naming the first invalid key, the problem and the fix.
     """
-    instance_type = r.string("instanceType")
-    if not _SAGEMAKER_INSTANCE_RE.match(instance_type):
-        raise ConfigError(
-            f"mlship:instanceType is {instance_type!r}: SageMaker instance types start with "
-            "'ml.', e.g. ml.m5.large."
-        )
+    instance_type = check_instance_type(r.string("instanceType"), "instanceType", ENDPOINT)
     instance_count = r.integer("instanceCount", 1, 100)
     memory = r.integer("serverlessMemoryMb", 0, 6144)
     serverless = None

@@ -35,6 +35,8 @@ def _spec(content_type: str) -> BatchPipelineSpec:
         key_arn="arn:aws:kms:eu-west-1:123456789012:key/k",
         instance_type="ml.m5.large",
         instance_count=1,
+        check_instance_type="ml.m5.xlarge",
+        check_volume_gb=30,
         max_payload_mb=1,
         content_type=content_type,
         input_check="mlship",

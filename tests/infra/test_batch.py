@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from infra.pipeline_definition import (
     resolve,
     step_requests,
 )
-from infra.plan import StackPlan
+from infra.plan import StackPlan, run_stack
 from infra.rules.iam import iam_allows, role_documents
 from pipelines.sagemaker.requests import (
     TransformJobSpec,
@@ -156,6 +157,27 @@ def test_scoring_runs_only_after_the_input_check_on_the_serving_image(
     assert options["--message"] == "/opt/ml/output/message"
     assert args["NetworkConfig"]["EnableNetworkIsolation"] is True
     assert "batchBaselinePrefix" not in plan.outputs  # nothing to publish for this check
+
+
+def test_check_runs_on_its_own_instance_type_and_volume() -> None:
+    """The check is one processing job on ``batchCheckInstanceType`` with a volume of
+    ``batchCheckVolumeGb`` (it holds the whole input prefix), whatever the transform job
+    runs on: ml.c6i.large runs a transform job but not a processing job."""
+    plan = run_stack(
+        "prod",
+        overrides={
+            "mlship:batchInstanceType": "ml.c6i.large",
+            "mlship:batchCheckInstanceType": "ml.r5.large",
+            "mlship:batchCheckVolumeGb": "500",
+        },
+    )
+    assert plan.findings == []  # each request passes botocore's model of its API
+    doc = pipeline_definition(plan)
+    cluster = step(doc, CHECK_STEP)["Arguments"]["ProcessingResources"]["ClusterConfig"]
+    assert (cluster["InstanceType"], cluster["InstanceCount"]) == ("ml.r5.large", 1)
+    assert cluster["VolumeSizeInGB"] == 500
+    transform = step(doc, SCORE_STEP)["Arguments"]["TransformResources"]
+    assert transform["InstanceType"] == "ml.c6i.large"
 
 
 def test_model_monitor_check_reads_the_training_baseline(model_monitor_plan: StackPlan) -> None:
@@ -430,8 +452,21 @@ def test_batch_config_refuses_overlapping_prefixes_and_non_sagemaker_types() -> 
         _parse(**{"mlship:batchOutputPrefix": "batch/input/scores/"})
     with pytest.raises(ConfigError, match=r"^mlship:batchInputPrefix is '/in/'"):
         _parse(**{"mlship:batchInputPrefix": "/in/"})
-    with pytest.raises(ConfigError, match=r"^mlship:batchInstanceType is 'm5.large'"):
-        _parse(**{"mlship:batchInstanceType": "m5.large"})
+    # Each API takes its own list of types (the API reference's TransformInstanceType and
+    # ProcessingInstanceType, botocore's model): a typo, or a type of the other list, would
+    # pass `pulumi up` and fail every scheduled run.
+    for key, value, request, closest in (
+        ("batchInstanceType", "m5.large", "CreateTransformJob", "ml.m5.large"),
+        ("batchInstanceType", "ml.m5.xlarg", "CreateTransformJob", "ml.m5.xlarge"),
+        ("batchInstanceType", "ml.t3.medium", "CreateTransformJob", ""),
+        ("batchCheckInstanceType", "ml.c6i.large", "CreateProcessingJob", "ml.c6i.xlarge"),
+    ):
+        with pytest.raises(
+            ConfigError,
+            match=rf"^mlship:{key} is '{value}', which SageMaker's {request} "
+            rf"does not take \(.*{re.escape(closest)}.*\)\. Use one of the \d+ types",
+        ):
+            _parse(**{f"mlship:{key}": value})
     with pytest.raises(ConfigError, match=r"^mlship:batchContentType is 'text/plain'"):
         _parse(**{"mlship:batchContentType": "text/plain"})
     with pytest.raises(ConfigError, match=r"^mlship:batchInputCheck is 'deequ': use one of"):

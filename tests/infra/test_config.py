@@ -127,6 +127,7 @@ RANGED: dict[str, tuple[dict[str, str], str]] = {
     # Read only when scheduled batch scoring is on.
     "batchInstanceCount": ({"batchSchedule": "rate(1 day)"}, ""),
     "batchMaxPayloadMb": ({"batchSchedule": "rate(1 day)"}, ""),
+    "batchCheckVolumeGb": ({"batchSchedule": "rate(1 day)"}, ""),
     "alarmMissingPercent": ({}, ""),
     "alarmOutOfRangePercent": ({}, ""),
     "rolloutShadowPercent": ({}, ""),
@@ -222,7 +223,9 @@ PROD = {
         ({"target": "lambda"}, "mlship:target", "sagemaker, eks"),
         ({"environment": "Prod-EU"}, "mlship:environment", "lowercase"),
         ({"environment": ""}, "mlship:environment", "pulumi config set"),
-        ({"instanceType": "m5.large"}, "mlship:instanceType", "ml."),
+        ({"instanceType": "m5.large"}, "mlship:instanceType", "CreateEndpointConfig does not"),
+        # ml.t3 runs processing jobs and notebooks, not endpoints (ProductionVariantInstanceType)
+        ({"instanceType": "ml.t3.large"}, "mlship:instanceType", "closest it takes: ml.t2.large"),
         ({"instanceCount": "two"}, "mlship:instanceCount", "whole number"),
         ({"instanceCount": "0"}, "mlship:instanceCount", "between"),
         ({"serverlessMemoryMb": "1500"}, "mlship:serverlessMemoryMb", "1024"),
@@ -330,7 +333,7 @@ PROD = {
             "does not auto scale burstable instances",
         ),
         (
-            {"instanceType": "ml.t3.large", "autoscalingMaxCapacity": "3"},
+            {"instanceType": "ml.t2.xlarge", "autoscalingMaxCapacity": "3"},
             "mlship:instanceType",
             "ml.m5.large",
         ),
