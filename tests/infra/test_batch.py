@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+import botocore.session
 import pytest
 
 from core.baseline import baseline_keys
@@ -20,7 +21,7 @@ from infra import rules
 from infra.api.shapes import validate
 from infra.components.batch import PIPELINE_STATUS_EVENT
 from infra.config import StackConfig
-from infra.config.batch import check_schedule_expression
+from infra.config.batch import CHECK_VOLUME_GB_RANGE, check_schedule_expression
 from infra.pipeline_definition import (
     CHECK_STEP,
     SCORE_STEP,
@@ -178,6 +179,10 @@ def test_check_runs_on_its_own_instance_type_and_volume() -> None:
     assert cluster["VolumeSizeInGB"] == 500
     transform = step(doc, SCORE_STEP)["Arguments"]["TransformResources"]
     assert transform["InstanceType"] == "ml.c6i.large"
+    # the key's range is the API's (ProcessingClusterConfig.VolumeSizeInGB)
+    sagemaker = botocore.session.get_session().get_service_model("sagemaker")
+    meta = sagemaker.shape_for("ProcessingVolumeSizeInGB").metadata
+    assert (meta["min"], meta["max"]) == CHECK_VOLUME_GB_RANGE
 
 
 def test_model_monitor_check_reads_the_training_baseline(model_monitor_plan: StackPlan) -> None:
