@@ -155,14 +155,28 @@ def write_bundle(
 
 def _write_archive(src: Path, archive: Path) -> None:
     """Pack the bundle files at the archive root (SageMaker extracts to /opt/ml/model);
-    subdirectories are added with their files, in name order."""
+    subdirectories are added with their files, in name order, every member readable by
+    anyone (:func:`_readable_by_anyone`)."""
     tmp = archive.with_suffix(".partial")
     with tarfile.open(tmp, "w:gz") as tar:
         for p in sorted(src.iterdir()):
             if p.name in (ARCHIVE_NAME, tmp.name):
                 continue
-            tar.add(p, arcname=p.name)
+            tar.add(p, arcname=p.name, filter=_readable_by_anyone)
     os.replace(tmp, archive)
+
+
+def _readable_by_anyone(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A member owned by root, 0644 (a directory 0755), whoever wrote it with whatever umask.
+
+    SageMaker extracts the archive as root and keeps the modes and owners it holds, while the
+    images run as uid 10001: a file written under umask 077 (0600) by the uid of the machine
+    that trained would be unreadable to the server there (tests/core/test_bundle.py extracts
+    one as root and reads it as 10001)."""
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    member.mode = 0o755 if member.isdir() else 0o644
+    return member
 
 
 def extract_archive(archive: Path, dest: Path) -> Path:

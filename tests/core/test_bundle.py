@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -126,3 +128,73 @@ def test_bundle_manifest_listing_a_path_outside_it_refused(
     shutil.copyfile(copy / "golden.json", tmp_path / "golden.json")
     with pytest.raises(BundleError, match=r"lists '\.\./golden\.json', which is not a path"):
         load_bundle(copy)
+
+
+def _strict_umask_bundle(logistic_bundle: Path, out: Path) -> Path:
+    """The bundle rewritten (with a file in a subdirectory) under umask 077, as on a hardened
+    machine: every file and directory it creates is its owner's only."""
+    src = out.parent / "statistics.json"
+    src.write_text('{"version": 0.0}')
+    previous = os.umask(0o077)
+    try:
+        return _rewritten(logistic_bundle, out, {"baseline/statistics.json": src})
+    finally:
+        os.umask(previous)
+
+
+def test_archive_members_are_anyones_to_read_whatever_wrote_them(
+    logistic_bundle: Path, tmp_path: Path
+) -> None:
+    """SageMaker extracts model.tar.gz into /opt/ml/model as root ("SageMaker AI expects all
+    containers to run with root users", Custom Inference Code with Hosting Services), keeping
+    the modes and owners the archive holds, and the mlship images run as uid 10001: a member
+    stored 0600 or 0640 by the machine that trained would be unreadable there."""
+    out = _strict_umask_bundle(logistic_bundle, tmp_path / "b")
+    assert (out / "manifest.json").stat().st_mode & 0o777 == 0o600  # the umask did apply
+    with tarfile.open(out / ARCHIVE_NAME) as tar:
+        members = tar.getmembers()
+    assert {m.name for m in members} >= {"manifest.json", "baseline", "baseline/statistics.json"}
+    for m in members:
+        assert (m.mode, m.uid, m.gid, m.uname, m.gname) == (
+            0o755 if m.isdir() else 0o644,
+            0,
+            0,
+            "",
+            "",
+        ), m.name
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="extracting as root needs root"
+)
+def test_a_root_extracted_archive_is_readable_by_the_images_user(logistic_bundle: Path) -> None:
+    """What SageMaker does, for real: GNU tar run by root extracts the archive (keeping modes
+    and owners), then the images' user (uid 10001) reads every file the manifest lists and
+    gets the bytes it names."""
+    work = Path(tempfile.mkdtemp(prefix="mlship-root-extract-", dir="/tmp"))
+    try:
+        work.chmod(0o755)  # the model directory's parent, as /opt/ml is
+        out = _strict_umask_bundle(logistic_bundle, work / "b")
+        model_dir = work / "model"
+        model_dir.mkdir(mode=0o755)
+        subprocess.run(["tar", "-xzf", str(out / ARCHIVE_NAME), "-C", str(model_dir)], check=True)
+        listed = load_bundle(out, estimator=False).manifest.files
+        names = ["manifest.json", *sorted(listed)]
+        done = subprocess.run(
+            ["sha256sum", *names],
+            cwd=model_dir,
+            capture_output=True,
+            text=True,
+            user=10001,
+            group=10001,
+            extra_groups=[],
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-800:]
+        sums = {}
+        for line in done.stdout.splitlines():  # "<sha256>  <name>"
+            digest, name = line.split("  ", 1)
+            sums[name] = digest
+        assert {name: sums[name] for name in listed} == listed
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
