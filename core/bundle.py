@@ -169,10 +169,11 @@ def _write_archive(src: Path, archive: Path) -> None:
 def _readable_by_anyone(member: tarfile.TarInfo) -> tarfile.TarInfo:
     """A member owned by root, 0644 (a directory 0755), whoever wrote it with whatever umask.
 
-    SageMaker extracts the archive as root and keeps the modes and owners it holds, while the
-    images run as uid 10001: a file written under umask 077 (0600) by the uid of the machine
-    that trained would be unreadable to the server there (tests/core/test_bundle.py extracts
-    one as root and reads it as 10001)."""
+    SageMaker extracts the archive into /opt/ml/model itself (how is not documented; tar run by
+    root keeps the modes and owners an archive holds), while the images run as uid 10001: a
+    file written under umask 077 (0600) by the uid of the machine that trained would be
+    unreadable to the server there (tests/core/test_bundle.py extracts one with GNU tar as
+    root and reads it as 10001)."""
     member.uid = member.gid = 0
     member.uname = member.gname = ""
     member.mode = 0o755 if member.isdir() else 0o644

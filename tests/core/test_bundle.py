@@ -145,10 +145,11 @@ def _strict_umask_bundle(logistic_bundle: Path, out: Path) -> Path:
 def test_archive_members_are_anyones_to_read_whatever_wrote_them(
     logistic_bundle: Path, tmp_path: Path
 ) -> None:
-    """SageMaker extracts model.tar.gz into /opt/ml/model as root ("SageMaker AI expects all
-    containers to run with root users", Custom Inference Code with Hosting Services), keeping
-    the modes and owners the archive holds, and the mlship images run as uid 10001: a member
-    stored 0600 or 0640 by the machine that trained would be unreadable there."""
+    """SageMaker extracts model.tar.gz into /opt/ml/model itself ("SageMaker AI expects all
+    containers to run with root users", Custom Inference Code with Hosting Services); tar run
+    by root keeps the modes and owners an archive holds, and the mlship images run as uid
+    10001: a member stored 0600 or 0640 by the machine that trained would be unreadable
+    there."""
     out = _strict_umask_bundle(logistic_bundle, tmp_path / "b")
     assert (out / "manifest.json").stat().st_mode & 0o777 == 0o600  # the umask did apply
     with tarfile.open(out / ARCHIVE_NAME) as tar:
@@ -168,9 +169,9 @@ def test_archive_members_are_anyones_to_read_whatever_wrote_them(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="extracting as root needs root"
 )
 def test_a_root_extracted_archive_is_readable_by_the_images_user(logistic_bundle: Path) -> None:
-    """What SageMaker does, for real: GNU tar run by root extracts the archive (keeping modes
-    and owners), then the images' user (uid 10001) reads every file the manifest lists and
-    gets the bytes it names."""
+    """As SageMaker's extraction would go with root's tar: GNU tar run by root extracts the
+    archive (keeping modes and owners), then the images' user (uid 10001) reads every file
+    the manifest lists and gets the bytes it names."""
     work = Path(tempfile.mkdtemp(prefix="mlship-root-extract-", dir="/tmp"))
     try:
         work.chmod(0o755)  # the model directory's parent, as /opt/ml is
