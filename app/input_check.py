@@ -19,17 +19,24 @@ feature whose share of missing or out-of-range values would set off those alarms
 endpoint fails the check too. Drift is reported, never a failure: a shifted batch is scored
 (and watched by the drift alarm), an unusable one is not. Messages name rows and features,
 never values (values must not reach logs or the job's exit message).
+
+With ``compression="Gzip"`` (the job's ``CompressionType``) every file is read through gzip, as
+SageMaker decompresses each one before splitting it; a file that is not gzip, or whose stream
+ends early, is named as the job would fail on it. With ``"None"`` a gzip-compressed file is
+named too: the job would send its compressed bytes.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -209,6 +216,7 @@ def check_input(
     max_payload_bytes: int,
     gate: QualityGate,
     threads: int = 1,
+    compression: str = "None",
 ) -> InputReport:
     """Read every mini-batch of ``paths`` as the service would (see the module doc).
 
@@ -218,6 +226,7 @@ def check_input(
             fail the check.
         threads: Mini-batches read at once (each is independent, and pyarrow and numpy work
             without the GIL); the report is the same for any number.
+        compression: The job's CompressionType (:data:`core.transform.COMPRESSIONS`).
     """
     report = InputReport(content_type, max_payload_bytes)
     unseen = np.zeros(schema.n, dtype=np.int64)
@@ -253,17 +262,63 @@ def check_input(
             report.files += 1
             name = path.relative_to(root).as_posix()
             pending: deque[Future[_Read]] = deque()  # in line order; at most 2 per thread
-            with path.open("rb") as stream:
-                for first, last, body in mini_batches(stream, max_payload_bytes):
-                    report.mini_batches += body is not None
-                    pending.append(pool.submit(read, name, first, last, body))
-                    while len(pending) > 2 * threads:
-                        add(pending.popleft().result())
+            read_to = 0  # the last line split off
+            try:
+                with _open(path, compression) as stream:
+                    for first, last, body in mini_batches(stream, max_payload_bytes):
+                        report.mini_batches += body is not None
+                        pending.append(pool.submit(read, name, first, last, body))
+                        read_to = last
+                        while len(pending) > 2 * threads:
+                            add(pending.popleft().result())
+            except _Unreadable as e:
+                report.add(Problem(name, read_to + 1, read_to + 1, str(e)))
+            except (OSError, EOFError, zlib.error) as e:  # a damaged gzip stream
+                where = f" after line {read_to}" if read_to else ""
+                reason = (
+                    f"the gzip stream is damaged or ends early{where} ({e}): the job would "
+                    "fail reading this file. Write it again."
+                )
+                report.add(Problem(name, read_to + 1, read_to + 1, reason))
             while pending:
                 add(pending.popleft().result())
     report.unseen_categories = _by_feature(schema, unseen)
     _judge(report, schema, gate, profile)
     return report
+
+
+class _Unreadable(Exception):
+    """A file the job could not read as its CompressionType says (the message says why)."""
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _open(path: Path, compression: str) -> BinaryIO:
+    """The file's bytes as the transform job splits them: decompressed with ``Gzip``.
+
+    Raises:
+        _Unreadable: a file that is not gzip with ``Gzip``, or is with ``None``.
+    """
+    with path.open("rb") as head:
+        gzipped = head.read(2) == _GZIP_MAGIC
+    if compression == "Gzip":
+        if not gzipped:
+            raise _Unreadable(
+                "the file is not gzip-compressed, and with CompressionType Gzip "
+                "(mlship:batchCompression) SageMaker decompresses every input file: the job "
+                "would fail on this one. Compress it with gzip, or store every file of the "
+                "prefix uncompressed and set the compression to None."
+            )
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    if gzipped:
+        raise _Unreadable(
+            "the file is gzip-compressed, and with CompressionType None "
+            "(mlship:batchCompression) the job sends its bytes as they are stored, which the "
+            "service refuses. Set the compression to Gzip (every file of the prefix gzip), or "
+            "store the files uncompressed."
+        )
+    return path.open("rb")
 
 
 def _judge(report: InputReport, schema: FeatureSchema, gate: QualityGate, p: Profile) -> None:

@@ -50,6 +50,7 @@ def check_input(args: argparse.Namespace) -> int:
         args.max_payload_mb * MIB,
         gate,
         cpus_available(),
+        args.compression,
     )
     print(report.summary())
     # A processing container that runs as a non-root user may find SageMaker's output

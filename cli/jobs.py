@@ -65,6 +65,7 @@ def sagemaker_transform(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         max_payload_mb=args.max_payload_mb,
         content_type=args.content_type,
+        compression=args.compression,
         kms_key_id=args.kms_key_id,
     )
     client = sagemaker_client()

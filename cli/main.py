@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core.errors import MlshipError
-from core.transform import DEFAULT_PAYLOAD_MB
+from core.transform import COMPRESSIONS, DEFAULT_PAYLOAD_MB
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -184,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"The job's MaxPayloadInMB: the mini-batch size (default {DEFAULT_PAYLOAD_MB}).",
     )
     p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="None",
+        help="The job's CompressionType: Gzip when every file is gzip-compressed (SageMaker "
+        "decompresses them before splitting; default None).",
+    )
+    p.add_argument(
         "--unseen-categories",
         choices=("count", "refuse"),
         default="count",
@@ -344,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="text/csv",
         choices=["text/csv", "application/jsonlines"],
         help="Input and output format, one record per line (default text/csv).",
+    )
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="None",
+        help="Gzip when every input file is gzip-compressed (SageMaker decompresses them; "
+        "default None).",
     )
     return parser
 

@@ -16,6 +16,9 @@ DEFAULT_PAYLOAD_MB = 6
 # CreateTransformJob's MaxPayloadInMB range is 0-100; mlship needs a positive limit.
 PAYLOAD_MB_RANGE = (1, 100)
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks ModelDataUrl
+# TransformInput.CompressionType's values (API reference): with Gzip every input file is
+# gzip-compressed and SageMaker decompresses it before splitting it into mini-batches.
+COMPRESSIONS = ("None", "Gzip")
 
 
 def container_environment(max_payload_mb: int) -> dict[str, str]:

@@ -142,6 +142,7 @@ class BatchPipelineSpec:
     check_volume_gb: int  # ... with this volume, which holds the whole input prefix
     max_payload_mb: int
     content_type: str
+    compression: str  # TransformInput.CompressionType: None, or Gzip (every file gzip)
     input_check: str  # mlship:batchInputCheck
     image_uri: str  # the serving image (mlship's check runs its check-input)
     model_data_key: str  # the bundle's model.tar.gz in the bucket
@@ -191,7 +192,7 @@ def transform_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
                 }
             },
             "ContentType": spec.content_type,
-            "CompressionType": "None",
+            "CompressionType": spec.compression,
             "SplitType": "Line",
         },
         "TransformOutput": {
@@ -284,9 +285,10 @@ def check_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
 
 def check_input_command(spec: BatchPipelineSpec) -> list[str]:
     """The serving image's arguments in mlship's check (``docker run IMAGE <these>``: the
-    image's entrypoint runs ``mlship check-input``), with the transform job's format and
-    payload limit, so the check reads the mini-batches the job will send, and the stack's
-    missing-value and out-of-range alarm thresholds as its data-quality gate."""
+    image's entrypoint runs ``mlship check-input``), with the transform job's format,
+    payload limit and compression, so the check reads the mini-batches the job will send,
+    and the stack's missing-value and out-of-range alarm thresholds as its data-quality
+    gate."""
     model_file = spec.model_data_key.rsplit("/", 1)[-1]
     command = [
         "check-input",
@@ -294,6 +296,7 @@ def check_input_command(spec: BatchPipelineSpec) -> list[str]:
         "--input", _INPUT_PATH,
         "--content-type", spec.content_type,
         "--max-payload-mb", str(spec.max_payload_mb),
+        "--compression", spec.compression,
         "--report", f"{_OUTPUT_PATH}/{REPORT_FILE}",
         "--message", _EXIT_MESSAGE,
     ]  # fmt: skip

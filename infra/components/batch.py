@@ -218,6 +218,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                         check_volume_gb=b.check_volume_gb,
                         max_payload_mb=b.max_payload_mb,
                         content_type=b.content_type,
+                        compression=b.compression,
                         input_check=b.input_check,
                         image_uri=v[4],
                         model_data_key=args.model_data_key,

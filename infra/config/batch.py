@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import ConfigError
-from core.transform import PAYLOAD_MB_RANGE
+from core.transform import COMPRESSIONS, PAYLOAD_MB_RANGE
 from infra.config.instances import PROCESSING, TRANSFORM, check_instance_type
 from infra.config.keys import Reader
 
@@ -47,6 +47,7 @@ class BatchSchedule:
         check_volume_gb: Its storage volume, which holds a copy of the whole input prefix.
         max_payload_mb: The job's MaxPayloadInMB, and the container's body limit.
         content_type: Input and output format, one record a line.
+        compression: The input files' compression (``Gzip``: every file gzip).
         input_check: The check before scoring (:data:`INPUT_CHECKS`).
         input_prefix: Key prefix of the files to score in the artifact bucket.
         output_prefix: Key prefix of the answers; each run writes under ``<prefix><start time>/``.
@@ -62,6 +63,7 @@ class BatchSchedule:
     check_volume_gb: int
     max_payload_mb: int
     content_type: str
+    compression: str
     input_check: str
     input_prefix: str
     output_prefix: str
@@ -130,6 +132,7 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
         check_volume_gb=r.integer("batchCheckVolumeGb", *CHECK_VOLUME_GB_RANGE),
         max_payload_mb=r.integer("batchMaxPayloadMb", *PAYLOAD_MB_RANGE),
         content_type=r.choice("batchContentType", CONTENT_TYPES),
+        compression=r.choice("batchCompression", COMPRESSIONS),
         input_check=r.choice("batchInputCheck", INPUT_CHECKS),
         input_prefix=_prefix(r.string("batchInputPrefix"), "batchInputPrefix"),
         output_prefix=_prefix(r.string("batchOutputPrefix"), "batchOutputPrefix"),
@@ -142,6 +145,14 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
             "which describes headerless CSV columns (_c0, _c1, ...) that JSON Lines records do "
             f"not have, so every run would stop at the check. Use {MODEL_MONITOR_CONTENT_TYPE}, "
             "or set mlship:batchInputCheck to mlship, which reads JSON Lines as the service does."
+        )
+    if batch.input_check == "model-monitor" and batch.compression != "None":
+        raise ConfigError(
+            f"mlship:batchCompression is {batch.compression!r}: with mlship:batchInputCheck "
+            "model-monitor the analyzer reads the input files as they are stored, and its "
+            "reading of compressed files is not documented. Set mlship:batchInputCheck to "
+            "mlship (it decompresses each file as the transform job does), or store the "
+            "files uncompressed."
         )
     if batch.output_prefix.startswith(batch.input_prefix) or batch.input_prefix.startswith(
         batch.output_prefix

@@ -24,7 +24,12 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.s3 import parse_s3_uri
-from core.transform import DEFAULT_PAYLOAD_MB, PAYLOAD_MB_RANGE, container_environment
+from core.transform import (
+    COMPRESSIONS,
+    DEFAULT_PAYLOAD_MB,
+    PAYLOAD_MB_RANGE,
+    container_environment,
+)
 
 # AWS's own constraints (CreateTrainingJob / CreateTransformJob / CreateModel).
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -216,6 +221,8 @@ class TransformJobSpec:
             ``/execution-parameters`` answer, one per server worker).
         max_payload_mb: Largest mini-batch SageMaker sends; the container accepts exactly it.
         content_type: ``text/csv`` or ``application/jsonlines`` in and out, one line per row.
+        compression: ``None``, or ``Gzip`` when every input file is gzip-compressed
+            (SageMaker decompresses each before splitting it).
         kms_key_id: KMS key for the output (None: the bucket's default).
         tags: Tags on the model and the job.
     """
@@ -231,6 +238,7 @@ class TransformJobSpec:
     max_concurrent: int | None = None
     max_payload_mb: int = DEFAULT_PAYLOAD_MB
     content_type: str = "text/csv"
+    compression: str = "None"
     kms_key_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -284,6 +292,11 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
             f"--content-type {spec.content_type!r} is not one the service reads line by line; "
             f"use {' or '.join(TRANSFORM_CONTENT_TYPES)}."
         )
+    if spec.compression not in COMPRESSIONS:
+        raise ConfigError(
+            f"--compression {spec.compression!r} is not a CompressionType SageMaker takes; use "
+            f"{' or '.join(COMPRESSIONS)} (Gzip when every input file is gzip-compressed)."
+        )
     output: dict[str, Any] = {
         "S3OutputPath": spec.output_uri,
         "Accept": spec.content_type,
@@ -299,7 +312,7 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.input_uri}},
             "ContentType": spec.content_type,
-            "CompressionType": "None",
+            "CompressionType": spec.compression,
             "SplitType": "Line",
         },
         "TransformOutput": output,

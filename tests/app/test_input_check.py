@@ -3,6 +3,7 @@ each mini-batch equal to what ``POST /invocations`` answers that same body."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import itertools
 from collections.abc import Iterator
@@ -227,3 +228,60 @@ def test_the_gate_fails_a_feature_past_the_alarm_shares_and_reports_drift(
     assert [f.split(" ", 1)[0] for f in failed] == ["bill_depth_mm", "flipper_length_mm"]
     assert "(limit 20%, mlship:alarmMissingPercent)" in failed[0]
     assert "outside the training range in 50.0% of rows" in failed[1]
+
+
+def test_gzip_files_are_read_as_the_job_decompresses_them(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """CompressionType Gzip ("Amazon SageMaker automatically decompresses the data for the
+    transform job", TransformInput): each file is split after decompression, so the verdict,
+    lines and counts equal those of the same files stored uncompressed; a plain file among
+    them, or a gzip file with CompressionType None, is one the job would fail on."""
+    lines = _table(penguins, penguin_model, 30_000).to_csv(index=False, header=False)
+    broken = lines.splitlines(keepends=True)
+    broken[20_000] = "Dream,1,2\n"
+    plain, gz = tmp_path / "plain", tmp_path / "gz"
+    plain.mkdir()
+    gz.mkdir()
+    for name, text in (("a.csv", lines), ("b.csv", "".join(broken))):
+        (plain / name).write_text(text)
+        (gz / f"{name}.gz").write_bytes(gzip.compress(text.encode()))
+    schema, gate = FeatureSchema(penguin_model.manifest), _counted(penguin_model)
+
+    stored = check_input(input_files(plain), plain, schema, "text/csv", MIB, gate)
+    gzipped = check_input(input_files(gz), gz, schema, "text/csv", MIB, gate, 2, "Gzip")
+    assert [p.describe() for p in gzipped.problems] == [
+        p.describe().replace(".csv ", ".csv.gz ") for p in stored.problems
+    ]
+    assert len(stored.problems) == 1
+    assert (gzipped.rows, gzipped.mini_batches, gzipped.missing_values) == (
+        stored.rows, stored.mini_batches, stored.missing_values
+    )  # fmt: skip
+
+    (gz / "c.csv").write_text(lines)  # not gzip, in a Gzip prefix
+    report = check_input(input_files(gz), gz, schema, "text/csv", MIB, gate, 1, "Gzip")
+    assert [(p.file, p.first_line) for p in report.problems][-1] == ("c.csv", 1)
+    assert "not gzip-compressed" in report.problems[-1].reason
+    plain_read = check_input(input_files(gz), gz, schema, "text/csv", MIB, gate)  # None
+    assert {p.file for p in plain_read.problems} == {"a.csv.gz", "b.csv.gz"}
+    assert all("Set the compression to Gzip" in p.reason for p in plain_read.problems)
+
+
+def test_a_damaged_gzip_file_is_named_where_it_breaks(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """A file cut short (an interrupted upload): named, with the last line read whole when
+    the break comes after the first block (the check reads 8 MB of text at a time)."""
+    text = _table(penguins, penguin_model, 40_000).to_csv(index=False, header=False).encode()
+    small, large = gzip.compress(text), gzip.compress(text * 8)  # 1.4 and 11 MB of text
+    (tmp_path / "a.csv.gz").write_bytes(small[: len(small) // 2])
+    (tmp_path / "b.csv.gz").write_bytes(large[: len(large) * 3 // 4])
+    schema, gate = FeatureSchema(penguin_model.manifest), _counted(penguin_model)
+
+    report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate, 1, "Gzip")
+    a, b = report.problems
+    assert (a.file, a.first_line) == ("a.csv.gz", 1)
+    assert a.reason.startswith("the gzip stream is damaged or ends early (")
+    assert b.file == "b.csv.gz" and b.first_line > 1
+    assert f"ends early after line {b.first_line - 1} (" in b.reason
+    assert not report.passed and report.rows == b.first_line - 1  # what was read before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -79,6 +80,12 @@ def test_transform_requests_satisfy_aws_constraints() -> None:
     assert job["MaxPayloadInMB"] <= 6
     assert job["TransformInput"]["ContentType"] == "text/csv"
     assert job["TransformInput"]["SplitType"] == "Line"
+    assert job["TransformInput"]["CompressionType"] == "None"
+    gzipped = transform_job_request(replace(TRANSFORM, compression="Gzip"))
+    assert request_problems("sagemaker", "CreateTransformJob", gzipped) == []
+    assert gzipped["TransformInput"]["CompressionType"] == "Gzip"
+    with pytest.raises(ConfigError, match=r"--compression 'gzip' is not a CompressionType"):
+        transform_job_request(replace(TRANSFORM, compression="gzip"))
 
 
 def test_the_constraint_checker_catches_what_moto_accepts() -> None:

@@ -7,6 +7,7 @@ Image"; "Save and Access Metadata Information About Your Processing Job")."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 OPT_ML = "/opt/ml"
 
 
-def _spec(content_type: str) -> BatchPipelineSpec:
+def _spec(content_type: str, compression: str = "None") -> BatchPipelineSpec:
     return BatchPipelineSpec(
         region="eu-west-1",
         bucket="bucket",
@@ -39,6 +40,7 @@ def _spec(content_type: str) -> BatchPipelineSpec:
         check_volume_gb=30,
         max_payload_mb=1,
         content_type=content_type,
+        compression=compression,
         input_check="mlship",
         image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlship:abc",
         model_data_key="models/current/model.tar.gz",
@@ -48,13 +50,14 @@ def _spec(content_type: str) -> BatchPipelineSpec:
 
 
 def _run_job(
-    root: Path, bundle: Path, files: dict[str, bytes], content_type: str
+    root: Path, bundle: Path, files: dict[str, bytes], content_type: str, compression: str = "None"
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Lay out /opt/ml under ``root`` as the job's inputs would, run the container's command
     with the definition's arguments (paths moved under ``root``); returns the run and the
     job's /opt/ml."""
     opt_ml = root / "opt" / "ml"
-    args = [a.replace(OPT_ML, str(opt_ml)) for a in check_input_command(_spec(content_type))]
+    spec = _spec(content_type, compression)
+    args = [a.replace(OPT_ML, str(opt_ml)) for a in check_input_command(spec)]
     options = dict(zip(args[1::2], args[2::2], strict=True))
     model = Path(options["--model"])
     model.parent.mkdir(parents=True)
@@ -79,15 +82,20 @@ def _container(args: list[str], opt_ml: Path) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.parametrize("compression", ["None", "Gzip"])
 def test_a_good_prefix_passes_and_reports(
-    tmp_path: Path, penguin_bundle: Path, penguins: pd.DataFrame
+    tmp_path: Path, penguin_bundle: Path, penguins: pd.DataFrame, compression: str
 ) -> None:
+    """Stored as they are, or every file gzip-compressed (mlship:batchCompression: Gzip, which
+    the definition passes to the job and to the check alike)."""
     frame = penguins.drop(columns=["species"])
     files = {
         "2026/12/01/part-0.csv": frame.to_csv(index=False, header=False).encode(),
         "2026/12/01/part-1.csv": frame.head(10).to_csv(index=False, header=False).encode(),
     }
-    run, opt_ml = _run_job(tmp_path, penguin_bundle, files, "text/csv")
+    if compression == "Gzip":
+        files = {f"{key}.gz": gzip.compress(data) for key, data in files.items()}
+    run, opt_ml = _run_job(tmp_path, penguin_bundle, files, "text/csv", compression)
 
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads((opt_ml / "processing" / "output" / "report.json").read_text())

@@ -185,6 +185,22 @@ def test_check_runs_on_its_own_instance_type_and_volume() -> None:
     assert (meta["min"], meta["max"]) == CHECK_VOLUME_GB_RANGE
 
 
+def test_gzip_input_is_decompressed_by_the_job_and_by_the_check() -> None:
+    """mlship:batchCompression Gzip: TransformInput.CompressionType for the job (SageMaker
+    decompresses each file before splitting it) and ``--compression`` for the check, which
+    reads the files the same way (tests/contract/test_input_check_job.py runs it)."""
+    plan = run_stack("prod", overrides={"mlship:batchCompression": "Gzip"})
+    assert plan.findings == []
+    doc = pipeline_definition(plan)
+    assert step(doc, SCORE_STEP)["Arguments"]["TransformInput"]["CompressionType"] == "Gzip"
+    command = step(doc, CHECK_STEP)["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert dict(zip(command[1::2], command[2::2], strict=True))["--compression"] == "Gzip"
+    # The check's own download stays as stored: S3CompressionType Gzip is for Pipe mode only
+    # (ProcessingS3Input), and the check decompresses each file itself.
+    inputs = step(doc, CHECK_STEP)["Arguments"]["ProcessingInputs"]
+    assert {i["S3Input"]["S3CompressionType"] for i in inputs} == {"None"}
+
+
 def test_model_monitor_check_reads_the_training_baseline(model_monitor_plan: StackPlan) -> None:
     doc = pipeline_definition(model_monitor_plan)
     check = step(doc, CHECK_STEP)
@@ -476,6 +492,11 @@ def test_batch_config_refuses_overlapping_prefixes_and_non_sagemaker_types() -> 
         _parse(**{"mlship:batchContentType": "text/plain"})
     with pytest.raises(ConfigError, match=r"^mlship:batchInputCheck is 'deequ': use one of"):
         _parse(**{"mlship:batchInputCheck": "deequ"})
+    with pytest.raises(ConfigError, match=r"^mlship:batchCompression is 'gzip': use one of"):
+        _parse(**{"mlship:batchCompression": "gzip"})
+    # Model Monitor's analyzer reads the files as stored; how it reads gzip is not documented.
+    with pytest.raises(ConfigError, match=r"^mlship:batchCompression is 'Gzip': with .*mlship"):
+        _parse(**{"mlship:batchCompression": "Gzip", "mlship:batchInputCheck": "model-monitor"})
     # Model Monitor's check reads headerless CSV (core/baseline.py): JSON Lines would stop
     # every scheduled run there; mlship's reads JSON Lines as the service does.
     jsonlines = {"mlship:batchContentType": "application/jsonlines"}
