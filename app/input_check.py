@@ -273,7 +273,7 @@ def check_input(
                             add(pending.popleft().result())
             except _Unreadable as e:
                 report.add(Problem(name, read_to + 1, read_to + 1, str(e)))
-            except (OSError, EOFError, zlib.error) as e:  # a damaged gzip stream
+            except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # a damaged gzip stream
                 where = f" after line {read_to}" if read_to else ""
                 reason = (
                     f"the gzip stream is damaged or ends early{where} ({e}): the job would "

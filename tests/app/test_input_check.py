@@ -285,3 +285,10 @@ def test_a_damaged_gzip_file_is_named_where_it_breaks(
     assert b.file == "b.csv.gz" and b.first_line > 1
     assert f"ends early after line {b.first_line - 1} (" in b.reason
     assert not report.passed and report.rows == b.first_line - 1  # what was read before
+
+    corrupt = bytearray(small)  # bytes lost in the middle: the CRC or the stream fails
+    corrupt[len(small) // 2 : len(small) // 2 + 64] = bytes(64)
+    (tmp_path / "a.csv.gz").write_bytes(bytes(corrupt))
+    (tmp_path / "b.csv.gz").unlink()
+    report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate, 1, "Gzip")
+    assert "the gzip stream is damaged" in report.problems[-1].reason and not report.passed
