@@ -128,7 +128,7 @@ class InputReport:
                 + ". Fix the data upstream, or raise the limit if this is expected."
             )
         count = len(self.problems) + self.unlisted
-        listed = "; ".join(p.describe() for p in self.problems[:3])
+        listed = "; ".join(p.describe().rstrip(".") for p in self.problems[:3])
         return (
             f"The batch input fails the model's input checks in {count} place(s) "
             f"(the service would refuse these mini-batches): {listed}"

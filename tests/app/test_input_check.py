@@ -292,3 +292,4 @@ def test_a_damaged_gzip_file_is_named_where_it_breaks(
     (tmp_path / "b.csv.gz").unlink()
     report = check_input(input_files(tmp_path), tmp_path, schema, "text/csv", MIB, gate, 1, "Gzip")
     assert "the gzip stream is damaged" in report.problems[-1].reason and not report.passed
+    assert ".." not in report.summary()  # reasons end in a period; the summary joins them
