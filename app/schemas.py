@@ -42,7 +42,9 @@ class InvocationsResponse(BaseModel):
 class ExecutionParameters(BaseModel):
     """What a Batch Transform job should send this container (GET /execution-parameters)."""
 
-    MaxConcurrentTransforms: int = Field(description="Parallel requests: one per worker.")
+    MaxConcurrentTransforms: int = Field(
+        description="Parallel requests: one per worker, at most 100 MB of mini-batches in flight."
+    )
     BatchStrategy: str = Field(description="MULTI_RECORD: many lines per request.")
     MaxPayloadInMB: int = Field(description="Largest body accepted (MLSHIP_MAX_BODY_BYTES).")
 

@@ -16,6 +16,10 @@ DEFAULT_PAYLOAD_MB = 6
 # CreateTransformJob's MaxPayloadInMB range is 0-100; mlship needs a positive limit.
 PAYLOAD_MB_RANGE = (1, 100)
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks ModelDataUrl
+# CreateTransformJob (API reference, MaxPayloadInMB): "If you specify the
+# MaxConcurrentTransforms parameter, the value of (MaxConcurrentTransforms * MaxPayloadInMB)
+# also cannot exceed 100 MB."
+MAX_IN_FLIGHT_MB = 100
 # TransformInput.CompressionType's values (API reference): with Gzip every input file is
 # gzip-compressed and SageMaker decompresses it before splitting it into mini-batches.
 COMPRESSIONS = ("None", "Gzip")
@@ -25,3 +29,9 @@ def container_environment(max_payload_mb: int) -> dict[str, str]:
     """The serving container's settings in a transform job (names are ``AppSettings``
     fields): the bundle SageMaker unpacked, and the job's payload limit as the body limit."""
     return {"MLSHIP_MODEL_URI": MODEL_DIR, "MLSHIP_MAX_BODY_BYTES": str(max_payload_mb * MIB)}
+
+
+def concurrent_transforms(workers: int, max_payload_mb: int) -> int:
+    """The requests a transform job should send one instance at once: one per worker, as long
+    as that many full mini-batches stay within :data:`MAX_IN_FLIGHT_MB` (at least one)."""
+    return max(1, min(workers, MAX_IN_FLIGHT_MB // max(1, max_payload_mb)))

@@ -32,6 +32,7 @@ from app.transport import (
     read_body,
     require_content_type,
 )
+from core.transform import MIB, concurrent_transforms
 
 router = APIRouter(tags=["sagemaker"])
 
@@ -103,10 +104,12 @@ async def invocations(request: Request) -> Response:
 @router.get("/execution-parameters", response_model=ExecutionParameters)
 async def execution_parameters(request: Request) -> ExecutionParameters:
     """Batch Transform's container query: the concurrency and payload this container takes
-    (SageMaker asks when the job leaves MaxConcurrentTransforms unset)."""
+    (SageMaker asks when the job leaves MaxConcurrentTransforms unset): a request per worker,
+    no more than CreateTransformJob allows in flight (100 MB of mini-batches)."""
     settings = request.app.state.settings
+    payload_mb = max(1, settings.max_body_bytes // MIB)
     return ExecutionParameters(
-        MaxConcurrentTransforms=settings.workers,
+        MaxConcurrentTransforms=concurrent_transforms(settings.workers, payload_mb),
         BatchStrategy="MULTI_RECORD",
-        MaxPayloadInMB=max(1, settings.max_body_bytes // (1024 * 1024)),
+        MaxPayloadInMB=payload_mb,
     )

@@ -27,6 +27,7 @@ from core.s3 import parse_s3_uri
 from core.transform import (
     COMPRESSIONS,
     DEFAULT_PAYLOAD_MB,
+    MAX_IN_FLIGHT_MB,
     PAYLOAD_MB_RANGE,
     container_environment,
 )
@@ -286,6 +287,16 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
         raise ConfigError(
             f"--max-payload-mb {spec.max_payload_mb} must be between {low} and {high} "
             "(SageMaker's MaxPayloadInMB range)."
+        )
+    if (
+        spec.max_concurrent is not None
+        and spec.max_concurrent * spec.max_payload_mb > MAX_IN_FLIGHT_MB
+    ):
+        raise ConfigError(
+            f"--max-concurrent {spec.max_concurrent} times --max-payload-mb {spec.max_payload_mb} "
+            f"is {spec.max_concurrent * spec.max_payload_mb} MB in flight per instance; "
+            f"CreateTransformJob allows at most {MAX_IN_FLIGHT_MB} MB. Lower one of them, or "
+            "leave --max-concurrent unset (the container answers what fits)."
         )
     if spec.content_type not in TRANSFORM_CONTENT_TYPES:
         raise ConfigError(

@@ -378,3 +378,23 @@ def test_json_nan_names_null(client: TestClient, X: np.ndarray, token: str, key:
     assert hint in as_json.json()["error"]
     assert as_lines.json()["error"].startswith("JSON Lines row 1 is not one JSON value")
     assert hint in as_lines.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("workers", "body_mib", "concurrent"),
+    [(2, 6, 2), (16, 6, 16), (32, 6, 16), (64, 1, 64), (8, 25, 4), (4, 100, 1), (1, 100, 1)],
+)
+def test_execution_parameters_keep_what_is_in_flight_within_100_mb(
+    make_client: ClientFactory, workers: int, body_mib: int, concurrent: int
+) -> None:
+    """A request per worker, but CreateTransformJob allows at most 100 MB of mini-batches in
+    flight per instance (API reference, MaxPayloadInMB: "the value of
+    (MaxConcurrentTransforms * MaxPayloadInMB) also cannot exceed 100 MB")."""
+    client = make_client(workers=workers, max_body_bytes=body_mib * 1024 * 1024)
+    answer = client.get("/execution-parameters").json()
+    assert answer == {
+        "MaxConcurrentTransforms": concurrent,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": body_mib,
+    }
+    assert answer["MaxConcurrentTransforms"] * answer["MaxPayloadInMB"] <= 100

@@ -86,6 +86,15 @@ def test_transform_requests_satisfy_aws_constraints() -> None:
     assert gzipped["TransformInput"]["CompressionType"] == "Gzip"
     with pytest.raises(ConfigError, match=r"--compression 'gzip' is not a CompressionType"):
         transform_job_request(replace(TRANSFORM, compression="gzip"))
+    # MaxPayloadInMB: "the value of (MaxConcurrentTransforms * MaxPayloadInMB) also cannot
+    # exceed 100 MB" (CreateTransformJob API reference); botocore's model cannot see it.
+    within = transform_job_request(replace(TRANSFORM, max_concurrent=16, max_payload_mb=6))
+    assert request_problems("sagemaker", "CreateTransformJob", within) == []
+    past = replace(TRANSFORM, max_concurrent=16, max_payload_mb=7)
+    too_much = dict(within, MaxConcurrentTransforms=16, MaxPayloadInMB=7)
+    assert request_problems("sagemaker", "CreateTransformJob", too_much) == []  # model's blind
+    with pytest.raises(ConfigError, match=r"is 112 MB in flight per instance; .* at most 100 MB"):
+        transform_job_request(past)
 
 
 def test_the_constraint_checker_catches_what_moto_accepts() -> None:
