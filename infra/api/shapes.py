@@ -59,13 +59,6 @@ def operation(service: str, name: str) -> OperationModel:
 
 
 @cache
-def enum_values(service: str, shape: str) -> tuple[str, ...]:
-    """The values a string shape of ``service`` allows, e.g. ``("sagemaker",
-    "TransformInstanceType")`` (empty when it allows any string)."""
-    found = _session().get_service_model(service).shape_for(shape)
-    return tuple(found.enum) if isinstance(found, StringShape) else ()
-
-
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     for java, python in JAVA_PATTERNS.items():

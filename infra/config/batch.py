@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 
 from core.errors import ConfigError
+from core.instances import PROCESSING, TRANSFORM, check_instance_type
 from core.transform import COMPRESSIONS, PAYLOAD_MB_RANGE
-from infra.config.instances import PROCESSING, TRANSFORM, check_instance_type
 from infra.config.keys import Reader
 
 # EventBridge Scheduler user guide, "Schedule types on EventBridge Scheduler": rate(value unit)
@@ -123,11 +123,11 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
     batch = BatchSchedule(
         expression=check_schedule_expression(expression, "batchSchedule"),
         instance_type=check_instance_type(
-            r.string("batchInstanceType"), "batchInstanceType", TRANSFORM
+            r.string("batchInstanceType"), "mlship:batchInstanceType", TRANSFORM
         ),
         instance_count=r.integer("batchInstanceCount", 1, 20),
         check_instance_type=check_instance_type(
-            r.string("batchCheckInstanceType"), "batchCheckInstanceType", PROCESSING
+            r.string("batchCheckInstanceType"), "mlship:batchCheckInstanceType", PROCESSING
         ),
         check_volume_gb=r.integer("batchCheckVolumeGb", *CHECK_VOLUME_GB_RANGE),
         max_payload_mb=r.integer("batchMaxPayloadMb", *PAYLOAD_MB_RANGE),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.errors import ConfigError
-from infra.config.instances import ENDPOINT, check_instance_type
+from core.instances import ENDPOINT, check_instance_type
 from infra.config.keys import Reader
 
 Strategy = Literal["all_at_once", "canary", "linear"]
@@ -69,7 +69,7 @@ def parse_capacity(r: Reader, *, target: str) -> Capacity:
     Raises:
         ConfigError: naming the first invalid key, the problem and the fix.
     """
-    instance_type = check_instance_type(r.string("instanceType"), "instanceType", ENDPOINT)
+    instance_type = check_instance_type(r.string("instanceType"), "mlship:instanceType", ENDPOINT)
     instance_count = r.integer("instanceCount", 1, 100)
     memory = r.integer("serverlessMemoryMb", 0, 6144)
     serverless = None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import ConfigError
+from core.instances import TRAINING, TRANSFORM, check_instance_type
 from core.s3 import parse_s3_uri
 from core.transform import (
     COMPRESSIONS,
@@ -47,7 +48,9 @@ def _check_name(name: str, what: str) -> None:
         )
 
 
-def _check_common(image_uri: str, role_arn: str, instance_type: str, count: int) -> None:
+def _check_common(
+    image_uri: str, role_arn: str, instance_type: str, count: int, api: tuple[str, str]
+) -> None:
     if not IMAGE_RE.match(image_uri):
         raise ConfigError(
             f"--image {image_uri!r} is not an ECR image URI with a tag or digest "
@@ -58,8 +61,7 @@ def _check_common(image_uri: str, role_arn: str, instance_type: str, count: int)
         raise ConfigError(
             f"--role {role_arn!r} is not an IAM role ARN; use the stack's executionRoleArn."
         )
-    if not instance_type.startswith("ml."):
-        raise ConfigError(f"--instance-type {instance_type!r} must be a SageMaker type (ml.*).")
+    check_instance_type(instance_type, "--instance-type", api)
     if not 1 <= count <= 100:
         raise ConfigError(f"--instance-count {count} must be between 1 and 100.")
 
@@ -123,7 +125,7 @@ MAX_JOB_SECONDS = 28 * 24 * 3600
 def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
     """The CreateTrainingJob parameters for ``spec`` (validated; raises ConfigError)."""
     _check_name(spec.name, "Training job name")
-    _check_common(spec.image_uri, spec.role_arn, spec.instance_type, spec.instance_count)
+    _check_common(spec.image_uri, spec.role_arn, spec.instance_type, spec.instance_count, TRAINING)
     parse_s3_uri(spec.data_uri)
     parse_s3_uri(spec.output_uri)
     if not 1 <= spec.volume_gb <= 16384:
@@ -247,7 +249,7 @@ class TransformJobSpec:
 def transform_model_request(spec: TransformJobSpec) -> dict[str, Any]:
     """The CreateModel parameters for the model a transform job uses."""
     _check_name(spec.name, "Transform job name")
-    _check_common(spec.image_uri, spec.role_arn, spec.instance_type, spec.instance_count)
+    _check_common(spec.image_uri, spec.role_arn, spec.instance_type, spec.instance_count, TRANSFORM)
     _, key = parse_s3_uri(spec.model_data_uri)
     if not key.endswith(".tar.gz"):
         raise ConfigError(

@@ -112,7 +112,10 @@ def test_the_constraint_checker_catches_what_moto_accepts() -> None:
         ({"name": "x" * 64}, "not a valid SageMaker name"),
         ({"image_uri": "mlship:latest"}, "not an ECR image URI"),
         ({"role_arn": "mlship-execution"}, "not an IAM role ARN"),
-        ({"instance_type": "m5.large"}, "must be a SageMaker type"),
+        (
+            {"instance_type": "m5.large"},
+            "--instance-type is 'm5.large', which SageMaker's CreateTrainingJob does not take",
+        ),
         ({"data_uri": "/local/data"}, "not an s3:// URI"),
         ({"max_runtime_s": 0}, "--max-runtime"),
     ],
@@ -163,6 +166,27 @@ def test_transform_job_round_trip_in_moto(aws: str) -> None:
     assert model["PrimaryContainer"]["ModelDataUrl"] == TRANSFORM.model_data_uri
     out = wait_transform_job(client, TRANSFORM.name, poll_s=0.1, timeout_s=5)
     assert out == TRANSFORM.output_uri
+
+
+# Each API takes its own list of instance types (API reference, "Valid Values" of
+# TransformInstanceType): ml.t3.medium runs processing and training jobs, not transform jobs.
+@pytest.mark.parametrize(
+    ("instance_type", "message"),
+    [
+        ("ml.m5.xlarg", r"closest it takes: ml\.m5\.xlarge"),
+        ("ml.t3.medium", "CreateTransformJob does not take"),
+    ],
+)
+def test_a_transform_instance_type_the_api_refuses_creates_nothing(
+    aws: str, instance_type: str, message: str
+) -> None:
+    # The model is created before the job: a type only CreateTransformJob would refuse must be
+    # caught before either request, or a refused launch leaves a model behind.
+    client = boto3.client("sagemaker")
+    with pytest.raises(ConfigError, match=message):
+        start_transform_job(client, replace(TRANSFORM, instance_type=instance_type))
+    assert client.list_models()["Models"] == []
+    assert client.list_transform_jobs()["TransformJobSummaries"] == []
 
 
 def test_waiting_on_a_missing_job_is_a_named_error(aws: str) -> None:
