@@ -140,6 +140,7 @@ class BatchPipelineSpec:
     instance_count: int
     check_instance_type: str  # the check's processing job: one instance of this type
     check_volume_gb: int  # ... with this volume, which holds the whole input prefix
+    check_max_runtime_minutes: int  # ... stopped past this, the prefix's download included
     max_payload_mb: int
     content_type: str
     compression: str  # TransformInput.CompressionType: None, or Gzip (every file gzip)
@@ -228,7 +229,7 @@ def _processing_job(
                 "VolumeKmsKeyId": spec.key_arn,
             }
         },
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60 * spec.check_max_runtime_minutes},
         "AppSpecification": app,
         "RoleArn": spec.job_role_arn,
         "ProcessingInputs": [

@@ -216,6 +216,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                         instance_count=b.instance_count,
                         check_instance_type=b.check_instance_type,
                         check_volume_gb=b.check_volume_gb,
+                        check_max_runtime_minutes=b.check_max_runtime_minutes,
                         max_payload_mb=b.max_payload_mb,
                         content_type=b.content_type,
                         compression=b.compression,

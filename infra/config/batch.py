@@ -33,6 +33,8 @@ INPUT_CHECKS = ("mlship", "model-monitor")
 MODEL_MONITOR_CONTENT_TYPE = "text/csv"
 # ProcessingClusterConfig.VolumeSizeInGB's range (SageMaker API reference; botocore's model).
 CHECK_VOLUME_GB_RANGE = (1, 16_384)
+# ProcessingStoppingCondition.MaxRuntimeInSeconds's range (1-777,600 s), in whole minutes.
+CHECK_MAX_RUNTIME_MINUTES_RANGE = (1, 12_960)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class BatchSchedule:
         instance_count: Batch Transform instances.
         check_instance_type: The instance type of the check before scoring (one instance).
         check_volume_gb: Its storage volume, which holds a copy of the whole input prefix.
+        check_max_runtime_minutes: How long it may run, the download of the prefix included.
         max_payload_mb: The job's MaxPayloadInMB, and the container's body limit.
         content_type: Input and output format, one record a line.
         compression: The input files' compression (``Gzip``: every file gzip).
@@ -61,6 +64,7 @@ class BatchSchedule:
     instance_count: int
     check_instance_type: str
     check_volume_gb: int
+    check_max_runtime_minutes: int
     max_payload_mb: int
     content_type: str
     compression: str
@@ -130,6 +134,9 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
             r.string("batchCheckInstanceType"), "mlship:batchCheckInstanceType", PROCESSING
         ),
         check_volume_gb=r.integer("batchCheckVolumeGb", *CHECK_VOLUME_GB_RANGE),
+        check_max_runtime_minutes=r.integer(
+            "batchCheckMaxRuntimeMinutes", *CHECK_MAX_RUNTIME_MINUTES_RANGE
+        ),
         max_payload_mb=r.integer("batchMaxPayloadMb", *PAYLOAD_MB_RANGE),
         content_type=r.choice("batchContentType", CONTENT_TYPES),
         compression=r.choice("batchCompression", COMPRESSIONS),

@@ -21,7 +21,11 @@ from infra import rules
 from infra.api.shapes import validate
 from infra.components.batch import PIPELINE_STATUS_EVENT
 from infra.config import StackConfig
-from infra.config.batch import CHECK_VOLUME_GB_RANGE, check_schedule_expression
+from infra.config.batch import (
+    CHECK_MAX_RUNTIME_MINUTES_RANGE,
+    CHECK_VOLUME_GB_RANGE,
+    check_schedule_expression,
+)
 from infra.pipeline_definition import (
     CHECK_STEP,
     SCORE_STEP,
@@ -160,16 +164,18 @@ def test_scoring_runs_only_after_the_input_check_on_the_serving_image(
     assert "batchBaselinePrefix" not in plan.outputs  # nothing to publish for this check
 
 
-def test_check_runs_on_its_own_instance_type_and_volume() -> None:
+def test_check_runs_on_its_own_instance_type_volume_and_time_limit() -> None:
     """The check is one processing job on ``batchCheckInstanceType`` with a volume of
-    ``batchCheckVolumeGb`` (it holds the whole input prefix), whatever the transform job
-    runs on: ml.c6i.large runs a transform job but not a processing job."""
+    ``batchCheckVolumeGb`` (it holds the whole input prefix) for at most
+    ``batchCheckMaxRuntimeMinutes``, whatever the transform job runs on: ml.c6i.large runs a
+    transform job but not a processing job."""
     plan = run_stack(
         "prod",
         overrides={
             "mlship:batchInstanceType": "ml.c6i.large",
             "mlship:batchCheckInstanceType": "ml.r5.large",
             "mlship:batchCheckVolumeGb": "500",
+            "mlship:batchCheckMaxRuntimeMinutes": "240",
         },
     )
     assert plan.findings == []  # each request passes botocore's model of its API
@@ -177,12 +183,18 @@ def test_check_runs_on_its_own_instance_type_and_volume() -> None:
     cluster = step(doc, CHECK_STEP)["Arguments"]["ProcessingResources"]["ClusterConfig"]
     assert (cluster["InstanceType"], cluster["InstanceCount"]) == ("ml.r5.large", 1)
     assert cluster["VolumeSizeInGB"] == 500
+    stopping = step(doc, CHECK_STEP)["Arguments"]["StoppingCondition"]
+    assert stopping == {"MaxRuntimeInSeconds": 240 * 60}
     transform = step(doc, SCORE_STEP)["Arguments"]["TransformResources"]
     assert transform["InstanceType"] == "ml.c6i.large"
     # the key's range is the API's (ProcessingClusterConfig.VolumeSizeInGB)
     sagemaker = botocore.session.get_session().get_service_model("sagemaker")
     meta = sagemaker.shape_for("ProcessingVolumeSizeInGB").metadata
     assert (meta["min"], meta["max"]) == CHECK_VOLUME_GB_RANGE
+    # ... and so is the time limit's, in whole minutes (ProcessingStoppingCondition)
+    meta = sagemaker.shape_for("ProcessingMaxRuntimeInSeconds").metadata
+    low, high = CHECK_MAX_RUNTIME_MINUTES_RANGE
+    assert meta["min"] <= 60 * low and 60 * high == meta["max"]
 
 
 def test_gzip_input_is_decompressed_by_the_job_and_by_the_check() -> None:

@@ -128,6 +128,7 @@ RANGED: dict[str, tuple[dict[str, str], str]] = {
     "batchInstanceCount": ({"batchSchedule": "rate(1 day)"}, ""),
     "batchMaxPayloadMb": ({"batchSchedule": "rate(1 day)"}, ""),
     "batchCheckVolumeGb": ({"batchSchedule": "rate(1 day)"}, ""),
+    "batchCheckMaxRuntimeMinutes": ({"batchSchedule": "rate(1 day)"}, ""),
     "alarmMissingPercent": ({}, ""),
     "alarmOutOfRangePercent": ({}, ""),
     "rolloutShadowPercent": ({}, ""),
