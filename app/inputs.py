@@ -9,7 +9,6 @@ feature, never echo the value (values must not reach logs).
 from __future__ import annotations
 
 import csv
-import io
 from typing import Any
 
 import numpy as np
@@ -126,7 +125,8 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     leading byte order mark: :func:`core.media.without_bom`).
 
     One line is one row, and every row is answered in order (Batch Transform pairs output
-    lines with input lines): an empty line inside the body is refused, never skipped. Empty
+    lines with input lines): an empty line inside the body is refused, never skipped, and so
+    is a quoted value that holds a line break (:func:`_quoted_rows`). Empty
     fields and null spellings (``NA``, ``null``: :data:`~core.features.CSV_MISSING`) are
     missing values (NaN), accepted only for nullable features. Large bodies are
     parsed in C++ (:func:`_fast_csv`); anything unusual takes the exact path below, which
@@ -141,14 +141,7 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
     except UnicodeDecodeError as e:
         raise BadRequest(f"The CSV body is not UTF-8 ({e.reason} at byte {e.start}).") from e
     lines = _lines(text)
-    if '"' in text:
-        try:
-            # strict: an unterminated quote is a malformed body (400), not a short row
-            rows = list(csv.reader(io.StringIO("\n".join(lines)), strict=True))
-        except csv.Error as e:
-            raise BadRequest(f"The CSV body cannot be parsed: {e}.") from e
-    else:
-        rows = [line.split(",") for line in lines]
+    rows = _quoted_rows(lines) if '"' in text else [line.split(",") for line in lines]
     schema.check_count(len(rows), "")
     out = np.empty((len(rows), schema.n), dtype=np.float64)
     for i, row in enumerate(rows):
@@ -165,6 +158,29 @@ def csv_to_matrix(body: bytes, schema: FeatureSchema) -> np.ndarray:
         for j, cell in enumerate(row):
             out[i, j] = schema.text_value(cell, i, j, f"CSV row {i}: ")
     return schema.validate(out)
+
+
+def _quoted_rows(lines: list[str]) -> list[list[str]]:
+    """The cells of each line, read by the csv module (quotes, doubled quotes), one row a
+    line: a quoted value that holds a line break would make one row of two lines, and every
+    later answer would land on the wrong line (Batch Transform also splits records at line
+    breaks, so the value could even be cut between two requests)."""
+    # strict: an unterminated quote is a malformed body (400), not a short row
+    reader = csv.reader(lines, strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if reader.line_num != len(rows) + 1:
+                raise InvalidInput(
+                    f"CSV row {len(rows)} has a line break inside a quoted value; send each "
+                    "row on one line (each output line answers the input line at the same "
+                    "position, and Batch Transform splits records at line breaks): remove "
+                    "the line breaks from the value or replace them, e.g. with spaces."
+                )
+            rows.append(row)
+    except csv.Error as e:
+        raise BadRequest(f"The CSV body cannot be parsed: {e}.") from e
+    return rows
 
 
 # Below this size the Python path is as fast as starting the C++ parser.
@@ -217,7 +233,15 @@ def _fast_csv(body: bytes, schema: FeatureSchema) -> np.ndarray | None:
         return None  # pyarrow also ends a line at a lone CR; a row here ends only at LF
     if schema.n == 1 and schema.any_categorical:
         return None  # one text cell a line: an empty one is a blank line (see above)
-    return arrow_csv(body, schema, missing=schema.n > 1)
+    X = arrow_csv(body, schema, missing=schema.n > 1)
+    if X is not None and b'"' in body and X.shape[0] != _line_count(body):
+        return None  # a quoted value holds a line break: the exact path names its row
+    return X
+
+
+def _line_count(body: bytes) -> int:
+    """The body's lines (one final line break ends the last one, as in :func:`_lines`)."""
+    return body.count(b"\n") + (0 if body.endswith(b"\n") else 1) if body else 0
 
 
 def arrow_csv(body: bytes | memoryview, schema: FeatureSchema, missing: bool) -> np.ndarray | None:

@@ -121,6 +121,45 @@ def test_every_mini_batch_gets_the_services_verdict(
     assert "day=1/part.csv lines" in report.summary()
 
 
+@pytest.mark.parametrize("rows", [40, 4_000], ids=["exact-path", "fast-path"])
+def test_a_line_break_inside_a_quoted_value_is_refused_by_its_row(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model, client: TestClient, rows: int
+) -> None:
+    """pandas quotes a text value holding a line break and writes it across two lines. Read
+    as one row (as CSV readers do), it would make every later answer land on the next input
+    line: Batch Transform pairs output and input lines, and splits records at line breaks."""
+    frame = _table(penguins, penguin_model, rows).astype({"island": object})
+    frame.iloc[rows // 2, frame.columns.get_loc("island")] = "Bis\ncoe"
+    data = frame.to_csv(index=False, header=False).encode()
+    assert data.count(b"\n") == rows + 1
+
+    r = client.post("/invocations", content=data, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 422
+    assert r.json()["error"].startswith(
+        f"CSV row {rows // 2} has a line break inside a quoted value; send each row on one line"
+    )
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "part.csv").write_bytes(data)
+    gate = _counted(penguin_model)
+    schema = FeatureSchema(penguin_model.manifest)
+    report = check_input(
+        input_files(tmp_path / "in"), tmp_path / "in", schema, "text/csv", MIB, gate
+    )
+    assert not report.passed
+    assert [(p.file, p.first_line, p.last_line) for p in report.problems] == [
+        ("part.csv", 1, rows + 1)
+    ]
+    assert "line break inside a quoted value" in report.problems[0].reason
+    # the same table with the line break replaced, as the error advises, is scored row by row
+    fixed = frame.replace({"island": {"Bis\ncoe": "Bis coe"}}).to_csv(index=False, header=False)
+    r = client.post(
+        "/invocations",
+        content=fixed.encode(),
+        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+    )
+    assert r.status_code == 200 and r.text.count("\n") == rows
+
+
 def test_json_lines_records_are_checked_as_the_service_reads_them(
     tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model, client: TestClient
 ) -> None:
