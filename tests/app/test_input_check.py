@@ -129,7 +129,8 @@ def test_a_line_break_inside_a_quoted_value_is_refused_by_its_row(
     as one row (as CSV readers do), it would make every later answer land on the next input
     line: Batch Transform pairs output and input lines, and splits records at line breaks."""
     frame = _table(penguins, penguin_model, rows).astype({"island": object})
-    frame.iloc[rows // 2, frame.columns.get_loc("island")] = "Bis\ncoe"
+    frame = frame.reset_index(drop=True)  # the sample repeats index labels
+    frame.loc[rows // 2, "island"] = "Bis\ncoe"
     data = frame.to_csv(index=False, header=False).encode()
     assert data.count(b"\n") == rows + 1
 
