@@ -3,6 +3,7 @@ each mini-batch equal to what ``POST /invocations`` answers that same body."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import itertools
@@ -151,14 +152,15 @@ def test_a_line_break_inside_a_quoted_value_is_refused_by_its_row(
         ("part.csv", 1, rows + 1)
     ]
     assert "line break inside a quoted value" in report.problems[0].reason
-    # the same table with the line break replaced, as the error advises, is scored row by row
-    fixed = frame.replace({"island": {"Bis\ncoe": "Bis coe"}}).to_csv(index=False, header=False)
-    r = client.post(
-        "/invocations",
-        content=fixed.encode(),
-        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
-    )
-    assert r.status_code == 200 and r.text.count("\n") == rows
+    # the same table with the line break replaced, as the error advises, is scored row by row,
+    # its text quoted or not
+    fixed = frame.replace({"island": {"Bis\ncoe": "Bis coe"}})
+    for quoting in (csv.QUOTE_MINIMAL, csv.QUOTE_NONNUMERIC):
+        body = fixed.to_csv(index=False, header=False, quoting=quoting).encode()
+        r = client.post(
+            "/invocations", content=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+        )
+        assert r.status_code == 200 and r.text.count("\n") == rows
 
 
 def test_json_lines_records_are_checked_as_the_service_reads_them(
