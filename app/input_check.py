@@ -24,11 +24,17 @@ With ``compression="Gzip"`` (the job's ``CompressionType``) every file is read t
 SageMaker decompresses each one before splitting it; a file that is not gzip, or whose stream
 ends early, is named as the job would fail on it. With ``"None"`` a gzip-compressed file is
 named too: the job would send its compressed bytes.
+
+With ``id_columns`` (the job's ``InputFilter`` ``$[N:]``: :func:`core.transform.data_processing`)
+each line is read without its first N CSV fields (:func:`without_id_columns`), as the container
+gets it.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import zlib
 from collections import deque
@@ -217,6 +223,7 @@ def check_input(
     gate: QualityGate,
     threads: int = 1,
     compression: str = "None",
+    id_columns: int = 0,
 ) -> InputReport:
     """Read every mini-batch of ``paths`` as the service would (see the module doc).
 
@@ -227,6 +234,8 @@ def check_input(
         threads: Mini-batches read at once (each is independent, and pyarrow and numpy work
             without the GIL); the report is the same for any number.
         compression: The job's CompressionType (:data:`core.transform.COMPRESSIONS`).
+        id_columns: The job's leading identifier columns (CSV), which the container does not
+            get.
     """
     report = InputReport(content_type, max_payload_bytes)
     unseen = np.zeros(schema.n, dtype=np.int64)
@@ -241,7 +250,7 @@ def check_input(
             )
             return Problem(name, first, last, reason)
         try:
-            X = body_matrix(content_type, body, schema)
+            X = body_matrix(content_type, without_id_columns(body, id_columns), schema)
         except MlshipError as e:
             return Problem(name, first, last, f"{e} (rows count from 0 at line {first})")
         outside = schema.unseen(X).sum(axis=0) if schema.any_categorical else None
@@ -285,6 +294,39 @@ def check_input(
     report.unseen_categories = _by_feature(schema, unseen)
     _judge(report, schema, gate, profile)
     return report
+
+
+def without_id_columns(body: bytes, id_columns: int) -> bytes:
+    """A CSV mini-batch as the job passes it to the container with ``InputFilter``
+    ``$[id_columns:]`` ("for CSV data, each row is taken as a JSON array"; RFC 4180): every
+    line without its first ``id_columns`` fields (a line of no more fields becomes empty,
+    which the service refuses by its row). A line with a quote is split by the csv module (a
+    quoted field may hold commas) and its remaining fields written back as RFC 4180 quotes
+    them; one it cannot split (an unterminated quote) stays whole, for the service to name.
+    """
+    if not id_columns:
+        return body
+    lines = body.split(b"\n")
+    last = lines.pop() if body.endswith(b"\n") else None  # the empty text after the final break
+    kept = [_fields_after(line, id_columns) for line in lines]
+    if last is not None:
+        kept.append(last)
+    return b"\n".join(kept)
+
+
+def _fields_after(line: bytes, skip: int) -> bytes:
+    if b'"' not in line:
+        parts = line.split(b",", skip)
+        return parts[skip] if len(parts) > skip else b"\r" * line.endswith(b"\r")
+    text = line.decode("utf-8", "surrogateescape")
+    end = "\r" if text.endswith("\r") else ""
+    try:
+        fields = next(csv.reader([text.removesuffix("\r")], strict=True))
+    except (csv.Error, StopIteration):
+        return line
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields[skip:])
+    return (out.getvalue() + end).encode("utf-8", "surrogateescape")
 
 
 class _Unreadable(Exception):

@@ -66,6 +66,7 @@ def sagemaker_transform(args: argparse.Namespace) -> int:
         max_payload_mb=args.max_payload_mb,
         content_type=args.content_type,
         compression=args.compression,
+        id_columns=args.id_columns,
         kms_key_id=args.kms_key_id,
     )
     client = sagemaker_client()

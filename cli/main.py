@@ -191,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         "decompresses them before splitting; default None).",
     )
     p.add_argument(
+        "--id-columns",
+        type=int,
+        default=0,
+        help="The job's leading identifier columns (CSV), which the model does not get "
+        "(default 0).",
+    )
+    p.add_argument(
         "--unseen-categories",
         choices=("count", "refuse"),
         default="count",
@@ -358,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="None",
         help="Gzip when every input file is gzip-compressed (SageMaker decompresses them; "
         "default None).",
+    )
+    p.add_argument(
+        "--id-columns",
+        type=int,
+        default=0,
+        help="Leading CSV columns that identify a record, not features (default 0): the model "
+        "gets each line without them, and each output line is the input line followed by its "
+        "prediction.",
     )
     return parser
 

@@ -9,6 +9,8 @@ accepted.
 
 from __future__ import annotations
 
+from core.errors import ConfigError
+
 MIB = 1024 * 1024  # MaxPayloadInMB counts binary megabytes
 # SageMaker's MaxPayloadInMB when neither the job nor the container chooses one, and its
 # real-time endpoints' payload limit.
@@ -35,3 +37,38 @@ def concurrent_transforms(workers: int, max_payload_mb: int) -> int:
     """The requests a transform job should send one instance at once: one per worker, as long
     as that many full mini-batches stay within :data:`MAX_IN_FLIGHT_MB` (at least one)."""
     return max(1, min(workers, MAX_IN_FLIGHT_MB // max(1, max_payload_mb)))
+
+
+# CSV columns before the features that identify a record (DataProcessing, "Associate
+# Prediction Results with Input Records"): the job passes the model each line without them
+# (InputFilter "$[N:]": "for CSV data, each row is taken as a JSON array") and writes every
+# input line followed by its answer (JoinSource "Input": "the joined input data is followed by
+# the transformed data"; OutputFilter "$", the whole joined line).
+ID_COLUMNS_RANGE = (0, 100)
+ID_COLUMNS_CONTENT_TYPE = "text/csv"  # JSON's filters select attributes, not columns
+
+
+def check_id_columns(id_columns: int, content_type: str, setting: str = "--id-columns") -> int:
+    """``id_columns`` if a job reading ``content_type`` can leave that many columns out.
+
+    Raises:
+        ConfigError: naming ``setting`` (a flag or a stack key) and the fix.
+    """
+    low, high = ID_COLUMNS_RANGE
+    if not low <= id_columns <= high:
+        raise ConfigError(f"{setting} {id_columns} must be between {low} and {high}.")
+    if id_columns and content_type != ID_COLUMNS_CONTENT_TYPE:
+        raise ConfigError(
+            f"{setting} {id_columns} needs {ID_COLUMNS_CONTENT_TYPE} input: a job's filters "
+            f"pick CSV columns by position, but {content_type} records by attribute. Write "
+            "the identifiers as the first CSV columns, or leave them out of the input."
+        )
+    return id_columns
+
+
+def data_processing(id_columns: int) -> dict[str, str] | None:
+    """CreateTransformJob's DataProcessing for ``id_columns`` leading identifier columns, or
+    None (the default processing: the whole line in, the answer alone out) for none."""
+    if id_columns == 0:
+        return None
+    return {"InputFilter": f"$[{id_columns}:]", "JoinSource": "Input", "OutputFilter": "$"}

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.baseline import baseline_keys, dataset_format
+from core.transform import data_processing
 
 VERSION = "2020-12-01"
 CHECK_STEP = "CheckInputData"
@@ -144,6 +145,7 @@ class BatchPipelineSpec:
     max_payload_mb: int
     content_type: str
     compression: str  # TransformInput.CompressionType: None, or Gzip (every file gzip)
+    id_columns: int  # leading CSV identifier columns: DataProcessing (core.transform)
     input_check: str  # mlship:batchInputCheck
     image_uri: str  # the serving image (mlship's check runs its check-input)
     model_data_key: str  # the bundle's model.tar.gz in the bucket
@@ -181,7 +183,7 @@ def transform_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
     them): the container's body limit (``MLSHIP_MAX_BODY_BYTES``) is set on the model to
     ``max_payload_mb`` MiB, so no mini-batch is refused for its size.
     """
-    return {
+    request: dict[str, Any] = {
         "ModelName": spec.model_name,
         "MaxPayloadInMB": spec.max_payload_mb,
         "BatchStrategy": "MultiRecord",
@@ -208,6 +210,10 @@ def transform_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
             "VolumeKmsKeyId": spec.key_arn,
         },
     }
+    processing = data_processing(spec.id_columns)
+    if processing is not None:
+        request["DataProcessing"] = processing
+    return request
 
 
 def _processing_job(
@@ -298,6 +304,7 @@ def check_input_command(spec: BatchPipelineSpec) -> list[str]:
         "--content-type", spec.content_type,
         "--max-payload-mb", str(spec.max_payload_mb),
         "--compression", spec.compression,
+        "--id-columns", str(spec.id_columns),
         "--report", f"{_OUTPUT_PATH}/{REPORT_FILE}",
         "--message", _EXIT_MESSAGE,
     ]  # fmt: skip

@@ -220,6 +220,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                         max_payload_mb=b.max_payload_mb,
                         content_type=b.content_type,
                         compression=b.compression,
+                        id_columns=b.id_columns,
                         input_check=b.input_check,
                         image_uri=v[4],
                         model_data_key=args.model_data_key,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from core.instances import PROCESSING, TRANSFORM, check_instance_type
-from core.transform import COMPRESSIONS, PAYLOAD_MB_RANGE
+from core.transform import COMPRESSIONS, ID_COLUMNS_RANGE, PAYLOAD_MB_RANGE, check_id_columns
 from infra.config.keys import Reader
 
 # EventBridge Scheduler user guide, "Schedule types on EventBridge Scheduler": rate(value unit)
@@ -51,6 +51,8 @@ class BatchSchedule:
         max_payload_mb: The job's MaxPayloadInMB, and the container's body limit.
         content_type: Input and output format, one record a line.
         compression: The input files' compression (``Gzip``: every file gzip).
+        id_columns: Leading CSV columns that identify a record (not features): left out of
+            what the model gets, and kept in the output before each answer.
         input_check: The check before scoring (:data:`INPUT_CHECKS`).
         input_prefix: Key prefix of the files to score in the artifact bucket.
         output_prefix: Key prefix of the answers; each run writes under ``<prefix><start time>/``.
@@ -68,6 +70,7 @@ class BatchSchedule:
     max_payload_mb: int
     content_type: str
     compression: str
+    id_columns: int
     input_check: str
     input_prefix: str
     output_prefix: str
@@ -140,6 +143,7 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
         max_payload_mb=r.integer("batchMaxPayloadMb", *PAYLOAD_MB_RANGE),
         content_type=r.choice("batchContentType", CONTENT_TYPES),
         compression=r.choice("batchCompression", COMPRESSIONS),
+        id_columns=r.integer("batchIdColumns", *ID_COLUMNS_RANGE),
         input_check=r.choice("batchInputCheck", INPUT_CHECKS),
         input_prefix=_prefix(r.string("batchInputPrefix"), "batchInputPrefix"),
         output_prefix=_prefix(r.string("batchOutputPrefix"), "batchOutputPrefix"),
@@ -160,6 +164,15 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
             "reading of compressed files is not documented. Set mlship:batchInputCheck to "
             "mlship (it decompresses each file as the transform job does), or store the "
             "files uncompressed."
+        )
+    check_id_columns(batch.id_columns, batch.content_type, "mlship:batchIdColumns")
+    if batch.input_check == "model-monitor" and batch.id_columns:
+        raise ConfigError(
+            f"mlship:batchIdColumns is {batch.id_columns}: with mlship:batchInputCheck "
+            "model-monitor the analyzer profiles every column of the input files, identifiers "
+            "included, against a baseline of the features alone, so every run would stop at "
+            "the check. Set mlship:batchInputCheck to mlship (it reads each line without its "
+            "identifiers, as the transform job passes it), or leave the identifiers out."
         )
     if batch.output_prefix.startswith(batch.input_prefix) or batch.input_prefix.startswith(
         batch.output_prefix

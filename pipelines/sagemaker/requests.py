@@ -30,7 +30,9 @@ from core.transform import (
     DEFAULT_PAYLOAD_MB,
     MAX_IN_FLIGHT_MB,
     PAYLOAD_MB_RANGE,
+    check_id_columns,
     container_environment,
+    data_processing,
 )
 
 # AWS's own constraints (CreateTrainingJob / CreateTransformJob / CreateModel).
@@ -226,6 +228,9 @@ class TransformJobSpec:
         content_type: ``text/csv`` or ``application/jsonlines`` in and out, one line per row.
         compression: ``None``, or ``Gzip`` when every input file is gzip-compressed
             (SageMaker decompresses each before splitting it).
+        id_columns: Leading CSV columns that identify a record: left out of what the model
+            gets, and each output line is its input line followed by the answer
+            (:func:`core.transform.data_processing`).
         kms_key_id: KMS key for the output (None: the bucket's default).
         tags: Tags on the model and the job.
     """
@@ -242,6 +247,7 @@ class TransformJobSpec:
     max_payload_mb: int = DEFAULT_PAYLOAD_MB
     content_type: str = "text/csv"
     compression: str = "None"
+    id_columns: int = 0
     kms_key_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -310,6 +316,7 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
             f"--compression {spec.compression!r} is not a CompressionType SageMaker takes; use "
             f"{' or '.join(COMPRESSIONS)} (Gzip when every input file is gzip-compressed)."
         )
+    check_id_columns(spec.id_columns, spec.content_type)
     output: dict[str, Any] = {
         "S3OutputPath": spec.output_uri,
         "Accept": spec.content_type,
@@ -336,6 +343,9 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
     }
     if spec.max_concurrent is not None:  # else SageMaker asks GET /execution-parameters
         request["MaxConcurrentTransforms"] = spec.max_concurrent
+    processing = data_processing(spec.id_columns)
+    if processing is not None:
+        request["DataProcessing"] = processing
     if spec.tags:
         request["Tags"] = _tag_list(spec.tags)
     return request

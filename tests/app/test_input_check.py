@@ -17,10 +17,12 @@ from fastapi.testclient import TestClient
 
 from app.input_check import (
     EXIT_MESSAGE_BYTES,
+    InputReport,
     QualityGate,
     check_input,
     input_files,
     mini_batches,
+    without_id_columns,
 )
 from app.main import create_app
 from app.settings import AppSettings
@@ -161,6 +163,48 @@ def test_a_line_break_inside_a_quoted_value_is_refused_by_its_row(
             "/invocations", content=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
         )
         assert r.status_code == 200 and r.text.count("\n") == rows
+
+
+def test_identifier_columns_are_left_out_as_the_job_filters_them(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model, client: TestClient
+) -> None:
+    """--id-columns 2, a file whose first two columns identify each row (an order reference
+    holding a comma, so pandas quotes it, and a date): each line is checked without them, as
+    the job's InputFilter "$[2:]" passes it to the container; without --id-columns every
+    mini-batch is refused for its column count."""
+    frame = _table(penguins, penguin_model, 5_000).reset_index(drop=True)
+    ids = pd.DataFrame({"order": [f"order {k}, box {k % 7}" for k in range(len(frame))]})
+    ids["day"] = "2026-12-02"
+    data = pd.concat([ids, frame], axis=1).to_csv(index=False, header=False).encode()
+    features = frame.to_csv(index=False, header=False).encode()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "part.csv").write_bytes(data)
+    schema = FeatureSchema(penguin_model.manifest)
+
+    def check(id_columns: int) -> InputReport:
+        files = input_files(tmp_path / "in")
+        gate = _counted(penguin_model)
+        return check_input(
+            files, tmp_path / "in", schema, "text/csv", MIB, gate, 2, "None", id_columns
+        )
+
+    filtered = check(2)
+    assert filtered.passed and filtered.rows == len(frame)
+    assert without_id_columns(data, 2) == features  # the lines the container gets
+    r = client.post("/invocations", content=features, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 200
+    whole = check(0)
+    assert not whole.passed
+    assert "CSV row 0 has 9 columns; the model expects 7" in whole.problems[0].reason
+
+
+def test_leaving_out_identifier_columns_keeps_every_line() -> None:
+    """One line out for each line in: CRLF ends kept, a quoted field read as one, a line of
+    identifiers only left empty (which the service then refuses by its row), an unterminated
+    quote left whole for the service to name."""
+    body = b'a,1,2\r\n"x,y",3,"4,5"\r\nonly\n"open,6\n7,8'
+    assert without_id_columns(body, 1) == b'1,2\r\n3,"4,5"\r\n\n"open,6\n8'
+    assert without_id_columns(body, 0) is body
 
 
 def test_json_lines_records_are_checked_as_the_service_reads_them(

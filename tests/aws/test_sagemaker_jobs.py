@@ -95,6 +95,24 @@ def test_transform_requests_satisfy_aws_constraints() -> None:
     assert request_problems("sagemaker", "CreateTransformJob", too_much) == []  # model's blind
     with pytest.raises(ConfigError, match=r"is 112 MB in flight per instance; .* at most 100 MB"):
         transform_job_request(past)
+    assert "DataProcessing" not in job  # no identifier columns: the job's default processing
+
+
+def test_identifier_columns_are_a_csv_data_processing_request() -> None:
+    """``--id-columns`` as "Associate Prediction Results with Input Records" documents it for
+    CSV: "$[N:]" for the model, the input line joined before each answer."""
+    job = transform_job_request(replace(TRANSFORM, id_columns=1))
+    assert request_problems("sagemaker", "CreateTransformJob", job) == []
+    assert job["DataProcessing"] == {
+        "InputFilter": "$[1:]",
+        "JoinSource": "Input",
+        "OutputFilter": "$",
+    }
+    jsonlines = replace(TRANSFORM, id_columns=1, content_type="application/jsonlines")
+    with pytest.raises(ConfigError, match=r"^--id-columns 1 needs text/csv input"):
+        transform_job_request(jsonlines)
+    with pytest.raises(ConfigError, match=r"^--id-columns 101 must be between 0 and 100"):
+        transform_job_request(replace(TRANSFORM, id_columns=101))
 
 
 def test_the_constraint_checker_catches_what_moto_accepts() -> None:

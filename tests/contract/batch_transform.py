@@ -12,11 +12,22 @@ and followed by one line break, as the SageMaker Python SDK's local mode assembl
 (``sagemaker/local/entities.py``, ``_LocalTransformJob._perform_batch_inference``). With
 ``SplitType=None`` the whole file is one request (it must fit within ``MaxPayloadInMB``) and
 its answer is the output as it is.
+
+``DataProcessing`` for CSV ("Associate Prediction Results with Input Records"): "for CSV data,
+each row is taken as a JSON array", so ``InputFilter`` ``$[N:]`` passes each record's fields
+from the N-th on (CSV "should also follow RFC format", here Python's csv module); with
+``JoinSource=Input`` "the joined input data is followed by the transformed data", each
+transformed record after its whole input record (``[1,2,3]`` and ``[1]`` give ``[1,2,3,1]``),
+so a mini-batch's answer must hold one record per input record; ``OutputFilter`` ``$`` keeps
+the joined record whole. Other filters are not emulated.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,6 +85,47 @@ def split_mini_batches(data: bytes, max_payload_mb: int) -> list[bytes]:
     return batches
 
 
+_FROM_COLUMN = re.compile(r"^\$\[(\d+):\]$")
+
+
+def _csv_records(batch: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(batch.decode()), strict=True))
+
+
+def _csv_text(records: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(records)
+    return out.getvalue().encode()
+
+
+def _filtered(batch: bytes, processing: dict[str, str]) -> bytes:
+    """The mini-batch as the container gets it (InputFilter on CSV)."""
+    expression = processing.get("InputFilter", "$")
+    if expression == "$":
+        return batch
+    found = _FROM_COLUMN.match(expression)
+    if found is None:
+        raise NotImplementedError(f"InputFilter {expression!r} is not emulated")
+    start = int(found.group(1))
+    return _csv_text([record[start:] for record in _csv_records(batch)])
+
+
+def _joined(batch: bytes, answer: bytes, processing: dict[str, str]) -> bytes:
+    """A mini-batch's output records with JoinSource=Input (CSV): each input record, then its
+    answer's fields."""
+    if processing.get("JoinSource", "None") == "None":
+        return answer.strip() + b"\n"
+    if processing.get("OutputFilter", "$") != "$":
+        raise NotImplementedError("only OutputFilter $ is emulated")
+    inputs, outputs = _csv_records(batch), _csv_records(answer)
+    if len(inputs) != len(outputs):
+        raise RuntimeError(
+            f"the answer holds {len(outputs)} records for {len(inputs)} input records: "
+            "the job cannot join them"
+        )
+    return _csv_text([i + o for i, o in zip(inputs, outputs, strict=True)])
+
+
 def run_transform(
     url: str,
     data: bytes,
@@ -81,9 +133,14 @@ def run_transform(
     content_type: str,
     accept: str | None,
     split_type: str = "Line",
+    data_processing: dict[str, str] | None = None,
 ) -> TransformResult:
     """Score ``data`` through the container at ``url`` as a transform job would (``accept``
-    None: a job whose TransformOutput sets no Accept sends none)."""
+    None: a job whose TransformOutput sets no Accept sends none; ``data_processing``: the
+    job's DataProcessing, CSV only)."""
+    processing = data_processing or {}
+    if processing and content_type != "text/csv":
+        raise NotImplementedError("DataProcessing is emulated for CSV only")
     with urllib.request.urlopen(f"{url}/execution-parameters", timeout=10) as r:
         concurrency = int(json.loads(r.read())["MaxConcurrentTransforms"])
     if split_type == "None":
@@ -96,7 +153,7 @@ def run_transform(
     def post(batch: bytes) -> bytes:
         request = urllib.request.Request(
             f"{url}/invocations",
-            data=batch,
+            data=_filtered(batch, processing),
             headers={"Content-Type": content_type} | ({"Accept": accept} if accept else {}),
         )
         with urllib.request.urlopen(request, timeout=120) as r:
@@ -111,7 +168,10 @@ def run_transform(
     if split_type == "None":
         return TransformResult(answers[0], 1, len(data), concurrency)
     return TransformResult(
-        output=b"".join(answer.strip() + b"\n" for answer in answers),
+        output=b"".join(
+            _joined(batch, answer, processing)
+            for batch, answer in zip(batches, answers, strict=True)
+        ),
         mini_batches=len(batches),
         largest_payload=max(len(b) for b in batches),
         concurrency=concurrency,

@@ -14,6 +14,7 @@ import io
 import json
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.model import Model, load_model
-from pipelines.sagemaker.requests import TransformJobSpec, transform_environment
+from pipelines.sagemaker.requests import (
+    TransformJobSpec,
+    transform_environment,
+    transform_job_request,
+)
 from tests.app.conftest import test_split
 from tests.contract.batch_transform import MIB, container_variables, run_transform
 from tests.contract.conftest import Server, sagemaker_model_dir, start_server, stop_server
@@ -229,3 +234,44 @@ def test_batch_transform_created_outside_mlship_takes_the_job_payload_limit(
     assert [int(line.split(",")[0]) for line in lines] == load_model(bundles["narrow"]).predict(
         rows
     ).labels.tolist()
+
+
+def test_batch_transform_joins_each_answer_to_its_identified_input_record(
+    penguin_bundle: Path, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``--id-columns 1`` (the stack's ``batchIdColumns``): a penguins file whose first column is
+    an order reference (quoted: it holds a comma), in 1 MB mini-batches through the container
+    with the launcher's own DataProcessing. The model gets each line without the reference
+    (InputFilter), and each output record is its whole input record followed by the answer
+    (JoinSource=Input) that the same rows get without any identifier: joined in order, none
+    lost or shifted."""
+    rng = np.random.default_rng(11)
+    features = penguins[load_model(penguin_bundle).feature_names]
+    frame = features.iloc[rng.integers(0, len(features), 30_000)].reset_index(drop=True)
+    refs = pd.Series([f"order {k:05d}, box {k % 7}" for k in range(len(frame))], name="ref")
+    identified = pd.concat([refs, frame], axis=1).to_csv(index=False, header=False).encode()
+    plain = frame.to_csv(index=False, header=False).encode()
+    spec = replace(_spec(1), id_columns=1)
+    processing = transform_job_request(spec)["DataProcessing"]
+    model_dir = sagemaker_model_dir(penguin_bundle / "model.tar.gz", tmp_path / "model")
+    env = transform_environment(spec) | container_variables(1)
+    env.pop("MLSHIP_MODEL_URI")
+    server = start_server(model_dir, tmp_path / "serve.log", **env)
+    try:
+        joined = run_transform(
+            server.url, identified, 1, "text/csv", "text/csv", "Line", processing
+        )
+        alone = run_transform(server.url, plain, 1, "text/csv", "text/csv")
+    finally:
+        stop_server(server)
+
+    assert joined.mini_batches >= 2  # a mini-batch boundary inside the file
+    out = pd.read_csv(io.BytesIO(joined.output), header=None, keep_default_na=False)
+    answers = pd.read_csv(io.BytesIO(alone.output), header=None, keep_default_na=False)
+    assert len(out) == len(frame) == len(answers)
+    assert out[0].tolist() == refs.tolist()  # each record keeps its reference, in order
+    inputs = pd.read_csv(io.BytesIO(identified), header=None, keep_default_na=False)
+    pd.testing.assert_frame_equal(out.iloc[:, : inputs.shape[1]], inputs)
+    pd.testing.assert_frame_equal(
+        out.iloc[:, inputs.shape[1] :].set_axis(answers.columns, axis=1), answers
+    )

@@ -39,6 +39,7 @@ def _spec(content_type: str, compression: str = "None") -> BatchPipelineSpec:
         check_instance_type="ml.m5.xlarge",
         check_volume_gb=30,
         check_max_runtime_minutes=60,
+        id_columns=0,
         max_payload_mb=1,
         content_type=content_type,
         compression=compression,

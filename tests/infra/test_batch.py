@@ -213,6 +213,42 @@ def test_gzip_input_is_decompressed_by_the_job_and_by_the_check() -> None:
     assert {i["S3Input"]["S3CompressionType"] for i in inputs} == {"None"}
 
 
+def test_identifier_columns_are_left_out_for_the_model_and_kept_in_the_output() -> None:
+    """mlship:batchIdColumns: the Transform step's DataProcessing as "Associate Prediction
+    Results with Input Records" documents it for CSV (InputFilter "$[1:]" leaves the first
+    column out, JoinSource "Input" writes the input line before its answer), the same request
+    ``mlship sagemaker-transform --id-columns`` sends, and the check reads each line without
+    them (``--id-columns``; tests/app/test_input_check.py runs it)."""
+    plan = run_stack("prod", overrides={"mlship:batchIdColumns": "2"})
+    assert plan.findings == []  # the request passes botocore's model of CreateTransformJob
+    doc = pipeline_definition(plan)
+    args = step(doc, SCORE_STEP)["Arguments"]
+    assert args["DataProcessing"] == {
+        "InputFilter": "$[2:]",
+        "JoinSource": "Input",
+        "OutputFilter": "$",
+    }
+    launcher = transform_job_request(
+        TransformJobSpec(
+            name="mlship-transform-ids",
+            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlship:abc",
+            role_arn="arn:aws:iam::123456789012:role/mlship-sagemaker",
+            model_data_uri="s3://bucket/models/v1/model.tar.gz",
+            input_uri="s3://bucket/in/",
+            output_uri="s3://bucket/out/",
+            id_columns=2,
+        )
+    )
+    assert launcher["DataProcessing"] == args["DataProcessing"]
+    command = step(doc, CHECK_STEP)["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert dict(zip(command[1::2], command[2::2], strict=True))["--id-columns"] == "2"
+    # without identifier columns the job's default processing: no DataProcessing at all
+    assert (
+        "DataProcessing"
+        not in step(pipeline_definition(run_stack("prod")), SCORE_STEP)["Arguments"]
+    )
+
+
 def test_model_monitor_check_reads_the_training_baseline(model_monitor_plan: StackPlan) -> None:
     doc = pipeline_definition(model_monitor_plan)
     check = step(doc, CHECK_STEP)
@@ -514,6 +550,12 @@ def test_batch_config_refuses_overlapping_prefixes_and_non_sagemaker_types() -> 
     jsonlines = {"mlship:batchContentType": "application/jsonlines"}
     with pytest.raises(ConfigError, match=r"^mlship:batchContentType is 'application/json"):
         _parse(**jsonlines, **{"mlship:batchInputCheck": "model-monitor"})
+    # Identifier columns are CSV columns (a JSON filter picks attributes, not positions), and
+    # Model Monitor's analyzer would profile them against a baseline of the features alone.
+    with pytest.raises(ConfigError, match=r"^mlship:batchIdColumns 1 needs text/csv input"):
+        _parse(**jsonlines, **{"mlship:batchIdColumns": "1"})
+    with pytest.raises(ConfigError, match=r"^mlship:batchIdColumns is 1: with .*model-monitor"):
+        _parse(**{"mlship:batchIdColumns": "1", "mlship:batchInputCheck": "model-monitor"})
     scored = _parse(**jsonlines).batch
     assert scored is not None and scored.content_type == "application/jsonlines"
     batch = _parse().batch

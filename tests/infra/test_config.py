@@ -129,6 +129,7 @@ RANGED: dict[str, tuple[dict[str, str], str]] = {
     "batchMaxPayloadMb": ({"batchSchedule": "rate(1 day)"}, ""),
     "batchCheckVolumeGb": ({"batchSchedule": "rate(1 day)"}, ""),
     "batchCheckMaxRuntimeMinutes": ({"batchSchedule": "rate(1 day)"}, ""),
+    "batchIdColumns": ({"batchSchedule": "rate(1 day)"}, ""),
     "alarmMissingPercent": ({}, ""),
     "alarmOutOfRangePercent": ({}, ""),
     "rolloutShadowPercent": ({}, ""),
