@@ -253,6 +253,14 @@ def check_input(
             X = body_matrix(content_type, without_id_columns(body, id_columns), schema)
         except MlshipError as e:
             return Problem(name, first, last, f"{e} (rows count from 0 at line {first})")
+        if id_columns and X.shape[0] != last - first + 1:
+            # the service skips a header of the feature names: no answer to join it to
+            reason = (
+                f"line {first} is a header; with identifier columns the job joins each answer "
+                "to its input line (JoinSource Input), and a header gets none, so the job "
+                "would fail. Write the files without a header."
+            )
+            return Problem(name, first, last, reason)
         outside = schema.unseen(X).sum(axis=0) if schema.any_categorical else None
         return gate.bins.profile(X), outside
 

@@ -196,6 +196,14 @@ def test_identifier_columns_are_left_out_as_the_job_filters_them(
     whole = check(0)
     assert not whole.passed
     assert "CSV row 0 has 9 columns; the model expects 7" in whole.problems[0].reason
+    # a header: the service skips it (it names the features), so it gets no answer to join
+    header = pd.concat([ids, frame], axis=1).to_csv(index=False, header=True).encode()
+    (tmp_path / "in" / "part.csv").write_bytes(header)
+    headed = check(2)
+    assert not headed.passed
+    assert [(p.first_line, p.reason.split(";")[0]) for p in headed.problems] == [
+        (1, "line 1 is a header")
+    ]
 
 
 def test_leaving_out_identifier_columns_keeps_every_line() -> None:

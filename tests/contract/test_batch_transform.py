@@ -262,6 +262,11 @@ def test_batch_transform_joins_each_answer_to_its_identified_input_record(
             server.url, identified, 1, "text/csv", "text/csv", "Line", processing
         )
         alone = run_transform(server.url, plain, 1, "text/csv", "text/csv")
+        # a header gets no answer (the service skips the feature names): nothing to join it
+        # to, so the job fails, as `mlship check-input --id-columns` says beforehand
+        headed = pd.concat([refs, frame], axis=1).to_csv(index=False).encode()
+        with pytest.raises(RuntimeError, match="cannot join"):
+            run_transform(server.url, headed, 1, "text/csv", "text/csv", "Line", processing)
     finally:
         stop_server(server)
 
