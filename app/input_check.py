@@ -252,7 +252,15 @@ def check_input(
         try:
             X = body_matrix(content_type, without_id_columns(body, id_columns), schema)
         except MlshipError as e:
-            return Problem(name, first, last, f"{e} (rows count from 0 at line {first})")
+            reason = f"{e} (rows count from 0 at line {first})"
+            extra = _extra_columns(body, schema.n) if content_type == "text/csv" else 0
+            if extra and not id_columns:
+                reason += (
+                    f". If the first {extra} column(s) identify the rows, give the job "
+                    f"--id-columns {extra} (mlship:batchIdColumns): the model then gets each "
+                    "line without them, and each answer comes after its whole input line"
+                )
+            return Problem(name, first, last, reason)
         if id_columns and X.shape[0] != last - first + 1:
             # the service skips a header of the feature names: no answer to join it to
             reason = (
@@ -302,6 +310,16 @@ def check_input(
     report.unseen_categories = _by_feature(schema, unseen)
     _judge(report, schema, gate, profile)
     return report
+
+
+def _extra_columns(body: bytes, features: int) -> int:
+    """How many more fields than ``features`` the body's first line has (0: not more)."""
+    first = body.split(b"\n", 1)[0].decode("utf-8", "replace").removesuffix("\r")
+    try:
+        fields = next(csv.reader([first]), [])
+    except csv.Error:
+        return 0
+    return max(0, len(fields) - features)
 
 
 def without_id_columns(body: bytes, id_columns: int) -> bytes:

@@ -196,6 +196,7 @@ def test_identifier_columns_are_left_out_as_the_job_filters_them(
     whole = check(0)
     assert not whole.passed
     assert "CSV row 0 has 9 columns; the model expects 7" in whole.problems[0].reason
+    assert "give the job --id-columns 2 (mlship:batchIdColumns)" in whole.problems[0].reason
     # a header: the service skips it (it names the features), so it gets no answer to join
     header = pd.concat([ids, frame], axis=1).to_csv(index=False, header=True).encode()
     (tmp_path / "in" / "part.csv").write_bytes(header)
