@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from core.media import BOM, JSONLINES_ALIASES
 from core.media import CSV as CSV
 from core.media import JSON as JSON
 from core.media import JSONLINES as JSONLINES
-from core.media import JSONLINES_ALIASES
 from core.media import NPY as NPY
 
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -137,9 +137,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     if decoder is not None and not decoder.eof:
         raise BadRequest("The compressed body ends early; send the whole compressed stream.")
     body = b"".join(chunks)
-    if not body or body.isspace():  # (isspace stops at the first other byte; strip copies)
+    # isspace stops at the first other byte (strip copies); a byte order mark alone is no data
+    # either (core.media.without_bom)
+    if not body or body.isspace() or _only_bom(body):
         raise BadRequest("The request body is empty; send the rows to predict.")
     return body
+
+
+def _only_bom(body: bytes) -> bool:
+    """A byte order mark and nothing but whitespace after it."""
+    if not body.startswith(BOM):
+        return False
+    rest = body[len(BOM) :]
+    return not rest or rest.isspace()
 
 
 # zlib window bits: gzip framing (16 + 15), zlib framing (15) for deflate.

@@ -18,6 +18,9 @@ JSONLINES_ALIASES = ("application/jsonl", "application/x-jsonlines", "applicatio
 NPY = "application/x-npy"
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
+
+
 def without_bom(body: Text) -> Text:
     """``body`` (bytes, or text as decoded) without a leading UTF-8 byte order mark.
 
@@ -27,5 +30,5 @@ def without_bom(body: Text) -> Text:
     CSV readers skip it (pyarrow's does).
     """
     if isinstance(body, bytes):
-        return body.removeprefix(b"\xef\xbb\xbf")
+        return body.removeprefix(BOM)
     return body.removeprefix("\ufeff")

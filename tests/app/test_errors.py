@@ -151,6 +151,19 @@ def test_predict_empty_body_is_400(client: TestClient) -> None:
     assert _error(response, 400) == "The request body is empty; send the rows to predict."
 
 
+@pytest.mark.parametrize("media", ["text/csv", "application/jsonlines", "application/json"])
+@pytest.mark.parametrize("body", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", b"\xef\xbb\xbf \r\n"])
+def test_a_byte_order_mark_alone_is_an_empty_body(
+    client: TestClient, media: str, body: bytes
+) -> None:
+    """What an empty file saved by a Windows tool holds (core.media.without_bom): no data,
+    answered as an empty body in every format (it was 422 "no rows" for CSV, 422 "row 0 is
+    empty" for JSON Lines and 400 "not valid JSON" for JSON)."""
+    response = client.post("/invocations", content=body, headers={"content-type": media})
+
+    assert _error(response, 400) == "The request body is empty; send the rows to predict."
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
 def test_predict_wrong_content_type_is_415(client: TestClient, content_type: str) -> None:
     response = client.post("/v1/predict", content=b"{}", headers={"content-type": content_type})
