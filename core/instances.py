@@ -14,6 +14,7 @@ against, pinned with botocore in ``uv.lock``.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from functools import cache
 
 import botocore
@@ -22,38 +23,58 @@ from botocore.model import StringShape
 
 from core.errors import ConfigError
 
-# (botocore shape, the request that takes it)
-ENDPOINT = ("ProductionVariantInstanceType", "CreateEndpointConfig")
-TRANSFORM = ("TransformInstanceType", "CreateTransformJob")
-PROCESSING = ("ProcessingInstanceType", "CreateProcessingJob")
-TRAINING = ("TrainingInstanceType", "CreateTrainingJob")
+
+@dataclass(frozen=True)
+class InstanceApi:
+    """A list of instance types: botocore's ``service`` model's ``shape``, and what takes it."""
+
+    service: str
+    shape: str
+    taker: str  # named in errors: "<taker> does not take ..."
+    example: str
+
+
+ENDPOINT = InstanceApi(
+    "sagemaker", "ProductionVariantInstanceType", "SageMaker's CreateEndpointConfig", "ml.m5.large"
+)
+TRANSFORM = InstanceApi(
+    "sagemaker", "TransformInstanceType", "SageMaker's CreateTransformJob", "ml.m5.xlarge"
+)
+PROCESSING = InstanceApi(
+    "sagemaker", "ProcessingInstanceType", "SageMaker's CreateProcessingJob", "ml.m5.xlarge"
+)
+TRAINING = InstanceApi(
+    "sagemaker", "TrainingInstanceType", "SageMaker's CreateTrainingJob", "ml.m5.xlarge"
+)
+# EKS's CreateNodegroup takes EC2 instance types (its instanceTypes are plain strings).
+EKS_NODE = InstanceApi("ec2", "InstanceType", "an EKS node group (EC2)", "t3.large")
 
 
 @cache
-def allowed_types(shape: str) -> tuple[str, ...]:
-    """The instance types botocore's SageMaker model allows for ``shape``."""
-    found = botocore.session.get_session().get_service_model("sagemaker").shape_for(shape)
+def allowed_types(service: str, shape: str) -> tuple[str, ...]:
+    """The instance types botocore's ``service`` model allows for ``shape``."""
+    found = botocore.session.get_session().get_service_model(service).shape_for(shape)
     if not isinstance(found, StringShape) or not found.enum:
-        raise ValueError(f"botocore's SageMaker model has no instance type list {shape!r}")
+        raise ValueError(f"botocore's {service} model has no instance type list {shape!r}")
     return tuple(found.enum)
 
 
-def check_instance_type(value: str, setting: str, api: tuple[str, str]) -> str:
-    """``value`` (given as ``setting``: a stack key or a flag) if the ``api`` request takes
-    that instance type.
+def check_instance_type(value: str, setting: str, api: InstanceApi) -> str:
+    """``value`` (given as ``setting``: a stack key or a flag) if ``api`` takes that instance
+    type.
 
     Raises:
-        ConfigError: naming the setting, the request, the closest types it takes and the fix.
+        ConfigError: naming the setting, what refuses it, the closest types it takes and the
+            fix.
     """
-    shape, request = api
-    allowed = allowed_types(shape)
+    allowed = allowed_types(api.service, api.shape)
     if value in allowed:
         return value
     close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.6)
-    suggestion = f"the closest it takes: {', '.join(close)}" if close else "e.g. ml.m5.xlarge"
+    suggestion = f"the closest it takes: {', '.join(close)}" if close else f"e.g. {api.example}"
     raise ConfigError(
-        f"{setting} is {value!r}, which SageMaker's {request} does not take "
-        f"({suggestion}). Use one of the {len(allowed)} types the API reference lists under "
-        f"{shape}; if AWS added this one after botocore {botocore.__version__}, update "
-        "botocore (uv lock --upgrade-package botocore)."
+        f"{setting} is {value!r}, which {api.taker} does not take ({suggestion}). Use one of "
+        f"the {len(allowed)} types the API reference lists under {api.shape}; if AWS added "
+        f"this one after botocore {botocore.__version__}, update botocore (uv lock "
+        "--upgrade-package botocore)."
     )

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 
 from core.errors import ConfigError
+from core.instances import EKS_NODE, check_instance_type
 from infra.config.keys import CIDR_RE, Reader, cidr
 
 SUPPORTED_KUBERNETES = ("1.30", "1.31", "1.32", "1.33", "1.34")
-_EC2_INSTANCE_RE = re.compile(r"^[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|micro|nano)$")
 _K8S_QUANTITY_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:m|Ki|Mi|Gi)?$")
 # arn:<partition>:acm:<region>:<account>:certificate/<id> (ACM's ARN format, AWS General
 # Reference, "Amazon Resource Names"); the id is a UUID.
@@ -44,12 +44,9 @@ def parse_eks(r: Reader, region: str, target: str) -> Eks:
         ConfigError: naming the first invalid key, the problem and the fix.
     """
     version = r.choice("kubernetesVersion", SUPPORTED_KUBERNETES)
-    node_type = r.string("nodeInstanceType")
-    if not _EC2_INSTANCE_RE.match(node_type) or node_type.startswith("ml."):
-        raise ConfigError(
-            f"mlship:nodeInstanceType is {node_type!r}: give an EC2 instance type such as "
-            "t3.large (not a SageMaker ml.* type)."
-        )
+    node_type = check_instance_type(
+        r.string("nodeInstanceType"), "mlship:nodeInstanceType", EKS_NODE
+    )
     eks = Eks(
         kubernetes_version=version,
         node_instance_type=node_type,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import ConfigError
-from core.instances import TRAINING, TRANSFORM, check_instance_type
+from core.instances import TRAINING, TRANSFORM, InstanceApi, check_instance_type
 from core.s3 import parse_s3_uri
 from core.transform import (
     COMPRESSIONS,
@@ -51,7 +51,7 @@ def _check_name(name: str, what: str) -> None:
 
 
 def _check_common(
-    image_uri: str, role_arn: str, instance_type: str, count: int, api: tuple[str, str]
+    image_uri: str, role_arn: str, instance_type: str, count: int, api: InstanceApi
 ) -> None:
     if not IMAGE_RE.match(image_uri):
         raise ConfigError(

@@ -287,6 +287,8 @@ PROD = {
         ({"tags": '["aws:owner=me"]'}, "mlship:tags", "aws:"),
         ({"kubernetesVersion": "1.20"}, "mlship:kubernetesVersion", "1.33"),
         ({"nodeInstanceType": "ml.m5.large"}, "mlship:nodeInstanceType", "EC2"),
+        # EC2's own list (botocore's InstanceType): a typo is named with the closest types
+        ({"nodeInstanceType": "t3.lage"}, "mlship:nodeInstanceType", "closest it takes: t3.large"),
         (
             {"clusterPublicAccessCidrs": '["0.0.0.0/0"]'},
             "mlship:clusterPublicAccessCidrs",
