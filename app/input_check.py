@@ -26,8 +26,9 @@ ends early, is named as the job would fail on it. With ``"None"`` a gzip-compres
 named too: the job would send its compressed bytes.
 
 With ``id_columns`` (the job's ``InputFilter`` ``$[N:]``: :func:`core.transform.data_processing`)
-each line is read without its first N CSV fields (:func:`without_id_columns`), as the container
-gets it.
+each line is read without its first N CSV fields (:func:`without_id_columns`), and with
+``features_attribute`` (``$.<name>``) each JSON Lines record as the value of that attribute
+(:func:`features_of`), as the container gets them.
 """
 
 from __future__ import annotations
@@ -45,11 +46,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import numpy as np
+import orjson
 
 from app.bodies import body_matrix
 from core.drift import Profile, ReferenceBins
-from core.errors import MlshipError
+from core.errors import InvalidInput, MlshipError
 from core.features import FeatureSchema
+from core.transform import JOINED_OUTPUT
 
 # Problems listed in the report; the rest are counted.
 MAX_LISTED = 20
@@ -224,6 +227,7 @@ def check_input(
     threads: int = 1,
     compression: str = "None",
     id_columns: int = 0,
+    features_attribute: str = "",
 ) -> InputReport:
     """Read every mini-batch of ``paths`` as the service would (see the module doc).
 
@@ -236,6 +240,7 @@ def check_input(
         compression: The job's CompressionType (:data:`core.transform.COMPRESSIONS`).
         id_columns: The job's leading identifier columns (CSV), which the container does not
             get.
+        features_attribute: The attribute of each JSON Lines record the container gets.
     """
     report = InputReport(content_type, max_payload_bytes)
     unseen = np.zeros(schema.n, dtype=np.int64)
@@ -250,7 +255,10 @@ def check_input(
             )
             return Problem(name, first, last, reason)
         try:
-            X = body_matrix(content_type, without_id_columns(body, id_columns), schema)
+            sent = without_id_columns(body, id_columns)
+            if features_attribute:
+                sent = features_of(sent, features_attribute)
+            X = body_matrix(content_type, sent, schema)
         except MlshipError as e:
             reason = f"{e} (rows count from 0 at line {first})"
             extra = _extra_columns(body, schema.n) if content_type == "text/csv" else 0
@@ -310,6 +318,39 @@ def check_input(
     report.unseen_categories = _by_feature(schema, unseen)
     _judge(report, schema, gate, profile)
     return report
+
+
+def features_of(body: bytes, attribute: str) -> bytes:
+    """A JSON Lines mini-batch as the job passes it to the container with ``InputFilter``
+    ``$.<attribute>``: each record's value of ``attribute``, a line each.
+
+    Raises:
+        InvalidInput: naming the first line (from 0) that is not a record holding
+            ``attribute``, or that holds ``SageMakerOutput``, which the job would overwrite
+            with the answer.
+    """
+    lines = body.split(b"\n")
+    if body.endswith(b"\n"):
+        lines.pop()
+    values = []
+    for i, line in enumerate(lines):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or attribute not in record:
+            raise InvalidInput(
+                f"JSON Lines row {i} is not a record with a {attribute!r} attribute; with "
+                f"--features-attribute {attribute} each line is an object holding the "
+                "features under that attribute, beside the attributes that identify it."
+            )
+        if JOINED_OUTPUT in record:
+            raise InvalidInput(
+                f"JSON Lines row {i} holds {JOINED_OUTPUT!r}, the attribute the job writes "
+                "the prediction to (its value would be overwritten); rename it."
+            )
+        values.append(orjson.dumps(record[attribute]))
+    return b"\n".join(values) + b"\n" * body.endswith(b"\n")
 
 
 def _extra_columns(body: bytes, features: int) -> int:

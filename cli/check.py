@@ -19,7 +19,12 @@ def check_input(args: argparse.Namespace) -> int:
     from core.model import load_model
     from core.runtime import cpus_available
     from core.sources import local_bundle
-    from core.transform import MIB, PAYLOAD_MB_RANGE, check_id_columns
+    from core.transform import (
+        MIB,
+        PAYLOAD_MB_RANGE,
+        check_features_attribute,
+        check_id_columns,
+    )
 
     low, high = PAYLOAD_MB_RANGE
     if not low <= args.max_payload_mb <= high:
@@ -28,6 +33,7 @@ def check_input(args: argparse.Namespace) -> int:
             "(SageMaker's MaxPayloadInMB range): give the transform job's."
         )
     check_id_columns(args.id_columns, args.content_type)
+    check_features_attribute(args.features_attribute, args.content_type)
     if args.input.is_dir():
         root, paths = args.input, input_files(args.input)
     elif args.input.is_file():
@@ -53,6 +59,7 @@ def check_input(args: argparse.Namespace) -> int:
         cpus_available(),
         args.compression,
         args.id_columns,
+        args.features_attribute,
     )
     print(report.summary())
     # A processing container that runs as a non-root user may find SageMaker's output

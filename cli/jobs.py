@@ -67,6 +67,7 @@ def sagemaker_transform(args: argparse.Namespace) -> int:
         content_type=args.content_type,
         compression=args.compression,
         id_columns=args.id_columns,
+        features_attribute=args.features_attribute,
         kms_key_id=args.kms_key_id,
     )
     client = sagemaker_client()

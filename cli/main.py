@@ -198,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0).",
     )
     p.add_argument(
+        "--features-attribute",
+        default="",
+        help="The job's features attribute (JSON Lines): the model gets only its value.",
+    )
+    p.add_argument(
         "--unseen-categories",
         choices=("count", "refuse"),
         default="count",
@@ -373,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Leading CSV columns that identify a record, not features (default 0): the model "
         "gets each line without them, and each output line is the input line followed by its "
         "prediction.",
+    )
+    p.add_argument(
+        "--features-attribute",
+        default="",
+        help="JSON Lines: the attribute of each record that holds its features (its other "
+        "attributes identify it): the model gets that attribute's value, and each output "
+        "record is the input record with the prediction under SageMakerOutput.",
     )
     return parser
 

@@ -9,6 +9,8 @@ accepted.
 
 from __future__ import annotations
 
+import re
+
 from core.errors import ConfigError
 
 MIB = 1024 * 1024  # MaxPayloadInMB counts binary megabytes
@@ -46,6 +48,14 @@ def concurrent_transforms(workers: int, max_payload_mb: int) -> int:
 # the transformed data"; OutputFilter "$", the whole joined line).
 ID_COLUMNS_RANGE = (0, 100)
 ID_COLUMNS_CONTENT_TYPE = "text/csv"  # JSON's filters select attributes, not columns
+# JSON Lines records that hold their features under one attribute beside their identifiers
+# (the guide's JSON example: InputFilter "$.features"): the job passes the model that
+# attribute's value and writes each input record with the answer under "SageMakerOutput"
+# ("the file can't contain the attribute name SageMakerOutput").
+FEATURES_ATTRIBUTE_CONTENT_TYPE = "application/jsonlines"
+JOINED_OUTPUT = "SageMakerOutput"
+# A JSONPath dot-notation child; "$.<name>" within DataProcessing's 63 characters.
+_ATTRIBUTE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,60}$")
 
 
 def check_id_columns(id_columns: int, content_type: str, setting: str = "--id-columns") -> int:
@@ -61,14 +71,49 @@ def check_id_columns(id_columns: int, content_type: str, setting: str = "--id-co
         raise ConfigError(
             f"{setting} {id_columns} needs {ID_COLUMNS_CONTENT_TYPE} input: a job's filters "
             f"pick CSV columns by position, but {content_type} records by attribute. Write "
-            "the identifiers as the first CSV columns, or leave them out of the input."
+            "the identifiers as the first CSV columns, or for JSON Lines hold the features "
+            "under one attribute beside them (--features-attribute, "
+            "mlship:batchFeaturesAttribute)."
         )
     return id_columns
 
 
-def data_processing(id_columns: int) -> dict[str, str] | None:
-    """CreateTransformJob's DataProcessing for ``id_columns`` leading identifier columns, or
-    None (the default processing: the whole line in, the answer alone out) for none."""
-    if id_columns == 0:
-        return None
-    return {"InputFilter": f"$[{id_columns}:]", "JoinSource": "Input", "OutputFilter": "$"}
+def check_features_attribute(
+    name: str, content_type: str, setting: str = "--features-attribute"
+) -> str:
+    """``name`` (empty: none) if a job reading ``content_type`` can pass the model that
+    attribute of each record.
+
+    Raises:
+        ConfigError: naming ``setting`` (a flag or a stack key) and the fix.
+    """
+    if not name:
+        return name
+    if not _ATTRIBUTE_RE.match(name) or name == JOINED_OUTPUT:
+        raise ConfigError(
+            f"{setting} is {name!r}: give the attribute's name, letters, digits and _ (at most "
+            f"61, not starting with a digit, not {JOINED_OUTPUT}, which the job writes the "
+            "answer to), e.g. features."
+        )
+    if content_type != FEATURES_ATTRIBUTE_CONTENT_TYPE:
+        raise ConfigError(
+            f"{setting} {name!r} needs {FEATURES_ATTRIBUTE_CONTENT_TYPE} input: {content_type} "
+            "records have columns, not attributes. Leave the identifiers in the first columns "
+            "and give their number instead (--id-columns, mlship:batchIdColumns)."
+        )
+    return name
+
+
+def data_processing(id_columns: int, features_attribute: str = "") -> dict[str, str] | None:
+    """CreateTransformJob's DataProcessing for ``id_columns`` leading identifier columns
+    (CSV) or records holding their features under ``features_attribute`` (JSON Lines), or
+    None (the default processing: the whole record in, the answer alone out) for neither."""
+    if id_columns:
+        return {"InputFilter": f"$[{id_columns}:]", "JoinSource": "Input", "OutputFilter": "$"}
+    if features_attribute:
+        return {
+            "InputFilter": f"$.{features_attribute}",
+            "JoinSource": "Input",
+            "OutputFilter": "$",
+        }
+    return None

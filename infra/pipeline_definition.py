@@ -146,6 +146,7 @@ class BatchPipelineSpec:
     content_type: str
     compression: str  # TransformInput.CompressionType: None, or Gzip (every file gzip)
     id_columns: int  # leading CSV identifier columns: DataProcessing (core.transform)
+    features_attribute: str  # JSON Lines: the records' attribute the model gets ("": whole)
     input_check: str  # mlship:batchInputCheck
     image_uri: str  # the serving image (mlship's check runs its check-input)
     model_data_key: str  # the bundle's model.tar.gz in the bucket
@@ -210,7 +211,7 @@ def transform_arguments(spec: BatchPipelineSpec) -> dict[str, Any]:
             "VolumeKmsKeyId": spec.key_arn,
         },
     }
-    processing = data_processing(spec.id_columns)
+    processing = data_processing(spec.id_columns, spec.features_attribute)
     if processing is not None:
         request["DataProcessing"] = processing
     return request
@@ -308,6 +309,8 @@ def check_input_command(spec: BatchPipelineSpec) -> list[str]:
         "--report", f"{_OUTPUT_PATH}/{REPORT_FILE}",
         "--message", _EXIT_MESSAGE,
     ]  # fmt: skip
+    if spec.features_attribute:
+        command += ["--features-attribute", spec.features_attribute]
     for option, limit in (
         ("--max-missing-percent", spec.max_missing_percent),
         ("--max-out-of-range-percent", spec.max_out_of_range_percent),

@@ -221,6 +221,7 @@ class ScheduledBatch(pulumi.ComponentResource):
                         content_type=b.content_type,
                         compression=b.compression,
                         id_columns=b.id_columns,
+                        features_attribute=b.features_attribute,
                         input_check=b.input_check,
                         image_uri=v[4],
                         model_data_key=args.model_data_key,

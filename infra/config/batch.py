@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from core.instances import PROCESSING, TRANSFORM, check_instance_type
-from core.transform import COMPRESSIONS, ID_COLUMNS_RANGE, PAYLOAD_MB_RANGE, check_id_columns
+from core.transform import (
+    COMPRESSIONS,
+    ID_COLUMNS_RANGE,
+    PAYLOAD_MB_RANGE,
+    check_features_attribute,
+    check_id_columns,
+)
 from infra.config.keys import Reader
 
 # EventBridge Scheduler user guide, "Schedule types on EventBridge Scheduler": rate(value unit)
@@ -53,6 +59,9 @@ class BatchSchedule:
         compression: The input files' compression (``Gzip``: every file gzip).
         id_columns: Leading CSV columns that identify a record (not features): left out of
             what the model gets, and kept in the output before each answer.
+        features_attribute: The JSON Lines records' attribute holding the features (the
+            others identify the record): the model gets its value, and the output keeps the
+            record with the answer under SageMakerOutput.
         input_check: The check before scoring (:data:`INPUT_CHECKS`).
         input_prefix: Key prefix of the files to score in the artifact bucket.
         output_prefix: Key prefix of the answers; each run writes under ``<prefix><start time>/``.
@@ -71,6 +80,7 @@ class BatchSchedule:
     content_type: str
     compression: str
     id_columns: int
+    features_attribute: str
     input_check: str
     input_prefix: str
     output_prefix: str
@@ -144,6 +154,7 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
         content_type=r.choice("batchContentType", CONTENT_TYPES),
         compression=r.choice("batchCompression", COMPRESSIONS),
         id_columns=r.integer("batchIdColumns", *ID_COLUMNS_RANGE),
+        features_attribute=r.string("batchFeaturesAttribute").strip(),
         input_check=r.choice("batchInputCheck", INPUT_CHECKS),
         input_prefix=_prefix(r.string("batchInputPrefix"), "batchInputPrefix"),
         output_prefix=_prefix(r.string("batchOutputPrefix"), "batchOutputPrefix"),
@@ -166,6 +177,9 @@ def parse_batch(r: Reader) -> BatchSchedule | None:
             "files uncompressed."
         )
     check_id_columns(batch.id_columns, batch.content_type, "mlship:batchIdColumns")
+    check_features_attribute(
+        batch.features_attribute, batch.content_type, "mlship:batchFeaturesAttribute"
+    )
     if batch.input_check == "model-monitor" and batch.id_columns:
         raise ConfigError(
             f"mlship:batchIdColumns is {batch.id_columns}: with mlship:batchInputCheck "

@@ -30,6 +30,7 @@ from core.transform import (
     DEFAULT_PAYLOAD_MB,
     MAX_IN_FLIGHT_MB,
     PAYLOAD_MB_RANGE,
+    check_features_attribute,
     check_id_columns,
     container_environment,
     data_processing,
@@ -231,6 +232,9 @@ class TransformJobSpec:
         id_columns: Leading CSV columns that identify a record: left out of what the model
             gets, and each output line is its input line followed by the answer
             (:func:`core.transform.data_processing`).
+        features_attribute: The attribute of each JSON Lines record that holds its features
+            (its other attributes identify it): the model gets that attribute's value, and
+            each output record is its input record with the answer under SageMakerOutput.
         kms_key_id: KMS key for the output (None: the bucket's default).
         tags: Tags on the model and the job.
     """
@@ -248,6 +252,7 @@ class TransformJobSpec:
     content_type: str = "text/csv"
     compression: str = "None"
     id_columns: int = 0
+    features_attribute: str = ""
     kms_key_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -317,6 +322,7 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
             f"{' or '.join(COMPRESSIONS)} (Gzip when every input file is gzip-compressed)."
         )
     check_id_columns(spec.id_columns, spec.content_type)
+    check_features_attribute(spec.features_attribute, spec.content_type)
     output: dict[str, Any] = {
         "S3OutputPath": spec.output_uri,
         "Accept": spec.content_type,
@@ -343,7 +349,7 @@ def transform_job_request(spec: TransformJobSpec) -> dict[str, Any]:
     }
     if spec.max_concurrent is not None:  # else SageMaker asks GET /execution-parameters
         request["MaxConcurrentTransforms"] = spec.max_concurrent
-    processing = data_processing(spec.id_columns)
+    processing = data_processing(spec.id_columns, spec.features_attribute)
     if processing is not None:
         request["DataProcessing"] = processing
     if spec.tags:

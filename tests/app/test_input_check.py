@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,6 +206,42 @@ def test_identifier_columns_are_left_out_as_the_job_filters_them(
     assert [(p.first_line, p.reason.split(";")[0]) for p in headed.problems] == [
         (1, "line 1 is a header")
     ]
+
+
+def test_json_lines_records_are_checked_by_their_features_attribute(
+    tmp_path: Path, penguins: pd.DataFrame, penguin_model: Model
+) -> None:
+    """--features-attribute features: each record's "features" is what the container gets
+    (InputFilter "$.features"); a record without it, or holding SageMakerOutput (which the
+    job overwrites with the answer), is named by its line."""
+    frame = _table(penguins, penguin_model, 3_000).reset_index(drop=True)
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    lines = [json.dumps({"order": f"A-{k}", "features": r}).encode() for k, r in enumerate(records)]
+    (tmp_path / "in").mkdir()
+    schema = FeatureSchema(penguin_model.manifest)
+
+    def check(data: list[bytes], attribute: str) -> InputReport:
+        (tmp_path / "in" / "part.jsonl").write_bytes(b"\n".join(data) + b"\n")
+        files = input_files(tmp_path / "in")
+        gate = _counted(penguin_model)
+        jsonl = "application/jsonlines"
+        return check_input(
+            files, tmp_path / "in", schema, jsonl, MIB, gate, 2, "None", 0, attribute
+        )
+
+    report = check(lines, "features")
+    assert report.passed and report.rows == len(records)
+    assert not check(lines, "").passed  # the whole record is not a record of features
+    broken = list(lines)
+    broken[10] = json.dumps({"order": "A-10", "feature": records[10]}).encode()
+    broken[20] = json.dumps({"SageMakerOutput": 1, "features": records[20]}).encode()
+    problems = check(broken, "features").problems
+    assert [p.reason.split(";")[0] for p in problems] == [
+        "JSON Lines row 10 is not a record with a 'features' attribute"
+    ]
+    broken[10] = lines[10]
+    (problem,) = check(broken, "features").problems
+    assert problem.reason.startswith("JSON Lines row 20 holds 'SageMakerOutput'")
 
 
 def test_leaving_out_identifier_columns_keeps_every_line() -> None:

@@ -113,6 +113,17 @@ def test_identifier_columns_are_a_csv_data_processing_request() -> None:
         transform_job_request(jsonlines)
     with pytest.raises(ConfigError, match=r"^--id-columns 101 must be between 0 and 100"):
         transform_job_request(replace(TRANSFORM, id_columns=101))
+    # JSON Lines: the guide's JSON example, features under one attribute
+    nested = replace(TRANSFORM, content_type="application/jsonlines", features_attribute="x_1")
+    job = transform_job_request(nested)
+    assert request_problems("sagemaker", "CreateTransformJob", job) == []
+    assert job["DataProcessing"] == {
+        "InputFilter": "$.x_1",
+        "JoinSource": "Input",
+        "OutputFilter": "$",
+    }
+    with pytest.raises(ConfigError, match=r"^--features-attribute 'x_1' needs application/json"):
+        transform_job_request(replace(nested, content_type="text/csv"))
 
 
 def test_the_constraint_checker_catches_what_moto_accepts() -> None:

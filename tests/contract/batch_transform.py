@@ -19,7 +19,10 @@ from the N-th on (CSV "should also follow RFC format", here Python's csv module)
 ``JoinSource=Input`` "the joined input data is followed by the transformed data", each
 transformed record after its whole input record (``[1,2,3]`` and ``[1]`` give ``[1,2,3,1]``),
 so a mini-batch's answer must hold one record per input record; ``OutputFilter`` ``$`` keeps
-the joined record whole. Other filters are not emulated.
+the joined record whole. For JSON Lines, ``InputFilter`` ``$.<name>`` passes each record's
+value of that attribute, and ``JoinSource=Input`` puts each answer record "in the
+``SageMakerOutput`` key in the input JSON" (an input that is not an object goes under
+``SageMakerInput``). Other filters are not emulated.
 """
 
 from __future__ import annotations
@@ -86,6 +89,16 @@ def split_mini_batches(data: bytes, max_payload_mb: int) -> list[bytes]:
 
 
 _FROM_COLUMN = re.compile(r"^\$\[(\d+):\]$")
+_CHILD = re.compile(r"^\$\.([A-Za-z_]\w*)$")
+JSONLINES = "application/jsonlines"
+
+
+def _json_records(batch: bytes) -> list[object]:
+    return [json.loads(line) for line in batch.decode().splitlines()]
+
+
+def _json_text(records: list[object]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
 
 
 def _csv_records(batch: bytes) -> list[list[str]]:
@@ -98,11 +111,16 @@ def _csv_text(records: list[list[str]]) -> bytes:
     return out.getvalue().encode()
 
 
-def _filtered(batch: bytes, processing: dict[str, str]) -> bytes:
-    """The mini-batch as the container gets it (InputFilter on CSV)."""
+def _filtered(batch: bytes, processing: dict[str, str], content_type: str) -> bytes:
+    """The mini-batch as the container gets it (InputFilter)."""
     expression = processing.get("InputFilter", "$")
     if expression == "$":
         return batch
+    if content_type == JSONLINES:
+        child = _CHILD.match(expression)
+        if child is None:
+            raise NotImplementedError(f"InputFilter {expression!r} is not emulated")
+        return _json_text([r[child.group(1)] for r in _json_records(batch)])  # type: ignore[index]
     found = _FROM_COLUMN.match(expression)
     if found is None:
         raise NotImplementedError(f"InputFilter {expression!r} is not emulated")
@@ -110,13 +128,28 @@ def _filtered(batch: bytes, processing: dict[str, str]) -> bytes:
     return _csv_text([record[start:] for record in _csv_records(batch)])
 
 
-def _joined(batch: bytes, answer: bytes, processing: dict[str, str]) -> bytes:
-    """A mini-batch's output records with JoinSource=Input (CSV): each input record, then its
-    answer's fields."""
+def _joined(batch: bytes, answer: bytes, processing: dict[str, str], content_type: str) -> bytes:
+    """A mini-batch's output records with JoinSource=Input: each input record, then its
+    answer's fields (CSV), or with its answer under SageMakerOutput (JSON Lines)."""
     if processing.get("JoinSource", "None") == "None":
         return answer.strip() + b"\n"
     if processing.get("OutputFilter", "$") != "$":
         raise NotImplementedError("only OutputFilter $ is emulated")
+    if content_type == JSONLINES:
+        records, answers = _json_records(batch), _json_records(answer)
+        if len(records) != len(answers):
+            raise RuntimeError(
+                f"the answer holds {len(answers)} records for {len(records)} input records: "
+                "the job cannot join them"
+            )
+        return _json_text(
+            [
+                {**r, "SageMakerOutput": a}
+                if isinstance(r, dict)
+                else {"SageMakerInput": r, "SageMakerOutput": a}
+                for r, a in zip(records, answers, strict=True)
+            ]
+        )
     inputs, outputs = _csv_records(batch), _csv_records(answer)
     if len(inputs) != len(outputs):
         raise RuntimeError(
@@ -137,10 +170,10 @@ def run_transform(
 ) -> TransformResult:
     """Score ``data`` through the container at ``url`` as a transform job would (``accept``
     None: a job whose TransformOutput sets no Accept sends none; ``data_processing``: the
-    job's DataProcessing, CSV only)."""
+    job's DataProcessing, CSV and JSON Lines)."""
     processing = data_processing or {}
-    if processing and content_type != "text/csv":
-        raise NotImplementedError("DataProcessing is emulated for CSV only")
+    if processing and content_type not in ("text/csv", JSONLINES):
+        raise NotImplementedError("DataProcessing is emulated for CSV and JSON Lines only")
     with urllib.request.urlopen(f"{url}/execution-parameters", timeout=10) as r:
         concurrency = int(json.loads(r.read())["MaxConcurrentTransforms"])
     if split_type == "None":
@@ -153,7 +186,7 @@ def run_transform(
     def post(batch: bytes) -> bytes:
         request = urllib.request.Request(
             f"{url}/invocations",
-            data=_filtered(batch, processing),
+            data=_filtered(batch, processing, content_type),
             headers={"Content-Type": content_type} | ({"Accept": accept} if accept else {}),
         )
         with urllib.request.urlopen(request, timeout=120) as r:
@@ -169,7 +202,7 @@ def run_transform(
         return TransformResult(answers[0], 1, len(data), concurrency)
     return TransformResult(
         output=b"".join(
-            _joined(batch, answer, processing)
+            _joined(batch, answer, processing, content_type)
             for batch, answer in zip(batches, answers, strict=True)
         ),
         mini_batches=len(batches),

@@ -236,6 +236,15 @@ def test_batch_transform_created_outside_mlship_takes_the_job_payload_limit(
     ).labels.tolist()
 
 
+def _job_server(bundle: Path, spec: TransformJobSpec, tmp_path: Path) -> Server:
+    """The container as ``spec``'s job runs it: the launcher's model environment and what
+    SageMaker adds, the bundle extracted as SageMaker extracts it."""
+    model_dir = sagemaker_model_dir(bundle / "model.tar.gz", tmp_path / "model")
+    env = transform_environment(spec) | container_variables(spec.max_payload_mb)
+    env.pop("MLSHIP_MODEL_URI")  # the extracted directory instead
+    return start_server(model_dir, tmp_path / "serve.log", **env)
+
+
 def test_batch_transform_joins_each_answer_to_its_identified_input_record(
     penguin_bundle: Path, penguins: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -253,10 +262,7 @@ def test_batch_transform_joins_each_answer_to_its_identified_input_record(
     plain = frame.to_csv(index=False, header=False).encode()
     spec = replace(_spec(1), id_columns=1)
     processing = transform_job_request(spec)["DataProcessing"]
-    model_dir = sagemaker_model_dir(penguin_bundle / "model.tar.gz", tmp_path / "model")
-    env = transform_environment(spec) | container_variables(1)
-    env.pop("MLSHIP_MODEL_URI")
-    server = start_server(model_dir, tmp_path / "serve.log", **env)
+    server = _job_server(penguin_bundle, spec, tmp_path)
     try:
         joined = run_transform(
             server.url, identified, 1, "text/csv", "text/csv", "Line", processing
@@ -279,4 +285,43 @@ def test_batch_transform_joins_each_answer_to_its_identified_input_record(
     pd.testing.assert_frame_equal(out.iloc[:, : inputs.shape[1]], inputs)
     pd.testing.assert_frame_equal(
         out.iloc[:, inputs.shape[1] :].set_axis(answers.columns, axis=1), answers
+    )
+
+
+def test_batch_transform_keeps_each_json_lines_record_with_its_answer(
+    penguin_bundle: Path, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``--features-attribute features`` (``batchFeaturesAttribute``), the guide's JSON
+    example: penguin records ``{"order": ..., "features": {...}}`` (gaps as null) in 1 MB
+    mini-batches. The model gets each record's ``features`` (InputFilter), and each output
+    record is its input record with, under SageMakerOutput, the answer the features alone get
+    in a job without identifiers (JoinSource=Input)."""
+    rng = np.random.default_rng(12)
+    features = penguins[load_model(penguin_bundle).feature_names]
+    frame = features.iloc[rng.integers(0, len(features), 12_000)].reset_index(drop=True)
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    nested = [{"order": f"A-{k:05d}", "features": r} for k, r in enumerate(records)]
+    identified = b"".join(json.dumps(r).encode() + b"\n" for r in nested)
+    plain = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    jsonl = "application/jsonlines"
+    spec = replace(_spec(1), content_type=jsonl, features_attribute="features")
+    processing = transform_job_request(spec)["DataProcessing"]
+    server = _job_server(penguin_bundle, spec, tmp_path)
+    try:
+        joined = run_transform(server.url, identified, 1, jsonl, jsonl, "Line", processing)
+        alone = run_transform(server.url, plain, 1, jsonl, jsonl)
+    finally:
+        stop_server(server)
+
+    assert joined.mini_batches >= 2  # a mini-batch boundary inside the file
+    out = [json.loads(line) for line in joined.output.decode().splitlines()]
+    answers = [json.loads(line) for line in alone.output.decode().splitlines()]
+    assert len(out) == len(nested) == len(answers)
+    assert [{k: v for k, v in o.items() if k != "SageMakerOutput"} for o in out] == nested
+    got = [o["SageMakerOutput"] for o in out]
+    assert [a["predictions"] for a in got] == [a["predictions"] for a in answers]
+    # the two files split into different mini-batches, and a row's last bit may round
+    # differently by where it falls in a batch (app/slices.py)
+    np.testing.assert_allclose(
+        [a["probabilities"] for a in got], [a["probabilities"] for a in answers], rtol=1e-12
     )

@@ -40,6 +40,7 @@ def _spec(content_type: str, compression: str = "None") -> BatchPipelineSpec:
         check_volume_gb=30,
         check_max_runtime_minutes=60,
         id_columns=0,
+        features_attribute="",
         max_payload_mb=1,
         content_type=content_type,
         compression=compression,

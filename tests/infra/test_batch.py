@@ -249,6 +249,30 @@ def test_identifier_columns_are_left_out_for_the_model_and_kept_in_the_output() 
     )
 
 
+def test_json_lines_records_pass_their_features_attribute_and_keep_the_rest() -> None:
+    """mlship:batchFeaturesAttribute, the guide's JSON example: InputFilter "$.features" for
+    the model, the input record kept with the answer under SageMakerOutput; the check reads
+    each record's attribute the same way (``--features-attribute``)."""
+    plan = run_stack(
+        "prod",
+        overrides={
+            "mlship:batchContentType": "application/jsonlines",
+            "mlship:batchFeaturesAttribute": "features",
+        },
+    )
+    assert plan.findings == []
+    doc = pipeline_definition(plan)
+    assert step(doc, SCORE_STEP)["Arguments"]["DataProcessing"] == {
+        "InputFilter": "$.features",
+        "JoinSource": "Input",
+        "OutputFilter": "$",
+    }
+    command = step(doc, CHECK_STEP)["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert dict(zip(command[1::2], command[2::2], strict=True))["--features-attribute"] == (
+        "features"
+    )
+
+
 def test_model_monitor_check_reads_the_training_baseline(model_monitor_plan: StackPlan) -> None:
     doc = pipeline_definition(model_monitor_plan)
     check = step(doc, CHECK_STEP)
@@ -556,6 +580,13 @@ def test_batch_config_refuses_overlapping_prefixes_and_non_sagemaker_types() -> 
         _parse(**jsonlines, **{"mlship:batchIdColumns": "1"})
     with pytest.raises(ConfigError, match=r"^mlship:batchIdColumns is 1: with .*model-monitor"):
         _parse(**{"mlship:batchIdColumns": "1", "mlship:batchInputCheck": "model-monitor"})
+    # A features attribute is a JSON Lines attribute, named as JSONPath's dot notation takes
+    # it, and not the one the job writes each answer to.
+    with pytest.raises(ConfigError, match=r"^mlship:batchFeaturesAttribute 'x' needs appl"):
+        _parse(**{"mlship:batchFeaturesAttribute": "x"})
+    for name in ("1st", "a.b", "SageMakerOutput", "x" * 62):
+        with pytest.raises(ConfigError, match=r"^mlship:batchFeaturesAttribute is '"):
+            _parse(**jsonlines, **{"mlship:batchFeaturesAttribute": name})
     scored = _parse(**jsonlines).batch
     assert scored is not None and scored.content_type == "application/jsonlines"
     batch = _parse().batch
