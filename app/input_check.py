@@ -39,7 +39,7 @@ import io
 import json
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,11 +329,8 @@ def features_of(body: bytes, attribute: str) -> bytes:
             ``attribute``, or that holds ``SageMakerOutput``, which the job would overwrite
             with the answer.
     """
-    lines = body.split(b"\n")
-    if body.endswith(b"\n"):
-        lines.pop()
-    values = []
-    for i, line in enumerate(lines):
+
+    def value(i: int, line: bytes) -> bytes:
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -349,8 +346,19 @@ def features_of(body: bytes, attribute: str) -> bytes:
                 f"JSON Lines row {i} holds {JOINED_OUTPUT!r}, the attribute the job writes "
                 "the prediction to (its value would be overwritten); rename it."
             )
-        values.append(orjson.dumps(record[attribute]))
-    return b"\n".join(values) + b"\n" * body.endswith(b"\n")
+        return orjson.dumps(record[attribute])
+
+    return _each_line(body, value)
+
+
+def _each_line(body: bytes, edit: Callable[[int, bytes], bytes]) -> bytes:
+    """``edit(i, line)`` of each line (from 0, without its break), joined as the body was: a
+    final line break stays one."""
+    ends = body.endswith(b"\n")
+    lines = body.split(b"\n")
+    if ends:
+        lines.pop()  # the empty text after the final break
+    return b"\n".join(edit(i, line) for i, line in enumerate(lines)) + b"\n" * ends
 
 
 def _extra_columns(body: bytes, features: int) -> int:
@@ -373,12 +381,7 @@ def without_id_columns(body: bytes, id_columns: int) -> bytes:
     """
     if not id_columns:
         return body
-    lines = body.split(b"\n")
-    last = lines.pop() if body.endswith(b"\n") else None  # the empty text after the final break
-    kept = [_fields_after(line, id_columns) for line in lines]
-    if last is not None:
-        kept.append(last)
-    return b"\n".join(kept)
+    return _each_line(body, lambda _, line: _fields_after(line, id_columns))
 
 
 def _fields_after(line: bytes, skip: int) -> bytes:

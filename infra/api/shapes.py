@@ -59,7 +59,6 @@ def operation(service: str, name: str) -> OperationModel:
 
 
 @cache
-@cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     for java, python in JAVA_PATTERNS.items():
         pattern = pattern.replace(java, python)

@@ -65,13 +65,12 @@ def batch_model(plan: StackPlan) -> dict[str, Any]:
     return model.inputs
 
 
-def test_transform_step_is_transform_job_request_of_the_same_job(
-    plans: dict[str, StackPlan],
-) -> None:
-    plan = plans["prod"]
+def _launcher_request_is_the_step(plan: StackPlan, **job: Any) -> dict[str, Any]:
+    """Assert the plan's Transform step is the request ``mlship sagemaker-transform`` sends for
+    the same job (``job``: the spec's settings the stack's config changed), and return it."""
     doc = pipeline_definition(plan)
     params = {p["Name"]: p["DefaultValue"] for p in doc["Parameters"]}
-    args = resolve(step(doc, SCORE_STEP)["Arguments"], params)
+    args: dict[str, Any] = resolve(step(doc, SCORE_STEP)["Arguments"], params)
     model = batch_model(plan)
     spec = TransformJobSpec(
         name=model["name"],
@@ -83,8 +82,8 @@ def test_transform_step_is_transform_job_request_of_the_same_job(
         instance_type="ml.m5.xlarge",
         instance_count=2,
         max_payload_mb=6,
-        content_type="text/csv",
         kms_key_id=args["TransformOutput"]["KmsKeyId"],
+        **job,
     )
     expected = transform_job_request(spec)
     # The pipeline names the job; the step adds only the encryption of the instances' volumes.
@@ -95,6 +94,15 @@ def test_transform_step_is_transform_job_request_of_the_same_job(
     # The container's environment: the job's payload limit is its body limit.
     assert model["primaryContainer"]["environment"] == transform_environment(spec)
     assert model["enableNetworkIsolation"] is True
+    return args
+
+
+def test_transform_step_is_transform_job_request_of_the_same_job(
+    plans: dict[str, StackPlan],
+) -> None:
+    args = _launcher_request_is_the_step(plans["prod"])
+    # without identifier columns the job's default processing: no DataProcessing at all
+    assert "DataProcessing" not in args
 
 
 def test_each_run_reads_the_input_prefix_and_writes_a_dated_prefix(
@@ -221,32 +229,16 @@ def test_identifier_columns_are_left_out_for_the_model_and_kept_in_the_output() 
     them (``--id-columns``; tests/app/test_input_check.py runs it)."""
     plan = run_stack("prod", overrides={"mlship:batchIdColumns": "2"})
     assert plan.findings == []  # the request passes botocore's model of CreateTransformJob
-    doc = pipeline_definition(plan)
-    args = step(doc, SCORE_STEP)["Arguments"]
+    args = _launcher_request_is_the_step(plan, id_columns=2)
     assert args["DataProcessing"] == {
         "InputFilter": "$[2:]",
         "JoinSource": "Input",
         "OutputFilter": "$",
     }
-    launcher = transform_job_request(
-        TransformJobSpec(
-            name="mlship-transform-ids",
-            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlship:abc",
-            role_arn="arn:aws:iam::123456789012:role/mlship-sagemaker",
-            model_data_uri="s3://bucket/models/v1/model.tar.gz",
-            input_uri="s3://bucket/in/",
-            output_uri="s3://bucket/out/",
-            id_columns=2,
-        )
-    )
-    assert launcher["DataProcessing"] == args["DataProcessing"]
-    command = step(doc, CHECK_STEP)["Arguments"]["AppSpecification"]["ContainerArguments"]
+    command = step(pipeline_definition(plan), CHECK_STEP)["Arguments"]["AppSpecification"][
+        "ContainerArguments"
+    ]
     assert dict(zip(command[1::2], command[2::2], strict=True))["--id-columns"] == "2"
-    # without identifier columns the job's default processing: no DataProcessing at all
-    assert (
-        "DataProcessing"
-        not in step(pipeline_definition(run_stack("prod")), SCORE_STEP)["Arguments"]
-    )
 
 
 def test_json_lines_records_pass_their_features_attribute_and_keep_the_rest() -> None:
@@ -261,12 +253,15 @@ def test_json_lines_records_pass_their_features_attribute_and_keep_the_rest() ->
         },
     )
     assert plan.findings == []
-    doc = pipeline_definition(plan)
-    assert step(doc, SCORE_STEP)["Arguments"]["DataProcessing"] == {
+    args = _launcher_request_is_the_step(
+        plan, content_type="application/jsonlines", features_attribute="features"
+    )
+    assert args["DataProcessing"] == {
         "InputFilter": "$.features",
         "JoinSource": "Input",
         "OutputFilter": "$",
     }
+    doc = pipeline_definition(plan)
     command = step(doc, CHECK_STEP)["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert dict(zip(command[1::2], command[2::2], strict=True))["--features-attribute"] == (
         "features"
