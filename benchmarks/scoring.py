@@ -5,9 +5,11 @@
 rows/s and the peak RSS as JSON. The first pass also pays for the process's first touch of
 its buffers (page faults: 14 us each on this virtual machine, 20,000 of them for 1 M rows of
 30 features); the later passes reuse them, as the decode reference's best of 3 runs in one
-process does. The peak is the kernel's ``VmHWM`` of that process (no psutil): ``ru_maxrss``
-would not do, since Linux carries the parent's resident size at fork over into the child's
-figure.
+process does. Each pass writes a new file, as a scheduled run writes to a new dated prefix:
+replacing the last pass's output would add its deletion (about 10 ms for the 23 MB of 1 M
+rows on this disk) to a figure whose reference writes nothing. The peak is the kernel's
+``VmHWM`` of that process (no psutil): ``ru_maxrss`` would not do, since Linux carries the
+parent's resident size at fork over into the child's figure.
 """
 
 from __future__ import annotations
@@ -154,7 +156,10 @@ def _child(argv: list[str]) -> None:
     # cost like the model load (0.7 s here), paid before the clock starts, as the in-process
     # references in the parent have paid it too.
     pa.array([0.0]).to_numpy()
-    results = [score_file(model, src, dst, chunk_rows=int(chunk)) for _ in range(int(passes))]
+    results = []
+    for _ in range(int(passes)):
+        Path(dst).unlink(missing_ok=True)  # a new file each pass (see the module docstring)
+        results.append(score_file(model, src, dst, chunk_rows=int(chunk)))
     print(
         json.dumps(
             {
