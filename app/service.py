@@ -25,7 +25,7 @@ from app.predictor import Predictor
 from app.routing import Rollout, build_rollout
 from app.runtime import build_predictor
 from app.settings import AppSettings
-from app.slices import RowSlices, request_threads
+from app.slices import RowSlices, request_threads, set_arrow_threads
 from app.transport import OFF_LOOP_BYTES
 from core.errors import ConfigError, MlshipError, ModelLoadError
 from core.features import FeatureSchema
@@ -117,6 +117,7 @@ def build_service(
         model = load_service_model(settings)
     keys = KeyChecker(load_key_hashes(settings))
     slices = RowSlices(request_threads(settings.workers))
+    set_arrow_threads(slices.threads)
     monitor = None
     if settings.monitoring:
         monitor = DriftMonitor(

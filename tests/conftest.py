@@ -17,6 +17,17 @@ from tests.factories import flags_table, make_bundle, running_moto, train_table
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+@pytest.fixture(autouse=True)
+def _arrow_pool_restored() -> Iterator[None]:
+    """A started service sizes pyarrow's process-wide pool (``app.slices.set_arrow_threads``);
+    every test starts from the size it had before."""
+    import pyarrow as pa
+
+    before = pa.cpu_count()
+    yield
+    pa.set_cpu_count(before)
+
+
 @pytest.fixture(scope="session")
 def logistic_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A logistic-regression bundle on the breast-cancer data (built once per session)."""

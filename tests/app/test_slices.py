@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from app.batching import join_predictions, split_prediction
@@ -15,6 +16,7 @@ from core.errors import InvalidInput
 from core.model import Model, Prediction, load_model
 from core.onnx_model import OnnxModel
 from pipelines.onnx_export import add_onnx
+from tests.app.conftest import ClientFactory
 from tests.factories import make_bundle
 
 
@@ -161,3 +163,19 @@ def test_joined_predictions_are_the_split_prediction() -> None:
 def test_row_slices_refuse_fewer_than_one_thread() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RowSlices(0)
+
+
+@pytest.mark.parametrize(("cpus", "workers", "threads"), [(2, 2, 1), (2, 1, 2), (8, 3, 2)])
+def test_a_worker_parses_on_the_threads_it_slices_on(
+    make_client: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    cpus: int,
+    workers: int,
+    threads: int,
+) -> None:
+    """pyarrow's pool (the CSV and JSON Lines readers) gets the worker's threads, not a thread
+    per CPU in every worker (``app.slices.set_arrow_threads``)."""
+    monkeypatch.setattr("app.slices.cpus_available", lambda: cpus)
+    pa.set_cpu_count(5)  # whatever the service finds, it sets its own
+    make_client(workers=workers)
+    assert pa.cpu_count() == threads
