@@ -15,7 +15,7 @@ from app.batching import BatchingPredictor
 from app.cache import CachingPredictor, PredictionCache, is_deterministic
 from app.predictor import DirectPredictor, Predictor
 from app.settings import AppSettings
-from app.slices import RowSlices, sliced_predict
+from app.slices import RowSlices, on_one_openmp_thread, sliced_predict
 from core.features import FeatureSchema
 from core.model import Model
 from core.runtime import choose_runtime
@@ -36,7 +36,8 @@ def build_predictor(
         ModelLoadError: when ``MLSHIP_RUNTIME=onnx`` and the ONNX model cannot be served.
     """
     runtime = runtime_model(model, settings)
-    predict = runtime.predict if slices is None else sliced_predict(runtime.predict, slices)
+    one = on_one_openmp_thread(runtime.predict)
+    predict = one if slices is None else sliced_predict(one, slices)
     predictor: Predictor
     if settings.microbatching:
         batching = BatchingPredictor(

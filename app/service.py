@@ -25,7 +25,7 @@ from app.predictor import Predictor
 from app.routing import Rollout, build_rollout
 from app.runtime import build_predictor
 from app.settings import AppSettings
-from app.slices import RowSlices, request_threads, set_arrow_threads
+from app.slices import RowSlices, request_threads, set_native_threads
 from app.transport import OFF_LOOP_BYTES
 from core.errors import ConfigError, MlshipError, ModelLoadError
 from core.features import FeatureSchema
@@ -117,7 +117,6 @@ def build_service(
         model = load_service_model(settings)
     keys = KeyChecker(load_key_hashes(settings))
     slices = RowSlices(request_threads(settings.workers))
-    set_arrow_threads(slices.threads)
     monitor = None
     if settings.monitoring:
         monitor = DriftMonitor(
@@ -136,6 +135,7 @@ def build_service(
         )
     capture = build_capture(settings, metrics, model)
     predictor = build_predictor(model, settings, metrics.collectors, slices)
+    set_native_threads(slices.threads)  # the model's libraries are loaded now
     # Resolving, verifying and loading, wherever it happened (serve loads before binding).
     metrics.model_load_seconds.set(model.load_seconds)
     _load_arrow_bridge()

@@ -14,15 +14,18 @@ slices on 2 threads, joined.
 With a worker per CPU (the default) a worker has one thread and nothing is sliced: a second
 thread would only take a busy CPU from another worker. The same holds for pyarrow's own pool,
 which parses large CSV and JSON Lines bodies and by default has a thread per CPU in every
-worker process (:func:`set_arrow_threads`).
+worker process, and so do the BLAS and OpenMP pools scikit-learn computes with
+(:func:`set_native_threads`, :func:`on_one_openmp_thread`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from itertools import pairwise
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +35,8 @@ from core.runtime import cpus_available
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+PredictFn = Callable[[np.ndarray], Prediction]
 
 # Fewest rows a slice gets: below about this, handing a slice to a thread costs more than its
 # work.
@@ -99,21 +104,52 @@ def request_threads(workers: int) -> int:
     return max(1, cpus_available() // workers)
 
 
-def set_arrow_threads(threads: int) -> None:
-    """Give this process's pyarrow pool (its CSV and JSON readers) the worker's ``threads``.
+def set_native_threads(threads: int) -> None:
+    """Size the process-wide native thread pools of this worker: pyarrow's (its CSV and JSON
+    readers) to the worker's ``threads``, and BLAS's (OpenBLAS, scikit-learn's linear models)
+    to one thread, since a large request's slices already predict on ``threads`` threads at
+    once. OpenMP's limit is per thread: :func:`on_one_openmp_thread` sets it where predictions
+    run.
 
-    Its default, a thread per CPU in every worker, put 4 parsing threads beside the 2 workers'
-    own on 2 CPUs. As a transform job drives the default server (2 workers, 2 requests at
-    once), a 6 MB 5-feature request then took 55-71 ms of server CPU for CSV and 59-76 for
-    JSON Lines; with a thread per worker 44-57 and 52-62, and the rows/s rose by a quarter
-    (3 runs alternated with the pool's default).
+    Their defaults, a thread per CPU in every worker, oversubscribed the CPUs. pyarrow's put 4
+    parsing threads beside the 2 workers' own on 2 CPUs: as a transform job drives the default
+    server (2 workers, 2 requests at once), a 6 MB 5-feature request took 55-71 ms of server
+    CPU for CSV and 59-76 for JSON Lines, 44-57 and 52-62 with a thread per worker (3 runs
+    alternated), and the rows/s rose by a quarter. With the scikit-learn runtime, OpenBLAS's
+    threads (which spin while they wait) then still took 89-103 ms of CPU per CSV request and
+    102-108 per JSON Lines one, against 44-45 and 53-67 on one thread: 2.7-3.1 against 5.9-6.0
+    M rows/s for CSV.
     """
     import pyarrow as pa
 
     pa.set_cpu_count(threads)
+    _native_pools().limit(limits=1, user_api="blas")
 
 
-PredictFn = Callable[[np.ndarray], Prediction]
+@cache
+def _native_pools() -> Any:
+    """threadpoolctl's controller of the BLAS and OpenMP libraries loaded (found once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+_openmp = threading.local()
+
+
+def on_one_openmp_thread(predict: PredictFn) -> PredictFn:
+    """``predict``, with OpenMP (scikit-learn's histogram gradient boosting and other Cython
+    loops) limited to one thread on each thread that runs it, the first time it runs there:
+    OpenMP keeps its limit per thread, and predictions run on the event loop's worker threads
+    and the slices' threads, never on the thread that sized the other pools."""
+
+    def run(X: np.ndarray) -> Prediction:
+        if not getattr(_openmp, "limited", False):
+            _native_pools().limit(limits=1, user_api="openmp")
+            _openmp.limited = True
+        return predict(X)
+
+    return run
 
 
 def sliced_predict(predict: PredictFn, slices: RowSlices) -> PredictFn:

@@ -18,13 +18,15 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture(autouse=True)
-def _arrow_pool_restored() -> Iterator[None]:
-    """A started service sizes pyarrow's process-wide pool (``app.slices.set_arrow_threads``);
-    every test starts from the size it had before."""
+def _native_pools_restored() -> Iterator[None]:
+    """A started service sizes the process-wide pools of pyarrow, BLAS and OpenMP
+    (``app.slices.set_native_threads``); every test starts from the sizes they had before."""
     import pyarrow as pa
+    from threadpoolctl import threadpool_limits
 
     before = pa.cpu_count()
-    yield
+    with threadpool_limits(limits=None):  # restores the BLAS and OpenMP sizes on exit
+        yield
     pa.set_cpu_count(before)
 
 

@@ -3,11 +3,13 @@ matrix predicted at once answers, and an error in a slice is worded for the whol
 
 from __future__ import annotations
 
+import io
 import threading
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from threadpoolctl import threadpool_info
 
 from app.batching import join_predictions, split_prediction
 from app.slices import SLICE_ROWS, RowSlices, sliced_predict
@@ -174,8 +176,42 @@ def test_a_worker_parses_on_the_threads_it_slices_on(
     threads: int,
 ) -> None:
     """pyarrow's pool (the CSV and JSON Lines readers) gets the worker's threads, not a thread
-    per CPU in every worker (``app.slices.set_arrow_threads``)."""
+    per CPU in every worker, and BLAS and OpenMP one thread: a large request's slices are
+    the worker's parallel predictions (``app.slices.set_native_threads``)."""
     monkeypatch.setattr("app.slices.cpus_available", lambda: cpus)
     pa.set_cpu_count(5)  # whatever the service finds, it sets its own
     make_client(workers=workers)
     assert pa.cpu_count() == threads
+    blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas and set(blas) == {1}  # scikit-learn's OpenBLAS, loaded
+
+
+def test_predictions_run_on_one_openmp_thread_wherever_they_run(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, logistic_X: np.ndarray
+) -> None:
+    """OpenMP keeps its limit per thread: a large request's two slices, each on its own
+    thread, predict with one OpenMP thread each (``app.slices.on_one_openmp_thread``)."""
+    monkeypatch.setattr("app.slices.cpus_available", lambda: 2)
+    seen: list[tuple[str, list[int]]] = []
+    real = Model.predict
+
+    def recording(self: Model, X: np.ndarray) -> Prediction:
+        pools = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
+        seen.append((threading.current_thread().name, pools))
+        return real(self, X)
+
+    monkeypatch.setattr(Model, "predict", recording)
+    client = make_client(
+        workers=1, runtime="sklearn", cache_enabled=False, max_body_bytes=32 * 1024 * 1024
+    )
+    X = _rows(logistic_X, 2 * SLICE_ROWS)
+    buffer = io.BytesIO()
+    np.save(buffer, X)
+    response = client.post(
+        "/invocations",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/x-npy", "Accept": "application/x-npy"},
+    )
+    assert response.status_code == 200, response.text
+    assert len({name for name, _ in seen}) == 2  # sliced: two threads predicted
+    assert all(pools == [1] for _, pools in seen), seen  # scikit-learn's libgomp, limited
