@@ -113,12 +113,12 @@ def set_native_threads(threads: int) -> None:
 
     Their defaults, a thread per CPU in every worker, oversubscribed the CPUs. pyarrow's put 4
     parsing threads beside the 2 workers' own on 2 CPUs: as a transform job drives the default
-    server (2 workers, 2 requests at once), a 6 MB 5-feature request took 55-71 ms of server
-    CPU for CSV and 59-76 for JSON Lines, 44-57 and 52-62 with a thread per worker (3 runs
-    alternated), and the rows/s rose by a quarter. With the scikit-learn runtime, OpenBLAS's
-    threads (which spin while they wait) then still took 89-103 ms of CPU per CSV request and
-    102-108 per JSON Lines one, against 44-45 and 53-67 on one thread: 2.7-3.1 against 5.9-6.0
-    M rows/s for CSV.
+    server (2 workers, 2 requests at once), a 6 MB 5-feature request took 44-71 ms of server
+    CPU for CSV and 51-76 for JSON Lines, 43-57 and 50-62 with a thread per worker (5 runs
+    alternated, each lower by 1-15 ms; CSV 3.7-6.0 against 4.2-6.2 M rows/s). With the
+    scikit-learn runtime, OpenBLAS's threads (which spin while they wait) then still took
+    89-103 ms of CPU per CSV request and 102-108 per JSON Lines one, against 44-45 and 53-67
+    on one thread: 2.7-3.1 against 5.9-6.0 M rows/s for CSV.
     """
     import pyarrow as pa
 
