@@ -421,9 +421,10 @@ class _PaddedNull(Exception):
 
 
 def _csv_error(path: Path, names: list[str], e: Exception) -> Exception:
-    """The error for a CSV parse error, naming the column pyarrow numbers."""
+    """The error for a CSV parse error, naming the column pyarrow numbers (on one thread,
+    as on a machine with one CPU, pyarrow also numbers the line: ``Row #4: ``)."""
     reason = " ".join(str(e).split())
-    found = re.search(r"CSV column #(\d+): CSV conversion error to double", reason)
+    found = re.search(r"CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to double", reason)
     if found is None or int(found.group(1)) >= len(names):
         return DataError(f"{path}: the CSV cannot be parsed ({reason}).")
     value = re.search(r"invalid value '(.*)'", reason)

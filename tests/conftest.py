@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from core.model import Model, load_model
@@ -17,17 +18,20 @@ from tests.factories import flags_table, make_bundle, running_moto, train_table
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+_ARROW_THREADS = pa.cpu_count()  # this machine's default, before any service
+
+
 @pytest.fixture(autouse=True)
 def _native_pools_restored() -> Iterator[None]:
     """A started service sizes the process-wide pools of pyarrow, BLAS and OpenMP
-    (``app.slices.set_native_threads``); every test starts from the sizes they had before."""
-    import pyarrow as pa
+    (``app.slices.set_native_threads``), a module's shared service too: every test starts
+    from pyarrow's default, and BLAS and OpenMP get back the sizes they had before it."""
     from threadpoolctl import threadpool_limits
 
-    before = pa.cpu_count()
+    pa.set_cpu_count(_ARROW_THREADS)
     with threadpool_limits(limits=None):  # restores the BLAS and OpenMP sizes on exit
         yield
-    pa.set_cpu_count(before)
+    pa.set_cpu_count(_ARROW_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -207,9 +207,17 @@ def test_batch_scoring_refuses_an_unknown_id_column(
         score_file(logistic_model, str(src), str(tmp_path / "out.csv"), id_column="key")
 
 
+# pyarrow's pool size: one thread (a machine with one CPU, or a serving worker's) words its
+# parse errors with the line ("In CSV column #2: Row #4: CSV conversion error ..."), more
+# threads without it; the errors read the same either way.
+ARROW_THREADS = pytest.mark.parametrize("arrow_threads", [1, 2])
+
+
+@ARROW_THREADS
 def test_batch_scoring_refuses_a_text_feature_column(
-    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray, arrow_threads: int
 ) -> None:
+    pa.set_cpu_count(arrow_threads)  # restored after the test (tests/conftest.py)
     src = write_input(tmp_path / "in.csv", logistic_model, logistic_X)
     lines = src.read_text().splitlines()
     header = lines[0].split(",")
@@ -223,13 +231,15 @@ def test_batch_scoring_refuses_a_text_feature_column(
         score_file(logistic_model, str(src), str(tmp_path / "out.csv"))
 
 
+@ARROW_THREADS
 @pytest.mark.parametrize("cell", [" NA", "NA ", " null "])
 def test_batch_scoring_reads_a_padded_null_spelling_as_missing(
-    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray, cell: str
+    tmp_path: Path, logistic_model: Model, logistic_X: np.ndarray, cell: str, arrow_threads: int
 ) -> None:
     """As the endpoint reads the cell (trimmed): a missing value, refused by row for a model
     trained without gaps. pyarrow matches the null spellings on the untrimmed cell, and the
     number parse failed on the whole file (tests/world/test_fixed_width.py scores one)."""
+    pa.set_cpu_count(arrow_threads)
     src = write_input(tmp_path / "in.csv", logistic_model, logistic_X)
     lines = src.read_text().splitlines()
     col = lines[0].split(",").index('"mean_texture"')
