@@ -214,11 +214,21 @@ def test_signal_lines_become_the_stacks_metrics_with_the_values_of_the_rows_sent
     assert expected[("MissingRatio", (("Feature", MISSING), ("ModelVersion", VERSION)))] == 1 / 6
     assert min(counted[c] for c in (0, 1, 2)) > 0  # several classes
 
-    # Every round had traffic, so every round carries every ratio and share, with the values
-    # of all the rows (each request has the same mix).
-    for ts, figures in rounds.items():
-        ratios = {k: v for k, v in figures.items() if k[0] != "FeaturePsi"}
-        assert ratios == expected, ts
+    # Every round had traffic, so every round carries every ratio and share. A round holds
+    # whole requests only when no snapshot falls while a worker counts one (a request's classes
+    # are counted one after another: a round once held 37 of class 0 and 36 of class 1 in 217
+    # predictions), so each round is checked through its counts: a ratio times the round's rows
+    # (a share times its predictions, from the round's log record) is a whole number, and over
+    # all rounds those add up to what the rows sent hold.
+    totals: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+    for ts, record in zip(sorted(rounds), written, strict=True):
+        figures = {k: v for k, v in rounds[ts].items() if k[0] != "FeaturePsi"}
+        assert figures.keys() == expected.keys(), ts
+        for key, value in figures.items():
+            count = value * record["predictions" if key[0] == "ClassShare" else "rows"]
+            assert count == pytest.approx(round(count), abs=1e-6), (ts, key)
+            totals[key] += round(count)
+    assert {key: totals[key] / n for key in expected} == pytest.approx(expected, abs=1e-12)
 
     # The PSI of the last round is over every row sent (the window holds them all): the
     # monitor's own definition (core/drift) and the direct one.
