@@ -168,7 +168,7 @@ def test_row_slices_refuse_fewer_than_one_thread() -> None:
 
 
 @pytest.mark.parametrize(("cpus", "workers", "threads"), [(2, 2, 1), (2, 1, 2), (8, 3, 2)])
-def test_a_worker_parses_on_the_threads_it_slices_on(
+def test_a_worker_sizes_its_native_pools_to_its_threads(
     make_client: ClientFactory,
     monkeypatch: pytest.MonkeyPatch,
     cpus: int,
